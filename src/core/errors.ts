@@ -1,0 +1,85 @@
+/**
+ * Errors with a stable `code` (like Node's `ERR_*` and undici's `UND_ERR_*`) and the context that
+ * locates them (file, shard, key, url, row). Callers and tests match on `code`, never on message text.
+ */
+
+/** Every code dbprune throws. Add new ones here so the set stays greppable and documented. */
+export const ErrorCodes = {
+  /** A CLI flag or option value is invalid (exit code 2). */
+  USAGE: 'ERR_DBPRUNE_USAGE',
+  /** An option passed to a factory/function failed validation at construction. */
+  INVALID_OPTION: 'ERR_DBPRUNE_INVALID_OPTION',
+  /** Embedding and centroid (or model) dimensions disagree. */
+  DIM_MISMATCH: 'ERR_DBPRUNE_DIM_MISMATCH',
+  /** Metadata/keys row count differs from the embedding row count. */
+  ROW_COUNT_MISMATCH: 'ERR_DBPRUNE_ROW_COUNT_MISMATCH',
+  /** A .npy file is malformed (bad magic, header, dtype, order). */
+  NPY_FORMAT: 'ERR_DBPRUNE_NPY_FORMAT',
+  /** A .npy file ends before the rows its header promises. */
+  NPY_TRUNCATED: 'ERR_DBPRUNE_NPY_TRUNCATED',
+  /** A parquet/csv/jsonl input could not be read or lacks a required column. */
+  INPUT_FORMAT: 'ERR_DBPRUNE_INPUT_FORMAT',
+  /** Input file or glob matched nothing / does not exist. */
+  INPUT_NOT_FOUND: 'ERR_DBPRUNE_INPUT_NOT_FOUND',
+  /** Calibration directory is missing, corrupt or does not match the centroids. */
+  CALIBRATION: 'ERR_DBPRUNE_CALIBRATION',
+  /** Model loading / preprocessing config problems. */
+  MODEL: 'ERR_DBPRUNE_MODEL',
+  /** The run was aborted through its AbortSignal. */
+  ABORTED: 'ERR_DBPRUNE_ABORTED',
+  /** An invariant broke (rows in != rows out, ...): a bug, never user error. */
+  INTERNAL: 'ERR_DBPRUNE_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface ErrorContext {
+  file?: string;
+  shard?: string;
+  key?: string;
+  url?: string;
+  row?: number;
+  [k: string]: unknown;
+}
+
+export class DbpruneError extends Error {
+  readonly code: ErrorCode;
+  readonly context: ErrorContext;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DbpruneError';
+    this.code = code;
+    this.context = context;
+  }
+}
+
+/** A user error: bad flags or option values. The CLI exits with 2 and a one-line message. */
+export class UsageError extends DbpruneError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(ErrorCodes.USAGE, message, context);
+    this.name = 'UsageError';
+  }
+}
+
+export function isDbpruneError(e: unknown): e is DbpruneError {
+  return e instanceof DbpruneError;
+}
+
+/** Throws ERR_DBPRUNE_INVALID_OPTION unless `ok`. Used by option validators at construction time. */
+export function checkOption(ok: boolean, name: string, expected: string, got: unknown): void {
+  if (!ok) {
+    throw new DbpruneError(
+      ErrorCodes.INVALID_OPTION,
+      `option ${name} must be ${expected}, got ${JSON.stringify(got)}`,
+      { option: name },
+    );
+  }
+}
+
+/** Throws ERR_DBPRUNE_ABORTED if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason });
+  }
+}

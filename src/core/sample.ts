@@ -1,0 +1,106 @@
+/**
+ * The data that flows between stages. Hot stages pass columnar micro-batches (keys plus one
+ * Float32Array of N×D); per-sample stages before `embed` pass one object per sample.
+ *
+ * Invariant ("nothing is lost"): every sample that enters a pipeline leaves the sink exactly once,
+ * as `keep`, `drop`, or `drop` with an `error:*` reason. A stage that cannot process a sample marks
+ * it with a {@link RowError} and passes it on; it never swallows it.
+ */
+
+/** Reasons a sample can be dropped or kept, as written in the manifest's `reason` column. */
+export type DecisionReason =
+  | 'dbp' // decided by density-based pruning (kept or dropped by quota)
+  | 'duplicate' // SemDeDup: too similar to an earlier kept sample
+  | `filter:${string}` // dropped by a user-defined stage
+  | `error:${string}`; // could not be processed: error:download, error:untar, error:decode, error:embedding, ...
+
+export type Decision = 'keep' | 'drop';
+
+/** A per-sample failure. `reason` is the manifest reason (`error:decode`), `code` a stable error code. */
+export interface RowError {
+  reason: `error:${string}` | `filter:${string}`;
+  message: string;
+  code?: string;
+}
+
+/** Identity and text of one sample, known from the input before any heavy work. */
+export interface SampleRef {
+  key: string;
+  shard?: string;
+  url?: string;
+  caption?: string;
+  uid?: string;
+}
+
+/** One sample as it comes out of `untar` (or the download stage): raw image bytes and sidecars. */
+export interface ImageSample extends SampleRef {
+  image?: Buffer;
+  /** File extension of the image member, lower-case, without dot: jpg, jpeg, png, webp. */
+  imageExt?: string;
+  /** Parsed `KEY.json` sidecar, when present. */
+  json?: Record<string, unknown>;
+  error?: RowError;
+}
+
+/** One decoded sample: the model's input tensor (C×H×W float32, normalised). */
+export interface DecodedSample extends SampleRef {
+  pixels?: Float32Array;
+  /** Optional small JPEG thumbnail for the report's reservoir. */
+  thumbnail?: Buffer;
+  error?: RowError;
+}
+
+/**
+ * A columnar micro-batch of embedded samples. `embeddings` holds `rows.length × dim` floats,
+ * row-major; the content of a row with an error is unspecified (zeros) and must be ignored.
+ */
+export interface EmbeddingBatch {
+  rows: SampleRef[];
+  dim: number;
+  embeddings: Float32Array;
+  /** Sparse per-row errors; `undefined` (or missing array) means the row is fine. */
+  errors?: (RowError | undefined)[];
+  /** Set by `assign`: nearest centroid per row, -1 for error rows. */
+  cluster?: Int32Array;
+  /** Set by `assign`: cosine distance 1 − ⟨x, c⟩ to that centroid, NaN for error rows. */
+  distance?: Float32Array;
+  /** Set by `dedup`: the key of the earlier kept sample this row duplicates. */
+  duplicateOf?: (string | undefined)[];
+  /** Thumbnails carried through for the report (aligned with rows). */
+  thumbnails?: (Buffer | undefined)[];
+}
+
+/** One manifest row: what the sink writes for every sample, exactly once. */
+export interface ManifestRow {
+  key: string;
+  shard: string | null;
+  url: string | null;
+  caption: string | null;
+  uid?: string | null;
+  decision: Decision;
+  reason: DecisionReason;
+  /** Assigned cluster, -1 when the sample never reached `assign`. */
+  cluster: number;
+  /** Cosine distance to the cluster centroid, null when unknown. */
+  distance: number | null;
+  duplicate_of: string | null;
+  /** Error message for `error:*` rows, else null. */
+  error: string | null;
+}
+
+/** Builds the manifest row for a sample that failed before it could be decided. */
+export function errorRow(ref: SampleRef, err: RowError): ManifestRow {
+  return {
+    key: ref.key,
+    shard: ref.shard ?? null,
+    url: ref.url ?? null,
+    caption: ref.caption ?? null,
+    uid: ref.uid ?? null,
+    decision: 'drop',
+    reason: err.reason,
+    cluster: -1,
+    distance: null,
+    duplicate_of: null,
+    error: err.message,
+  };
+}
