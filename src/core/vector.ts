@@ -1,0 +1,64 @@
+/** Row-wise vector helpers on row-major Float32Array matrices. Pure math, no I/O. */
+
+/** Float64 dot product of row `i` of `a` and row `j` of `b`, both with `dim` columns. */
+export function dotRows(a: Float32Array, i: number, b: Float32Array, j: number, dim: number): number {
+  let s = 0;
+  const ai = i * dim;
+  const bj = j * dim;
+  for (let t = 0; t < dim; t++) s += a[ai + t] * b[bj + t];
+  return s;
+}
+
+export interface NormalizeResult {
+  /** Rows whose norm differed from 1 by more than `tolerance` and were rescaled. */
+  renormalized: number;
+  /** Rows holding NaN/Inf or a zero vector: left as they are, flagged in `invalid`. */
+  invalidCount: number;
+  /** invalid[i] = 1 when row i cannot be used. Allocated only when some row is invalid. */
+  invalid: Uint8Array | null;
+}
+
+/**
+ * L2-normalises the `n` rows of `x` (n×dim) in place, in float64 arithmetic.
+ * Rows already within `tolerance` of unit length are left bit-for-bit untouched, so normalised
+ * inputs (as the reference method assumes) give exactly the reference distances.
+ */
+export function normalizeRows(x: Float32Array, n: number, dim: number, tolerance = 1e-4): NormalizeResult {
+  let renormalized = 0;
+  let invalidCount = 0;
+  let invalid: Uint8Array | null = null;
+  for (let i = 0; i < n; i++) {
+    const o = i * dim;
+    let s = 0;
+    for (let t = 0; t < dim; t++) {
+      const v = x[o + t];
+      s += v * v;
+    }
+    if (!Number.isFinite(s) || s === 0) {
+      invalid ??= new Uint8Array(n);
+      invalid[i] = 1;
+      invalidCount++;
+      continue;
+    }
+    const norm = Math.sqrt(s);
+    if (Math.abs(norm - 1) > tolerance) {
+      const inv = 1 / norm;
+      for (let t = 0; t < dim; t++) x[o + t] *= inv;
+      renormalized++;
+    }
+  }
+  return { renormalized, invalidCount, invalid };
+}
+
+/** Returns a copy of `c` (k×dim) with every row scaled to unit length (float64 arithmetic). */
+export function normalizedCopy(c: Float32Array, k: number, dim: number): Float32Array {
+  const out = new Float32Array(k * dim);
+  for (let j = 0; j < k; j++) {
+    const o = j * dim;
+    let s = 0;
+    for (let t = 0; t < dim; t++) s += c[o + t] * c[o + t];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let t = 0; t < dim; t++) out[o + t] = c[o + t] * inv;
+  }
+  return out;
+}
