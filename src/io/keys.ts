@@ -1,0 +1,155 @@
+/**
+ * Key lists: a text file with one sample key a line (`keys.txt`), read as a stream of string
+ * batches that line up with `.npy` row batches.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+
+export interface ReadKeysOptions {
+  /** Keys per yielded batch. Default 8192; 1 … 2^24. */
+  batchRows?: number;
+  signal?: AbortSignal;
+}
+
+async function checkExists(path: string): Promise<void> {
+  try {
+    await stat(path);
+  } catch (e) {
+    throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `${path}: no such file`, { file: path }, { cause: e });
+  }
+}
+
+/**
+ * Yields the lines of a key file in batches of exactly `batchRows` (the last one shorter).
+ * `\n` and `\r\n` line ends; a final newline is optional; a UTF-8 BOM is ignored. Blank lines
+ * are errors: a key list must stay row-aligned with its embeddings.
+ *
+ * @throws ERR_DBPRUNE_INPUT_NOT_FOUND when the file does not exist.
+ * @throws ERR_DBPRUNE_INPUT_FORMAT (context.file, context.row) for an empty line.
+ * @throws ERR_DBPRUNE_ABORTED when `signal` fires.
+ */
+export async function* readKeyBatches(path: string, options: ReadKeysOptions = {}): AsyncGenerator<string[]> {
+  const batchRows = options.batchRows ?? 8192;
+  checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
+  const { signal } = options;
+  throwIfAborted(signal);
+  await checkExists(path);
+  let batch: string[] = [];
+  let row = 0;
+  let carry = '';
+  let first = true;
+  const pushLine = (line: string): void => {
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.length === 0) {
+      throw new DbpruneError(ErrorCodes.INPUT_FORMAT, `${path}: empty key on line ${row + 1}`, { file: path, row });
+    }
+    batch.push(line);
+    row++;
+  };
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream as AsyncIterable<string>) {
+      throwIfAborted(signal);
+      let text = carry + chunk;
+      if (first) {
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+        first = false;
+      }
+      let startIdx = 0;
+      for (;;) {
+        const nl = text.indexOf('\n', startIdx);
+        if (nl < 0) break;
+        pushLine(text.slice(startIdx, nl));
+        startIdx = nl + 1;
+        if (batch.length === batchRows) {
+          const out = batch;
+          batch = [];
+          yield out;
+          throwIfAborted(signal);
+        }
+      }
+      carry = text.slice(startIdx);
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (carry.length > 0 && carry !== '\r') pushLine(carry);
+  if (batch.length > 0) yield batch;
+}
+
+/**
+ * Counts the keys in a key file (lines, not counting a final newline) without keeping them.
+ * @throws ERR_DBPRUNE_INPUT_NOT_FOUND when the file does not exist.
+ */
+export async function countKeys(path: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+  await checkExists(path);
+  let n = 0;
+  let lastByte = -1;
+  let any = false;
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      throwIfAborted(options.signal);
+      let i = -1;
+      while ((i = chunk.indexOf(10, i + 1)) >= 0) n++;
+      if (chunk.length) {
+        lastByte = chunk[chunk.length - 1];
+        any = true;
+      }
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (any && lastByte !== 10) n++;
+  return n;
+}
+
+/**
+ * Pulls exact-size slices out of an async iterable of arrays of any sizes (e.g. key batches or
+ * metadata row groups), so that they can be paired with `.npy` batches.
+ */
+export class BatchTaker<T> {
+  private buf: T[] = [];
+  private pos = 0;
+  private done = false;
+  private readonly it: AsyncIterator<T[]>;
+
+  constructor(source: AsyncIterable<T[]>) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  /** Returns the next `n` items, or fewer if the source ends first. */
+  async take(n: number): Promise<T[]> {
+    const out: T[] = [];
+    while (out.length < n) {
+      if (this.pos >= this.buf.length) {
+        if (this.done) break;
+        const r = await this.it.next();
+        if (r.done) {
+          this.done = true;
+          break;
+        }
+        this.buf = r.value;
+        this.pos = 0;
+        continue;
+      }
+      const k = Math.min(n - out.length, this.buf.length - this.pos);
+      if (this.pos === 0 && k === this.buf.length && out.length === 0 && k === n) {
+        this.pos = k;
+        return this.buf; // whole batch, no copy
+      }
+      for (let i = 0; i < k; i++) out.push(this.buf[this.pos + i]);
+      this.pos += k;
+    }
+    return out;
+  }
+
+  /** Stops the underlying source (runs its `finally` blocks). */
+  async close(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.it.return?.();
+    }
+  }
+}
