@@ -29,6 +29,14 @@ export const ErrorCodes = {
   ABORTED: 'ERR_DBPRUNE_ABORTED',
   /** An invariant broke (rows in != rows out, ...): a bug, never user error. */
   INTERNAL: 'ERR_DBPRUNE_INTERNAL',
+  /** A shard or image could not be fetched (HTTP status, reset, timeout, size cap, missing file). */
+  DOWNLOAD: 'ERR_DBPRUNE_DOWNLOAD',
+  /** A tar shard is malformed or truncated, or a member is over its size cap. */
+  UNTAR: 'ERR_DBPRUNE_UNTAR',
+  /** An image could not be decoded (corrupt, unsupported, or over the pixel limit). */
+  DECODE: 'ERR_DBPRUNE_DECODE',
+  /** A model produced an unusable embedding (NaN or zero norm) for a sample. */
+  EMBEDDING: 'ERR_DBPRUNE_EMBEDDING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,0 +1,290 @@
+/**
+ * Reading webdataset / img2dataset tar shards: members are grouped by key into {@link ImageSample}s.
+ *
+ * Member naming follows webdataset: the key is the member path up to the first dot of its basename,
+ * the extension is the rest, lower-cased (`000010012.jpg` → key `000010012`, ext `jpg`). Known
+ * extensions: `jpg|jpeg|png|webp` (image), `txt` (caption), `json` (sidecar). Other members (`.cls`,
+ * directories, dot-files) are skipped. Members of one key are adjacent in img2dataset tars, so a key
+ * is flushed as soon as the next key starts: memory holds one sample at a time.
+ */
+import { extract as tarExtract } from 'tar-stream';
+import { DbpruneError, ErrorCodes, isDbpruneError } from '../core/errors.js';
+import type { ImageSample, RowError } from '../core/sample.js';
+
+/** Image member extensions recognised, lower-case, without dot. */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['jpg', 'jpeg', 'png', 'webp']);
+
+/** A non-fatal problem met while reading a shard (bad JSON sidecar, second image for a key). */
+export interface TarWarning {
+  shard?: string;
+  key: string;
+  member: string;
+  message: string;
+}
+
+export interface TarSamplesOptions {
+  /** Shard name or URL, copied into every sample's `shard` and into error context. */
+  shard?: string;
+  /** Largest member read into memory, bytes. Default 256 MiB, 1..2^31. A bigger member is skipped
+   *  and its sample gets `error:untar`. */
+  maxMemberBytes?: number;
+  /** Called for non-fatal problems; the sample is kept. */
+  onWarning?: (w: TarWarning) => void;
+  signal?: AbortSignal;
+}
+
+/** Default for {@link TarSamplesOptions.maxMemberBytes}. */
+export const DEFAULT_MAX_MEMBER_BYTES = 256 * 1024 * 1024;
+
+/** Splits a member path into webdataset key and extension; `undefined` for names without either. */
+export function splitMemberName(name: string): { key: string; ext: string } | undefined {
+  const slash = name.lastIndexOf('/');
+  const dir = name.slice(0, slash + 1);
+  const base = name.slice(slash + 1);
+  const dot = base.indexOf('.');
+  if (dot <= 0 || dot === base.length - 1) return undefined;
+  const key = (dir.startsWith('./') ? dir.slice(2) : dir) + base.slice(0, dot);
+  return { key, ext: base.slice(dot + 1).toLowerCase() };
+}
+
+interface Group {
+  key: string;
+  image?: Buffer;
+  imageExt?: string;
+  caption?: string;
+  json?: Record<string, unknown>;
+  error?: RowError;
+}
+
+function toSample(g: Group, shard: string | undefined): ImageSample {
+  const s: ImageSample = { key: g.key };
+  if (shard !== undefined) s.shard = shard;
+  const json = g.json;
+  if (json && typeof json.url === 'string') s.url = json.url;
+  if (g.caption !== undefined) s.caption = g.caption;
+  else if (json && typeof json.caption === 'string') s.caption = json.caption;
+  if (json && typeof json.uid === 'string') s.uid = json.uid;
+  if (json) s.json = json;
+  if (g.error) {
+    s.error = g.error;
+  } else if (g.image) {
+    s.image = g.image;
+    s.imageExt = g.imageExt;
+  } else {
+    s.error = {
+      reason: 'error:missing-image',
+      message: `no image member (.jpg/.jpeg/.png/.webp) for key ${g.key}${shard ? ` in shard ${shard}` : ''}`,
+      code: ErrorCodes.UNTAR,
+    };
+  }
+  return s;
+}
+
+async function readMember(entry: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of entry) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+}
+
+async function drain(entry: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of entry) {
+    // discard
+  }
+}
+
+/**
+ * Reads tar bytes and yields one {@link ImageSample} per key, in tar order.
+ *
+ * Consumes: an async iterable of tar bytes (a file stream, an HTTP body, a generator).
+ * Emits: samples with `image`/`imageExt`, `caption` (from `KEY.txt`, else the sidecar's `caption`),
+ * `json` (the parsed sidecar; `url` and `uid` copied from it). A key without an image member gets
+ * `error:missing-image`; a member over `maxMemberBytes` gets `error:untar`. A sidecar that is not
+ * valid JSON is ignored (the sample is kept) and reported through `onWarning`.
+ *
+ * Throws, after yielding every sample completed before the failure:
+ * - `ERR_DBPRUNE_DOWNLOAD` (or the source's own {@link DbpruneError}) when the byte source fails;
+ * - `ERR_DBPRUNE_UNTAR` when the bytes are not a valid tar (bad header, truncated archive);
+ * - `ERR_DBPRUNE_ABORTED` when `signal` fires.
+ * A sample whose image member was cut off by the failure is not yielded: the caller reports the shard.
+ */
+export async function* readTarSamples(
+  source: AsyncIterable<Uint8Array>,
+  opts: TarSamplesOptions = {},
+): AsyncGenerator<ImageSample> {
+  const { shard, onWarning, signal } = opts;
+  const maxMemberBytes = opts.maxMemberBytes ?? DEFAULT_MAX_MEMBER_BYTES;
+  const extract = tarExtract();
+  let sourceError: unknown;
+  let stopped = false;
+
+  // Feed the parser with backpressure. On a source failure, end (not destroy) the parser so every
+  // complete member already received is still parsed; the failure is reported after that.
+  const feed = (async () => {
+    const it = source[Symbol.asyncIterator]();
+    try {
+      while (!stopped && !extract.destroying) {
+        const r = await it.next();
+        if (r.done) break;
+        if (!extract.write(r.value) && !extract.destroying) {
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              extract.off('drain', done);
+              extract.off('close', done);
+              resolve();
+            };
+            extract.on('drain', done);
+            extract.on('close', done);
+          });
+        }
+      }
+    } catch (e) {
+      sourceError = e ?? new Error('source failed');
+    } finally {
+      if (stopped) await it.return?.(undefined).catch(() => undefined);
+      extract.end(undefined);
+    }
+  })();
+
+  const abortError = (): DbpruneError =>
+    new DbpruneError(ErrorCodes.ABORTED, 'aborted', shard ? { shard } : {}, { cause: signal?.reason });
+
+  let group: Group | undefined;
+  try {
+    try {
+      for await (const entry of extract) {
+        if (signal?.aborted) throw abortError();
+        const h = entry.header;
+        const parts = h.type === 'file' || h.type === 'contiguous-file' ? splitMemberName(h.name) : undefined;
+        const ext = parts?.ext;
+        const kind =
+          ext === undefined ? undefined : IMAGE_EXTENSIONS.has(ext) ? 'image' : ext === 'txt' ? 'txt' : ext === 'json' ? 'json' : undefined;
+        if (!parts || !kind) {
+          await drain(entry);
+          continue;
+        }
+        if (group && group.key !== parts.key) {
+          const done = group;
+          group = undefined;
+          yield toSample(done, shard);
+        }
+        group ??= { key: parts.key };
+        const size = h.size ?? 0;
+        if (size > maxMemberBytes) {
+          await drain(entry);
+          group.error ??= {
+            reason: 'error:untar',
+            message: `member ${h.name} is ${size} bytes, above maxMemberBytes ${maxMemberBytes}${shard ? ` (shard ${shard})` : ''}`,
+            code: ErrorCodes.UNTAR,
+          };
+          continue;
+        }
+        const body = await readMember(entry);
+        if (kind === 'image') {
+          if (group.image) {
+            onWarning?.({ shard, key: parts.key, member: h.name, message: `second image member ${h.name} ignored` });
+          } else {
+            group.image = body;
+            group.imageExt = ext;
+          }
+        } else if (kind === 'txt') {
+          group.caption = body.toString('utf8');
+        } else {
+          try {
+            const parsed: unknown = JSON.parse(body.toString('utf8'));
+            if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) group.json = parsed as Record<string, unknown>;
+            else onWarning?.({ shard, key: parts.key, member: h.name, message: `sidecar ${h.name} is not a JSON object; ignored` });
+          } catch (e) {
+            onWarning?.({
+              shard,
+              key: parts.key,
+              member: h.name,
+              message: `sidecar ${h.name} is not valid JSON (${(e as Error).message}); ignored`,
+            });
+          }
+        }
+      }
+    } catch (e) {
+      if (isDbpruneError(e) && e.code === ErrorCodes.ABORTED) throw e;
+      // No wait for `feed` here: a source failure is recorded before the parser is ended, so
+      // `sourceError` is already set when the parser fails because of it.
+      // A group whose image arrived whole is a sample that was read; anything else is lost with the shard.
+      if (group?.image || group?.error) {
+        const done = group;
+        group = undefined;
+        yield toSample(done, shard);
+      }
+      throw classify(e, sourceError, shard);
+    }
+    await feed;
+    if (sourceError !== undefined) {
+      if (group?.image || group?.error) {
+        const done = group;
+        group = undefined;
+        yield toSample(done, shard);
+      }
+      throw classify(sourceError, sourceError, shard);
+    }
+    if (signal?.aborted) throw abortError();
+    if (group) {
+      const done = group;
+      group = undefined;
+      yield toSample(done, shard);
+    }
+  } finally {
+    stopped = true;
+    extract.destroy();
+    // Not awaited: a stalled source is cancelled by the caller's signal, not by waiting here.
+    feed.catch(() => undefined);
+  }
+}
+
+function classify(e: unknown, sourceError: unknown, shard: string | undefined): DbpruneError {
+  const ctx = shard ? { shard } : {};
+  if (sourceError !== undefined) {
+    if (isDbpruneError(sourceError)) return sourceError;
+    return new DbpruneError(
+      ErrorCodes.DOWNLOAD,
+      `reading ${shard ?? 'tar stream'} failed: ${(sourceError as Error)?.message ?? String(sourceError)}`,
+      ctx,
+      { cause: sourceError },
+    );
+  }
+  if (isDbpruneError(e)) return e;
+  return new DbpruneError(
+    ErrorCodes.UNTAR,
+    `${shard ?? 'tar stream'} is not a valid tar: ${(e as Error)?.message ?? String(e)}`,
+    ctx,
+    { cause: e },
+  );
+}
+
+/**
+ * The one row that stands for a shard that failed as a whole or part-way: key `<basename>:shard`
+ * (e.g. `00003.tar:shard`), reason `error:untar` for `ERR_DBPRUNE_UNTAR`, `error:download` for
+ * anything else, message naming the shard and the cause. The samples read before the failure have
+ * already been emitted as ordinary rows; this row accounts for the rest of the shard.
+ */
+export function shardErrorSample(shard: string, err: unknown): ImageSample {
+  const code = isDbpruneError(err) ? err.code : ErrorCodes.DOWNLOAD;
+  const reason = code === ErrorCodes.UNTAR ? 'error:untar' : 'error:download';
+  const raw = (err as Error)?.message ?? String(err);
+  const message = raw.includes(shard) ? raw : `shard ${shard}: ${raw}`;
+  const s: ImageSample = { key: `${shardBasename(shard)}:shard`, shard, error: { reason, message, code } };
+  if (/^https?:\/\//i.test(shard)) s.url = shard;
+  return s;
+}
+
+/** Last path segment of a shard path or URL, without query string. */
+export function shardBasename(shard: string): string {
+  let p = shard;
+  if (/^https?:\/\//i.test(p)) {
+    try {
+      p = new URL(p).pathname;
+    } catch {
+      // keep as is
+    }
+  }
+  p = p.replace(/[/\\]+$/, '');
+  const i = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
+  return i >= 0 ? p.slice(i + 1) : p;
+}

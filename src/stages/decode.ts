@@ -1,0 +1,185 @@
+/**
+ * `decode`: image bytes → the model's normalised C×H×W float32 input tensor (sharp/libvips).
+ */
+import { Duplex } from 'node:stream';
+import sharp from 'sharp';
+import { checkOption, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import type { DecodedSample, ImageSample, RowError } from '../core/sample.js';
+import { DEFAULT_PREPROCESSING, type ResizeKernel, type ResizeMode } from '../io/model-config.js';
+
+export interface DecodeOptions {
+  /** Output side in pixels (square). Default 224, 1..8192. */
+  size?: number;
+  /** `shortest-center-crop` (default; resize the shorter side to `size`, crop the centre — CLIP)
+   *  or `squash` (resize to size×size ignoring aspect ratio). */
+  mode?: ResizeMode;
+  /** Per-channel RGB mean after rescaling to [0, 1]. Default CLIP's. */
+  mean?: readonly number[];
+  /** Per-channel RGB std. Default CLIP's; no zeros. */
+  std?: readonly number[];
+  /** Resampling kernel. Default `cubic` (PIL bicubic). */
+  kernel?: ResizeKernel;
+  /** Factor on 0..255 values before normalising. Default 1/255, > 0. */
+  rescaleFactor?: number;
+  /** Largest input width×height decoded (sharp `limitInputPixels`). Default 50e6, 1..1e10. */
+  maxPixels?: number;
+  /** Images decoded at once. Default 2, 1..64. Output order is input order regardless. */
+  concurrency?: number;
+  /** RGB 0..255 that transparent pixels are composited onto (like img2dataset, which stores
+   *  fully transparent pixels as white). Default [255, 255, 255]. */
+  background?: readonly number[];
+  /** Side of an optional JPEG thumbnail (cropped like the tensor) in `thumbnail`. Default off, 8..512. */
+  thumbnail?: number;
+  signal?: AbortSignal;
+}
+
+interface Resolved {
+  size: number;
+  mode: ResizeMode;
+  kernel: ResizeKernel;
+  maxPixels: number;
+  thumbnail: number | undefined;
+  background: { r: number; g: number; b: number };
+  scale: Float32Array;
+  offset: Float32Array;
+}
+
+const MODES: readonly ResizeMode[] = ['shortest-center-crop', 'squash'];
+const KERNELS: readonly ResizeKernel[] = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'];
+
+function resolve(o: DecodeOptions): Resolved {
+  const size = o.size ?? DEFAULT_PREPROCESSING.size;
+  checkOption(Number.isInteger(size) && size >= 1 && size <= 8192, 'size', 'an integer in 1..8192', size);
+  const mode = o.mode ?? DEFAULT_PREPROCESSING.mode;
+  checkOption(MODES.includes(mode), 'mode', MODES.join(' | '), mode);
+  const kernel = o.kernel ?? DEFAULT_PREPROCESSING.kernel;
+  checkOption(KERNELS.includes(kernel), 'kernel', KERNELS.join(' | '), kernel);
+  const mean = o.mean ?? DEFAULT_PREPROCESSING.mean;
+  checkOption(Array.isArray(mean) && mean.length === 3 && mean.every((x) => Number.isFinite(x)), 'mean', '3 finite numbers', mean);
+  const std = o.std ?? DEFAULT_PREPROCESSING.std;
+  checkOption(Array.isArray(std) && std.length === 3 && std.every((x) => Number.isFinite(x) && x !== 0), 'std', '3 finite non-zero numbers', std);
+  const rescale = o.rescaleFactor ?? DEFAULT_PREPROCESSING.rescaleFactor;
+  checkOption(Number.isFinite(rescale) && rescale > 0, 'rescaleFactor', 'a positive number', rescale);
+  const maxPixels = o.maxPixels ?? 50e6;
+  checkOption(Number.isInteger(maxPixels) && maxPixels >= 1 && maxPixels <= 1e10, 'maxPixels', 'an integer in 1..1e10', maxPixels);
+  const thumbnail = o.thumbnail;
+  checkOption(thumbnail === undefined || (Number.isInteger(thumbnail) && thumbnail >= 8 && thumbnail <= 512), 'thumbnail', 'an integer in 8..512', thumbnail);
+  const bg = o.background ?? [255, 255, 255];
+  checkOption(Array.isArray(bg) && bg.length === 3 && bg.every((x) => Number.isInteger(x) && x >= 0 && x <= 255), 'background', '3 integers in 0..255', bg);
+  const background = { r: bg[0], g: bg[1], b: bg[2] };
+  const scale = new Float32Array(3);
+  const offset = new Float32Array(3);
+  for (let c = 0; c < 3; c++) {
+    scale[c] = rescale / std[c];
+    offset[c] = -mean[c] / std[c];
+  }
+  return { size, mode, kernel, maxPixels, thumbnail, background, scale, offset };
+}
+
+function ref(s: ImageSample): DecodedSample {
+  const d: DecodedSample = { key: s.key };
+  if (s.shard !== undefined) d.shard = s.shard;
+  if (s.url !== undefined) d.url = s.url;
+  if (s.caption !== undefined) d.caption = s.caption;
+  if (s.uid !== undefined) d.uid = s.uid;
+  return d;
+}
+
+async function decodeOne(s: ImageSample, r: Resolved): Promise<DecodedSample> {
+  const out = ref(s);
+  if (s.error) {
+    out.error = s.error;
+    return out;
+  }
+  if (!s.image || s.image.length === 0) {
+    out.error = { reason: 'error:decode', message: `sample ${s.key} has no image bytes`, code: ErrorCodes.DECODE };
+    return out;
+  }
+  try {
+    const { data, info } = await sharp(s.image, { limitInputPixels: r.maxPixels })
+      .flatten({ background: r.background })
+      .toColourspace('srgb')
+      .resize(r.size, r.size, { fit: r.mode === 'squash' ? 'fill' : 'cover', position: 'centre', kernel: r.kernel })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const hw = r.size * r.size;
+    const ch = info.channels;
+    if (info.width !== r.size || info.height !== r.size || data.length < hw * ch) {
+      throw new Error(`unexpected decoder output ${info.width}×${info.height}×${ch}`);
+    }
+    const px = new Float32Array(3 * hw);
+    const { scale, offset } = r;
+    for (let c = 0; c < 3; c++) {
+      const src = ch >= 3 ? c : 0;
+      const a = scale[c];
+      const b = offset[c];
+      const base = c * hw;
+      for (let i = 0, j = src; i < hw; i++, j += ch) px[base + i] = data[j] * a + b;
+    }
+    out.pixels = px;
+    if (r.thumbnail !== undefined) {
+      out.thumbnail = await sharp(data, { raw: { width: r.size, height: r.size, channels: ch as 1 | 2 | 3 | 4 } })
+        .resize(r.thumbnail, r.thumbnail, { fit: 'fill' })
+        .jpeg({ quality: 75 })
+        .toBuffer();
+    }
+    return out;
+  } catch (e) {
+    out.error = await decodeError(s, e, r);
+    return out;
+  }
+}
+
+async function decodeError(s: ImageSample, e: unknown, r: Resolved): Promise<RowError> {
+  const msg = (e as Error)?.message ?? String(e);
+  const where = `${s.key}${s.shard ? ` (shard ${s.shard})` : ''}`;
+  if (/pixel limit/i.test(msg)) {
+    let dims = '';
+    try {
+      const m = await sharp(s.image, { limitInputPixels: false }).metadata();
+      if (m.width && m.height) dims = ` ${m.width}×${m.height} = ${m.width * m.height} pixels,`;
+    } catch {
+      // header unreadable: keep the short message
+    }
+    return { reason: 'error:decode', message: `image ${where} is too large:${dims} above maxPixels ${r.maxPixels}`, code: ErrorCodes.DECODE };
+  }
+  return { reason: 'error:decode', message: `cannot decode image ${where}${s.imageExt ? ` (.${s.imageExt})` : ''}: ${msg}`, code: ErrorCodes.DECODE };
+}
+
+/**
+ * Stage: consumes {@link ImageSample}s, emits one {@link DecodedSample} per sample, in input order.
+ *
+ * Each image is decoded with sharp, transparency composited onto `background` (white), converted to sRGB,
+ * resized to `size`×`size` (`mode`), then normalised per channel, `(v · rescaleFactor − mean) / std`,
+ * into `pixels` (C×H×W float32, RGB). Options and defaults: see {@link DecodeOptions}; they are
+ * validated here (`ERR_DBPRUNE_INVALID_OPTION`). Preprocessing of a transformers.js model dir:
+ * `resolveModel(dir).preprocessing` from `../io/model-config.js`.
+ *
+ * Per-sample failures become rows, never stage errors: an input row that already has an error
+ * passes through with it; a corrupt or unsupported image, or one above `maxPixels` (message gives
+ * its size and the limit), gets `error:decode` (code `ERR_DBPRUNE_DECODE`).
+ * The stage fails only with `ERR_DBPRUNE_ABORTED` on `signal`.
+ */
+export function decode(opts: DecodeOptions = {}): Duplex {
+  const r = resolve(opts);
+  const concurrency = opts.concurrency ?? 2;
+  checkOption(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64, 'concurrency', 'an integer in 1..64', concurrency);
+  const { signal } = opts;
+  return Duplex.from(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
+    const inflight: Promise<DecodedSample>[] = [];
+    try {
+      for await (const s of source) {
+        throwIfAborted(signal);
+        inflight.push(decodeOne(s, r));
+        if (inflight.length >= concurrency) yield await (inflight.shift() as Promise<DecodedSample>);
+      }
+      while (inflight.length > 0) {
+        throwIfAborted(signal);
+        yield await (inflight.shift() as Promise<DecodedSample>);
+      }
+    } finally {
+      // decodeOne never rejects; nothing to clean up beyond dropping the references.
+      inflight.length = 0;
+    }
+  });
+}

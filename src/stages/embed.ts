@@ -1,0 +1,283 @@
+/**
+ * `embed`: decoded samples → micro-batches of L2-normalised embeddings (onnxruntime-node).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
+import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
+import { resolveModel } from '../io/model-config.js';
+
+export interface EmbedOptions {
+  /** An `.onnx` file, a transformers.js/optimum model directory (`onnx/vision_model.onnx`), or an
+   *  already created `InferenceSession` (shared, not released by the stage). Required. */
+  model: string | InferenceSession;
+  /** Rows per inference call and per emitted batch, at most. Default 32, 1..4096. */
+  batchSize?: number;
+  /** A partial batch is run this long after its first row arrived, ms. Default 50, 0..60_000. */
+  maxDelayMs?: number;
+  /** onnxruntime intra-op threads. Default 2, 1..64. */
+  threads?: number;
+  /** Model input to feed. Default `pixel_values` if present, else the first input. */
+  inputName?: string;
+  /** Model output to read. Default `image_embeds`, else `pooler_output`, else the first output.
+   *  A [N, T, D] output is reduced to its first token (CLS). */
+  outputName?: string;
+  /** Input side when the model's input shape has symbolic H/W. Default: the model dir's
+   *  preprocessor config, else 224. */
+  imageSize?: number;
+  signal?: AbortSignal;
+}
+
+interface ModelInfo {
+  session: InferenceSession;
+  owned: boolean;
+  inputName: string;
+  outputName: string;
+  height: number;
+  width: number;
+  /** Static batch dimension, or 0 when dynamic. */
+  fixedBatch: number;
+  dim: number;
+}
+
+function toRef(s: DecodedSample): SampleRef {
+  const r: SampleRef = { key: s.key };
+  if (s.shard !== undefined) r.shard = s.shard;
+  if (s.url !== undefined) r.url = s.url;
+  if (s.caption !== undefined) r.caption = s.caption;
+  if (s.uid !== undefined) r.uid = s.uid;
+  return r;
+}
+
+async function loadModel(o: EmbedOptions, threads: number): Promise<ModelInfo> {
+  let session: InferenceSession;
+  let owned = false;
+  let configured: number | undefined;
+  if (typeof o.model === 'string') {
+    const loc = await resolveModel(o.model);
+    configured = loc.preprocessing?.size;
+    try {
+      session = await InferenceSession.create(loc.onnxPath, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+    } catch (e) {
+      throw new DbpruneError(ErrorCodes.MODEL, `cannot load ONNX model ${loc.onnxPath}: ${(e as Error).message}`, { file: loc.onnxPath }, { cause: e });
+    }
+    owned = true;
+  } else {
+    session = o.model;
+  }
+  const file = typeof o.model === 'string' ? o.model : undefined;
+  const pick = (names: readonly string[], wanted: string | undefined, prefs: string[], what: string): string => {
+    if (wanted !== undefined) {
+      if (!names.includes(wanted)) {
+        throw new DbpruneError(ErrorCodes.MODEL, `model has no ${what} ${wanted} (has ${names.join(', ')})`, { file });
+      }
+      return wanted;
+    }
+    return prefs.find((p) => names.includes(p)) ?? names[0];
+  };
+  const inputName = pick(session.inputNames, o.inputName, ['pixel_values'], 'input');
+  const outputName = pick(session.outputNames, o.outputName, ['image_embeds', 'pooler_output'], 'output');
+  const meta = session.inputMetadata?.[session.inputNames.indexOf(inputName)];
+  const shape = meta && meta.isTensor ? meta.shape : [];
+  if (shape.length !== 0 && shape.length !== 4) {
+    throw new DbpruneError(ErrorCodes.MODEL, `model input ${inputName} has rank ${shape.length}, expected 4 (N, 3, H, W)`, { file });
+  }
+  const fallback = o.imageSize ?? configured ?? 224;
+  const dimOf = (v: number | string | undefined, d: number): number => (typeof v === 'number' && v > 0 ? v : d);
+  const fixedBatch = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : 0;
+  const height = dimOf(shape[2], fallback);
+  const width = dimOf(shape[3], fallback);
+  const info: ModelInfo = { session, owned, inputName, outputName, height, width, fixedBatch, dim: 0 };
+  // One warm-up row: finds the embedding width and checks that the model runs at this size.
+  const n = fixedBatch || 1;
+  let out;
+  try {
+    out = await session.run({ [inputName]: new Tensor('float32', new Float32Array(n * 3 * height * width), [n, 3, height, width]) });
+  } catch (e) {
+    throw new DbpruneError(ErrorCodes.MODEL, `model does not run on [${n}, 3, ${height}, ${width}] input: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  const t = out[outputName];
+  if (!t || (t.dims.length !== 2 && t.dims.length !== 3)) {
+    throw new DbpruneError(ErrorCodes.MODEL, `model output ${outputName} has dims [${t?.dims.join(', ')}], expected [N, D] or [N, T, D]`, { file });
+  }
+  info.dim = t.dims[t.dims.length - 1];
+  return info;
+}
+
+/**
+ * Runs the model on `rows` (indices into `samples`) and writes L2-normalised embeddings into
+ * `matrix`; rows whose embedding is not finite or has zero norm get `error:embedding`.
+ */
+async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], matrix: Float32Array, errors: (RowError | undefined)[]): Promise<void> {
+  const per = 3 * m.height * m.width;
+  const chunk = m.fixedBatch || rows.length;
+  for (let start = 0; start < rows.length; start += chunk) {
+    const part = rows.slice(start, start + chunk);
+    const n = m.fixedBatch || part.length;
+    const input = new Float32Array(n * per);
+    part.forEach((r, i) => input.set(samples[r].pixels as Float32Array, i * per));
+    let out;
+    try {
+      out = await m.session.run({ [m.inputName]: new Tensor('float32', input, [n, 3, m.height, m.width]) });
+    } catch (e) {
+      throw new DbpruneError(ErrorCodes.MODEL, `inference failed on a batch of ${n}: ${(e as Error).message}`, { key: samples[part[0]].key }, { cause: e });
+    }
+    const t = out[m.outputName];
+    const data = t.data as Float32Array;
+    const d = m.dim;
+    const rowStride = t.dims.length === 3 ? Number(t.dims[1]) * d : d; // [N, T, D]: token 0
+    part.forEach((r, i) => {
+      const src = i * rowStride;
+      let ss = 0;
+      for (let k = 0; k < d; k++) ss += data[src + k] * data[src + k];
+      const norm = Math.sqrt(ss);
+      if (!Number.isFinite(norm) || norm === 0) {
+        errors[r] = {
+          reason: 'error:embedding',
+          message: `model gave a ${Number.isFinite(norm) ? 'zero' : 'non-finite'} embedding for ${samples[r].key}`,
+          code: ErrorCodes.EMBEDDING,
+        };
+        return;
+      }
+      const inv = 1 / norm;
+      const dst = r * d;
+      for (let k = 0; k < d; k++) matrix[dst + k] = data[src + k] * inv;
+    });
+  }
+}
+
+/**
+ * Stage: consumes {@link DecodedSample}s, emits {@link EmbeddingBatch}es (objectMode).
+ *
+ * Samples are collected into micro-batches of up to `batchSize` rows; a partial batch is run when
+ * `maxDelayMs` has passed since its first row, and at the end of input. One batch is in inference
+ * at a time (backpressure). Rows keep input order across and within batches. Each emitted batch
+ * holds every row it received: `embeddings` is rows × dim, L2-normalised; rows that arrived with
+ * an error, or whose embedding is zero/non-finite (`error:embedding`), have `errors[i]` set and
+ * zeros in the matrix. `thumbnails` are carried when any row has one. The model's output may be
+ * `image_embeds`/pooled [N, D] or a token sequence [N, T, D] (first token is used).
+ *
+ * Options: see {@link EmbedOptions}; validated at construction (`ERR_DBPRUNE_INVALID_OPTION`).
+ * Stage errors: `ERR_DBPRUNE_MODEL` (model missing, not loadable, unusable output, inference
+ * failure), `ERR_DBPRUNE_DIM_MISMATCH` (a sample's pixel count ≠ 3·H·W of the model input — the
+ * decode size disagrees with the model), `ERR_DBPRUNE_ABORTED` on `signal`.
+ */
+export function embed(opts: EmbedOptions): Transform {
+  checkOption(
+    typeof opts?.model === 'string' ? opts.model.length > 0 : opts?.model instanceof Object && typeof (opts.model as InferenceSession).run === 'function',
+    'model',
+    'a path to an .onnx file or model directory, or an InferenceSession',
+    typeof opts?.model === 'string' ? opts.model : typeof opts?.model,
+  );
+  const batchSize = opts.batchSize ?? 32;
+  checkOption(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 4096, 'batchSize', 'an integer in 1..4096', batchSize);
+  const maxDelayMs = opts.maxDelayMs ?? 50;
+  checkOption(Number.isFinite(maxDelayMs) && maxDelayMs >= 0 && maxDelayMs <= 60_000, 'maxDelayMs', 'a number in 0..60000', maxDelayMs);
+  const threads = opts.threads ?? 2;
+  checkOption(Number.isInteger(threads) && threads >= 1 && threads <= 64, 'threads', 'an integer in 1..64', threads);
+  const imageSize = opts.imageSize;
+  checkOption(imageSize === undefined || (Number.isInteger(imageSize) && imageSize >= 1 && imageSize <= 8192), 'imageSize', 'an integer in 1..8192', imageSize);
+  const { signal } = opts;
+
+  let model: ModelInfo | undefined;
+  let pending: DecodedSample[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  let failed = false;
+
+  const runBatch = async (stream: Transform, samples: DecodedSample[]): Promise<void> => {
+    const m = model as ModelInfo;
+    const n = samples.length;
+    const embeddings = new Float32Array(n * m.dim);
+    const errors: (RowError | undefined)[] = new Array(n).fill(undefined);
+    const ok: number[] = [];
+    const per = 3 * m.height * m.width;
+    let anyThumb = false;
+    samples.forEach((s, i) => {
+      if (s.thumbnail) anyThumb = true;
+      if (s.error) errors[i] = s.error;
+      else if (!s.pixels) {
+        errors[i] = { reason: 'error:decode', message: `sample ${s.key} reached embed without pixels`, code: ErrorCodes.DECODE };
+      } else if (s.pixels.length !== per) {
+        throw new DbpruneError(
+          ErrorCodes.DIM_MISMATCH,
+          `sample ${s.key} has ${s.pixels.length} pixel values, the model takes 3×${m.height}×${m.width} = ${per}; decode size must match the model`,
+          { key: s.key, shard: s.shard },
+        );
+      } else ok.push(i);
+    });
+    if (ok.length > 0) await infer(m, samples, ok, embeddings, errors);
+    const batch: EmbeddingBatch = { rows: samples.map(toRef), dim: m.dim, embeddings };
+    if (errors.some((e) => e !== undefined)) batch.errors = errors;
+    if (anyThumb) batch.thumbnails = samples.map((s) => s.thumbnail);
+    stream.push(batch);
+  };
+
+  const schedule = (stream: Transform): Promise<void> => {
+    if (timer) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    const samples = pending;
+    pending = [];
+    if (samples.length === 0) return chain;
+    chain = chain.then(() => (failed ? undefined : runBatch(stream, samples)));
+    chain = chain.catch((e: unknown) => {
+      failed = true;
+      stream.destroy(e as Error);
+    });
+    return chain;
+  };
+
+  const onAbort = (): void => {
+    stream.destroy(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal?.reason }));
+  };
+
+  const stream: Transform = new Transform({
+    objectMode: true,
+    construct(cb: (err?: Error | null) => void): void {
+      if (signal?.aborted) return cb(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      loadModel(opts, threads).then(
+        (m) => {
+          model = m;
+          cb();
+        },
+        (e: unknown) => cb(e as Error),
+      );
+    },
+    transform(s: DecodedSample, _enc: BufferEncoding, cb: TransformCallback): void {
+      pending.push(s);
+      if (pending.length >= batchSize) {
+        schedule(stream).then(() => cb(), cb);
+        return;
+      }
+      if (!timer) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          void schedule(stream);
+        }, maxDelayMs);
+      }
+      cb();
+    },
+    flush(cb: TransformCallback): void {
+      schedule(stream).then(() => cb(), cb);
+    },
+    destroy(err: Error | null, cb: (error: Error | null) => void): void {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      pending = [];
+      failed = true;
+      signal?.removeEventListener('abort', onAbort);
+      const m = model;
+      model = undefined;
+      const release = m?.owned ? chain.then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
+      release.then(() => cb(err), () => cb(err));
+    },
+  });
+  return stream;
+}

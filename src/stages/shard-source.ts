@@ -1,0 +1,98 @@
+/**
+ * `shardSource`: the first stage of the image pipeline. Turns shard patterns into shard descriptors.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { expandInputs, isUrl, naturalCompare } from '../io/glob.js';
+
+/** One shard to read: a local path or an http(s) URL of a webdataset tar. */
+export interface ShardRef {
+  shard: string;
+}
+
+export interface ShardSourceOptions {
+  /**
+   * Shard patterns: a string or list of strings (brace ranges `{00000..00003}`, `{a,b}`, globs,
+   * http(s) URLs, directories), or a readable stream of such patterns, one per line (stdin); blank
+   * lines and lines starting with `#` are skipped. Required.
+   */
+  inputs: string | readonly string[] | NodeJS.ReadableStream;
+  signal?: AbortSignal;
+}
+
+/**
+ * Emits one `{ shard }` per shard, in the order given: brace ranges and globs expanded (see
+ * `expandInputs`; globs sorted naturally), URLs passed through, a directory replaced by the `*.tar`
+ * files directly inside it (sorted naturally). Duplicates are not removed across stdin lines.
+ *
+ * Consumes nothing (a Readable). Emits {@link ShardRef} objects.
+ *
+ * Errors (the stream is destroyed with them): `ERR_DBPRUNE_INPUT_NOT_FOUND` when a pattern matches
+ * nothing, a local path does not exist or a directory holds no `.tar`; `ERR_DBPRUNE_INVALID_OPTION`
+ * for bad `inputs` (thrown at construction for a string/list); `ERR_DBPRUNE_ABORTED` on `signal`.
+ */
+export function shardSource(opts: ShardSourceOptions): Readable {
+  const { inputs, signal } = opts;
+  const isStream = typeof inputs === 'object' && inputs !== null && typeof (inputs as NodeJS.ReadableStream).on === 'function' && !Array.isArray(inputs);
+  if (!isStream) {
+    const list = typeof inputs === 'string' ? [inputs] : (inputs as readonly string[]);
+    checkOption(
+      Array.isArray(list) && list.length > 0 && list.every((p) => typeof p === 'string' && p.trim().length > 0),
+      'inputs',
+      'a non-empty path/URL pattern, a non-empty list of them, or a readable stream of lines',
+      inputs,
+    );
+  }
+
+  async function* patterns(): AsyncGenerator<string> {
+    if (!isStream) {
+      const list = typeof inputs === 'string' ? [inputs] : (inputs as readonly string[]);
+      for (const p of list) yield p.trim();
+      return;
+    }
+    const rl = createInterface({ input: inputs as NodeJS.ReadableStream, crlfDelay: Infinity });
+    try {
+      for await (const line of rl) {
+        const t = line.trim();
+        if (t.length === 0 || t.startsWith('#')) continue;
+        yield t;
+      }
+    } finally {
+      rl.close();
+    }
+  }
+
+  async function* gen(): AsyncGenerator<ShardRef> {
+    for await (const pattern of patterns()) {
+      throwIfAborted(signal);
+      for (const p of await expandInputs(pattern)) {
+        throwIfAborted(signal);
+        if (!isUrl(p) && (await isDirectory(p))) {
+          const tars = (await readdir(p, { withFileTypes: true }))
+            .filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.tar'))
+            .map((e) => e.name)
+            .sort(naturalCompare);
+          if (tars.length === 0) {
+            throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `directory ${p} holds no .tar shard`, { file: p });
+          }
+          for (const name of tars) yield { shard: join(p, name) };
+        } else {
+          yield { shard: p };
+        }
+      }
+    }
+  }
+
+  return Readable.from(gen(), { objectMode: true });
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * `untar`: one tar byte stream in, samples out. For many shards (local or remote) use
+ * `shardsToSamples` from `./fetch-shard.js`, which runs the same parser per shard.
+ */
+import { Duplex } from 'node:stream';
+import { checkOption, ErrorCodes, isDbpruneError } from '../core/errors.js';
+import type { ImageSample } from '../core/sample.js';
+import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
+
+export interface UntarOptions {
+  /** Name of the shard the bytes come from; copied into each sample and the error row. Default `stream.tar`. */
+  shard?: string;
+  /** Largest member read into memory, bytes. Default 256 MiB, ≥ 1. */
+  maxMemberBytes?: number;
+  /** Called for non-fatal problems (bad JSON sidecar, second image for a key); the sample is kept. */
+  onWarning?: (w: TarWarning) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Stage: consumes the bytes of ONE tar shard (Buffer chunks, e.g. `fs.createReadStream('00000.tar')`
+ * piped in) and emits one {@link ImageSample} per key, in tar order. Members are grouped by key
+ * (`KEY.jpg|jpeg|png|webp`, `KEY.txt` caption, `KEY.json` sidecar); other members are skipped; a key
+ * without an image gets `error:missing-image`; a sidecar that is not JSON is ignored (sample kept,
+ * `onWarning` called). Memory holds one key at a time.
+ *
+ * A broken or truncated tar, or a failing byte source, does not fail the stage: the samples
+ * completed before the failure are emitted, then one error row with key `<shard>:shard` and reason
+ * `error:untar` (or `error:download` when the upstream failed with `ERR_DBPRUNE_DOWNLOAD`).
+ * Fails only with `ERR_DBPRUNE_ABORTED` on `signal`; bad options throw `ERR_DBPRUNE_INVALID_OPTION`.
+ */
+export function untar(opts: UntarOptions = {}): Duplex {
+  const shard = opts.shard ?? 'stream.tar';
+  checkOption(typeof shard === 'string' && shard.length > 0, 'shard', 'a non-empty string', shard);
+  const maxMemberBytes = opts.maxMemberBytes ?? DEFAULT_MAX_MEMBER_BYTES;
+  checkOption(Number.isInteger(maxMemberBytes) && maxMemberBytes >= 1, 'maxMemberBytes', 'a positive integer', maxMemberBytes);
+  const { onWarning, signal } = opts;
+  return Duplex.from(async function* (source: AsyncIterable<Uint8Array | string>): AsyncGenerator<ImageSample> {
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      for await (const c of source) yield typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+    }
+    try {
+      yield* readTarSamples(bytes(), { shard, maxMemberBytes, onWarning, signal });
+    } catch (e) {
+      if (isDbpruneError(e) && e.code === ErrorCodes.ABORTED) throw e;
+      yield shardErrorSample(shard, e);
+    }
+  });
+}

@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes } from '../../src/core/errors.js';
+import type { ImageSample } from '../../src/core/sample.js';
+import { readTarSamples, shardBasename, shardErrorSample, splitMemberName, type TarWarning } from '../../src/io/tar.js';
+import { makeTar, sampleMembers, solidImage } from '../stages/image-fixtures.js';
+
+async function* chunked(buf: Buffer, size = 700): AsyncGenerator<Buffer> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+async function collect(src: AsyncIterable<Uint8Array>, opts = {}): Promise<{ samples: ImageSample[]; error?: unknown }> {
+  const samples: ImageSample[] = [];
+  try {
+    for await (const s of readTarSamples(src, opts)) samples.push(s);
+    return { samples };
+  } catch (error) {
+    return { samples, error };
+  }
+}
+
+describe('splitMemberName', () => {
+  it('splits webdataset style at the first dot of the basename', () => {
+    expect(splitMemberName('000010012.jpg')).toEqual({ key: '000010012', ext: 'jpg' });
+    expect(splitMemberName('dir/a.seg.PNG')).toEqual({ key: 'dir/a', ext: 'seg.png' });
+    expect(splitMemberName('./x.txt')).toEqual({ key: 'x', ext: 'txt' });
+    expect(splitMemberName('.hidden')).toBeUndefined();
+    expect(splitMemberName('noext')).toBeUndefined();
+  });
+});
+
+describe('readTarSamples', () => {
+  it('groups members by key, keeps tar order, parses sidecars, skips strays', async () => {
+    const { members, keys } = await sampleMembers(5);
+    members.splice(3, 0, { name: 'k0001.cls', data: '7' }); // stray member of a known key
+    members.push({ name: 'README', data: 'not a member' });
+    const tar = await makeTar(members);
+    const { samples, error } = await collect(chunked(tar), { shard: 's.tar' });
+    expect(error).toBeUndefined();
+    expect(samples.map((s) => s.key)).toEqual(keys);
+    for (const [i, s] of samples.entries()) {
+      expect(s.shard).toBe('s.tar');
+      expect(s.caption).toBe(`caption ${i}`);
+      expect(s.url).toBe(`http://img.invalid/${s.key}.jpg`);
+      expect(s.json?.status).toBe('success');
+      expect(s.imageExt).toBe('jpg');
+      expect(s.image?.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+      expect(s.error).toBeUndefined();
+    }
+  });
+
+  it('marks a key without image, keeps a sample with bad JSON and warns', async () => {
+    const img = await solidImage([10, 200, 30], 'png');
+    const tar = await makeTar([
+      { name: 'a.png', data: img },
+      { name: 'a.json', data: '{not json' },
+      { name: 'b.txt', data: 'only a caption' },
+      { name: 'c.webp', data: await solidImage([1, 2, 3], 'webp') },
+    ]);
+    const warnings: TarWarning[] = [];
+    const { samples, error } = await collect(chunked(tar), { shard: 's.tar', onWarning: (w: TarWarning) => warnings.push(w) });
+    expect(error).toBeUndefined();
+    expect(samples.map((s) => s.key)).toEqual(['a', 'b', 'c']);
+    expect(samples[0].error).toBeUndefined();
+    expect(samples[0].json).toBeUndefined();
+    expect(samples[1].error?.reason).toBe('error:missing-image');
+    expect(samples[1].caption).toBe('only a caption');
+    expect(samples[2].imageExt).toBe('webp');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ key: 'a', member: 'a.json' });
+  });
+
+  it('marks a member above maxMemberBytes as error:untar without reading it', async () => {
+    const tar = await makeTar([
+      { name: 'big.jpg', data: Buffer.alloc(5000, 1) },
+      { name: 'small.jpg', data: Buffer.alloc(10, 1) },
+    ]);
+    const { samples } = await collect(chunked(tar), { maxMemberBytes: 1000 });
+    expect(samples.map((s) => [s.key, s.error?.reason])).toEqual([
+      ['big', 'error:untar'],
+      ['small', undefined],
+    ]);
+  });
+
+  it('yields the samples before a truncation, then throws ERR_DBPRUNE_UNTAR', async () => {
+    const { members, keys } = await sampleMembers(6);
+    const tar = await makeTar(members);
+    const cut = tar.subarray(0, Math.floor(tar.length * 0.6));
+    const { samples, error } = await collect(chunked(cut), { shard: 'cut.tar' });
+    expect(error).toMatchObject({ code: ErrorCodes.UNTAR });
+    expect(samples.length).toBeGreaterThan(0);
+    expect(samples.length).toBeLessThan(keys.length);
+    expect(samples.map((s) => s.key)).toEqual(keys.slice(0, samples.length));
+    expect(samples.every((s) => !s.error)).toBe(true);
+  });
+
+  it('throws ERR_DBPRUNE_UNTAR on bytes that are not a tar', async () => {
+    const { samples, error } = await collect(chunked(Buffer.from('<html>not found</html>'.repeat(100))));
+    expect(samples).toEqual([]);
+    expect(error).toMatchObject({ code: ErrorCodes.UNTAR });
+  });
+
+  it('reports a failing byte source as ERR_DBPRUNE_DOWNLOAD after the samples read', async () => {
+    const { members, keys } = await sampleMembers(4);
+    const tar = await makeTar(members);
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield tar.subarray(0, Math.floor(tar.length / 2));
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    }
+    const { samples, error } = await collect(failing(), { shard: 'x.tar' });
+    expect(error).toMatchObject({ code: ErrorCodes.DOWNLOAD });
+    expect((error as Error).message).toMatch(/socket hang up/);
+    expect(samples.map((s) => s.key)).toEqual(keys.slice(0, samples.length));
+  });
+});
+
+describe('shardErrorSample', () => {
+  it('names the shard and maps codes to reasons', () => {
+    expect(shardBasename('http://h/x/00003.tar?sig=1')).toBe('00003.tar');
+    const row = shardErrorSample('http://h/x/00003.tar', new Error('boom'));
+    expect(row).toMatchObject({ key: '00003.tar:shard', url: 'http://h/x/00003.tar', error: { reason: 'error:download' } });
+    expect(row.error?.message).toContain('http://h/x/00003.tar');
+  });
+});

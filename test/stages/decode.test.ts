@@ -1,0 +1,131 @@
+import { Readable } from 'node:stream';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes } from '../../src/core/errors.js';
+import type { DecodedSample, ImageSample } from '../../src/core/sample.js';
+import { CLIP_MEAN, CLIP_STD } from '../../src/io/model-config.js';
+import { decode } from '../../src/stages/decode.js';
+import { untar } from '../../src/stages/untar.js';
+import { makeTar, runThrough, solidImage } from './image-fixtures.js';
+
+/** A PNG whose IHDR claims width × height (valid CRC), with a tiny bogus IDAT. */
+function pngClaiming(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b: Buffer): number => {
+    let c = 0xffffffff;
+    for (const x of b) c = crcTable[(c ^ x) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00])), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('decode', () => {
+  it('normalises a solid colour to (v/255 − mean)/std in CHW order, for jpeg/png+alpha/webp/grey', async () => {
+    const rgba = await sharp({ create: { width: 50, height: 20, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0.3 } } }).png().toBuffer();
+    const grey = await sharp(Buffer.alloc(30 * 30, 128), { raw: { width: 30, height: 30, channels: 1 } }).png().toBuffer();
+    const inputs: ImageSample[] = [
+      { key: 'j', image: await solidImage([255, 0, 0], 'png'), imageExt: 'png' },
+      { key: 'a', image: rgba, imageExt: 'png' },
+      { key: 'w', image: await solidImage([255, 0, 0], 'webp'), imageExt: 'webp' },
+      { key: 'g', image: grey, imageExt: 'png', caption: 'grey', url: 'http://x/g.png', shard: 's.tar' },
+    ];
+    const out = await runThrough<DecodedSample>(inputs, decode({ size: 8, thumbnail: 16 }));
+    expect(out.map((s) => s.key)).toEqual(['j', 'a', 'w', 'g']);
+    const expectPlane = (px: Float32Array, c: number, v: number, tol: number): void => {
+      for (let i = c * 64; i < (c + 1) * 64; i++) expect(Math.abs(px[i] - (v / 255 - CLIP_MEAN[c]) / CLIP_STD[c])).toBeLessThan(tol);
+    };
+    for (const s of out.slice(0, 3)) {
+      expect(s.error).toBeUndefined();
+      expect(s.pixels).toHaveLength(3 * 8 * 8);
+      expectPlane(s.pixels as Float32Array, 0, 255, 0.1);
+      // 30% opaque red over the white background: green = 0.7 · 255
+      expectPlane(s.pixels as Float32Array, 1, s.key === 'a' ? 0.7 * 255 : 0, 0.1);
+      expect(s.thumbnail?.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+    }
+    const g = out[3];
+    for (let c = 0; c < 3; c++) expectPlane(g.pixels as Float32Array, c, 128, 0.02);
+    expect(g).toMatchObject({ caption: 'grey', url: 'http://x/g.png', shard: 's.tar' });
+  });
+
+  it('turns a corrupt image inside a tar into an error:decode row and keeps order', async () => {
+    const good = await solidImage([0, 0, 255]);
+    const corrupt = Buffer.concat([good.subarray(0, 20), Buffer.alloc(200, 7)]);
+    const tar = await makeTar([
+      { name: 'a.jpg', data: good },
+      { name: 'b.jpg', data: corrupt },
+      { name: 'c.txt', data: 'no image' },
+      { name: 'd.jpg', data: good },
+    ]);
+    const out = await runThrough<DecodedSample>([tar.subarray(0, 1000), tar.subarray(1000)], untar({ shard: 't.tar' }), decode({ size: 16, concurrency: 3 }));
+    expect(out.map((s) => [s.key, s.error?.reason])).toEqual([
+      ['a', undefined],
+      ['b', 'error:decode'],
+      ['c', 'error:missing-image'],
+      ['d', undefined],
+    ]);
+    expect(out[1].error?.code).toBe(ErrorCodes.DECODE);
+    expect(out[1].error?.message).toContain('t.tar');
+    expect(out[1].pixels).toBeUndefined();
+  });
+
+  it('refuses images above maxPixels with a message giving the size and the limit', async () => {
+    const big = await solidImage([1, 2, 3], 'png', 300, 200);
+    const out = await runThrough<DecodedSample>(
+      [
+        { key: 'huge', image: pngClaiming(20000, 20000) },
+        { key: 'big', image: big },
+      ],
+      decode({ size: 8, maxPixels: 50_000 }),
+    );
+    expect(out).toHaveLength(2);
+    expect(out[0].error).toMatchObject({ reason: 'error:decode', code: ErrorCodes.DECODE });
+    expect(out[0].error?.message).toMatch(/20000×20000 = 400000000 pixels, above maxPixels 50000/);
+    expect(out[1].error?.message).toMatch(/300×200 = 60000 pixels, above maxPixels 50000/);
+  });
+
+  it('squash and crop differ on a non-square image; errors pass through', async () => {
+    // 40×20, the left quarter white, the rest black: the centre crop (x 10..30) sees no white,
+    // squash keeps the white quarter as the first of 4 columns.
+    const raw = Buffer.alloc(40 * 20 * 3);
+    for (let y = 0; y < 20; y++) raw.fill(255, y * 40 * 3, (y * 40 + 10) * 3);
+    const img = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).png().toBuffer();
+    const inputs: ImageSample[] = [
+      { key: 'x', image: img },
+      { key: 'e', error: { reason: 'error:download', message: 'gone' } },
+    ];
+    const plain = { size: 4, mean: [0, 0, 0], std: [1, 1, 1], kernel: 'nearest' } as const;
+    const [crop, e1] = await runThrough<DecodedSample>(inputs, decode({ ...plain, mode: 'shortest-center-crop' }));
+    const [squash] = await runThrough<DecodedSample>(inputs, decode({ ...plain, mode: 'squash' }));
+    expect(Array.from((crop.pixels as Float32Array).slice(0, 4))).toEqual([0, 0, 0, 0]);
+    expect(Array.from((squash.pixels as Float32Array).slice(0, 4))).toEqual([1, 0, 0, 0]);
+    expect(e1).toMatchObject({ key: 'e', error: { reason: 'error:download' } });
+    expect(e1.pixels).toBeUndefined();
+  });
+
+  it('rejects bad options and fails with ERR_DBPRUNE_ABORTED on signal', async () => {
+    expect(() => decode({ size: 0 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
+    expect(() => decode({ std: [1, 0, 1] })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
+    const ac = new AbortController();
+    ac.abort();
+    await expect(runThrough([{ key: 'a', image: await solidImage([1, 1, 1]) }], decode({ signal: ac.signal }))).rejects.toMatchObject({
+      code: ErrorCodes.ABORTED,
+    });
+    void Readable;
+  });
+});

@@ -1,0 +1,95 @@
+/** Test fixtures for the image stages: tars and images built on the fly (not a test file). */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import sharp from 'sharp';
+import { pack as tarPack } from 'tar-stream';
+
+export interface Member {
+  name: string;
+  data: Buffer | string;
+}
+
+export function makeTar(members: Member[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const p = tarPack();
+    const chunks: Buffer[] = [];
+    p.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
+    p.on('end', () => resolve(Buffer.concat(chunks)));
+    p.on('error', reject);
+    for (const m of members) {
+      const data = typeof m.data === 'string' ? Buffer.from(m.data) : m.data;
+      p.entry({ name: m.name, size: data.length, mtime: new Date(0) }, data);
+    }
+    p.finalize();
+  });
+}
+
+/** A solid-colour image in the given format. */
+export function solidImage(rgb: [number, number, number], format: 'jpeg' | 'png' | 'webp' = 'jpeg', w = 40, h = 30): Promise<Buffer> {
+  return sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
+    .toFormat(format)
+    .toBuffer();
+}
+
+/** `n` samples `KEY.jpg` + `KEY.txt` + `KEY.json`, keys `${prefix}0000..`. */
+export async function sampleMembers(n: number, prefix = 'k'): Promise<{ members: Member[]; keys: string[] }> {
+  const members: Member[] = [];
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = `${prefix}${String(i).padStart(4, '0')}`;
+    keys.push(key);
+    members.push({ name: `${key}.jpg`, data: await solidImage([(i * 37) % 256, (i * 91) % 256, (i * 13) % 256]) });
+    members.push({ name: `${key}.txt`, data: `caption ${i}` });
+    members.push({ name: `${key}.json`, data: JSON.stringify({ url: `http://img.invalid/${key}.jpg`, key, status: 'success' }) });
+  }
+  return { members, keys };
+}
+
+export function tempDir(prefix = 'dbprune-img-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function writeFile(dir: string, name: string, data: Buffer): string {
+  const p = join(dir, name);
+  writeFileSync(p, data);
+  return p;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export async function startServer(handler: Handler): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Runs `items` (an array or a source stream) through the given stages and collects what comes out. */
+export async function runThrough<T>(items: unknown[] | NodeJS.ReadableStream, ...stages: NodeJS.ReadWriteStream[]): Promise<T[]> {
+  const out: T[] = [];
+  const sink = new Writable({
+    objectMode: true,
+    write(chunk: T, _e, cb) {
+      out.push(chunk);
+      cb();
+    },
+  });
+  await (pipeline as unknown as (...s: unknown[]) => Promise<void>)(Array.isArray(items) ? Readable.from(items, { objectMode: true }) : items, ...stages, sink);
+  return out;
+}
