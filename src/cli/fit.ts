@@ -1,0 +1,222 @@
+/**
+ * `dbprune fit`: centroids and calibration statistics from a sample of the embeddings.
+ *
+ * 1. Streams every embedding row (readNpyRows) into a seeded uniform reservoir; rows holding
+ *    NaN/Inf or a zero vector are skipped and counted. Sampled rows are L2-normalised.
+ * 2. Spherical k-means on the sample (k-means++, Lloyd or mini-batch) — or, with `centroids`,
+ *    that `.npy` is taken as-is and k-means is skipped.
+ * 3. Calibration over the sample: per-cluster counts, d_intra, δ histograms, d_inter.
+ * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
+ */
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ClusterAccumulator, interClusterDistance } from '../core/complexity.js';
+import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
+import { sphericalKMeans } from '../core/kmeans.js';
+import { NearestCentroid } from '../core/nearest.js';
+import { RowReservoir } from '../core/reservoir.js';
+import { ClusterSketches, DEFAULT_BINS } from '../core/sketch.js';
+import { normalizeRows } from '../core/vector.js';
+import { planEmbeddingSource } from '../io/embeddings-source.js';
+import { CALIBRATION_VERSION, CENTROIDS_FILE, saveCalibration, sha256Hex, type Calibration } from '../io/calibration.js';
+import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy } from '../io/npy.js';
+
+/** Options of {@link fit}. */
+export interface FitOptions {
+  /** `.npy` embedding files: paths, globs, brace ranges, or a clip-retrieval folder. */
+  embeddings: string | string[];
+  /** Clusters; default 500, limits 1..1,000,000 and ≤ sample (UsageError otherwise). Ignored with `centroids`. */
+  k?: number;
+  /** Existing centroids `.npy` (k × d) to use as-is instead of running k-means. */
+  centroids?: string;
+  /** Reservoir sample size in rows; default 100,000, limits 1..100,000,000. */
+  sample?: number;
+  /** k-means iterations (or mini-batch epochs); default 25, limits 0..10,000. */
+  iters?: number;
+  /** Seed of the sample and k-means; default 0, 0..2^32−1. */
+  seed?: number;
+  /** Mini-batch k-means instead of Lloyd; default false. */
+  minibatch?: boolean;
+  /** Histogram bins over δ ∈ [0, 2]; default 2048, 1..1,048,576. */
+  bins?: number;
+  /** d_inter neighbours; default 20, ≥ 1. */
+  numNNs?: number;
+  /** Output directory (created). */
+  out: string;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** What {@link fit} did. */
+export interface FitResult {
+  k: number;
+  dim: number;
+  /** Rows read from the embedding files. */
+  rowsRead: number;
+  /** Rows skipped (NaN/Inf or zero vectors). */
+  skipped: number;
+  /** Rows in the calibration sample. */
+  sampleSize: number;
+  /** k-means update steps (0 with `centroids`). */
+  iterations: number;
+  /** Σδ of the sample to the final centroids. */
+  inertia: number;
+  /** Mean δ of the sample to the final centroids. */
+  meanDistance: number;
+  /** Clusters with no sample row. */
+  emptyClusters: number;
+  centroidsPath: string;
+  calibrationPath: string;
+  seconds: number;
+}
+
+/**
+ * Fits centroids and calibration statistics. Options and defaults in {@link FitOptions}.
+ * Throws ERR_DBPRUNE_USAGE for k > sample (or fewer valid rows than k), ERR_DBPRUNE_INVALID_OPTION
+ * for a bad option, ERR_DBPRUNE_DIM_MISMATCH when `centroids` and embeddings disagree in dimension,
+ * the npy/input codes of the readers (INPUT_NOT_FOUND, NPY_FORMAT, NPY_TRUNCATED), ERR_DBPRUNE_ABORTED.
+ */
+export async function fit(opts: FitOptions): Promise<FitResult> {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => {});
+  const { signal } = opts;
+  const k0 = opts.k ?? 500;
+  const sample = opts.sample ?? 100_000;
+  const iters = opts.iters ?? 25;
+  const seed = opts.seed ?? 0;
+  const bins = opts.bins ?? DEFAULT_BINS;
+  const numNNs = opts.numNNs ?? 20;
+  checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
+  checkOption(Number.isInteger(k0) && k0 >= 1 && k0 <= 1_000_000, 'k', 'an integer in 1..1000000', k0);
+  checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
+  checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
+  checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
+  checkOption(Number.isInteger(bins) && bins >= 1 && bins <= 1 << 20, 'bins', 'an integer in 1..1048576', bins);
+  checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
+  if (opts.centroids === undefined && k0 > sample) {
+    throw new UsageError(`--k ${k0} is larger than --sample ${sample}: k-means needs at least k sample rows`, { k: k0, sample });
+  }
+  throwIfAborted(signal);
+
+  // Centroids given: check them before the long pass.
+  let given: { data: Float32Array; rows: number; cols: number } | undefined;
+  if (opts.centroids !== undefined) {
+    given = await readNpyFloat32(opts.centroids, { signal });
+    if (given.rows < 1) throw new UsageError(`${opts.centroids} holds no centroids`, { file: opts.centroids });
+  }
+
+  const plan = await planEmbeddingSource({ embeddings: opts.embeddings, signal });
+  const dim = plan.dim;
+  if (given && given.cols !== dim) {
+    throw new DbpruneError(
+      ErrorCodes.DIM_MISMATCH,
+      `centroids ${opts.centroids} have dimension ${given.cols} but the embeddings have ${dim}`,
+      { file: opts.centroids, expected: dim, got: given.cols },
+    );
+  }
+  log(`fit: ${plan.totalRows} rows × ${dim} in ${plan.parts.length} file(s); sampling ${Math.min(sample, plan.totalRows)} rows (seed ${seed})`);
+
+  // 1. Reservoir sample of the valid rows.
+  const reservoir = new RowReservoir(Math.max(1, Math.min(sample, plan.totalRows)), dim, seed);
+  let rowsRead = 0;
+  let skipped = 0;
+  for (const part of plan.parts) {
+    for await (const b of readNpyRows(part.npy, { batchRows: 8192, signal })) {
+      const x = b.data;
+      for (let r = 0; r < b.rows; r++) {
+        const o = r * dim;
+        let s = 0;
+        for (let t = 0; t < dim; t++) s += x[o + t] * x[o + t];
+        if (!Number.isFinite(s) || s === 0) skipped++;
+        else reservoir.offerRow(x, o);
+      }
+      rowsRead += b.rows;
+    }
+  }
+  const n = reservoir.size;
+  const valid = reservoir.seen;
+  const data = reservoir.data.subarray(0, n * dim);
+  normalizeRows(data, n, dim);
+  log(`fit: read ${rowsRead} rows, skipped ${skipped} (NaN/Inf/zero), sample ${n} of ${valid} valid rows`);
+  if (valid === 0) throw new UsageError(`no valid embedding rows to fit on (${skipped} skipped as NaN/Inf/zero)`, { skipped });
+
+  // 2. Centroids.
+  await mkdir(opts.out, { recursive: true });
+  const centroidsPath = join(opts.out, CENTROIDS_FILE);
+  let k: number;
+  let iterations = 0;
+  if (given) {
+    k = given.rows;
+    if (opts.k !== undefined && opts.k !== k) log(`fit: using the ${k} centroids of ${opts.centroids} (k=${opts.k} ignored)`);
+    const header = await readNpyHeader(opts.centroids as string);
+    const samePath = resolve(opts.centroids as string) === resolve(centroidsPath);
+    if (header.descr === '<f4' && header.shape.length === 2 && !header.fortranOrder) {
+      if (!samePath) await copyFile(opts.centroids as string, centroidsPath);
+    } else {
+      await writeNpy(centroidsPath, given.data, [k, dim], 'float32');
+    }
+  } else {
+    k = k0;
+    if (k > n) {
+      throw new UsageError(`--k ${k} is larger than the ${n} valid rows available to sample`, { k, sampleSize: n });
+    }
+    const km = await sphericalKMeans(data, n, dim, { k, iters, seed, minibatch: opts.minibatch ?? false, signal, log });
+    iterations = km.iterations;
+    await writeNpy(centroidsPath, km.centroids, [k, dim], 'float32');
+  }
+  throwIfAborted(signal);
+
+  // 3. Calibration, against the centroids exactly as written (and re-normalised as every user will).
+  const bytes = await readFile(centroidsPath);
+  const written = await readNpyFloat32(centroidsPath, { signal });
+  const nc = await NearestCentroid.create(written.data, k, dim);
+  let assigned;
+  try {
+    assigned = await nc.assign(data, n);
+  } finally {
+    await nc.dispose();
+  }
+  const acc = new ClusterAccumulator(k);
+  acc.add(assigned.cluster, assigned.distance, n);
+  const stats = acc.stats();
+  const sketches = new ClusterSketches(k, bins);
+  sketches.addBatch(assigned.cluster, assigned.distance, n);
+  const dInter = interClusterDistance(nc.centroids, k, dim, numNNs);
+  let inertia = 0;
+  for (let i = 0; i < n; i++) inertia += assigned.distance[i];
+  let emptyClusters = 0;
+  for (let j = 0; j < k; j++) if (stats.size[j] === 0) emptyClusters++;
+
+  const cal: Calibration = {
+    version: CALIBRATION_VERSION,
+    k,
+    dim,
+    sampleSize: n,
+    totalSeen: valid,
+    skipped,
+    seed,
+    numNNs,
+    counts: stats.size,
+    dIntra: stats.dIntra,
+    dInter,
+    sketches,
+    centroidsSha256: sha256Hex(bytes),
+  };
+  const calibrationPath = await saveCalibration(opts.out, cal);
+  const seconds = (Date.now() - t0) / 1000;
+  log(`fit: wrote ${centroidsPath} and ${calibrationPath} (k=${k}, mean δ=${(inertia / n).toFixed(5)}, ${emptyClusters} empty clusters) in ${seconds.toFixed(1)} s`);
+  return {
+    k,
+    dim,
+    rowsRead,
+    skipped,
+    sampleSize: n,
+    iterations,
+    inertia,
+    meanDistance: inertia / n,
+    emptyClusters,
+    centroidsPath,
+    calibrationPath,
+    seconds,
+  };
+}

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../src/core/rng.js';
+import { binOf, ClusterSketches, DistanceHistogram } from '../../src/core/sketch.js';
+
+function exactQuantile(sorted: Float64Array, q: number): number {
+  // Lower empirical quantile: the smallest value with at least q·n values ≤ it.
+  const i = Math.max(0, Math.ceil(q * sorted.length) - 1);
+  return sorted[i];
+}
+
+function randomDistances(rng: Rng, n: number): Float64Array {
+  // A skewed mixture on [0, 2], like real δ: most mass near 0.2–0.6.
+  return Float64Array.from({ length: n }, () => {
+    const u = rng.next();
+    if (u < 0.7) return Math.abs(0.35 + 0.08 * rng.normal());
+    if (u < 0.95) return Math.min(2, 0.6 + rng.next() * 0.4);
+    return rng.next() * 2;
+  });
+}
+
+describe('DistanceHistogram', () => {
+  it('quantiles are within one bin of the exact sorted quantiles', () => {
+    const rng = new Rng(1);
+    const xs = randomDistances(rng, 50_000);
+    const h = new DistanceHistogram();
+    h.addMany(xs);
+    expect(h.count).toBe(xs.length);
+    const sorted = Float64Array.from(xs).sort();
+    const w = 2 / h.bins;
+    for (const q of [0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.7, 0.9, 0.99, 0.999, 1]) {
+      expect(Math.abs(h.quantile(q) - exactQuantile(sorted, q))).toBeLessThanOrEqual(w + 1e-12);
+    }
+    // fractionAbove is the inverse of quantile, and close to the exact fraction.
+    for (const q of [0.05, 0.3, 0.5, 0.8, 0.97]) expect(h.fractionAbove(h.quantile(q))).toBeCloseTo(1 - q, 9);
+    for (const theta of [0.1, 0.3333, 0.5, 0.9, 1.5]) {
+      const exact = xs.filter((v) => v > theta).length / xs.length;
+      expect(Math.abs(h.fractionAbove(theta) - exact)).toBeLessThan(0.01);
+    }
+    expect(h.fractionAbove(-1)).toBe(1);
+    expect(h.fractionAbove(2)).toBe(0);
+  });
+
+  it('merge equals adding everything to one histogram', () => {
+    const rng = new Rng(2);
+    const xs = randomDistances(rng, 10_000);
+    const all = new DistanceHistogram(512);
+    all.addMany(xs);
+    const a = new DistanceHistogram(512);
+    const b = new DistanceHistogram(512);
+    xs.forEach((v, i) => (i % 3 === 0 ? a : b).add(v));
+    a.merge(b);
+    expect(Array.from(a.counts)).toEqual(Array.from(all.counts));
+    expect(a.count).toBe(all.count);
+    expect(a.quantile(0.37)).toBe(all.quantile(0.37));
+    expect(() => a.merge(new DistanceHistogram(256))).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+  });
+
+  it('clamps out-of-range values, ignores NaN, is NaN when empty, round-trips through JSON', () => {
+    const h = new DistanceHistogram(16);
+    expect(h.quantile(0.5)).toBeNaN();
+    expect(h.fractionAbove(0.5)).toBeNaN();
+    h.addMany([-1e-7, 0, 2, 5, NaN, 1]);
+    expect(h.count).toBe(5);
+    expect(h.counts[0]).toBe(2);
+    expect(h.counts[15]).toBe(2);
+    expect(binOf(NaN, 16)).toBe(-1);
+    const back = DistanceHistogram.fromJSON(JSON.parse(JSON.stringify(h)));
+    expect(Array.from(back.counts)).toEqual(Array.from(h.counts));
+    expect(back.count).toBe(5);
+    expect(() => DistanceHistogram.fromJSON({ ...h.toJSON(), count: 4 })).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+    expect(() => new DistanceHistogram(0)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+  });
+});
+
+describe('ClusterSketches', () => {
+  it('matches per-cluster histograms, skips error rows, merges and round-trips', () => {
+    const rng = new Rng(3);
+    const k = 7;
+    const n = 20_000;
+    const cluster = Int32Array.from({ length: n }, () => (rng.next() < 0.02 ? -1 : rng.int(k)));
+    const distance = Float32Array.from(randomDistances(rng, n));
+    distance[5] = NaN;
+    const s = new ClusterSketches(k, 1024);
+    s.addBatch(cluster.subarray(0, 12_000), distance.subarray(0, 12_000));
+    const s2 = new ClusterSketches(k, 1024);
+    for (let i = 12_000; i < n; i++) s2.add(cluster[i], distance[i]);
+    s.merge(s2);
+    const per = Array.from({ length: k }, () => new DistanceHistogram(1024));
+    for (let i = 0; i < n; i++) if (cluster[i] >= 0) per[cluster[i]].add(distance[i]);
+    let total = 0;
+    for (let j = 0; j < k; j++) {
+      expect(s.count(j)).toBe(per[j].count);
+      expect(s.quantile(j, 0.3)).toBe(per[j].quantile(0.3));
+      expect(s.fractionAbove(j, 0.5)).toBe(per[j].fractionAbove(0.5));
+      expect(Array.from(s.histogram(j).counts)).toEqual(Array.from(per[j].counts));
+      total += per[j].count;
+    }
+    expect(s.total).toBe(total);
+    const back = ClusterSketches.fromJSON(JSON.parse(JSON.stringify(s)));
+    expect(Array.from(back.totals)).toEqual(Array.from(s.totals));
+    expect(back.quantile(3, 0.9)).toBe(s.quantile(3, 0.9));
+    expect(() => s.merge(new ClusterSketches(k, 512))).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+  });
+});
