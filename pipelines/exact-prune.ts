@@ -1,0 +1,240 @@
+/**
+ * Exact mode over precomputed embeddings: the paper's method, to the sample, in two passes.
+ *
+ *   pass 1: stream embeddings → L2-normalise → nearest centroid → (cluster, δ) records (8 B/sample)
+ *   plan:   cluster stats → d_inter · d_intra → softmax(C/τ) → quotas (water-filling) → thresholds
+ *   pass 2: stream keys/metadata only (never the embeddings again) → keep/drop → manifest, kept keys
+ *
+ * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
+import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
+import { NearestCentroid } from '../src/core/nearest.js';
+import { errorRow, type ManifestRow } from '../src/core/sample.js';
+import { normalizeRows } from '../src/core/vector.js';
+import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
+import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
+import { readNpyFloat32 } from '../src/io/npy.js';
+import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+
+export interface ExactPruneOptions extends DbpParams {
+  /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). */
+  embeddings: string | string[];
+  /** keys.txt aligned with the embedding rows. */
+  keys?: string;
+  /** Parquet metadata aligned with the embedding files. */
+  metadata?: string | string[];
+  /** Centroids `.npy` (k×d float32/float16), e.g. from `dbprune fit`, faiss or SemDeDup. */
+  centroids: string;
+  /** Output folder; created if missing. */
+  out: string;
+  /** Manifest format, default parquet. */
+  format?: ManifestFormat;
+  /** Nearest-centroid backend, default auto (ORT MatMul for real sizes). */
+  backend?: 'auto' | 'ort' | 'js';
+  /** ORT threads, default min(2, cpus). */
+  threads?: number;
+  /** Rows per batch, default 16384 (1..2^20). */
+  batchRows?: number;
+  signal?: AbortSignal;
+  /** Called after every batch with running counts (for progress on stderr). */
+  onProgress?: (p: { pass: 1 | 2; samples: number; total: number; kept: number; errors: number }) => void;
+}
+
+export interface ExactPruneResult {
+  stats: RunStats;
+  plan: DbpPlan;
+  files: { manifest: string; kept: string; stats: string; uids?: string };
+}
+
+export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneResult> {
+  const params = resolveDbpParams(opts);
+  const format: ManifestFormat = opts.format ?? 'parquet';
+  if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
+  const batchRows = opts.batchRows ?? 16384;
+  if (!(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 1 << 20)) throw new UsageError(`batch rows must be in 1..1048576, got ${batchRows}`);
+  const { signal } = opts;
+  const started = performance.now();
+
+  const source = { embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, signal };
+  const plan0 = await planEmbeddingSource(source);
+  const c = await readNpyFloat32(opts.centroids, { signal });
+  if (c.cols !== plan0.dim) {
+    throw new DbpruneError(
+      ErrorCodes.DIM_MISMATCH,
+      `embedding dimension ${plan0.dim} (${plan0.parts[0]?.npy}) differs from centroid dimension ${c.cols} (${opts.centroids})`,
+      { file: opts.centroids, embeddingDim: plan0.dim, centroidDim: c.cols },
+    );
+  }
+  const k = c.rows;
+  const dim = c.cols;
+  const total = plan0.totalRows;
+  if (k > total) throw new UsageError(`k = ${k} centroids but only ${total} samples`);
+
+  // Pass 1: assign. The next batch is read while the current one is being assigned.
+  const nearest = await NearestCentroid.create(c.data, k, dim, { backend: opts.backend ?? 'auto', threads: opts.threads });
+  const cluster = new Int32Array(total);
+  const distance = new Float32Array(total);
+  let row = 0;
+  let renormalized = 0;
+  let invalid = 0;
+  try {
+    const it = embeddingBatches({ ...source, batchRows })[Symbol.asyncIterator]();
+    let next = it.next();
+    while (true) {
+      const r = await next;
+      if (r.done) break;
+      next = it.next();
+      const b = r.value;
+      const n = b.rows.length;
+      const norm = normalizeRows(b.embeddings, n, dim);
+      renormalized += norm.renormalized;
+      const out = { cluster: cluster.subarray(row, row + n), distance: distance.subarray(row, row + n) };
+      await nearest.assign(b.embeddings, n, out);
+      if (norm.invalid) {
+        for (let i = 0; i < n; i++) {
+          if (norm.invalid[i]) {
+            out.cluster[i] = -1;
+            out.distance[i] = NaN;
+          }
+        }
+        invalid += norm.invalidCount;
+      }
+      row += n;
+      opts.onProgress?.({ pass: 1, samples: row, total, kept: 0, errors: invalid });
+    }
+  } finally {
+    nearest.dispose();
+  }
+  if (row !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 1 read ${row} rows, expected ${total}`);
+  throwIfAborted(signal);
+
+  const pass1End = performance.now();
+  const plan = planDbp({ cluster, distance, n: total }, nearest.centroids, k, dim, params);
+  const planEnd = performance.now();
+  if (plan.n === 0) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, 'no valid embedding rows: every row holds NaN/Inf or zeros');
+
+  // Pass 2: decide and write. Only keys/metadata are read.
+  await mkdir(opts.out, { recursive: true });
+  const files = {
+    manifest: join(opts.out, `manifest.${format === 'arrow' ? 'arrow' : format}`),
+    kept: join(opts.out, 'kept.txt'),
+    stats: join(opts.out, 'stats.json'),
+  } as ExactPruneResult['files'];
+  const manifest = await createManifestWriter(files.manifest, format);
+  const keptWriter = await createKeptKeysWriter(files.kept);
+  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(opts.out, 'kept_uids.npy')) : undefined;
+  const decider = createDecider(plan);
+  const keptPerCluster = new Float64Array(k);
+  let kept = 0;
+  let i = 0;
+  try {
+    for await (const refs of sampleRefBatches({ ...source, batchRows })) {
+      const rows: ManifestRow[] = new Array(refs.length);
+      const keptKeys: string[] = [];
+      const keptUids: string[] = [];
+      for (let t = 0; t < refs.length; t++, i++) {
+        const ref = refs[t];
+        const j = cluster[i];
+        if (j < 0) {
+          rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.INPUT_FORMAT });
+          continue;
+        }
+        const keep = decider.keep(j, distance[i], i);
+        if (keep) {
+          kept++;
+          keptPerCluster[j]++;
+          keptKeys.push(ref.key);
+          if (ref.uid) keptUids.push(ref.uid);
+        }
+        rows[t] = {
+          key: ref.key,
+          shard: ref.shard ?? null,
+          url: ref.url ?? null,
+          caption: ref.caption ?? null,
+          uid: ref.uid ?? null,
+          decision: keep ? 'keep' : 'drop',
+          reason: 'dbp',
+          cluster: j,
+          distance: distance[i],
+          duplicate_of: null,
+          error: null,
+        };
+      }
+      await manifest.write(rows);
+      await keptWriter.write(keptKeys);
+      if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
+      opts.onProgress?.({ pass: 2, samples: i, total, kept, errors: invalid });
+    }
+  } finally {
+    await manifest.close();
+    await keptWriter.close();
+    if (uidWriter) {
+      await uidWriter.close();
+      files.uids = join(opts.out, 'kept_uids.npy');
+    }
+  }
+  if (i !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 2 wrote ${i} rows, expected ${total}`);
+  if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
+
+  const seconds = (performance.now() - started) / 1000;
+  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds });
+  stats.timings = {
+    pass1_assign_s: (pass1End - started) / 1000,
+    plan_s: (planEnd - pass1End) / 1000,
+    pass2_write_s: (performance.now() - planEnd) / 1000,
+  };
+  await writeJsonAtomic(files.stats, stats);
+  return { stats, plan, files };
+}
+
+function exactStats(
+  plan: DbpPlan,
+  keptPerCluster: Float64Array,
+  t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number },
+): RunStats {
+  const arr = (a: ArrayLike<number>): number[] => Array.from(a);
+  return {
+    version: 1,
+    mode: 'exact',
+    method: 'Density-Based Pruning (Abbas et al., ICLR 2024)',
+    params: {
+      keep_ratio: plan.params.keepRatio,
+      temperature: plan.params.temperature,
+      num_nns: plan.params.numNNs,
+      balance: plan.params.balance,
+      which: plan.params.which,
+      seed: plan.params.seed,
+    },
+    totals: {
+      samples: t.total,
+      valid: plan.n,
+      n_target: plan.nTarget,
+      kept: t.kept,
+      dropped: t.total - t.kept,
+      keep_ratio: t.total > 0 ? t.kept / t.total : 0,
+      errors: t.invalid > 0 ? { 'error:embedding': t.invalid } : {},
+      duplicates: 0,
+      renormalized: t.renormalized,
+      k: plan.k,
+      min_samples: plan.quota.minSamples,
+      lambda: plan.quota.lambda,
+      seconds: t.seconds,
+      samples_per_sec: t.total / Math.max(1e-9, t.seconds),
+    },
+    clusters: {
+      n: arr(plan.size),
+      d_intra: arr(plan.dIntra),
+      d_inter: arr(plan.dInter),
+      complexity: arr(plan.complexity),
+      p: arr(plan.prob),
+      quota: arr(plan.quota.quota),
+      quota_real: arr(plan.quota.real),
+      lb: arr(plan.quota.lb),
+      ub: arr(plan.quota.ub),
+      kept: arr(keptPerCluster),
+    },
+  };
+}

@@ -1,0 +1,118 @@
+/** Registers every `dbprune` sub-command on a commander program. */
+import type { Command } from 'commander';
+import { pruneExact } from '../../pipelines/exact-prune.js';
+import { UsageError } from '../core/errors.js';
+import { SELECTION_POLICIES } from '../core/select.js';
+import { parseChoice, parseNumber } from './options.js';
+import { Progress } from './progress.js';
+import { formatSummary } from './summary.js';
+import { fit } from './fit.js';
+import { bundled } from './paths.js';
+import { runStreaming } from './run.js';
+
+export interface CommandContext {
+  signal: AbortSignal;
+}
+
+const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
+
+/** Flags shared by `prune` and `run`: the DBP parameters, named after the paper's symbols in --help. */
+function dbpFlags(cmd: Command): Command {
+  return cmd
+    .option('--keep <ratio>', 'keep ratio r in (0, 1]: N_target = ⌊r·N⌋', parseNumber('--keep', { min: 0, exclusiveMin: true, max: 1 }))
+    .option('--temperature <tau>', 'softmax temperature τ', parseNumber('--temperature', { min: 0, exclusiveMin: true }), 0.5)
+    .option('--num-nns <n>', 'numNNs: nearest other centroids in d_inter', parseNumber('--num-nns', { min: 1, integer: true }), 20)
+    .option('--balance <ratio>', 'class-balance ratio: lb_j = min(⌊N_target/k·balance⌋, n_j−1); 0 ⇒ 1', parseNumber('--balance', { min: 0 }), 0.5)
+    .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
+    .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0)
+    .option('--format <fmt>', `manifest format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
+    .option('-q, --quiet', 'no progress on stderr');
+}
+
+export function registerCommands(program: Command, ctx: CommandContext): void {
+  dbpFlags(
+    program
+      .command('prune')
+      .description('exact DBP over precomputed embeddings (two passes; reproduces the reference method)')
+      .requiredOption('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder (img_emb/ + metadata/)')
+      .option('--keys <txt>', 'keys.txt, one key per embedding row')
+      .option('--metadata <parquet...>', 'parquet metadata paired with the .npy files (key/uid/url/caption)')
+      .requiredOption('--centroids <npy>', 'k×d centroids (.npy), from `dbprune fit`, faiss or SemDeDup')
+      .requiredOption('--out <dir>', 'output folder')
+      .option('--backend <b>', 'nearest-centroid backend: auto | ort | js', parseChoice('--backend', ['auto', 'ort', 'js'] as const), 'auto')
+      .option('--json', 'print the stats totals as JSON on stdout instead of the summary'),
+  ).action(async (o) => {
+    if (o.keep === undefined) throw new UsageError('--keep <ratio> is required');
+    const progress = new Progress({ label: 'prune', quiet: o.quiet });
+    const result = await pruneExact({
+      embeddings: o.embeddings,
+      keys: o.keys,
+      metadata: o.metadata,
+      centroids: o.centroids,
+      out: o.out,
+      keepRatio: o.keep,
+      temperature: o.temperature,
+      numNNs: o.numNns,
+      balance: o.balance,
+      which: o.which,
+      seed: o.seed,
+      format: o.format,
+      backend: o.backend,
+      signal: ctx.signal,
+      onProgress: (p) => progress.update({ samples: p.samples, total: p.total, kept: p.kept, errors: p.errors }),
+    });
+    progress.clear();
+    if (o.json) process.stdout.write(`${JSON.stringify(result.stats.totals)}\n`);
+    else process.stdout.write(formatSummary(result.stats, result.files));
+  });
+
+  program
+    .command('fit')
+    .description('spherical k-means centroids + calibration statistics for streaming mode')
+    .requiredOption('--embeddings <npy...>', '.npy file(s) or glob')
+    .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
+    .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
+    .option('--sample <n>', 'uniform reservoir sample size', parseNumber('--sample', { min: 1, integer: true }), 100_000)
+    .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
+    .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
+    .option('--minibatch', 'mini-batch k-means instead of Lloyd')
+    .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
+    .option('-q, --quiet', 'no progress on stderr')
+    .action(async (o) => {
+      const result = await fit({
+        embeddings: o.embeddings,
+        k: o.k,
+        centroids: o.centroids,
+        sample: o.sample,
+        iters: o.iters,
+        seed: o.seed,
+        minibatch: Boolean(o.minibatch),
+        out: o.out,
+        signal: ctx.signal,
+        log: o.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    });
+
+  dbpFlags(
+    program
+      .command('run')
+      .description('streaming DBP: shards (or precomputed embeddings) in, pruned manifest out; no arguments = the bundled data-samples')
+      .argument('[shards...]', "shard paths, URLs, brace ranges ('{00000..00099}.tar'), folders, or - to read them from stdin")
+      .option('--embeddings <npy...>', 'stream precomputed embeddings instead of images (.npy, glob, or clip-retrieval folder)')
+      .option('--keys <txt>', 'keys.txt for --embeddings')
+      .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
+      .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
+      .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
+      .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
+      .option('--out <dir>', 'output folder; without it, JSONL manifest rows go to stdout (default out/ for the bundled sample)')
+      .option('--concurrency <n>', 'shards fetched at once', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 2)
+      .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
+      .option('--assign <mode>', 'nearest centroid: auto | exact | hnsw', parseChoice('--assign', ['auto', 'exact', 'hnsw'] as const), 'auto')
+      .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
+      .option('--no-report', 'do not write report.html'),
+  ).action(async (shards: string[], o) => {
+    await runStreaming(shards, o, ctx);
+  });
+}
+

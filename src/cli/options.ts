@@ -1,0 +1,31 @@
+/** Parsers for CLI option values: each throws UsageError (exit 2) with the flag's name. */
+import { UsageError } from '../core/errors.js';
+
+export function parseNumber(flag: string, opts: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {}) {
+  return (value: string): number => {
+    const v = Number(value);
+    const bad =
+      value.trim() === '' ||
+      !Number.isFinite(v) ||
+      (opts.integer && !Number.isInteger(v)) ||
+      (opts.min !== undefined && (opts.exclusiveMin ? v <= opts.min : v < opts.min)) ||
+      (opts.max !== undefined && v > opts.max);
+    if (bad) {
+      const range = `${opts.min !== undefined ? (opts.exclusiveMin ? `> ${opts.min}` : `≥ ${opts.min}`) : ''}${opts.max !== undefined ? ` and ≤ ${opts.max}` : ''}`;
+      throw new UsageError(`${flag} must be ${opts.integer ? 'an integer' : 'a number'}${range ? ` ${range.trim()}` : ''}, got '${value}'`, { option: flag });
+    }
+    return v;
+  };
+}
+
+export function parseChoice<T extends string>(flag: string, choices: readonly T[]) {
+  return (value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got '${value}'`, { option: flag });
+    return value as T;
+  };
+}
+
+/** Collects a repeatable option into an array. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}

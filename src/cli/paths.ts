@@ -1,0 +1,31 @@
+/** Locations of the bundled defaults (data-samples/), from the package root, wherever the CLI runs from. */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findPackageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'dbprune') return dir;
+      } catch {
+        /* keep walking */
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error('dbprune: cannot find the package root (package.json named dbprune)');
+    dir = up;
+  }
+}
+
+export const packageRoot = findPackageRoot();
+export const samplesDir = join(packageRoot, 'data-samples');
+
+export const bundled = {
+  shards: join(samplesDir, 'shards'),
+  model: join(samplesDir, 'model'),
+  centroids: join(samplesDir, 'centroids', 'centroids.npy'),
+  calibration: join(samplesDir, 'centroids'),
+};
