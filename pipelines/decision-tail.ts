@@ -1,0 +1,210 @@
+/**
+ * The shared end of every streaming pipeline, built only from public stages:
+ *
+ *     … → normalize? → assign → [dedup] → decide → manifestSink
+ *
+ * plus what a run needs around it: centroids and calibration loading, output files, counters
+ * (rows in = rows out is checked at the end), progress, stats.json and the report.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { interClusterDistance } from '../src/core/complexity.js';
+import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
+import { DbpruneError, ErrorCodes } from '../src/core/errors.js';
+import type { ManifestRow } from '../src/core/sample.js';
+import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
+import { normalizedCopy } from '../src/core/vector.js';
+import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
+import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type ManifestFormat } from '../src/io/manifest.js';
+import { readNpyFloat32 } from '../src/io/npy.js';
+import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { assign } from '../src/stages/assign.js';
+import { decide } from '../src/stages/decide.js';
+import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
+
+export interface DecisionTailOptions extends DbpParams {
+  /** Centroids `.npy` (k×d). */
+  centroids: string;
+  /**
+   * Folder holding `calibration.json` from `dbprune fit`. Default: the centroids' folder when it
+   * holds one. Without calibration, streaming decisions start cold (a warning is printed).
+   */
+  calibration?: string;
+  /** Output folder: manifest.<fmt>, kept.txt, stats.json, report.html. Without it: JSONL rows on `stdout`. */
+  out?: string;
+  /** Where JSONL rows go when `out` is not given. Default process.stdout. */
+  stdout?: NodeJS.WritableStream;
+  /** Manifest format in `out`. Default parquet. */
+  format?: ManifestFormat;
+  /** Assignment: exact (ORT matmul) or HNSW; default auto. */
+  assignMode?: 'auto' | 'exact' | 'hnsw';
+  ef?: number;
+  threads?: number;
+  tuning?: StreamingDbpTuning;
+  signal?: AbortSignal;
+  /** Non-fatal notes for the user (stderr in the CLI). */
+  warn?: (line: string) => void;
+}
+
+export interface RunCounters {
+  samples: number;
+  kept: number;
+  errors: number;
+  duplicates: number;
+  errorsByReason: Record<string, number>;
+}
+
+export interface StreamingResult {
+  stats: RunStats;
+  files: { manifest?: string; kept?: string; stats?: string; report?: string };
+}
+
+export interface DecisionTail {
+  k: number;
+  dim: number;
+  dbp: StreamingDbp;
+  calibration?: Calibration;
+  /** assign → decide stages, in order. */
+  stages: Duplex[];
+  sink: ManifestSink;
+  counters: RunCounters;
+  /** Adds a listener for every written batch (progress, report collector). */
+  onRows(fn: (rows: ManifestRow[]) => void): void;
+  /** Checks rows in = rows out, writes stats.json, returns the result. */
+  finish(rowsIn: number, extra?: { renormalized?: number; params?: Record<string, unknown>; sections?: Record<string, unknown> }): Promise<StreamingResult>;
+}
+
+export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
+  const params = resolveDbpParams(opts);
+  const started = performance.now();
+  const c = await readNpyFloat32(opts.centroids, { signal: opts.signal });
+  const k = c.rows;
+  const dim = c.cols;
+  const calDir = opts.calibration ?? (existsSync(join(dirname(opts.centroids), CALIBRATION_FILE)) ? dirname(opts.centroids) : undefined);
+  let calibration: Calibration | undefined;
+  if (calDir !== undefined) {
+    calibration = await loadCalibration(calDir, opts.centroids);
+    if (calibration.k !== k || calibration.dim !== dim) {
+      throw new DbpruneError(ErrorCodes.CALIBRATION, `calibration in ${calDir} is for k=${calibration.k}, d=${calibration.dim}; centroids ${opts.centroids} are k=${k}, d=${dim}`, { file: calDir });
+    }
+  } else {
+    opts.warn?.(`dbprune: no ${CALIBRATION_FILE} beside ${opts.centroids}: streaming decisions start cold (run \`dbprune fit --centroids ${opts.centroids}\` to calibrate)`);
+  }
+  const dInter = calibration && calibration.numNNs === params.numNNs ? calibration.dInter : interClusterDistance(normalizedCopy(c.data, k, dim), k, dim, params.numNNs);
+  const dbp = new StreamingDbp({ k, params, dInter, calibration, tuning: opts.tuning });
+
+  const format = opts.format ?? 'parquet';
+  const files: StreamingResult['files'] = {};
+  let manifest;
+  let kept;
+  if (opts.out !== undefined) {
+    await mkdir(opts.out, { recursive: true });
+    files.manifest = join(opts.out, `manifest.${format}`);
+    files.kept = join(opts.out, 'kept.txt');
+    files.stats = join(opts.out, 'stats.json');
+    manifest = createManifestWriter(files.manifest, format);
+    kept = createKeptKeysWriter(files.kept);
+  } else {
+    manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable);
+  }
+  const counters: RunCounters = { samples: 0, kept: 0, errors: 0, duplicates: 0, errorsByReason: {} };
+  const listeners: ((rows: ManifestRow[]) => void)[] = [
+    (rows) => {
+      counters.samples += rows.length;
+      for (const r of rows) {
+        if (r.decision === 'keep') counters.kept++;
+        else if (r.reason === 'duplicate') counters.duplicates++;
+        else if (r.reason.startsWith('error:') || r.reason.startsWith('filter:')) {
+          counters.errors++;
+          counters.errorsByReason[r.reason] = (counters.errorsByReason[r.reason] ?? 0) + 1;
+        }
+      }
+    },
+  ];
+  const sink = manifestSink({ manifest, kept, signal: opts.signal, onRows: (rows) => listeners.forEach((fn) => fn(rows)) });
+  const stages: Duplex[] = [
+    assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal: opts.signal }),
+    decide({ dbp, signal: opts.signal }),
+  ];
+
+  return {
+    k,
+    dim,
+    dbp,
+    calibration,
+    stages,
+    sink,
+    counters,
+    onRows: (fn) => listeners.push(fn),
+    async finish(rowsIn, extra = {}) {
+      if (sink.rows !== rowsIn) {
+        throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const stats = streamingStats(dbp, counters, params, { seconds, renormalized: extra.renormalized ?? 0, calibrated: calibration !== undefined });
+      Object.assign(stats.params, extra.params ?? {});
+      Object.assign(stats, extra.sections ?? {});
+      if (files.stats) await writeJsonAtomic(files.stats, stats);
+      return { stats, files };
+    },
+  };
+}
+
+function streamingStats(
+  dbp: StreamingDbp,
+  counters: RunCounters,
+  params: ReturnType<typeof resolveDbpParams>,
+  t: { seconds: number; renormalized: number; calibrated: boolean },
+): RunStats {
+  const s = dbp.stats();
+  const arr = (a: ArrayLike<number>): number[] => Array.from(a);
+  const k = s.clusters.n.length;
+  const valid = s.seen;
+  const nTarget = Math.floor(params.keepRatio * valid);
+  return {
+    version: 1,
+    mode: 'streaming',
+    method: 'Density-Based Pruning (Abbas et al., ICLR 2024), streaming',
+    params: {
+      keep_ratio: params.keepRatio,
+      temperature: params.temperature,
+      num_nns: params.numNNs,
+      balance: params.balance,
+      which: params.which,
+      seed: params.seed,
+      calibrated: t.calibrated,
+    },
+    totals: {
+      samples: counters.samples,
+      valid,
+      n_target: nTarget,
+      kept: counters.kept,
+      dropped: counters.samples - counters.kept,
+      keep_ratio: counters.samples > 0 ? counters.kept / counters.samples : 0,
+      errors: counters.errorsByReason,
+      duplicates: counters.duplicates,
+      renormalized: t.renormalized,
+      k,
+      min_samples: 0,
+      lambda: NaN,
+      seconds: t.seconds,
+      samples_per_sec: counters.samples / Math.max(1e-9, t.seconds),
+    },
+    clusters: {
+      n: arr(s.clusters.n),
+      d_intra: arr(s.clusters.dIntra),
+      d_inter: arr(s.clusters.dInter),
+      complexity: arr(s.clusters.complexity),
+      p: arr(s.clusters.prob),
+      quota: arr(s.clusters.target),
+      quota_real: arr(s.clusters.quota),
+      lb: new Array(k).fill(0),
+      ub: arr(s.clusters.sizeEstimate),
+      kept: arr(s.clusters.kept),
+      threshold: arr(s.clusters.threshold).map((v) => (Number.isFinite(v) ? v : null)),
+    },
+    streaming: { phi: s.phi, stream_weight: s.streamWeight, plans: s.plans, keep_ratio_of_valid: s.keepRatio },
+  };
+}

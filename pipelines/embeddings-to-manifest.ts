@@ -1,0 +1,42 @@
+/**
+ * Streaming mode over precomputed embeddings (clip-retrieval layout or .npy + keys.txt):
+ *
+ *   embeddingBatches → normalize → assign → decide → manifestSink
+ *
+ * Decisions are made once per sample, in arrival order, from running statistics seeded by the
+ * calibration that `dbprune fit` saved beside the centroids. For the paper's exact two-pass
+ * method over a finite input, use `pruneExact` (pipelines/exact-prune.ts).
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { embeddingBatches } from '../src/io/embeddings-source.js';
+import { normalize } from '../src/stages/normalize.js';
+import { tap } from '../src/stages/tap.js';
+import type { EmbeddingBatch } from '../src/core/sample.js';
+import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
+
+export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
+  embeddings: string | string[];
+  keys?: string;
+  metadata?: string | string[];
+  /** Rows per batch read from the .npy files. Default 8192. */
+  batchRows?: number;
+  onTail?: (tail: DecisionTail) => void;
+}
+
+export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): Promise<StreamingResult> {
+  const { signal } = opts;
+  const tail = await openDecisionTail(opts);
+  opts.onTail?.(tail);
+  let rowsIn = 0;
+  const norm = normalize({ expectedDim: tail.dim, expectedFrom: `centroid (${opts.centroids})` });
+  await pipeline(
+    Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? 8192, signal }), { objectMode: true, highWaterMark: 2 }),
+    tap((b: EmbeddingBatch) => (rowsIn += b.rows.length)),
+    norm,
+    ...tail.stages,
+    tail.sink,
+    { signal },
+  );
+  return tail.finish(rowsIn, { renormalized: norm.renormalized });
+}

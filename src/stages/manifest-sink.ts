@@ -1,0 +1,55 @@
+/**
+ * `manifestSink()`: the end of a pipeline. Consumes `ManifestRow[]` batches (as `decide` emits
+ * them) and writes each row exactly once to the manifest, kept keys to the key list, and shows
+ * them to `onRows` (report collector, progress, metrics). Closing the stream closes the writers,
+ * so `pipeline(...)` resolving means every file is complete.
+ */
+import { Writable } from 'node:stream';
+import { throwIfAborted } from '../core/errors.js';
+import type { ManifestRow } from '../core/sample.js';
+import type { KeyListWriter, ManifestWriter } from '../io/manifest.js';
+
+export interface ManifestSinkOptions {
+  /** Manifest writer (Parquet/Arrow/JSONL file, or JSONL on stdout). Optional. */
+  manifest?: ManifestWriter;
+  /** kept.txt writer. Optional. */
+  kept?: KeyListWriter;
+  /** Called with every batch after it was written. Must not throw. */
+  onRows?: (rows: ManifestRow[]) => void;
+  signal?: AbortSignal;
+}
+
+export type ManifestSink = Writable & { readonly rows: number; readonly keptRows: number };
+
+export function manifestSink(opts: ManifestSinkOptions): ManifestSink {
+  let rows = 0;
+  let keptRows = 0;
+  const { manifest, kept, onRows, signal } = opts;
+  const sink = new Writable({
+    objectMode: true,
+    highWaterMark: 4,
+    write(batch: ManifestRow[], _enc, cb) {
+      (async () => {
+        throwIfAborted(signal);
+        if (manifest) await manifest.write(batch);
+        const keys: string[] = [];
+        for (const r of batch) if (r.decision === 'keep') keys.push(r.key);
+        if (kept && keys.length > 0) await kept.write(keys);
+        rows += batch.length;
+        keptRows += keys.length;
+        onRows?.(batch);
+      })().then(() => cb(), cb);
+    },
+    final(cb) {
+      (async () => {
+        if (manifest) await manifest.close();
+        if (kept) await kept.close();
+      })().then(() => cb(), cb);
+    },
+  });
+  Object.defineProperties(sink, {
+    rows: { get: () => rows },
+    keptRows: { get: () => keptRows },
+  });
+  return sink as ManifestSink;
+}
