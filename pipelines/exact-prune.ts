@@ -19,6 +19,9 @@ import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type
 import { readNpyFloat32 } from '../src/io/npy.js';
 import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 
+/** Pass 2 batch size: keys/metadata only, so large batches are cheap and amortise the writers. */
+const PASS2_BATCH_ROWS = 65_536;
+
 export interface ExactPruneOptions extends DbpParams {
   /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). */
   embeddings: string | string[];
@@ -36,7 +39,10 @@ export interface ExactPruneOptions extends DbpParams {
   backend?: 'auto' | 'ort' | 'js';
   /** ORT threads, default min(2, cpus). */
   threads?: number;
-  /** Rows per batch, default 16384 (1..2^20). */
+  /**
+   * Embedding rows per pass-1 batch, default 4096 (1..2^20). Peak RSS grows with it (1M×512,
+   * k=500: 269 MB at 4096, 365 MB at 16384); pass 2 reads no embeddings and uses 65,536-row batches.
+   */
   batchRows?: number;
   signal?: AbortSignal;
   /** Called after every batch with running counts (for progress on stderr). */
@@ -53,7 +59,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const params = resolveDbpParams(opts);
   const format: ManifestFormat = opts.format ?? 'parquet';
   if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
-  const batchRows = opts.batchRows ?? 16384;
+  const batchRows = opts.batchRows ?? 4096;
   if (!(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 1 << 20)) throw new UsageError(`batch rows must be in 1..1048576, got ${batchRows}`);
   const { signal } = opts;
   const started = performance.now();
@@ -131,7 +137,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   let kept = 0;
   let i = 0;
   try {
-    for await (const refs of sampleRefBatches({ ...source, batchRows })) {
+    for await (const refs of sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS })) {
       const rows: ManifestRow[] = new Array(refs.length);
       const keptKeys: string[] = [];
       const keptUids: string[] = [];
@@ -139,7 +145,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
         const ref = refs[t];
         const j = cluster[i];
         if (j < 0) {
-          rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.INPUT_FORMAT });
+          rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
           continue;
         }
         const keep = decider.keep(j, distance[i], i);
