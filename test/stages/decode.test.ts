@@ -6,34 +6,8 @@ import type { DecodedSample, ImageSample } from '../../src/core/sample.js';
 import { CLIP_MEAN, CLIP_STD } from '../../src/io/model-config.js';
 import { decode } from '../../src/stages/decode.js';
 import { untar } from '../../src/stages/untar.js';
-import { makeTar, runThrough, solidImage } from './image-fixtures.js';
+import { makeTar, pngClaiming, runThrough, solidImage } from './image-fixtures.js';
 
-/** A PNG whose IHDR claims width × height (valid CRC), with a tiny bogus IDAT. */
-function pngClaiming(width: number, height: number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (b: Buffer): number => {
-    let c = 0xffffffff;
-    for (const x of b) c = crcTable[(c ^ x) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(crc(td));
-    return Buffer.concat([len, td, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00])), chunk('IEND', Buffer.alloc(0))]);
-}
 
 describe('decode', () => {
   it('normalises a solid colour to (v/255 − mean)/std in CHW order, for jpeg/png+alpha/webp/grey', async () => {
