@@ -37,6 +37,11 @@ export const ErrorCodes = {
   DECODE: 'ERR_DBPRUNE_DECODE',
   /** A model produced an unusable embedding (NaN or zero norm) for a sample. */
   EMBEDDING: 'ERR_DBPRUNE_EMBEDDING',
+  /** A URL (or a redirect target) is not http(s), or resolves to a loopback/private/link-local/
+   *  multicast/reserved address, and private targets are not allowed (`error:ssrf`). */
+  SSRF: 'ERR_DBPRUNE_SSRF',
+  /** The server's `X-Robots-Tag` forbids this use of the image (noai, noimageai, ...) (`error:robots`). */
+  ROBOTS: 'ERR_DBPRUNE_ROBOTS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
