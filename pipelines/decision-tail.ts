@@ -13,7 +13,9 @@ import type { Duplex } from 'node:stream';
 import { interClusterDistance } from '../src/core/complexity.js';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes } from '../src/core/errors.js';
-import type { ManifestRow } from '../src/core/sample.js';
+import type { ImageSample, ManifestRow } from '../src/core/sample.js';
+import { createShardWriter } from '../src/io/shard-writer.js';
+import { tap } from '../src/stages/tap.js';
 import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { normalizedCopy } from '../src/core/vector.js';
 import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
@@ -46,6 +48,12 @@ export interface DecisionTailOptions extends DbpParams {
   signal?: AbortSignal;
   /** Non-fatal notes for the user (stderr in the CLI). */
   warn?: (line: string) => void;
+  /**
+   * Re-pack kept samples as webdataset shards in img2dataset's layout (tar + parquet of every row +
+   * stats) in this folder. Needs image bytes: put `tail.holdImages()` right after the stage that
+   * produces `ImageSample`s.
+   */
+  writeShards?: { dir: string; samplesPerShard?: number; additionalColumns?: readonly string[] };
 }
 
 export interface RunCounters {
@@ -58,7 +66,7 @@ export interface RunCounters {
 
 export interface StreamingResult {
   stats: RunStats;
-  files: { manifest?: string; kept?: string; stats?: string; report?: string };
+  files: { manifest?: string; kept?: string; stats?: string; report?: string; shards?: string[] };
 }
 
 export interface DecisionTail {
@@ -70,6 +78,12 @@ export interface DecisionTail {
   stages: Duplex[];
   sink: ManifestSink;
   counters: RunCounters;
+  /**
+   * A pass-through stage that holds each `ImageSample` until its manifest row is written, so the
+   * shard writer can re-pack kept images. Bounded by the samples in flight. Identity when
+   * `writeShards` is off.
+   */
+  holdImages(): Duplex;
   /** Adds a listener for every written batch (progress, report collector). */
   onRows(fn: (rows: ManifestRow[]) => void): void;
   /** Checks rows in = rows out, writes stats.json, returns the result. */
@@ -123,7 +137,31 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       }
     },
   ];
-  const sink = manifestSink({ manifest, kept, signal: opts.signal, onRows: (rows) => listeners.forEach((fn) => fn(rows)) });
+  const held = new Map<string, ImageSample>();
+  const heldKey = (s: { key: string; shard?: string | null }): string => `${s.shard ?? ''}\u0000${s.key}`;
+  const shardWriter = opts.writeShards ? createShardWriter({ ...opts.writeShards, signal: opts.signal }) : undefined;
+  const sink = manifestSink({
+    manifest,
+    kept,
+    signal: opts.signal,
+    onRows: (rows) => listeners.forEach((fn) => fn(rows)),
+    afterWrite: shardWriter
+      ? async (rows) => {
+          for (const row of rows) {
+            const k = heldKey(row);
+            const sample = held.get(k) ?? { key: row.key, shard: row.shard ?? undefined, url: row.url ?? undefined, caption: row.caption ?? undefined };
+            held.delete(k);
+            await shardWriter.write(sample, row);
+          }
+        }
+      : undefined,
+    afterClose: shardWriter
+      ? async () => {
+          const r = await shardWriter.close();
+          files.shards = r.shards.map((s) => s.tar);
+        }
+      : undefined,
+  });
   const stages: Duplex[] = [
     assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal: opts.signal }),
     decide({ dbp, signal: opts.signal }),
@@ -138,6 +176,10 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     sink,
     counters,
     onRows: (fn) => listeners.push(fn),
+    holdImages: () =>
+      tap((s: ImageSample) => {
+        if (shardWriter) held.set(heldKey(s), s);
+      }),
     async finish(rowsIn, extra = {}) {
       if (sink.rows !== rowsIn) {
         throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });

@@ -39,6 +39,7 @@ export async function shardsToManifest(opts: ShardsToManifestOptions): Promise<S
     shardSource({ inputs: opts.inputs, signal }),
     shardsToSamples({ ...opts.fetch, signal }),
     tap(() => samplesIn++),
+    tail.holdImages(),
     decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), ...opts.decode, signal }),
     embed({ model: model.onnxPath, batchSize: opts.embed?.batchSize ?? 64, maxDelayMs: opts.embed?.maxDelayMs, threads: opts.embed?.threads, imageSize: pre?.size, signal }),
     ...tail.stages,

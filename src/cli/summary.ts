@@ -2,7 +2,7 @@
 import type { RunStats } from '../io/stats.js';
 import { fmtInt } from './progress.js';
 
-export function formatSummary(stats: RunStats, files: Record<string, string | undefined>): string {
+export function formatSummary(stats: RunStats, files: Record<string, string | string[] | undefined>): string {
   const t = stats.totals;
   const errors = Object.entries(t.errors)
     .map(([r, n]) => `${r} ${fmtInt(n)}`)
@@ -17,8 +17,8 @@ export function formatSummary(stats: RunStats, files: Record<string, string | un
     `  least complex ${order.slice(-2).map(show).join(', ')}`,
     `  errors: ${errors || 'none'}; duplicates: ${fmtInt(t.duplicates)}; re-normalised rows: ${fmtInt(t.renormalized)}`,
     ...Object.entries(files)
-      .filter(([, p]) => p)
-      .map(([name, p]) => `  ${name}: ${p}`),
+      .filter(([, p]) => p !== undefined && p.length > 0)
+      .map(([name, p]) => (Array.isArray(p) ? `  ${name}: ${p.length} files, ${p[0]} …` : `  ${name}: ${p}`)),
   ];
   return `${lines.join('\n')}\n`;
 }

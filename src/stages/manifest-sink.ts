@@ -16,6 +16,10 @@ export interface ManifestSinkOptions {
   kept?: KeyListWriter;
   /** Called with every batch after it was written. Must not throw. */
   onRows?: (rows: ManifestRow[]) => void;
+  /** Awaited with every batch after it was written (e.g. re-packing kept samples into shards). */
+  afterWrite?: (rows: ManifestRow[]) => Promise<void>;
+  /** Awaited once after the writers closed (e.g. closing the shard writer). */
+  afterClose?: () => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -24,7 +28,7 @@ export type ManifestSink = Writable & { readonly rows: number; readonly keptRows
 export function manifestSink(opts: ManifestSinkOptions): ManifestSink {
   let rows = 0;
   let keptRows = 0;
-  const { manifest, kept, onRows, signal } = opts;
+  const { manifest, kept, onRows, afterWrite, afterClose, signal } = opts;
   const sink = new Writable({
     objectMode: true,
     highWaterMark: 4,
@@ -35,6 +39,7 @@ export function manifestSink(opts: ManifestSinkOptions): ManifestSink {
         const keys: string[] = [];
         for (const r of batch) if (r.decision === 'keep') keys.push(r.key);
         if (kept && keys.length > 0) await kept.write(keys);
+        if (afterWrite) await afterWrite(batch);
         rows += batch.length;
         keptRows += keys.length;
         onRows?.(batch);
@@ -44,6 +49,7 @@ export function manifestSink(opts: ManifestSinkOptions): ManifestSink {
       (async () => {
         if (manifest) await manifest.close();
         if (kept) await kept.close();
+        if (afterClose) await afterClose();
       })().then(() => cb(), cb);
     },
   });
