@@ -42,6 +42,9 @@ export const ErrorCodes = {
   SSRF: 'ERR_DBPRUNE_SSRF',
   /** The server's `X-Robots-Tag` forbids this use of the image (noai, noimageai, ...) (`error:robots`). */
   ROBOTS: 'ERR_DBPRUNE_ROBOTS',
+  /** An ingest state directory is corrupt or half-written (bad checksum, truncated JSON, broken
+   *  journal), or belongs to another configuration; context names the file and the reason. */
+  STATE: 'ERR_DBPRUNE_STATE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

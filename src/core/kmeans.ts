@@ -2,7 +2,7 @@
  * Spherical k-means on unit rows under cosine distance δ = 1 − ⟨x, c⟩: k-means++ seeding (seeded,
  * D(x) = δ, which is ½‖x − c‖² on the sphere), then Lloyd or mini-batch (Sculley 2010) updates with
  * centroids re-projected onto the sphere. The assignment step runs on {@link NearestCentroid}
- * (ORT), so one Lloyd pass over 100k × 512 rows at k = 500 takes ~0.4 s on 2 cores.
+ * (ORT), so one Lloyd pass over 100k × 512 rows at k = 500 takes ~0.4–0.6 s on 2 cores.
  * Empty clusters are re-seeded with the points farthest from their centroids.
  *
  * Pure math, no I/O (besides the optional `log` callback).

@@ -1,7 +1,7 @@
 /**
  * `assign`: nearest centroid and cosine distance δ = 1 − ⟨x, c⟩ for every row of an
  * {@link EmbeddingBatch}. Two paths:
- * - exact: {@link NearestCentroid} (ORT MatMul + TopK, float64 near-tie check) — ~275k rows/s at
+ * - exact: {@link NearestCentroid} (ORT MatMul + TopK, float64 near-tie check) — ~265k rows/s at
  *   d = 512, k = 500 on 2 cores;
  * - hnsw: hnswlib-node HNSW over the unit centroids ('ip' space), one `searchKnn` per row — pays
  *   only for very large k (see {@link HNSW_MIN_K}); approximate (recall@1 < 1 is possible).
@@ -20,7 +20,7 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
 
 /**
  * `mode: 'auto'` uses HNSW from this many centroids on. Measured at d = 512 on the shared 2-core
- * box (4,000 queries): exact ORT scales as 1/k (~275k rows/s at k = 500, ~3–7k/s at k = 20,000);
+ * box (4,000 queries): exact ORT scales as 1/k (~265k rows/s at k = 500, ~3–7k/s at k = 20,000);
  * HNSW (M 16) runs ~9–14k/s at k = 500 but only ~2.5k/s (ef 64) / ~6.6k/s (ef 16) at k = 20,000
  * on structured centroids (recall 1.0), and loses recall badly on unstructured random ones
  * (0.26–0.87 at ef 64), with a 10–38 s index build. So at the default ef = 64 HNSW pays only
@@ -284,7 +284,7 @@ export async function measureHnswRecall(
   const nc = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads });
   let exact;
   try {
-    await nc.assign(queries, Math.min(n, 64)); // warm-up
+    await nc.assign(queries, n); // warm-up (the first run of a batch shape allocates)
     t = performance.now();
     exact = await nc.assign(queries, n);
   } finally {
