@@ -13,7 +13,10 @@ import type { Duplex } from 'node:stream';
 import { interClusterDistance } from '../src/core/complexity.js';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes } from '../src/core/errors.js';
-import type { ImageSample, ManifestRow } from '../src/core/sample.js';
+import type { EmbeddingBatch, ImageSample, ManifestRow } from '../src/core/sample.js';
+import { ReportCollector, writeReportThumbnails } from '../src/io/report-data.js';
+import { writeReport } from '../src/io/report-html.js';
+import { dedup } from '../src/stages/dedup.js';
 import { createShardWriter } from '../src/io/shard-writer.js';
 import { tap } from '../src/stages/tap.js';
 import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
@@ -25,6 +28,9 @@ import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { assign } from '../src/stages/assign.js';
 import { decide } from '../src/stages/decide.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
+
+/** Side of the JPEG thumbnails collected for the report (a bounded reservoir; see ReportCollector). */
+export const REPORT_THUMBNAIL_PX = 40;
 
 export interface DecisionTailOptions extends DbpParams {
   /** Centroids `.npy` (k×d). */
@@ -54,6 +60,10 @@ export interface DecisionTailOptions extends DbpParams {
    * produces `ImageSample`s.
    */
   writeShards?: { dir: string; samplesPerShard?: number; additionalColumns?: readonly string[] };
+  /** SemDeDup ε values before DBP (the first decides; the others are reported). Off when absent. */
+  dedupEps?: readonly number[];
+  /** Write report.html (and thumbnails.json) into `out` at the end. Default true when `out` is set. */
+  report?: boolean;
 }
 
 export interface RunCounters {
@@ -87,7 +97,12 @@ export interface DecisionTail {
   /** Adds a listener for every written batch (progress, report collector). */
   onRows(fn: (rows: ManifestRow[]) => void): void;
   /** Checks rows in = rows out, writes stats.json, returns the result. */
-  finish(rowsIn: number, extra?: { renormalized?: number; params?: Record<string, unknown>; sections?: Record<string, unknown> }): Promise<StreamingResult>;
+  finish(
+    rowsIn: number,
+    extra?: { renormalized?: number; params?: Record<string, unknown>; sections?: Record<string, unknown>; throughput?: Record<string, number> },
+  ): Promise<StreamingResult>;
+  /** Whether thumbnails are worth producing (a report will be written). */
+  readonly wantsThumbnails: boolean;
 }
 
 export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
@@ -162,8 +177,19 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
         }
       : undefined,
   });
+  // Thumbnails ride beside the rows: decide emits exactly one rows array per input batch, in
+  // order, so a FIFO filled just before decide lines up with what the sink receives.
+  const collector = new ReportCollector({ k, seed: params.seed });
+  const thumbQueue: ((Buffer | undefined)[] | undefined)[] = [];
+  listeners.push((rows) => {
+    collector.observe(rows, thumbQueue.shift());
+    collector.tick((performance.now() - started) / 1000);
+  });
+  const dedupStage = opts.dedupEps && opts.dedupEps.length > 0 ? dedup({ eps: opts.dedupEps, dim, k, signal: opts.signal }) : undefined;
   const stages: Duplex[] = [
     assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal: opts.signal }),
+    ...(dedupStage ? [dedupStage] : []),
+    tap((b: EmbeddingBatch) => thumbQueue.push(b.thumbnails)),
     decide({ dbp, signal: opts.signal }),
   ];
 
@@ -176,6 +202,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     sink,
     counters,
     onRows: (fn) => listeners.push(fn),
+    wantsThumbnails: opts.out !== undefined && opts.report !== false,
     holdImages: () =>
       tap((s: ImageSample) => {
         if (shardWriter) held.set(heldKey(s), s);
@@ -188,7 +215,21 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       const stats = streamingStats(dbp, counters, params, { seconds, renormalized: extra.renormalized ?? 0, calibrated: calibration !== undefined });
       Object.assign(stats.params, extra.params ?? {});
       Object.assign(stats, extra.sections ?? {});
-      if (files.stats) await writeJsonAtomic(files.stats, stats);
+      if (dedupStage) {
+        const d = dedupStage.stats();
+        stats.params.dedup_eps = d.eps;
+        stats.dedup = { mode: 'streaming', ...d, note: 'duplicates for eps[1..] are estimates measured against the set kept under eps[0]' };
+      }
+      if (extra.throughput) collector.setThroughput(extra.throughput);
+      const { report, thumbnails } = collector.toJSON();
+      stats.report = report;
+      if (files.stats && opts.out !== undefined) {
+        await writeJsonAtomic(files.stats, stats);
+        if (opts.report !== false) {
+          await writeReportThumbnails(opts.out, thumbnails);
+          files.report = await writeReport(opts.out, { signal: opts.signal });
+        }
+      }
       return { stats, files };
     },
   };

@@ -18,6 +18,9 @@ import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
 import { readNpyFloat32 } from '../src/io/npy.js';
 import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
+import { ReportCollector } from '../src/io/report-data.js';
+import { writeReport } from '../src/io/report-html.js';
 
 /** Pass 2 batch size: keys/metadata only, so large batches are cheap and amortise the writers. */
 const PASS2_BATCH_ROWS = 65_536;
@@ -44,6 +47,13 @@ export interface ExactPruneOptions extends DbpParams {
    * k=500: 269 MB at 4096, 365 MB at 16384); pass 2 reads no embeddings and uses 65,536-row batches.
    */
   batchRows?: number;
+  /**
+   * SemDeDup before DBP (the paper's pipeline): ε values, the first decides, every one is reported.
+   * Duplicates are dropped with reason `duplicate` and not counted in the DBP statistics.
+   */
+  dedupEps?: readonly number[];
+  /** Write report.html (+ the report section of stats.json). Default true. */
+  report?: boolean;
   signal?: AbortSignal;
   /** Called after every batch with running counts (for progress on stderr). */
   onProgress?: (p: { pass: 1 | 2; samples: number; total: number; kept: number; errors: number }) => void;
@@ -52,7 +62,7 @@ export interface ExactPruneOptions extends DbpParams {
 export interface ExactPruneResult {
   stats: RunStats;
   plan: DbpPlan;
-  files: { manifest: string; kept: string; stats: string; uids?: string };
+  files: { manifest: string; kept: string; stats: string; uids?: string; report?: string };
 }
 
 export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneResult> {
@@ -117,6 +127,20 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   if (row !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 1 read ${row} rows, expected ${total}`);
   throwIfAborted(signal);
 
+  // SemDeDup (the reference rule, cluster by cluster, embeddings re-read in bounded groups).
+  // A duplicate's cluster c is stored as −2 − c: negative, so planning and selection skip it.
+  let dd: (SemDedupResult & { passes: number }) | undefined;
+  if (opts.dedupEps && opts.dedupEps.length > 0) {
+    let eps: number[];
+    try {
+      eps = parseEpsList(opts.dedupEps);
+    } catch (e) {
+      throw new UsageError(`--dedup-eps: ${(e as Error).message}`, { option: 'dedup-eps' });
+    }
+    const members = sortClusterMembers({ cluster, distance, n: total }, k, params.which, params.seed);
+    dd = await exactSemDedupByPasses({ members, dim, eps, signal, readRows: () => normalizedRows(source, dim, batchRows) });
+    for (let i = 0; i < total; i++) if (dd.duplicateOf[i] >= 0) cluster[i] = -2 - cluster[i];
+  }
   const pass1End = performance.now();
   const plan = planDbp({ cluster, distance, n: total }, nearest.centroids, k, dim, params);
   const planEnd = performance.now();
@@ -133,6 +157,9 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const keptWriter = await createKeptKeysWriter(files.kept);
   const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(opts.out, 'kept_uids.npy')) : undefined;
   const decider = createDecider(plan);
+  const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
+  const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
+  let duplicates = 0;
   const keptPerCluster = new Float64Array(k);
   let kept = 0;
   let i = 0;
@@ -144,8 +171,25 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
       for (let t = 0; t < refs.length; t++, i++) {
         const ref = refs[t];
         const j = cluster[i];
-        if (j < 0) {
+        if (j === -1) {
           rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
+          continue;
+        }
+        if (j < -1) {
+          duplicates++;
+          rows[t] = {
+            key: ref.key,
+            shard: ref.shard ?? null,
+            url: ref.url ?? null,
+            caption: ref.caption ?? null,
+            uid: ref.uid ?? null,
+            decision: 'drop',
+            reason: 'duplicate',
+            cluster: -2 - j,
+            distance: distance[i],
+            duplicate_of: targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null,
+            error: null,
+          };
           continue;
         }
         const keep = decider.keep(j, distance[i], i);
@@ -171,6 +215,8 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
       }
       await manifest.write(rows);
       await keptWriter.write(keptKeys);
+      collector?.observe(rows);
+      collector?.tick((performance.now() - started) / 1000);
       if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
       opts.onProgress?.({ pass: 2, samples: i, total, kept, errors: invalid });
     }
@@ -186,20 +232,38 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
 
   const seconds = (performance.now() - started) / 1000;
-  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds });
+  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates });
+  if (dd) {
+    stats.params.dedup_eps = dd.eps;
+    stats.dedup = {
+      mode: 'exact',
+      eps: dd.eps,
+      deciding_eps: dd.eps[0],
+      removed: dd.removed,
+      kept_fraction: dd.keptFraction,
+      members: dd.members,
+      passes: dd.passes,
+      largest_cluster: dd.largestCluster,
+    };
+  }
   stats.timings = {
     pass1_assign_s: (pass1End - started) / 1000,
     plan_s: (planEnd - pass1End) / 1000,
     pass2_write_s: (performance.now() - planEnd) / 1000,
   };
+  if (collector) {
+    collector.setThroughput({ 'pass 1 (read+assign)': total / Math.max(1e-9, (pass1End - started) / 1000), 'end to end': total / Math.max(1e-9, seconds) });
+    stats.report = collector.toJSON().report;
+  }
   await writeJsonAtomic(files.stats, stats);
+  if (collector) files.report = await writeReport(opts.out, { signal });
   return { stats, plan, files };
 }
 
 function exactStats(
   plan: DbpPlan,
   keptPerCluster: Float64Array,
-  t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number },
+  t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number; duplicates: number },
 ): RunStats {
   const arr = (a: ArrayLike<number>): number[] => Array.from(a);
   return {
@@ -222,7 +286,7 @@ function exactStats(
       dropped: t.total - t.kept,
       keep_ratio: t.total > 0 ? t.kept / t.total : 0,
       errors: t.invalid > 0 ? { 'error:embedding': t.invalid } : {},
-      duplicates: 0,
+      duplicates: t.duplicates,
       renormalized: t.renormalized,
       k: plan.k,
       min_samples: plan.quota.minSamples,
@@ -244,3 +308,37 @@ function exactStats(
     },
   };
 }
+
+/** Re-reads the embeddings for SemDeDup, normalised exactly as pass 1 did, with running row numbers. */
+async function* normalizedRows(
+  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal },
+  dim: number,
+  batchRows: number,
+): AsyncGenerator<{ start: number; rows: number; data: Float32Array }> {
+  let start = 0;
+  for await (const b of embeddingBatches({ ...source, batchRows })) {
+    const n = b.rows.length;
+    normalizeRows(b.embeddings, n, dim);
+    yield { start, rows: n, data: b.embeddings };
+    start += n;
+  }
+}
+
+/** Keys of the rows that duplicates point to (one keys-only pass; at most one entry per duplicate). */
+async function duplicateTargetKeys(
+  duplicateOf: Int32Array,
+  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal; batchRows: number },
+): Promise<Map<number, string>> {
+  const wanted = new Set<number>();
+  for (let i = 0; i < duplicateOf.length; i++) if (duplicateOf[i] >= 0) wanted.add(duplicateOf[i]);
+  const out = new Map<number, string>();
+  let row = 0;
+  for await (const refs of sampleRefBatches(source)) {
+    for (const ref of refs) {
+      if (wanted.has(row)) out.set(row, ref.key);
+      row++;
+    }
+  }
+  return out;
+}
+

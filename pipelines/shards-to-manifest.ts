@@ -11,7 +11,7 @@ import { embed } from '../src/stages/embed.js';
 import { shardsToSamples, type ShardsToSamplesOptions } from '../src/stages/fetch-shard.js';
 import { shardSource } from '../src/stages/shard-source.js';
 import { tap } from '../src/stages/tap.js';
-import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
+import { openDecisionTail, REPORT_THUMBNAIL_PX, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
 
 export interface ShardsToManifestOptions extends DecisionTailOptions {
   /** Shard paths/URLs/brace ranges/globs/directories, or a stream of them one per line (stdin). */
@@ -40,7 +40,7 @@ export async function shardsToManifest(opts: ShardsToManifestOptions): Promise<S
     shardsToSamples({ ...opts.fetch, signal }),
     tap(() => samplesIn++),
     tail.holdImages(),
-    decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), ...opts.decode, signal }),
+    decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
     embed({ model: model.onnxPath, batchSize: opts.embed?.batchSize ?? 64, maxDelayMs: opts.embed?.maxDelayMs, threads: opts.embed?.threads, imageSize: pre?.size, signal }),
     ...tail.stages,
     tail.sink,

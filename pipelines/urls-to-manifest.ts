@@ -11,7 +11,7 @@ import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { download, type DownloadOptions } from '../src/stages/download.js';
 import { embed } from '../src/stages/embed.js';
 import { tap } from '../src/stages/tap.js';
-import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
+import { openDecisionTail, REPORT_THUMBNAIL_PX, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
 
 export interface UrlsToManifestOptions extends DecisionTailOptions {
   /** URL list(s) (parquet/csv/tsv/json/jsonl/txt, optionally gzipped), a folder, or a Readable with `list.format`. */
@@ -39,7 +39,7 @@ export async function urlsToManifest(opts: UrlsToManifestOptions): Promise<Strea
     tap(() => rowsIn++),
     download({ ...opts.download, signal }),
     tail.holdImages(),
-    decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), ...opts.decode, signal }),
+    decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
     embed({ model: model.onnxPath, batchSize: opts.embed?.batchSize ?? 64, maxDelayMs: opts.embed?.maxDelayMs, threads: opts.embed?.threads, imageSize: pre?.size, signal }),
     ...tail.stages,
     tail.sink,

@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { pruneExact } from '../../pipelines/exact-prune.js';
 import { UsageError } from '../core/errors.js';
 import { SELECTION_POLICIES } from '../core/select.js';
-import { parseChoice, parseNumber } from './options.js';
+import { parseChoice, parseEps, parseList, parseNumber } from './options.js';
+import { writeReport } from '../io/report-html.js';
+import { URL_LIST_FORMATS } from '../io/url-list.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { fit } from './fit.js';
@@ -26,6 +28,8 @@ function dbpFlags(cmd: Command): Command {
     .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
     .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0)
     .option('--format <fmt>', `manifest format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
+    .option('--dedup-eps <eps>', 'SemDeDup before DBP: ε (comma-separated list: the first decides, all are reported)', parseEps)
+    .option('--no-report', 'do not write report.html')
     .option('-q, --quiet', 'no progress on stderr');
 }
 
@@ -58,6 +62,8 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       seed: o.seed,
       format: o.format,
       backend: o.backend,
+      dedupEps: o.dedupEps,
+      report: o.report,
       signal: ctx.signal,
       onProgress: (p) => progress.update({ samples: p.samples, total: p.total, kept: p.kept, errors: p.errors }),
     });
@@ -110,9 +116,27 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
       .option('--assign <mode>', 'nearest centroid: auto | exact | hnsw', parseChoice('--assign', ['auto', 'exact', 'hnsw'] as const), 'auto')
       .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
-      .option('--no-report', 'do not write report.html'),
+      .option('--urls <list...>', 'URL list(s) to download: parquet/csv/tsv/json/jsonl/txt (also .gz), a folder, or - for stdin')
+      .option('--input-format <fmt>', `URL list format (required for stdin): ${URL_LIST_FORMATS.join(' | ')}`, parseChoice('--input-format', URL_LIST_FORMATS))
+      .option('--url-col <name>', 'URL column', 'url')
+      .option('--caption-col <name>', 'caption column', 'caption')
+      .option('--save-additional-columns <cols>', 'comma-separated extra columns kept in the sidecars and shard parquet', parseList)
+      .option('--samples-per-shard <n>', 'img2dataset number_sample_per_shard (keys and --write-shards)', parseNumber('--samples-per-shard', { min: 1, integer: true }), 10_000)
+      .option('--download-concurrency <n>', 'downloads in flight', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32)
+      .option('--user-agent-token <token>', 'added to the user agent (e.g. your project or contact)')
+      .option('--allow-private', 'allow URLs resolving to loopback/private/link-local addresses (SSRF guard off)')
+      .option('--write-shards <dir>', 'also write the kept samples as webdataset shards (img2dataset layout)'),
   ).action(async (shards: string[], o) => {
     await runStreaming(shards, o, ctx);
   });
+
+  program
+    .command('report')
+    .description('write report.html for an output folder (stats.json, thumbnails.json)')
+    .argument('<out-dir>', 'a folder written by prune or run')
+    .action(async (outDir: string) => {
+      const path = await writeReport(outDir, { signal: ctx.signal });
+      process.stdout.write(`${path}\n`);
+    });
 }
 

@@ -29,3 +29,21 @@ export function parseChoice<T extends string>(flag: string, choices: readonly T[
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
+
+/** Parses `--dedup-eps 0.01,0.02`: 1..32 values in (0, 1); the first decides. */
+export function parseEps(value: string): number[] {
+  const parts = value.split(',').map((v) => v.trim());
+  const eps = parts.map(Number);
+  if (parts.length === 0 || parts.length > 32 || eps.some((e, i) => parts[i] === '' || !(e > 0 && e < 1))) {
+    throw new UsageError(`--dedup-eps must be 1 to 32 comma-separated numbers in (0, 1), got '${value}'`, { option: 'dedup-eps' });
+  }
+  return eps;
+}
+
+/** Parses a comma-separated list of names. */
+export function parseList(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}

@@ -1,6 +1,8 @@
 /** `dbprune run`: the streaming pipelines behind one command. */
 import { embeddingsToManifest } from '../../pipelines/embeddings-to-manifest.js';
 import { shardsToManifest } from '../../pipelines/shards-to-manifest.js';
+import { urlsToManifest } from '../../pipelines/urls-to-manifest.js';
+import type { UrlListFormat } from '../io/url-list.js';
 import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../pipelines/decision-tail.js';
 import { UsageError } from '../core/errors.js';
 import type { SelectionPolicy } from '../core/select.js';
@@ -31,14 +33,27 @@ export interface RunFlags {
   ef: number;
   report: boolean;
   quiet?: boolean;
+  dedupEps?: number[];
+  urls?: string[];
+  inputFormat?: UrlListFormat;
+  urlCol: string;
+  captionCol: string;
+  saveAdditionalColumns?: string[];
+  samplesPerShard: number;
+  downloadConcurrency: number;
+  userAgentToken?: string;
+  allowPrivate?: boolean;
+  writeShards?: string;
 }
 
 /** Default keep ratio of `run` when --keep is not given. */
 export const DEFAULT_RUN_KEEP = 0.3;
 
 export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandContext): Promise<StreamingResult> {
-  const usingDefault = shards.length === 0 && !o.embeddings;
-  if (shards.length > 0 && o.embeddings) throw new UsageError('give shards or --embeddings, not both');
+  const kinds = [shards.length > 0, Boolean(o.embeddings), Boolean(o.urls)].filter(Boolean).length;
+  if (kinds > 1) throw new UsageError('give one input: shards, --embeddings or --urls');
+  if (o.writeShards && o.embeddings) throw new UsageError('--write-shards needs images: use it with shards or --urls');
+  const usingDefault = kinds === 0;
   if (o.keys && !o.embeddings) throw new UsageError('--keys needs --embeddings');
   const out = o.out ?? (usingDefault ? 'out' : undefined);
   const progress = new Progress({ label: 'run', quiet: o.quiet });
@@ -55,6 +70,9 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
     format: o.format,
     assignMode: o.assign,
     ef: o.ef,
+    dedupEps: o.dedupEps,
+    report: o.report,
+    writeShards: o.writeShards ? { dir: o.writeShards } : undefined,
     signal: ctx.signal,
     warn: (line) => {
       progress.clear();
@@ -67,6 +85,19 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
   let result: StreamingResult;
   if (o.embeddings) {
     result = await embeddingsToManifest({ ...base, embeddings: o.embeddings, keys: o.keys, metadata: o.metadata, onTail });
+  } else if (o.urls) {
+    const stdin = o.urls.length === 1 && o.urls[0] === '-';
+    if (stdin && !o.inputFormat) throw new UsageError('--urls - (stdin) needs --input-format');
+    result = await urlsToManifest({
+      ...base,
+      writeShards: o.writeShards ? { dir: o.writeShards, samplesPerShard: o.samplesPerShard } : undefined,
+      urls: stdin ? process.stdin : o.urls,
+      list: { format: o.inputFormat, urlCol: o.urlCol, captionCol: o.captionCol, saveAdditionalColumns: o.saveAdditionalColumns, samplesPerShard: o.samplesPerShard },
+      download: { concurrency: o.downloadConcurrency, userAgentToken: o.userAgentToken, allowPrivate: Boolean(o.allowPrivate) },
+      model: o.model,
+      embed: { batchSize: o.batchSize },
+      onTail,
+    });
   } else {
     const inputs = usingDefault ? bundled.shards : shards.length === 1 && shards[0] === '-' ? process.stdin : shards;
     result = await shardsToManifest({ ...base, inputs, model: o.model, fetch: { concurrency: o.concurrency }, embed: { batchSize: o.batchSize }, onTail });
