@@ -2,6 +2,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from './fixture.js';
 
+/** tsx resolved from this repository, so the CLI also runs with another working directory. */
+const tsxLoader = import.meta.resolve('tsx');
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -11,7 +14,7 @@ export interface CliResult {
 /** Runs the real `dbprune` CLI (TypeScript sources through tsx) as a child process. */
 export function runCli(args: string[], opts: { input?: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
+    const child = spawn(process.execPath, ['--import', tsxLoader, join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
       cwd: opts.cwd ?? repoRoot,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
