@@ -431,7 +431,9 @@ export class StreamingDbp {
     this.streamWeight = wRun / (wRun + wCal);
     this.complexity.set(clusterComplexity(this.dInter, this.dIntraHat, hasData));
     this.prob.set(softmax(this.complexity, this.params.temperature));
-    const nTarget = Math.floor(this.params.keepRatio * scale);
+    // Streaming plans keep fractions, not integer counts: no ⌊·⌋ here. (With it, a cold start —
+    // no calibration, t = 0, scale 1 — planned ⌊keep · 1⌋ = 0 and kept nothing until the first re-plan.)
+    const nTarget = this.params.keepRatio * scale;
     const { lb, ub } = quotaBounds(this.sizeEstimate, nTarget, this.params.balance);
     let sumLb = 0;
     for (let j = 0; j < k; j++) sumLb += lb[j];

@@ -169,7 +169,7 @@ describe('StreamingDbp contract', () => {
     expect(st.clusters.prob.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 9);
     const quotaSum = st.clusters.quota.reduce((x, y) => x + y, 0);
     const scale = st.clusters.sizeEstimate.reduce((x, y) => x + y, 0);
-    expect(quotaSum).toBeCloseTo(Math.floor(0.3 * scale), 3);
+    expect(quotaSum).toBeCloseTo(0.3 * scale, 3); // streaming plans real-valued quotas (no ⌊·⌋; see replan)
     expect(st.clusters.kept.reduce((x, y) => x + y, 0)).toBe(d.keptCount);
     for (let c = 0; c < k; c++) expect(Math.abs(st.clusters.kept[c] - st.clusters.target[c])).toBeLessThan(0.05 * st.clusters.n[c] + 5);
   });
@@ -238,5 +238,21 @@ describe('StreamingDbp contract', () => {
     expect(() => StreamingDbp.restore({ ...snap, version: 2 } as unknown as StreamingDbpSnapshot)).toThrow(
       expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }),
     );
+  });
+});
+
+describe('cold start (no calibration)', () => {
+  it('keeps about the asked fraction from the very first samples, before any re-plan', async () => {
+    const { StreamingDbp } = await import('../../src/core/streaming-dbp.js');
+    const { Rng } = await import('../../src/core/rng.js');
+    const k = 16;
+    const dbp = new StreamingDbp({ k, params: { keepRatio: 0.3 }, dInter: new Float64Array(k).fill(0.5) });
+    const rng = new Rng(3);
+    let kept = 0;
+    const n = 200; // fewer than the first re-plan (256)
+    for (let i = 0; i < n; i++) if (dbp.decide(rng.int(k), 0.05 + 0.3 * rng.next())) kept++;
+    expect(dbp.stats().plans).toBe(1);
+    expect(kept / n).toBeGreaterThan(0.2);
+    expect(kept / n).toBeLessThan(0.45);
   });
 });
