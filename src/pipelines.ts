@@ -1,0 +1,8 @@
+/** dbprune/pipelines — ready-made pipelines composed from the public stages. */
+export * from '../pipelines/decision-tail.js';
+export * from '../pipelines/embeddings-to-manifest.js';
+export * from '../pipelines/exact-prune.js';
+export * from '../pipelines/shards-to-embeddings.js';
+export * from '../pipelines/shards-to-manifest.js';
+export * from '../pipelines/urls-to-manifest.js';
+export { fit, type FitOptions, type FitResult } from './cli/fit.js';
