@@ -147,6 +147,51 @@ export function buildTinyVisionModel(opts: TinyModelOptions = {}): Uint8Array {
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
 }
 
+/**
+ * A benchmark stand-in for a real encoder's cost: a strided conv stack at `size` px (default 224;
+ * ≈ 1.2 GFLOP per image, ResNet-18-like) → global average pool → `image_embeds` [N, dim]. Its
+ * embeddings mean nothing; it exists so the end-to-end vs model-only ratio is measured where the
+ * model, not JPEG decoding, dominates — as it does with CLIP/DINOv2.
+ */
+export function buildConvEncoder(opts: { size?: number; dim?: number; seed?: number } = {}): Uint8Array {
+  const size = opts.size ?? 224;
+  const dim = opts.dim ?? 512;
+  const rng = new Rng(opts.seed ?? 7);
+  const layers = [
+    { cin: 3, cout: 64, k: 7, s: 2 },
+    { cin: 64, cout: 128, k: 3, s: 2 },
+    { cin: 128, cout: 256, k: 3, s: 2 },
+  ];
+  const nodes: OnnxTypes.INodeProto[] = [];
+  const initializer: OnnxTypes.ITensorProto[] = [];
+  let x = 'pixel_values';
+  layers.forEach((l, i) => {
+    initializer.push(floatTensor(`conv${i}_w`, [l.cout, l.cin, l.k, l.k], randn(rng, l.cout * l.cin * l.k * l.k, Math.sqrt(2 / (l.cin * l.k * l.k)))));
+    const pad = (l.k - 1) / 2;
+    nodes.push(
+      { opType: 'Conv', input: [x, `conv${i}_w`], output: [`c${i}`], attribute: [ints('kernel_shape', [l.k, l.k]), ints('strides', [l.s, l.s]), ints('pads', [pad, pad, pad, pad])] },
+      { opType: 'Relu', input: [`c${i}`], output: [`r${i}`] },
+    );
+    x = `r${i}`;
+  });
+  const last = layers[layers.length - 1].cout;
+  initializer.push(floatTensor('proj', [last, dim], randn(rng, last * dim, 1 / Math.sqrt(last))));
+  nodes.push(
+    { opType: 'GlobalAveragePool', input: [x], output: ['gap'] },
+    { opType: 'Flatten', input: ['gap'], output: ['feat'], attribute: [int('axis', 1)] },
+    { opType: 'MatMul', input: ['feat', 'proj'], output: ['image_embeds'] },
+  );
+  nodes.forEach((n, i) => (n.name = `${n.opType}_${i}`));
+  const model: OnnxTypes.IModelProto = {
+    irVersion: 8,
+    producerName: 'dbprune scripts/make-model.ts',
+    producerVersion: '1',
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: { name: 'conv_encoder_bench', node: nodes, initializer, input: [valueInfo('pixel_values', ['batch', 3, size, size])], output: [valueInfo('image_embeds', ['batch', dim])] },
+  };
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+}
+
 /** The `preprocessor_config.json` written beside the model (CLIP-style, `size` px). */
 export function tinyPreprocessorConfig(size = 32): Record<string, unknown> {
   return {
@@ -167,9 +212,14 @@ export function tinyPreprocessorConfig(size = 32): Record<string, unknown> {
 
 /** Writes `onnx/vision_model.onnx` and `preprocessor_config.json` under `outDir`. */
 export function writeTinyModel(outDir: string, opts: TinyModelOptions = {}): void {
+  writeModelDir(outDir, buildTinyVisionModel(opts), opts.size ?? 32);
+}
+
+/** Writes a transformers.js/optimum-style model folder: `onnx/vision_model.onnx` + `preprocessor_config.json`. */
+export function writeModelDir(outDir: string, onnxBytes: Uint8Array, size: number): void {
   mkdirSync(join(outDir, 'onnx'), { recursive: true });
-  writeFileSync(join(outDir, 'onnx', 'vision_model.onnx'), buildTinyVisionModel(opts));
-  writeFileSync(join(outDir, 'preprocessor_config.json'), JSON.stringify(tinyPreprocessorConfig(opts.size ?? 32), null, 2) + '\n');
+  writeFileSync(join(outDir, 'onnx', 'vision_model.onnx'), onnxBytes);
+  writeFileSync(join(outDir, 'preprocessor_config.json'), JSON.stringify(tinyPreprocessorConfig(size), null, 2) + '\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

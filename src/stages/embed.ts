@@ -187,6 +187,8 @@ export function embed(opts: EmbedOptions): Transform {
   let pending: DecodedSample[] = [];
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<void> = Promise.resolve();
+  /** Completion of the most recently scheduled full batch (see `transform`). */
+  let lastScheduled: Promise<void> = Promise.resolve();
   let failed = false;
 
   const runBatch = async (stream: Transform, samples: DecodedSample[]): Promise<void> => {
@@ -253,7 +255,12 @@ export function embed(opts: EmbedOptions): Transform {
     transform(s: DecodedSample, _enc: BufferEncoding, cb: TransformCallback): void {
       pending.push(s);
       if (pending.length >= batchSize) {
-        schedule(stream).then(() => cb(), cb);
+        // Double buffering: while this batch runs, accept the samples of the next one, so decode
+        // keeps working during inference. At most two batches are outstanding: wait only for the
+        // one scheduled before this.
+        const previous = lastScheduled;
+        lastScheduled = schedule(stream);
+        previous.then(() => cb(), cb);
         return;
       }
       if (!timer) {
