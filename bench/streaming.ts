@@ -4,8 +4,8 @@
  * A. Images end to end (shards → decode → embed → assign → decide → manifest) against model-only
  *    onnxruntime throughput of the same model and batch size, measured in the same run:
  *    - the bundled tiny encoder on ≥ 20,000 images (the bundled shards, repeated), and
- *    - a conv encoder of realistic cost (≈ 1.2 GFLOP/image at 224 px, scripts/make-model.ts
- *      `buildConvEncoder`) on fewer images, where the model — not JPEG decoding — dominates.
+ *    - conv encoders of realistic cost at 224 px (scripts/make-model.ts `buildConvEncoder`):
+ *      ≈ 1.2 GFLOP/image and ≈ 4.4 GFLOP/image (CLIP ViT-B/32's cost), on 1,200–2,400 images.
  * B. assign + decide on N synthetic 512-d embeddings at k = 500 (default path), and at k = 20,000
  *    both paths (exact ORT and HNSW) with HNSW's recall against exact.
  * C. Peak RSS of B at 100,000 vs 1,000,000 samples (each in its own child process).
@@ -107,16 +107,18 @@ const result: Record<string, unknown> = { bench: 'streaming' };
   const model = await modelOnly(join(bundled, 'onnx', 'vision_model.onnx'), 32, 64, 5);
   result.tinyModel = { images: e2e.samples, endToEndPerSec: e2e.perSec, modelOnlyPerSec: model, ratio: e2e.perSec / model, batch: 64 };
 
-  const dir = mkdtempSync(join(tmpdir(), 'dbprune-bench-conv-'));
-  writeModelDir(dir, buildConvEncoder({ size: 224, dim: 512 }), 224);
-  const rng = new Rng(1);
-  const cent = new Float32Array(16 * 512).map(() => rng.normal());
-  await writeNpy(join(dir, 'centroids.npy'), cent, [16, 512]);
-  const convE2e = await imagesEndToEnd(dir, quick ? 1 : 2, 32, join(dir, 'centroids.npy'));
-  const convModel = await modelOnly(join(dir, 'onnx', 'vision_model.onnx'), 224, 32, 20);
-  result.convEncoder224 = { gflopPerImage: 1.2, images: convE2e.samples, endToEndPerSec: convE2e.perSec, modelOnlyPerSec: convModel, ratio: convE2e.perSec / convModel, batch: 32 };
-  rmSync(dir, { recursive: true, force: true });
-  process.stderr.write(`A: ${JSON.stringify({ tiny: result.tinyModel, conv: result.convEncoder224 })}\n`);
+  for (const cost of ['small', 'clip'] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'dbprune-bench-conv-'));
+    writeModelDir(dir, buildConvEncoder({ size: 224, dim: 512, cost }), 224);
+    const rng = new Rng(1);
+    const cent = new Float32Array(16 * 512).map(() => rng.normal());
+    await writeNpy(join(dir, 'centroids.npy'), cent, [16, 512]);
+    const e2e = await imagesEndToEnd(dir, quick || cost === 'clip' ? 1 : 2, 32, join(dir, 'centroids.npy'));
+    const model = await modelOnly(join(dir, 'onnx', 'vision_model.onnx'), 224, 32, 20);
+    result[`convEncoder224_${cost}`] = { gflopPerImage: cost === 'clip' ? 4.4 : 1.2, images: e2e.samples, endToEndPerSec: e2e.perSec, modelOnlyPerSec: model, ratio: e2e.perSec / model, batch: 32 };
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.stderr.write(`A: ${JSON.stringify({ tiny: result.tinyModel, small: result.convEncoder224_small, clip: result.convEncoder224_clip })}\n`);
 }
 
 // B + C. embeddings
