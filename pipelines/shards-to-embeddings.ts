@@ -77,7 +77,7 @@ export async function shardsToEmbeddings(opts: ShardsToEmbeddingsOptions): Promi
     shardSource({ inputs: opts.inputs, signal }),
     shardsToSamples({ signal }),
     tap(() => samples++),
-    decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), signal }),
+    decode({ ...pre, signal }),
     embed({ model: model.onnxPath, batchSize: opts.batchSize ?? 64, imageSize: pre?.size, signal }),
     sink,
     { signal },

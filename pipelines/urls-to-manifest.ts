@@ -39,7 +39,7 @@ export async function urlsToManifest(opts: UrlsToManifestOptions): Promise<Strea
     tap(() => rowsIn++),
     download({ ...opts.download, signal }),
     tail.holdImages(),
-    decode({ ...(pre ? { size: pre.size, mode: pre.mode, mean: pre.mean, std: pre.std, kernel: pre.kernel, rescaleFactor: pre.rescaleFactor } : {}), ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
+    decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
     embed({ model: model.onnxPath, batchSize: opts.embed?.batchSize ?? 64, maxDelayMs: opts.embed?.maxDelayMs, threads: opts.embed?.threads, imageSize: pre?.size, signal }),
     ...tail.stages,
     tail.sink,

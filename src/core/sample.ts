@@ -88,19 +88,31 @@ export interface ManifestRow {
   error: string | null;
 }
 
-/** Builds the manifest row for a sample that failed before it could be decided. */
-export function errorRow(ref: SampleRef, err: RowError): ManifestRow {
+/** Builds a decided sample's manifest row (`dbp` keep/drop, or a `duplicate` drop). */
+export function decisionRow(
+  ref: SampleRef,
+  decision: Decision,
+  reason: 'dbp' | 'duplicate',
+  cluster: number,
+  distance: number,
+  duplicateOf: string | null = null,
+): ManifestRow {
   return {
     key: ref.key,
     shard: ref.shard ?? null,
     url: ref.url ?? null,
     caption: ref.caption ?? null,
     uid: ref.uid ?? null,
-    decision: 'drop',
-    reason: err.reason,
-    cluster: -1,
-    distance: null,
-    duplicate_of: null,
-    error: err.message,
+    decision,
+    reason,
+    cluster,
+    distance,
+    duplicate_of: duplicateOf,
+    error: null,
   };
+}
+
+/** Builds the manifest row for a sample that failed (or was filtered) before it could be decided. */
+export function errorRow(ref: SampleRef, err: RowError): ManifestRow {
+  return { ...decisionRow(ref, 'drop', 'dbp', -1, 0), reason: err.reason, distance: null, error: err.message };
 }

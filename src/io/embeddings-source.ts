@@ -197,29 +197,11 @@ export async function countEmbeddingRows(options: Omit<EmbeddingSourceOptions, '
  *   ERR_DBPRUNE_ABORTED on abort; and the codes of {@link planEmbeddingSource}.
  */
 export async function* embeddingBatches(options: EmbeddingSourceOptions): AsyncGenerator<EmbeddingBatch> {
-  const batchRows = options.batchRows ?? 8192;
-  checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
-  const { signal } = options;
-  const plan = await planEmbeddingSource(options);
-  const keyTaker = plan.keys !== undefined ? new BatchTaker(readKeyBatches(plan.keys, { batchRows, signal })) : undefined;
-  try {
-    for (const part of plan.parts) {
-      const shard = basename(part.npy).replace(/\.npy$/i, '');
-      const metaTaker = part.metadata
-        ? new BatchTaker(readMetadataBatches(part.metadata, { batchRows, rowOffset: part.offset, shard, signal }))
-        : undefined;
-      try {
-        for await (const b of readNpyRows(part.npy, { batchRows, signal })) {
-          const rows = await refsFor(part, b.start, b.rows, shard, metaTaker, keyTaker, plan.keys);
-          yield { rows, dim: plan.dim, embeddings: b.data };
-        }
-      } finally {
-        await metaTaker?.close();
-      }
+  yield* walkParts(options, async function* (part, refs, batchRows, dim, signal) {
+    for await (const b of readNpyRows(part.npy, { batchRows, signal })) {
+      yield { rows: await refs(b.start, b.rows), dim, embeddings: b.data };
     }
-  } finally {
-    await keyTaker?.close();
-  }
+  });
 }
 
 /**
@@ -231,6 +213,29 @@ export async function* embeddingBatches(options: EmbeddingSourceOptions): AsyncG
  *   on abort; and the codes of {@link planEmbeddingSource}.
  */
 export async function* sampleRefBatches(options: EmbeddingSourceOptions): AsyncGenerator<SampleRef[]> {
+  yield* walkParts(options, async function* (part, refs, batchRows, _dim, signal) {
+    for (let start = 0; start < part.rows; start += batchRows) {
+      throwIfAborted(signal);
+      yield await refs(start, Math.min(batchRows, part.rows - start));
+    }
+  });
+}
+
+/**
+ * Plans the source, then runs `perPart` on each file in order with a `refs(start, n)` that returns
+ * the SampleRefs of that file's rows (from keys.txt, metadata, or row indices), closing every
+ * reader whatever happens.
+ */
+async function* walkParts<T>(
+  options: EmbeddingSourceOptions,
+  perPart: (
+    part: EmbeddingPart,
+    refs: (start: number, n: number) => Promise<SampleRef[]>,
+    batchRows: number,
+    dim: number,
+    signal: AbortSignal | undefined,
+  ) => AsyncGenerator<T>,
+): AsyncGenerator<T> {
   const batchRows = options.batchRows ?? 8192;
   checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
   const { signal } = options;
@@ -243,11 +248,7 @@ export async function* sampleRefBatches(options: EmbeddingSourceOptions): AsyncG
         ? new BatchTaker(readMetadataBatches(part.metadata, { batchRows, rowOffset: part.offset, shard, signal }))
         : undefined;
       try {
-        for (let start = 0; start < part.rows; start += batchRows) {
-          throwIfAborted(signal);
-          const n = Math.min(batchRows, part.rows - start);
-          yield await refsFor(part, start, n, shard, metaTaker, keyTaker, plan.keys);
-        }
+        yield* perPart(part, (start, n) => refsFor(part, start, n, shard, metaTaker, keyTaker, plan.keys), batchRows, plan.dim, signal);
       } finally {
         await metaTaker?.close();
       }

@@ -5,7 +5,7 @@
  */
 import { Transform } from 'node:stream';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { errorRow, type EmbeddingBatch, type ManifestRow, type SampleRef } from '../core/sample.js';
+import { decisionRow, errorRow, type EmbeddingBatch, type ManifestRow } from '../core/sample.js';
 import { StreamingDbp, type StreamingDbpOptions } from '../core/streaming-dbp.js';
 
 export interface DecideOptions {
@@ -21,21 +21,6 @@ export interface DecideOptions {
 /** The stage's stream, with the decider it drives (read `dbp.stats()` / `dbp.snapshot()` after the end). */
 export type DecideStream = Transform & { readonly dbp: StreamingDbp };
 
-function row(ref: SampleRef, decision: 'keep' | 'drop', reason: 'dbp' | 'duplicate', cluster: number, distance: number, duplicateOf: string | null): ManifestRow {
-  return {
-    key: ref.key,
-    shard: ref.shard ?? null,
-    url: ref.url ?? null,
-    caption: ref.caption ?? null,
-    uid: ref.uid ?? null,
-    decision,
-    reason,
-    cluster,
-    distance,
-    duplicate_of: duplicateOf,
-    error: null,
-  };
-}
 
 /**
  * Stage: consumes {@link EmbeddingBatch}es and emits one `ManifestRow[]` per batch (same length,
@@ -105,10 +90,10 @@ export function decideBatchRows(dbp: StreamingDbp, batch: EmbeddingBatch): Manif
     }
     const dup = duplicateOf?.[i];
     if (dup !== undefined) {
-      out[i] = row(ref, 'drop', 'duplicate', c, d, dup);
+      out[i] = decisionRow(ref, 'drop', 'duplicate', c, d, dup);
       continue;
     }
-    out[i] = row(ref, dbp.decide(c, d) ? 'keep' : 'drop', 'dbp', c, d, null);
+    out[i] = decisionRow(ref, dbp.decide(c, d) ? 'keep' : 'drop', 'dbp', c, d, null);
   }
   return out;
 }

@@ -15,6 +15,7 @@ import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/e
 import type { ImageSample, RowError, SampleRef } from '../core/sample.js';
 import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from '../core/ssrf.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
+import { abortedError, errorCodeOf, RETRYABLE_NETWORK_CODES, sleep as sleepFor } from '../io/http.js';
 
 const gunzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gunzip);
 const inflateAsync = promisify<Buffer, ZlibOptions, Buffer>(inflate);
@@ -303,31 +304,7 @@ const CODE_OF: Record<FailReason, string> = {
   'error:input': ErrorCodes.INPUT_FORMAT,
 };
 
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-]);
 
-/** Finds an error code on an error or along its cause chain. */
-function codeOf(e: unknown): string | undefined {
-  for (let x = e, i = 0; x && i < 5; x = (x as { cause?: unknown }).cause, i++) {
-    const c = (x as { code?: unknown }).code;
-    if (typeof c === 'string') return c;
-  }
-  return undefined;
-}
 
 function describe(e: unknown): string {
   const parts: string[] = [];
@@ -425,21 +402,9 @@ export function download(opts: DownloadOptions = {}): Duplex {
     bodyTimeout: o.bodyTimeoutMs,
   });
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(abortError());
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      const onAbort = (): void => {
-        clearTimeout(t);
-        reject(abortError());
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+  const sleep = (ms: number): Promise<void> => sleepFor(ms, signal);
 
-  const abortError = (): DbpruneError => new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal?.reason });
+  const abortError = (): DbpruneError => abortedError(signal);
 
   /** Waits until the host may get another request, then books the slot. */
   const gate = async (host: string): Promise<void> => {
@@ -577,7 +542,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
         else throw new Fail('error:download', `unsupported Content-Encoding ${c} from ${url.href} (HTTP ${status})`, false, status);
       } catch (e) {
         if (e instanceof Fail) throw e;
-        const big = codeOf(e) === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError;
+        const big = errorCodeOf(e) === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError;
         throw new Fail(
           'error:download',
           big
@@ -594,7 +559,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
   const classifyNetworkError = (e: unknown, url: URL, attemptSignal: AbortSignal, got: number, declared: number | undefined, status?: number): Error => {
     if (e instanceof Fail) return e;
     if (signal?.aborted) return abortError();
-    const code = codeOf(e);
+    const code = errorCodeOf(e);
     if (code === ErrorCodes.SSRF || e instanceof SsrfError || (e as { cause?: unknown })?.cause instanceof SsrfError) {
       return new Fail('error:ssrf', `refused ${url.href}: ${describe(e)}`, false);
     }
@@ -607,7 +572,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
         return new Fail('error:download', `truncated body from ${url.href}: received ${got} of ${declared} bytes: ${describe(e)}${st}`, true, status);
       }
     }
-    const retryable = code !== undefined && RETRYABLE_CODES.has(code);
+    const retryable = code !== undefined && RETRYABLE_NETWORK_CODES.has(code);
     return new Fail('error:download', `fetching ${url.href} failed: ${describe(e)}${st}`, retryable, status);
   };
 

@@ -13,6 +13,8 @@ import { DbpruneError, ErrorCodes, checkOption, isDbpruneError } from '../core/e
 import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
 import type { ShardRef } from './shard-source.js';
+import { isUrl } from '../io/glob.js';
+import { abortedError, RETRYABLE_NETWORK_CODES, sleep } from '../io/http.js';
 
 export interface FetchShardBytesOptions {
   /** Per-request time limit for the response headers and for each gap between body chunks, ms.
@@ -39,23 +41,6 @@ interface ResolvedFetchOptions {
   dispatcher?: Dispatcher;
 }
 
-const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
-
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-]);
 
 class HttpStatusError extends Error {
   constructor(
@@ -69,7 +54,7 @@ class HttpStatusError extends Error {
 function retryable(e: unknown): boolean {
   if (e instanceof HttpStatusError) return e.status >= 500 || e.status === 408 || e.status === 429;
   const code = (e as { code?: unknown })?.code;
-  return typeof code === 'string' && RETRYABLE_CODES.has(code);
+  return typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code);
 }
 
 function resolveFetchOptions(o: FetchShardBytesOptions): ResolvedFetchOptions {
@@ -90,23 +75,8 @@ function getDefaultDispatcher(): Dispatcher {
   return defaultDispatcher;
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 function abortError(signal: AbortSignal | undefined, shard?: string): DbpruneError {
-  return new DbpruneError(ErrorCodes.ABORTED, 'aborted', shard ? { shard } : {}, { cause: signal?.reason });
+  return abortedError(signal, shard ? { shard } : {});
 }
 
 async function* attempt(shard: string, o: ResolvedFetchOptions, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
