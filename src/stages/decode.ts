@@ -166,20 +166,35 @@ export function decode(opts: DecodeOptions = {}): Duplex {
   checkOption(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64, 'concurrency', 'an integer in 1..64', concurrency);
   const { signal } = opts;
   return Duplex.from(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
+    // Up to `concurrency` decodes in flight, emitted in input order. A finished head is emitted
+    // as soon as it is ready, without waiting for more input: a continuous stream that pauses
+    // must not hold its last samples back.
     const inflight: Promise<DecodedSample>[] = [];
+    const input = source[Symbol.asyncIterator]();
+    let next: Promise<IteratorResult<ImageSample>> | undefined;
+    let ended = false;
     try {
-      for await (const s of source) {
+      for (;;) {
         throwIfAborted(signal);
-        inflight.push(decodeOne(s, r));
-        if (inflight.length >= concurrency) yield await (inflight.shift() as Promise<DecodedSample>);
-      }
-      while (inflight.length > 0) {
-        throwIfAborted(signal);
-        yield await (inflight.shift() as Promise<DecodedSample>);
+        if (ended || inflight.length >= concurrency) {
+          if (inflight.length === 0) return;
+          yield await (inflight.shift() as Promise<DecodedSample>);
+          continue;
+        }
+        next ??= input.next();
+        const first = inflight.length === 0 ? await next.then((r) => ({ r })) : await Promise.race([next.then((r) => ({ r })), inflight[0].then(() => ({ r: undefined }))]);
+        if (first.r === undefined) {
+          yield await (inflight.shift() as Promise<DecodedSample>);
+          continue;
+        }
+        next = undefined;
+        if (first.r.done) ended = true;
+        else inflight.push(decodeOne(first.r.value, r));
       }
     } finally {
       // decodeOne never rejects; nothing to clean up beyond dropping the references.
       inflight.length = 0;
+      if (!ended) await input.return?.();
     }
   });
 }

@@ -103,3 +103,25 @@ describe('decode', () => {
     void Readable;
   });
 });
+
+describe('decode on a stream that pauses', () => {
+  it('emits every sample it has without waiting for more input or the end (no stall at concurrency 2)', async () => {
+    const { PassThrough } = await import('node:stream');
+    const input = new PassThrough({ objectMode: true });
+    const stage = decode({ size: 16, concurrency: 2 });
+    input.pipe(stage);
+    const got: string[] = [];
+    const three = new Promise<void>((resolve) => {
+      stage.on('data', (d: { key: string }) => {
+        got.push(d.key);
+        if (got.length === 3) resolve();
+      });
+    });
+    for (const key of ['a', 'b', 'c']) input.write({ key, image: await solidImage([10, 20, 30]) });
+    // The input stays open (a continuous source between bursts): all three must still come out.
+    await Promise.race([three, new Promise((_, reject) => setTimeout(() => reject(new Error(`stalled with ${got.length} of 3`)), 10_000))]);
+    expect(got).toEqual(['a', 'b', 'c']);
+    input.end();
+    stage.destroy();
+  });
+});
