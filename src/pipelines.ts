@@ -2,6 +2,7 @@
 export * from '../pipelines/decision-tail.js';
 export * from '../pipelines/embeddings-to-manifest.js';
 export * from '../pipelines/exact-prune.js';
+export * from '../pipelines/ingest.js';
 export * from '../pipelines/shards-to-embeddings.js';
 export * from '../pipelines/shards-to-manifest.js';
 export * from '../pipelines/urls-to-manifest.js';

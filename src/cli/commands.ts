@@ -9,6 +9,7 @@ import { URL_LIST_FORMATS } from '../io/url-list.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { fit } from './fit.js';
+import { registerIngest } from './ingest.js';
 import { bundled } from './paths.js';
 import { runStreaming } from './run.js';
 
@@ -129,6 +130,8 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   ).action(async (shards: string[], o) => {
     await runStreaming(shards, o, ctx);
   });
+
+  registerIngest(program, ctx);
 
   program
     .command('report')

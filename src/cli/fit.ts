@@ -18,7 +18,8 @@ import { RowReservoir } from '../core/reservoir.js';
 import { ClusterSketches, DEFAULT_BINS } from '../core/sketch.js';
 import { normalizeRows } from '../core/vector.js';
 import { planEmbeddingSource } from '../io/embeddings-source.js';
-import { CALIBRATION_VERSION, CENTROIDS_FILE, saveCalibration, sha256Hex, type Calibration } from '../io/calibration.js';
+import { CALIBRATION_VERSION, CENTROIDS_FILE, saveCalibration, type Calibration } from '../io/calibration.js';
+import { sha256Hex } from '../io/hash.js';
 import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy } from '../io/npy.js';
 
 /** Options of {@link fit}. */

@@ -16,6 +16,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { base64ToUint32, ClusterSketches, SKETCH_MAX, SKETCH_MIN, uint32ToBase64 } from '../core/sketch.js';
+import { hashFile, sha256Hex } from './hash.js';
 
 /** Format version written by {@link saveCalibration}. */
 export const CALIBRATION_VERSION = 1;
@@ -66,14 +67,10 @@ interface CalibrationJSON {
   checksum?: string;
 }
 
-/** Hex SHA-256 of bytes. */
-export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /** Hex SHA-256 of a file's bytes. */
 export async function sha256File(path: string): Promise<string> {
-  return sha256Hex(await readFile(path));
+  return (await hashFile(path)).sha256;
 }
 
 function calError(message: string, file: string, extra: Record<string, unknown> = {}, cause?: unknown): DbpruneError {

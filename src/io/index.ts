@@ -1,7 +1,9 @@
-/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, report. */
+/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, report, ingest state. */
 export * from './calibration.js';
 export * from './embeddings-source.js';
 export * from './glob.js';
+export * from './hash.js';
+export * from './http.js';
 export * from './ingest-listener.js';
 export * from './keys.js';
 export * from './manifest.js';
@@ -11,6 +13,7 @@ export * from './npy.js';
 export * from './report-data.js';
 export * from './report-html.js';
 export * from './shard-writer.js';
+export * from './state-store.js';
 export * from './stats.js';
 export * from './tar.js';
 export * from './url-list.js';

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fit } from '../../src/cli/fit.js';
 import { nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
-import { loadCalibration, sha256Hex } from '../../src/io/calibration.js';
+import { loadCalibration } from '../../src/io/calibration.js';
+import { sha256Hex } from '../../src/io/hash.js';
 import { readNpyFloat32, writeNpy } from '../../src/io/npy.js';
 
 let dir: string;

@@ -8,9 +8,9 @@ import {
   loadCalibration,
   saveCalibration,
   serializeCalibration,
-  sha256Hex,
   type Calibration,
 } from '../../src/io/calibration.js';
+import { sha256Hex } from '../../src/io/hash.js';
 import { writeNpy } from '../../src/io/npy.js';
 
 const dirs: string[] = [];

@@ -1,0 +1,143 @@
+/**
+ * `dbprune ingest`: continuous ingestion with crash-safe checkpoints (pipelines/ingest.ts).
+ *
+ *     dbprune ingest --state st/ --out manifest/ --watch incoming/ --listen 127.0.0.1:8080
+ *     ls shards/*.tar | dbprune ingest --state st/ --out manifest/ --stdin --exit-when-done
+ *
+ * stderr: one line when ready (`dbprune ingest: ready {json}`, with the listener's URL), one per
+ * commit unless --quiet, warnings. stdout: one JSON object when the run ends (exit 0 after
+ * SIGTERM/SIGINT: intake stops, in-flight work drains, a final commit is made).
+ */
+import type { Command } from 'commander';
+import { ingest, type IngestMode } from '../../pipelines/ingest.js';
+import { UsageError } from '../core/errors.js';
+import { SELECTION_POLICIES, type SelectionPolicy } from '../core/select.js';
+import { parseListenAddress } from '../io/ingest-listener.js';
+import type { ManifestFormat } from '../io/manifest.js';
+import { parseChoice, parseNumber } from './options.js';
+import { bundled } from './paths.js';
+import { DEFAULT_RUN_KEEP } from './run.js';
+
+const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
+
+interface IngestFlags {
+  state: string;
+  out: string;
+  watch?: string;
+  stdin?: boolean;
+  listen?: string;
+  token?: string;
+  maxBody: number;
+  exitWhenDone?: boolean;
+  embeddings?: boolean;
+  model: string;
+  centroids: string;
+  calibration?: string;
+  keep?: number;
+  temperature: number;
+  numNns: number;
+  balance: number;
+  which: SelectionPolicy;
+  seed: number;
+  format: ManifestFormat;
+  checkpointEvery: number;
+  checkpointSecs: number;
+  keepCommits: number;
+  dedupEps?: string;
+  pollMs: number;
+  batchSize: number;
+  concurrency: number;
+  allowPrivate?: boolean;
+  assign: 'auto' | 'exact' | 'hnsw';
+  ef: number;
+  quiet?: boolean;
+}
+
+/**
+ * Registers `dbprune ingest` on `program`. `ctx.signal` is the graceful-stop signal (the CLI's
+ * SIGTERM/SIGINT handler aborts it). Exit codes: 0 after a clean stop or `--exit-when-done`, 2 for
+ * usage errors, 1 for failures (the last commit stays valid; restart resumes from it).
+ */
+export function registerIngest(program: Command, ctx: { signal: AbortSignal }): void {
+  program
+    .command('ingest')
+    .description('continuous ingestion: shards / URL lists / embeddings keep arriving; crash-safe checkpoints, resumable')
+    .requiredOption('--state <dir>', 'state folder (journal, commits); resume by running again with the same one')
+    .requiredOption('--out <dir>', 'output folder for manifest segments part-<seq>.<format>')
+    .option('--watch <dir>', 'take new .tar shards / URL lists (or .npy with --embeddings) appearing in this folder')
+    .option('--stdin', 'read input paths/URLs from stdin, one a line')
+    .option('--listen <host:port>', 'HTTP intake + /healthz + /metrics (POST /shards, POST /urls)')
+    .option('--token <secret>', 'token required on every HTTP request (required beyond loopback; or DBPRUNE_INGEST_TOKEN)')
+    .option('--max-body <bytes>', 'largest HTTP request body', parseNumber('--max-body', { min: 1, max: 2 ** 30, integer: true }), 16 * 1024 * 1024)
+    .option('--exit-when-done', 'exit once stdin ended, the watched folder holds nothing new and everything is committed')
+    .option('--embeddings', 'inputs are .npy embeddings (keys from <name>.keys.txt) instead of images')
+    .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
+    .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
+    .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
+    .option('--keep <ratio>', 'keep ratio r in (0, 1]', parseNumber('--keep', { min: 0, exclusiveMin: true, max: 1 }))
+    .option('--temperature <tau>', 'softmax temperature τ', parseNumber('--temperature', { min: 0, exclusiveMin: true }), 0.5)
+    .option('--num-nns <n>', 'numNNs: nearest other centroids in d_inter', parseNumber('--num-nns', { min: 1, integer: true }), 20)
+    .option('--balance <ratio>', 'class-balance ratio', parseNumber('--balance', { min: 0 }), 0.5)
+    .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
+    .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0)
+    .option('--format <fmt>', `segment format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
+    .option('--checkpoint-every <n>', 'commit at least every n samples', parseNumber('--checkpoint-every', { min: 1, max: 1e9, integer: true }), 10_000)
+    .option('--checkpoint-secs <s>', 'commit at least every s seconds', parseNumber('--checkpoint-secs', { min: 0.05, max: 86_400 }), 30)
+    .option('--keep-commits <n>', 'commits whose state is kept as fallbacks', parseNumber('--keep-commits', { min: 1, max: 1000, integer: true }), 3)
+    .option('--dedup-eps <eps>', 'SemDeDup ε before DBP (e.g. 0.05); off by default')
+    .option('--poll-ms <ms>', 'watch poll interval', parseNumber('--poll-ms', { min: 10, max: 600_000, integer: true }), 1000)
+    .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
+    .option('--concurrency <n>', 'image downloads in flight (URL lists)', parseNumber('--concurrency', { min: 1, max: 1024, integer: true }), 32)
+    .option('--allow-private', 'allow URL-list images on loopback/private addresses (SSRF guard off)')
+    .option('--assign <mode>', 'nearest centroid: auto | exact | hnsw', parseChoice('--assign', ['auto', 'exact', 'hnsw'] as const), 'auto')
+    .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
+    .option('-q, --quiet', 'no per-commit lines on stderr')
+    .action(async (o: IngestFlags) => {
+      const token = o.token ?? process.env.DBPRUNE_INGEST_TOKEN;
+      if (!o.watch && !o.stdin && !o.listen && o.exitWhenDone === undefined) {
+        throw new UsageError('give at least one input source: --watch DIR, --stdin or --listen HOST:PORT');
+      }
+      const listen = o.listen !== undefined ? { ...parseListenAddress(o.listen), token, maxBodyBytes: o.maxBody } : undefined;
+      const mode: IngestMode = o.embeddings ? 'embeddings' : 'images';
+      const log = (line: string): void => {
+        process.stderr.write(`${line}\n`);
+      };
+      try {
+        const result = await ingest({
+          state: o.state,
+          out: o.out,
+          format: o.format,
+          mode,
+          model: mode === 'images' ? o.model : undefined,
+          centroids: o.centroids,
+          calibration: o.calibration,
+          keepRatio: o.keep ?? DEFAULT_RUN_KEEP,
+          temperature: o.temperature,
+          numNNs: o.numNns,
+          balance: o.balance,
+          which: o.which,
+          seed: o.seed,
+          watch: o.watch,
+          pollMs: o.pollMs,
+          stdin: o.stdin ? process.stdin : undefined,
+          listen,
+          exitWhenDone: Boolean(o.exitWhenDone),
+          checkpointEvery: o.checkpointEvery,
+          checkpointSecs: o.checkpointSecs,
+          keepCommits: o.keepCommits,
+          dedupEps: o.dedupEps,
+          assignMode: o.assign,
+          ef: o.ef,
+          embed: { batchSize: o.batchSize },
+          download: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate) },
+          signal: ctx.signal,
+          warn: log,
+          onReady: (info) => log(`dbprune ingest: ready ${JSON.stringify({ pid: process.pid, ...info })}`),
+          onCommit: o.quiet ? undefined : (cm) => log(`dbprune ingest: commit ${JSON.stringify(cm)}`),
+        });
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      } finally {
+        if (o.stdin) process.stdin.destroy();
+      }
+    });
+}

@@ -1,0 +1,629 @@
+/**
+ * Durable state for long-running ingestion (`dbprune ingest`): an append-only, checksummed input
+ * journal and atomic commits of (manifest segment, state snapshot) pairs.
+ *
+ * Layout (STATE is the state folder, OUT the output folder; `<seq>` is the 12-digit commit number):
+ *
+ *     STATE/LOCK                         pid of the process that owns the folder (stale locks are taken over)
+ *     STATE/config.json                  the configuration the folder was created with (checked on restart)
+ *     STATE/journal.jsonl                one line per accepted input: `<json>\t<sha256(json)[0:16]>\n`
+ *     STATE/inputs/<sha256>.<ext>        bodies of URL batches posted to the listener (fsynced before journaling)
+ *     STATE/states/state-<seq>.json      the state a commit ends on (JSON, opaque to this module)
+ *     STATE/states/extra-<seq>/          optional extra state files (the SemDeDup index)
+ *     STATE/commits/commit-<seq>.json    commit records; the newest valid one is the current state
+ *     STATE/corrupt/                     commit records found invalid at start, kept for inspection
+ *     STATE/tmp/                         temporary files (removed at start)
+ *     OUT/part-<seq>.<ext>               the manifest segment committed by commit <seq>
+ *     OUT/committed.json                 `{ seq, segments }` of the last commit, for readers (derived)
+ *
+ * **Commit protocol** ({@link StateStore.commit}): the segment (written to `OUT/.part-<seq>.<ext>.tmp`)
+ * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON and the extra
+ * files are written to `STATE/tmp`, fsynced, renamed into `STATE/states`, which is fsynced; then the
+ * commit record — naming the segment, state and extra files with their sizes and SHA-256 — is
+ * written to a temp file, fsynced, and renamed to `STATE/commits/commit-<seq>.json`; fsyncing
+ * `STATE/commits` ends the commit. **The rename of the commit record is the commit point**: a kill
+ * at any instant leaves either the previous commit or this one, never a mix.
+ *
+ * **Recovery** ({@link StateStore.open}): commit records are tried newest first. A record is valid
+ * when its own checksum matches, its state file and extra files exist with the recorded sizes and
+ * checksums, and its segment (if any) exists with the recorded size and checksum. Invalid records
+ * are reported (`problems`, code ERR_DBPRUNE_STATE, each naming the file and the reason) and moved
+ * to `STATE/corrupt/`; the newest valid one is used. Segments, states and records numbered after
+ * it are uncommitted and deleted, as are temp files. Readers of OUT take `part-*` files numbered up
+ * to `committed.json`'s `seq` (a file numbered above it may belong to a commit in flight).
+ *
+ * Only the newest `keep` commits keep their state files (older records and states are deleted;
+ * segments are never deleted), so a corrupt newest state falls back to one of those.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
+import { hashFile, sha256Hex } from './hash.js';
+
+// ---------------------------------------------------------------------------------------------
+// durable file helpers
+
+/** fsyncs a file (its data and size). */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsyncs a directory, making renames and creations inside it durable. No-op where unsupported. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM') throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Writes `data` to `tmp`, fsyncs it, renames it to `path` and fsyncs the target's folder. */
+export async function writeFileDurable(path: string, data: string | Uint8Array, tmp = `${path}.tmp`): Promise<void> {
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  await fsyncDir(join(path, '..'));
+}
+
+
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function stateError(file: string, reason: string, cause?: unknown): DbpruneError {
+  return new DbpruneError(ErrorCodes.STATE, `${file}: ${reason}`, { file, reason }, cause === undefined ? undefined : { cause });
+}
+
+// ---------------------------------------------------------------------------------------------
+// input journal
+
+/** What kind of input a journal entry is. */
+export type InputKind = 'shard' | 'urls' | 'embeddings';
+
+/** One accepted input. Its index `i` fixes its place in the processing order for good. */
+export interface JournalEntry {
+  /** Position in the journal (0, 1, …) = processing order. */
+  i: number;
+  kind: InputKind;
+  /** Path or URL of the input (absolute path for local files). */
+  src: string;
+  /** Identity used to refuse a second submission of the same input (the path/URL, or `sha256:<hex>` of a posted body). */
+  id: string;
+  /** Where it came from: `watch`, `stdin`, `listen`, or `api`. */
+  via: string;
+  /** Acceptance time, ms since the epoch. */
+  t: number;
+}
+
+const JOURNAL_SUM = 16;
+
+function journalLine(e: JournalEntry): string {
+  const json = JSON.stringify(e);
+  return `${json}\t${sha256Hex(json).slice(0, JOURNAL_SUM)}\n`;
+}
+
+/**
+ * The append-only input journal (`STATE/journal.jsonl`). Every line is fsynced before
+ * {@link append} resolves, so an acknowledged input survives any crash, and the line order is the
+ * processing order. Duplicates (same `id`) are refused, so feeding the same list again after a
+ * restart adds nothing.
+ */
+export class InputJournal {
+  private readonly list: JournalEntry[] = [];
+  private readonly ids = new Map<string, number>();
+  private fh: FileHandle | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private waiters: (() => void)[] = [];
+  private closed = false;
+
+  private constructor(readonly path: string) {}
+
+  /**
+   * Opens (creating) the journal and reads it. A torn last line (no newline, bad checksum or bad
+   * JSON: a crash during an append that was never acknowledged) is cut off and reported through
+   * `warn`. Throws ERR_DBPRUNE_STATE (context.file, context.line) when any earlier line is corrupt
+   * or the indices are not 0, 1, 2, … — processing order could not be trusted.
+   */
+  static async open(path: string, opts: { warn?: (line: string) => void } = {}): Promise<InputJournal> {
+    const j = new InputJournal(path);
+    let text = '';
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw stateError(path, `cannot read the journal (${(e as Error).message})`, e);
+    }
+    let good = 0; // bytes of valid lines
+    let offset = 0;
+    const lines = text.split('\n');
+    for (let n = 0; n < lines.length; n++) {
+      const line = lines[n];
+      const last = n === lines.length - 1;
+      if (last && line.length === 0) break;
+      const entry = last ? undefined : parseJournalLine(line);
+      if (!entry || entry.i !== j.list.length) {
+        const restEmpty = lines.slice(n + 1).every((l) => l.length === 0);
+        if (restEmpty) {
+          opts.warn?.(`dbprune: ${path}: dropping a torn last journal line (an input whose intake was interrupted and never acknowledged) [${ErrorCodes.STATE}]`);
+          break;
+        }
+        throw new DbpruneError(ErrorCodes.STATE, `${path}: journal line ${n + 1} is corrupt (${entry ? `index ${entry.i}, expected ${j.list.length}` : 'bad checksum or JSON'}); the input order cannot be trusted`, {
+          file: path,
+          line: n + 1,
+        });
+      }
+      j.list.push(entry);
+      j.ids.set(entry.id, entry.i);
+      offset += Buffer.byteLength(line, 'utf8') + 1;
+      good = offset;
+    }
+    j.fh = await open(path, 'a+');
+    const size = (await j.fh.stat()).size;
+    if (size !== good) {
+      await j.fh.truncate(good);
+      await j.fh.sync();
+    }
+    return j;
+  }
+
+  /** Entries so far. */
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** Entry `i`, or undefined when not (yet) journaled. */
+  get(i: number): JournalEntry | undefined {
+    return this.list[i];
+  }
+
+  /** Index of the entry with this identity, or undefined. */
+  indexOf(id: string): number | undefined {
+    return this.ids.get(id);
+  }
+
+  /**
+   * Appends an input (fsynced before resolving) unless one with the same `id` exists. Appends are
+   * serialised. Resolves with the entry and whether it was a duplicate. Throws
+   * ERR_DBPRUNE_INTERNAL after {@link close}.
+   */
+  append(e: Omit<JournalEntry, 'i' | 't'> & { t?: number }): Promise<{ entry: JournalEntry; duplicate: boolean }> {
+    const p = this.chain.then(async () => {
+      if (this.closed || !this.fh) throw new DbpruneError(ErrorCodes.INTERNAL, 'journal append after close', { file: this.path });
+      const known = this.ids.get(e.id);
+      if (known !== undefined) return { entry: this.list[known], duplicate: true };
+      const entry: JournalEntry = { i: this.list.length, kind: e.kind, src: e.src, id: e.id, via: e.via, t: e.t ?? Date.now() };
+      await this.fh.write(journalLine(entry));
+      await this.fh.datasync();
+      this.list.push(entry);
+      this.ids.set(entry.id, entry.i);
+      this.wake();
+      return { entry, duplicate: false };
+    });
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Resolves at the next append or {@link wake} (a waiter re-checks `size` and its own conditions). */
+  changed(): Promise<void> {
+    return new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  /** Wakes every {@link changed} waiter (e.g. when a source ends). */
+  wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    this.closed = true;
+    this.wake();
+    await this.fh?.close();
+    this.fh = undefined;
+  }
+}
+
+function parseJournalLine(line: string): JournalEntry | undefined {
+  const tab = line.lastIndexOf('\t');
+  if (tab < 0) return undefined;
+  const json = line.slice(0, tab);
+  if (sha256Hex(json).slice(0, JOURNAL_SUM) !== line.slice(tab + 1)) return undefined;
+  try {
+    const e = JSON.parse(json) as JournalEntry;
+    if (!Number.isInteger(e.i) || typeof e.src !== 'string' || typeof e.id !== 'string' || !['shard', 'urls', 'embeddings'].includes(e.kind)) return undefined;
+    return e;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// commits
+
+export interface FileSum {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** A commit record (`STATE/commits/commit-<seq>.json`). */
+export interface CommitRecord {
+  version: 1;
+  seq: number;
+  /** Commit time, ms since the epoch. */
+  time: number;
+  /** The segment committed with this record (in OUT), or null when no rows were written since the last commit. */
+  segment: (FileSum & { rows: number }) | null;
+  /** The state this commit ends on (in STATE/states). */
+  state: FileSum;
+  /** Extra state files (folder in STATE/states), or null. */
+  extra: { dir: string; files: FileSum[] } | null;
+  /** SHA-256 of this record's JSON without the `checksum` field. */
+  checksum: string;
+}
+
+/** A problem found while recovering (an invalid commit record that was skipped). */
+export interface StateProblem {
+  code: typeof ErrorCodes.STATE;
+  file: string;
+  reason: string;
+}
+
+/** The commit a {@link StateStore} resumed from. */
+export interface RecoveredCommit<T> {
+  record: CommitRecord;
+  /** The parsed state JSON. */
+  state: T;
+  /** Folder of the extra state files, or null. */
+  extraDir: string | null;
+}
+
+export interface StateStoreOptions {
+  /** State folder (created). Required. */
+  dir: string;
+  /** Output folder for manifest segments (created). Required. */
+  outDir: string;
+  /** Segment file extension without dot (`parquet`, `arrow`, `jsonl`). Required. */
+  segmentExt: string;
+  /** Commits whose state files are kept (fallbacks for a corrupt newest state). Default 3, 1..1000. */
+  keep?: number;
+  /** Non-fatal reports (recovery problems) for the user. */
+  warn?: (line: string) => void;
+}
+
+const SEQ_DIGITS = 12;
+const seqName = (seq: number): string => String(seq).padStart(SEQ_DIGITS, '0');
+const COMMIT_RE = /^commit-(\d{12})\.json$/;
+const PART_RE = /^part-(\d{12})\.[a-z]+$/;
+const STATE_RE = /^(?:state|extra)-(\d{12})(?:\.json)?$/;
+
+/** Canonical JSON of a commit record's body (fixed key order, no checksum). */
+function recordBody(r: Omit<CommitRecord, 'checksum'>): string {
+  return JSON.stringify({ version: r.version, seq: r.seq, time: r.time, segment: r.segment, state: r.state, extra: r.extra });
+}
+
+/**
+ * Atomic commits of manifest segments and state snapshots, and recovery of the last good commit
+ * (see the module comment for the layout, protocol and recovery rules). One process per folder:
+ * `STATE/LOCK` holds the owner's pid; {@link open} throws ERR_DBPRUNE_STATE when a live process
+ * holds it and takes over a stale one.
+ */
+export class StateStore<T = unknown> {
+  readonly dir: string;
+  readonly outDir: string;
+  readonly segmentExt: string;
+  readonly keep: number;
+  /** The commit resumed from, or null on a fresh start. */
+  last: RecoveredCommit<T> | null = null;
+  /** Invalid commit records found at start (each was skipped and moved to STATE/corrupt). */
+  readonly problems: StateProblem[] = [];
+  private seq = 0;
+  private kept: number[] = [];
+  private committedSegments: string[] = [];
+
+  private constructor(o: StateStoreOptions, keep: number) {
+    this.dir = o.dir;
+    this.outDir = o.outDir;
+    this.segmentExt = o.segmentExt;
+    this.keep = keep;
+  }
+
+  /** Sequence number the next commit will get. */
+  get nextSeq(): number {
+    return this.seq + 1;
+  }
+
+  /** Where the caller writes the next segment before {@link commit} (in OUT, same file system). */
+  segmentTempPath(): string {
+    return join(this.outDir, `.part-${seqName(this.nextSeq)}.${this.segmentExt}.tmp`);
+  }
+
+  /** A fresh folder in STATE/tmp for the next commit's extra files (e.g. a dedup snapshot). */
+  extraTempDir(): string {
+    return join(this.dir, 'tmp', `extra-${seqName(this.nextSeq)}`);
+  }
+
+  /** The committed segment files (names in OUT), oldest first, as far as this process knows them. */
+  get segments(): readonly string[] {
+    return this.committedSegments;
+  }
+
+  /**
+   * Opens a state folder: takes the lock, removes temp files, finds the newest valid commit
+   * (`last`), reports and sets aside invalid ones (`problems`, also through `warn`), and deletes
+   * everything numbered after the commit resumed from. Options: see {@link StateStoreOptions}.
+   *
+   * @throws ERR_DBPRUNE_INVALID_OPTION for bad options; ERR_DBPRUNE_STATE when another live process
+   *   holds the folder.
+   */
+  static async open<T = unknown>(o: StateStoreOptions): Promise<StateStore<T>> {
+    checkOption(typeof o?.dir === 'string' && o.dir.length > 0, 'dir', 'a folder path', o?.dir);
+    checkOption(typeof o.outDir === 'string' && o.outDir.length > 0, 'outDir', 'a folder path', o.outDir);
+    checkOption(typeof o.segmentExt === 'string' && /^[a-z]+$/.test(o.segmentExt), 'segmentExt', 'a lower-case extension', o.segmentExt);
+    const keep = o.keep ?? 3;
+    checkOption(Number.isInteger(keep) && keep >= 1 && keep <= 1000, 'keep', 'an integer in 1..1000', keep);
+    const s = new StateStore<T>(o, keep);
+    for (const d of ['commits', 'states', 'tmp', 'inputs']) await mkdir(join(o.dir, d), { recursive: true });
+    await mkdir(o.outDir, { recursive: true });
+    await s.lock();
+    await rm(join(o.dir, 'tmp'), { recursive: true, force: true });
+    await mkdir(join(o.dir, 'tmp'), { recursive: true });
+    for (const name of await readdir(o.outDir)) {
+      if (name.startsWith('.part-') && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
+    }
+    await s.recover(o.warn);
+    return s;
+  }
+
+  private async lock(): Promise<void> {
+    const path = join(this.dir, 'LOCK');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fh = await open(path, 'wx');
+        await fh.writeFile(`${process.pid}\n`);
+        await fh.close();
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+          throw new DbpruneError(ErrorCodes.STATE, `${this.dir} is in use by process ${pid} (remove ${path} if that is wrong)`, { file: path, pid });
+        }
+        await rm(path, { force: true }); // stale: its owner died (kill -9)
+      }
+    }
+    throw new DbpruneError(ErrorCodes.STATE, `cannot take the lock ${path}`, { file: path });
+  }
+
+  /** Releases the lock (call at the end; a crashed owner's lock is taken over by the next start). */
+  async close(): Promise<void> {
+    const path = join(this.dir, 'LOCK');
+    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    if (pid === process.pid) await rm(path, { force: true });
+  }
+
+  private async recover(warn: ((line: string) => void) | undefined): Promise<void> {
+    const commitsDir = join(this.dir, 'commits');
+    const seqs = (await readdir(commitsDir))
+      .map((n) => COMMIT_RE.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => b - a);
+    let chosen: RecoveredCommit<T> | null = null;
+    const valid: number[] = [];
+    for (const seq of seqs) {
+      const file = join(commitsDir, `commit-${seqName(seq)}.json`);
+      if (chosen) {
+        valid.push(seq); // older records: kept as fallbacks, not re-verified
+        continue;
+      }
+      try {
+        chosen = await this.verify(file, seq);
+        valid.push(seq);
+      } catch (e) {
+        const reason = e instanceof DbpruneError ? String(e.context.reason ?? e.message) : String(e);
+        this.problems.push({ code: ErrorCodes.STATE, file, reason });
+        warn?.(`dbprune: state ${file} is invalid (${reason}); falling back to the previous commit [${ErrorCodes.STATE}]`);
+        await mkdir(join(this.dir, 'corrupt'), { recursive: true });
+        await rename(file, join(this.dir, 'corrupt', `commit-${seqName(seq)}.json.${Date.now()}`)).catch(() => undefined);
+      }
+    }
+    const lastSeq = chosen?.record.seq ?? 0;
+    if (!chosen && seqs.length > 0) {
+      warn?.(`dbprune: no valid commit in ${commitsDir}; starting from the beginning of the journal [${ErrorCodes.STATE}]`);
+    }
+    // Everything numbered after the commit resumed from is uncommitted.
+    for (const name of await readdir(this.outDir)) {
+      const m = PART_RE.exec(name);
+      if (m && Number(m[1]) > lastSeq) await rm(join(this.outDir, name), { force: true });
+      else if (m) this.committedSegments.push(name);
+    }
+    this.committedSegments.sort();
+    const statesDir = join(this.dir, 'states');
+    for (const name of await readdir(statesDir)) {
+      const m = STATE_RE.exec(name);
+      if (m && Number(m[1]) > lastSeq) await rm(join(statesDir, name), { recursive: true, force: true });
+    }
+    for (const name of await readdir(commitsDir)) {
+      const m = COMMIT_RE.exec(name);
+      if (m && Number(m[1]) > lastSeq) await rm(join(commitsDir, name), { force: true });
+    }
+    await fsyncDir(this.outDir);
+    await fsyncDir(statesDir);
+    await fsyncDir(commitsDir);
+    this.seq = lastSeq;
+    this.kept = valid.filter((s) => s <= lastSeq).sort((a, b) => a - b);
+    this.last = chosen;
+    if (chosen) await this.writeCommittedIndex();
+  }
+
+  /** Checks one commit record and everything it names; returns it with the parsed state. */
+  private async verify(file: string, seq: number): Promise<RecoveredCommit<T>> {
+    let rec: CommitRecord;
+    try {
+      rec = JSON.parse(await readFile(file, 'utf8')) as CommitRecord;
+    } catch (e) {
+      throw stateError(file, `unreadable or truncated commit record (${(e as Error).message})`, e);
+    }
+    const { checksum, ...body } = rec;
+    if (rec.version !== 1 || rec.seq !== seq || typeof checksum !== 'string' || sha256Hex(recordBody(body)) !== checksum) {
+      throw stateError(file, 'commit record checksum mismatch');
+    }
+    const check = async (path: string, sum: FileSum): Promise<void> => {
+      let got: { sha256: string; bytes: number };
+      try {
+        got = await hashFile(path);
+      } catch (e) {
+        throw stateError(path, `missing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+      }
+      if (got.bytes !== sum.bytes) throw stateError(path, `size ${got.bytes} != recorded ${sum.bytes} (half-written)`);
+      if (got.sha256 !== sum.sha256) throw stateError(path, 'checksum mismatch');
+    };
+    const statePath = join(this.dir, 'states', rec.state.file);
+    await check(statePath, rec.state);
+    let state: T;
+    try {
+      state = JSON.parse(await readFile(statePath, 'utf8')) as T;
+    } catch (e) {
+      throw stateError(statePath, `state JSON does not parse (${(e as Error).message})`, e);
+    }
+    let extraDir: string | null = null;
+    if (rec.extra) {
+      extraDir = join(this.dir, 'states', rec.extra.dir);
+      for (const f of rec.extra.files) await check(join(extraDir, f.file), f);
+    }
+    if (rec.segment) await check(join(this.outDir, rec.segment.file), rec.segment);
+    return { record: rec, state, extraDir };
+  }
+
+  /**
+   * Commits atomically: the segment written at `segment.tempPath` (if any rows), the `state`
+   * (JSON-able; written as JSON) and the files in `extraDir` (a folder from {@link extraTempDir},
+   * moved into the state folder). Resolves with the record once the commit is durable. Then prunes
+   * state files older than the newest `keep` commits.
+   *
+   * @throws whatever the file system throws (the previous commit stays current).
+   */
+  async commit(args: { segment?: { tempPath: string; rows: number }; state: T; extraDir?: string }): Promise<CommitRecord> {
+    const seq = this.nextSeq;
+    const name = seqName(seq);
+    let segment: CommitRecord['segment'] = null;
+    if (args.segment) {
+      const file = `part-${name}.${this.segmentExt}`;
+      await fsyncFile(args.segment.tempPath);
+      const sum = await hashFile(args.segment.tempPath);
+      await rename(args.segment.tempPath, join(this.outDir, file));
+      await fsyncDir(this.outDir);
+      segment = { file, bytes: sum.bytes, sha256: sum.sha256, rows: args.segment.rows };
+    }
+    const statesDir = join(this.dir, 'states');
+    const stateJson = JSON.stringify(args.state);
+    const stateFile = `state-${name}.json`;
+    const tmpState = join(this.dir, 'tmp', stateFile);
+    const fh = await open(tmpState, 'w');
+    try {
+      await fh.writeFile(stateJson);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmpState, join(statesDir, stateFile));
+    const state: FileSum = { file: stateFile, bytes: Buffer.byteLength(stateJson), sha256: sha256Hex(stateJson) };
+    let extra: CommitRecord['extra'] = null;
+    if (args.extraDir) {
+      const files: FileSum[] = [];
+      for (const f of (await readdir(args.extraDir)).sort()) {
+        const p = join(args.extraDir, f);
+        await fsyncFile(p);
+        files.push({ file: f, ...(await hashFile(p)) });
+      }
+      await fsyncDir(args.extraDir);
+      const dir = `extra-${name}`;
+      await rename(args.extraDir, join(statesDir, dir));
+      extra = { dir, files };
+    }
+    await fsyncDir(statesDir);
+    const body: Omit<CommitRecord, 'checksum'> = { version: 1, seq, time: Date.now(), segment, state, extra };
+    const text = recordBody(body);
+    const record: CommitRecord = { ...body, checksum: sha256Hex(text) };
+    const commitsDir = join(this.dir, 'commits');
+    await writeFileDurable(join(commitsDir, `commit-${name}.json`), JSON.stringify(record), join(this.dir, 'tmp', `commit-${name}.json`));
+    // ---- committed ----
+    this.seq = seq;
+    if (segment) this.committedSegments.push(segment.file);
+    this.kept.push(seq);
+    while (this.kept.length > this.keep) {
+      const old = seqName(this.kept.shift() as number);
+      await rm(join(commitsDir, `commit-${old}.json`), { force: true });
+      await rm(join(statesDir, `state-${old}.json`), { force: true });
+      await rm(join(statesDir, `extra-${old}`), { recursive: true, force: true });
+    }
+    await this.writeCommittedIndex();
+    return record;
+  }
+
+  private async writeCommittedIndex(): Promise<void> {
+    const path = join(this.outDir, 'committed.json');
+    const tmp = join(this.outDir, '.committed.json.tmp');
+    await writeFile(tmp, `${JSON.stringify({ seq: this.seq, segments: this.committedSegments.length, last: this.committedSegments.at(-1) ?? null })}\n`);
+    await rename(tmp, path);
+  }
+
+  /**
+   * Reads (or, on a fresh folder, writes) `STATE/config.json`. Throws ERR_DBPRUNE_STATE naming the
+   * differing fields when the folder was created with another configuration.
+   */
+  async checkConfig(config: Record<string, unknown>): Promise<void> {
+    const path = join(this.dir, 'config.json');
+    if (!(await exists(path))) {
+      await writeFileDurable(path, `${JSON.stringify(config, null, 1)}\n`, join(this.dir, 'tmp', 'config.json'));
+      return;
+    }
+    let saved: Record<string, unknown>;
+    try {
+      saved = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw stateError(path, `unreadable configuration (${(e as Error).message})`, e);
+    }
+    const diff = Object.keys({ ...saved, ...config }).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(config[k]));
+    if (diff.length > 0) {
+      const what = diff.map((k) => `${k}: ${JSON.stringify(saved[k])} → ${JSON.stringify(config[k])}`).join('; ');
+      throw new DbpruneError(ErrorCodes.STATE, `${this.dir} was created with another configuration (${what}); resume with the same flags or use a new --state`, {
+        file: path,
+        fields: diff,
+      });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

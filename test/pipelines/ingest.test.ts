@@ -1,0 +1,272 @@
+/**
+ * `dbprune ingest` as a service: HTTP intake + metrics, graceful SIGTERM and restart, a corrupted
+ * state folder, the watched-folder embeddings path, and the listener's bind policy.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../src/core/rng.js';
+import { readManifest } from '../../src/io/manifest.js';
+import { writeNpy } from '../../src/io/npy.js';
+import { repoRoot } from '../helpers/fixture.js';
+
+const SHARDS = join(repoRoot, 'data-samples', 'shards');
+
+async function cliEntry(dir: string): Promise<string> {
+  if (readFileSync(join(repoRoot, 'src', 'cli', 'commands.ts'), 'utf8').includes('registerIngest')) return join(repoRoot, 'src', 'cli', 'main.ts');
+  const entry = join(dir, 'ingest-entry.ts');
+  const abs = (p: string): string => JSON.stringify(join(repoRoot, p));
+  await writeFile(
+    entry,
+    `import { Command, CommanderError } from ${abs('node_modules/commander/index.js')};
+import { registerIngest } from ${abs('src/cli/ingest.ts')};
+import { exitCodeFor, oneLine } from ${abs('src/cli/errors.ts')};
+const c = new AbortController();
+const on = () => { if (c.signal.aborted) process.exit(130); c.abort(new Error('signal')); };
+process.on('SIGINT', on); process.on('SIGTERM', on);
+const program = new Command('dbprune').exitOverride();
+registerIngest(program, { signal: c.signal });
+program.parseAsync(process.argv).then(() => { process.exitCode = 0; }, (e) => {
+  if (e instanceof CommanderError) { process.exitCode = e.exitCode === 0 ? 0 : 2; return; }
+  process.stderr.write(oneLine(e) + '\\n'); process.exitCode = exitCodeFor(e);
+});
+`,
+  );
+  return entry;
+}
+
+interface Proc {
+  child: ChildProcess;
+  out: { stdout: string; stderr: string };
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitFor(re: RegExp): Promise<RegExpExecArray>;
+}
+
+function spawnIngest(entry: string, args: string[], stdin = ''): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, 'ingest', ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(stdin);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
+  const waitFor = (re: RegExp): Promise<RegExpExecArray> =>
+    new Promise((resolve, reject) => {
+      const t = setInterval(() => {
+        const m = re.exec(out.stderr);
+        if (m) {
+          clearInterval(t);
+          resolve(m);
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          clearInterval(t);
+          reject(new Error(`exited before ${re}: ${out.stderr}`));
+        }
+      }, 10);
+    });
+  return { child, out, exited, waitFor };
+}
+
+type Row = { key: string; shard: string | null; decision: string; reason: string; cluster: number };
+
+async function committedRows(out: string): Promise<Row[]> {
+  const idx = join(out, 'committed.json');
+  if (!existsSync(idx)) return [];
+  const seq = (JSON.parse(await readFile(idx, 'utf8')) as { seq: number }).seq;
+  const parts = (await readdir(out)).filter((f) => /^part-\d{12}\./.test(f) && Number(f.slice(5, 17)) <= seq).sort();
+  return parts.flatMap((f) => readManifest(join(out, f)));
+}
+
+function decisions(rows: Row[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const r of rows) {
+    const id = `${r.shard}|${r.key}`;
+    expect(m.has(id), `${id} committed twice`).toBe(false);
+    m.set(id, `${r.decision}|${r.reason}|${r.cluster}`);
+  }
+  return m;
+}
+
+let server: Server;
+let base: string;
+let dir: string;
+let entry: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dbprune-ingest-'));
+  entry = await cliEntry(dir);
+  // a slow shard server: SIGTERM lands mid-stream
+  server = createServer((req, res) => {
+    const name = (req.url ?? '').replace(/^\//, '');
+    if (!/^\d{5}\.tar$/.test(name)) return void res.writeHead(404).end();
+    const bytes = readFileSync(join(SHARDS, name));
+    res.writeHead(200, { 'content-length': bytes.length });
+    let o = 0;
+    const step = (): void => {
+      if (res.destroyed) return;
+      if (o >= bytes.length) return void res.end();
+      res.write(bytes.subarray(o, o + 32 * 1024));
+      o += 32 * 1024;
+      setTimeout(step, 10);
+    };
+    step();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  base = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+const common = ['--checkpoint-every', '64', '--checkpoint-secs', '0.3', '--keep', '0.3'];
+
+describe('dbprune ingest', () => {
+  it('takes shards over HTTP, serves metrics, stops gracefully on SIGTERM and resumes; a corrupted state falls back', { timeout: 90_000 }, async () => {
+    const shards = ['00000.tar', '00001.tar'].map((n) => `${base}/${n}`);
+    const st = join(dir, 'svc', 'state');
+    const out = join(dir, 'svc', 'out');
+    const p = spawnIngest(entry, ['--state', st, '--out', out, '--listen', '127.0.0.1:0', ...common]);
+    const ready = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
+    const url = ready.listen.url;
+    const post = await fetch(`${url}/shards`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `${shards.join('\n')}\n` });
+    expect(post.status).toBe(202);
+    expect(((await post.json()) as { accepted: { i: number }[] }).accepted.map((a) => a.i)).toEqual([0, 1]);
+    const again = await fetch(`${url}/shards`, { method: 'POST', body: JSON.stringify(shards), headers: { 'content-type': 'application/json' } });
+    expect(((await again.json()) as { accepted: { duplicate: boolean }[] }).accepted.every((a) => a.duplicate)).toBe(true);
+    expect((await fetch(`${url}/shards`, { method: 'POST', body: 'file:///etc/passwd\n' })).status).toBe(400);
+    await p.waitFor(/dbprune ingest: commit .*"seq":2/);
+    const health = await fetch(`${url}/healthz`);
+    expect(health.status).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^dbprune_ingest_samples_total\{decision="keep",reason="dbp"\} \d+$/m);
+    expect(metrics).toMatch(/^dbprune_ingest_kept_ratio [\d.]+$/m);
+    expect(metrics).toMatch(/^dbprune_ingest_queue_depth\{stage="embed"\} \d+$/m);
+    expect(metrics).toMatch(/^dbprune_ingest_samples_per_second [\d.e+-]+$/m);
+    expect(metrics).toMatch(/^dbprune_ingest_last_commit_age_seconds [\d.e+-]+$/m);
+    // SIGTERM mid-stream: commit and exit 0
+    p.child.kill('SIGTERM');
+    const e = await p.exited;
+    expect(e.code, p.out.stderr).toBe(0);
+    const result = JSON.parse(p.out.stdout.trim().split('\n').at(-1) as string) as { position: { entry: number; sample: number }; rows: number };
+    expect(result.position.entry * 200 + result.position.sample).toBeLessThan(400); // stopped mid-stream
+    expect((await committedRows(out)).length).toBe(result.rows);
+
+    // restart: continues from the commit and finishes the journal
+    const q = spawnIngest(entry, ['--state', st, '--out', out, '--exit-when-done', ...common]);
+    expect((await q.exited).code, q.out.stderr).toBe(0);
+    const rows = await committedRows(out);
+    const got = decisions(rows);
+    expect(got.size).toBe(400);
+
+    // the same inputs uninterrupted
+    const ref = spawnIngest(entry, ['--state', join(dir, 'ref', 'state'), '--out', join(dir, 'ref', 'out'), '--stdin', '--exit-when-done', ...common], `${shards.join('\n')}\n`);
+    expect((await ref.exited).code).toBe(0);
+    const want = decisions(await committedRows(join(dir, 'ref', 'out')));
+    expect([...want].filter(([id, d]) => got.get(id) !== d)).toEqual([]);
+
+    // corrupt the newest state: reported, the previous commit is used and the tail is redone identically
+    const commits = (await readdir(join(st, 'commits'))).sort();
+    const newest = commits.at(-1) as string;
+    const stateFile = join(st, 'states', newest.replace('commit-', 'state-'));
+    const text = await readFile(stateFile, 'utf8');
+    await writeFile(stateFile, text.slice(0, text.length >> 1)); // half-written
+    const r = spawnIngest(entry, ['--state', st, '--out', out, '--exit-when-done', ...common]);
+    expect((await r.exited).code, r.out.stderr).toBe(0);
+    expect(r.out.stderr).toMatch(new RegExp(`${newest.replace('.', '\\.')} is invalid \\(.*size .*\\); falling back to the previous commit \\[ERR_DBPRUNE_STATE\\]`));
+    const after = decisions(await committedRows(out));
+    expect(after.size).toBe(400);
+    expect([...want].filter(([id, d]) => after.get(id) !== d)).toEqual([]);
+  });
+
+  it('ingests .npy embeddings from a watched folder; a kill -9 mid-way loses and repeats nothing', { timeout: 60_000 }, async () => {
+    const watch = join(dir, 'npy-in');
+    await mkdir(watch, { recursive: true });
+    const rng = new Rng(3);
+    const c = readFileSync(join(repoRoot, 'data-samples', 'centroids', 'centroids.npy'));
+    const dim = Number(/'shape': \((\d+), (\d+)\)/.exec(c.toString('latin1', 0, 128))?.[2]);
+    for (let f = 0; f < 4; f++) {
+      const n = 3000;
+      const x = new Float32Array(n * dim);
+      for (let i = 0; i < x.length; i++) x[i] = rng.next() * 2 - 1;
+      await writeNpy(join(watch, `.emb_${f}.npy`), x, [n, dim]);
+      await writeFile(join(watch, `emb_${f}.keys.txt`), Array.from({ length: n }, (_, i) => `f${f}-${i}`).join('\n') + '\n');
+      await rename(join(watch, `.emb_${f}.npy`), join(watch, `emb_${f}.npy`));
+    }
+    const args = (name: string): string[] => [
+      '--state',
+      join(dir, name, 'state'),
+      '--out',
+      join(dir, name, 'out'),
+      '--embeddings',
+      '--watch',
+      watch,
+      '--poll-ms',
+      '20',
+      '--exit-when-done',
+      '--format',
+      'jsonl',
+      '--checkpoint-every',
+      '500',
+      '--checkpoint-secs',
+      '0.1',
+    ];
+    const ref = spawnIngest(entry, args('npy-ref'));
+    expect((await ref.exited).code, ref.out.stderr).toBe(0);
+    const want = decisions(await committedRows(join(dir, 'npy-ref', 'out')));
+    expect(want.size).toBe(12_000);
+    expect(want.get('emb_2|f2-17')).toBeDefined();
+
+    let kills = 0;
+    for (let i = 0; i < 40 && kills < 3; i++) {
+      const p = spawnIngest(entry, args('npy-crash'));
+      await p.waitFor(/dbprune ingest: commit/).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, rng.int(150)));
+      if (p.child.exitCode === null) {
+        p.child.kill('SIGKILL');
+        if ((await p.exited).signal === 'SIGKILL') kills++;
+      } else break;
+    }
+    expect(kills).toBeGreaterThanOrEqual(1);
+    const last = spawnIngest(entry, args('npy-crash'));
+    expect((await last.exited).code, last.out.stderr).toBe(0);
+    const got = decisions(await committedRows(join(dir, 'npy-crash', 'out')));
+    expect(got.size).toBe(12_000);
+    expect([...want].filter(([id, d]) => got.get(id) !== d)).toEqual([]);
+  });
+
+  it('takes a posted URL batch durably and decides every row (failed downloads as error rows)', { timeout: 30_000 }, async () => {
+    const st = join(dir, 'urls', 'state');
+    const out = join(dir, 'urls', 'out');
+    const p = spawnIngest(entry, ['--state', st, '--out', out, '--listen', '127.0.0.1:0', '--allow-private', '--format', 'jsonl', ...common]);
+    const { listen } = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
+    const body = ['a', 'b', 'c'].map((n) => `${base}/missing-${n}.jpg`).join('\n') + '\n';
+    expect((await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'application/x-unknown' }, body })).status).toBe(415);
+    const r = await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    expect(r.status).toBe(202);
+    const src = ((await r.json()) as { accepted: { src: string }[] }).accepted[0].src;
+    expect(readFileSync(src, 'utf8')).toBe(body); // stored in the state folder before the reply
+    await p.waitFor(/dbprune ingest: commit .*"entry":1,"sample":0/);
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code).toBe(0);
+    const rows = await committedRows(out);
+    expect(rows.map((x) => [x.key, x.shard, x.decision, x.reason])).toEqual([
+      ['000000000', src, 'drop', 'error:download'],
+      ['000000001', src, 'drop', 'error:download'],
+      ['000000002', src, 'drop', 'error:download'],
+    ]);
+  });
+
+  it('refuses to listen beyond loopback without a token (exit 2)', async () => {
+    const p = spawnIngest(entry, ['--state', join(dir, 'tok', 'state'), '--out', join(dir, 'tok', 'out'), '--listen', '0.0.0.0:0']);
+    const e = await p.exited;
+    expect(e.code).toBe(2);
+    expect(p.out.stderr).toMatch(/not a loopback address: give --token .*\[ERR_DBPRUNE_USAGE\]/);
+  });
+});
