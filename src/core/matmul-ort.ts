@@ -181,27 +181,7 @@ export class OrtScorer {
       const val1 = res.best.data as Float32Array;
       return { idx1, val1, idx2: new Int32Array(rows).fill(-1), val2: new Float32Array(rows).fill(-Infinity) };
     }
-    const kk = Math.min(2, this.k);
-    const vals = res.values.data as Float32Array;
-    const inds = res.indices.data as Int32Array;
-    const idx1 = new Int32Array(rows);
-    const val1 = new Float32Array(rows);
-    const idx2 = new Int32Array(rows);
-    const val2 = new Float32Array(rows);
-    if (kk === 2) {
-      for (let i = 0; i < rows; i++) {
-        idx1[i] = inds[2 * i];
-        val1[i] = vals[2 * i];
-        idx2[i] = inds[2 * i + 1];
-        val2[i] = vals[2 * i + 1];
-      }
-    } else {
-      idx1.set(inds.subarray(0, rows));
-      val1.set(vals.subarray(0, rows));
-      idx2.fill(-1);
-      val2.fill(-Infinity);
-    }
-    return { idx1, val1, idx2, val2 };
+    return top2FromOutputs(res.values.data as Float32Array, res.indices.data as Int32Array, rows, this.k);
   }
 
   /** Releases the native session. Idempotent. */
@@ -210,4 +190,27 @@ export class OrtScorer {
     this.session = null;
     if (s) await s.release();
   }
+}
+
+/** Splits the interleaved TopK outputs of the 'topk' graph ([rows, min(2, k)]) into a {@link Top2}. */
+export function top2FromOutputs(vals: Float32Array, inds: Int32Array, rows: number, k: number): Top2 {
+  const kk = Math.min(2, k);
+  const idx1 = new Int32Array(rows);
+  const val1 = new Float32Array(rows);
+  const idx2 = new Int32Array(rows);
+  const val2 = new Float32Array(rows);
+  if (kk === 2) {
+    for (let i = 0; i < rows; i++) {
+      idx1[i] = inds[2 * i];
+      val1[i] = vals[2 * i];
+      idx2[i] = inds[2 * i + 1];
+      val2[i] = vals[2 * i + 1];
+    }
+  } else {
+    idx1.set(inds.subarray(0, rows));
+    val1.set(vals.subarray(0, rows));
+    idx2.fill(-1);
+    val2.fill(-Infinity);
+  }
+  return { idx1, val1, idx2, val2 };
 }
