@@ -13,7 +13,7 @@ import type { EmbeddingBatch, SampleRef } from '../core/sample.js';
 import { expandInputs, naturalCompare } from './glob.js';
 import { BatchTaker, countKeys, readKeyBatches } from './keys.js';
 import { indexKey, openMetadata, readMetadataBatches, type MetadataFile } from './metadata.js';
-import { readNpyHeader, readNpyRows, type NpyHeader } from './npy.js';
+import { readNpyHeader, readNpyRows, type Float32ArrayPool, type NpyHeader } from './npy.js';
 
 export interface EmbeddingSourceOptions {
   /**
@@ -27,6 +27,8 @@ export interface EmbeddingSourceOptions {
   metadata?: string | string[];
   /** Rows per batch. Default 8192; 1 … 2^24. Batches never span two files. */
   batchRows?: number;
+  /** Recycle embedding buffers: the consumer releases each batch's `embeddings` (see `Float32ArrayPool`). */
+  pool?: Float32ArrayPool;
   signal?: AbortSignal;
 }
 
@@ -198,7 +200,7 @@ export async function countEmbeddingRows(options: Omit<EmbeddingSourceOptions, '
  */
 export async function* embeddingBatches(options: EmbeddingSourceOptions): AsyncGenerator<EmbeddingBatch> {
   yield* walkParts(options, async function* (part, refs, batchRows, dim, signal) {
-    for await (const b of readNpyRows(part.npy, { batchRows, signal })) {
+    for await (const b of readNpyRows(part.npy, { batchRows, signal, pool: options.pool })) {
       yield { rows: await refs(b.start, b.rows), dim, embeddings: b.data };
     }
   });

@@ -284,13 +284,42 @@ export interface NpyRowBatch {
   /** Index of the first row in the file. */
   start: number;
   rows: number;
-  /** `rows × cols` float32 values, row-major. Freshly allocated: the consumer may keep it. */
+  /**
+   * `rows × cols` float32 values, row-major. Freshly allocated (the consumer may keep it), unless
+   * the reader was given a `pool`: then it may be a recycled buffer, which the consumer hands back
+   * with `pool.release(data)` once it no longer reads it.
+   */
   data: Float32Array;
+}
+
+/**
+ * Recycles equal-sized Float32Arrays between a reader and a consumer that knows when it is done
+ * with a batch, so a long pass keeps a few buffers instead of leaving one per batch to the GC
+ * (at 4096 × 512 floats, 8 MB each). Holds at most `maxFree` idle buffers (default 4, 1..64).
+ */
+export class Float32ArrayPool {
+  private readonly free: Float32Array[] = [];
+  constructor(private readonly maxFree = 4) {
+    checkOption(Number.isInteger(maxFree) && maxFree >= 1 && maxFree <= 64, 'maxFree', 'an integer in [1, 64]', maxFree);
+  }
+
+  /** An idle buffer of exactly `length` floats (contents unspecified), or a new one. */
+  acquire(length: number): Float32Array {
+    const i = this.free.findIndex((a) => a.length === length);
+    return i >= 0 ? (this.free.splice(i, 1)[0] as Float32Array) : new Float32Array(length);
+  }
+
+  /** Hands a buffer back; the caller must not touch it afterwards. */
+  release(a: Float32Array): void {
+    if (this.free.length < this.maxFree && a.byteOffset === 0 && a.length * 4 === a.buffer.byteLength) this.free.push(a);
+  }
 }
 
 export interface ReadNpyRowsOptions {
   /** Rows per yielded batch. Default 8192; 1 … 2^24. */
   batchRows?: number;
+  /** Recycle batch buffers (see {@link Float32ArrayPool}); the consumer releases each batch's `data`. */
+  pool?: Float32ArrayPool;
   signal?: AbortSignal;
 }
 
@@ -340,8 +369,8 @@ export async function* readNpyRows(path: string, options: ReadNpyRowsOptions = {
       const wanted = Math.min(batchRows, total - start);
       const bytes = wanted * rowBytes;
       if (h.dtype === 'float32') {
-        const data = new Float32Array(wanted * cols);
-        const got = await readFully(fh, new Uint8Array(data.buffer), h.headerBytes + start * rowBytes);
+        const data = options.pool ? options.pool.acquire(wanted * cols) : new Float32Array(wanted * cols);
+        const got = await readFully(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h.headerBytes + start * rowBytes);
         const rows = Math.floor(got / rowBytes);
         return { start, wanted, rows, data: rows === wanted ? data : data.slice(0, rows * cols) };
       }
