@@ -1,17 +1,18 @@
 /** Registers every `dbprune` sub-command on a commander program. */
+// Each command loads its pipeline when it runs (dynamic import), so `dbprune prune` does not pay
+// for sharp, undici, hnswlib and the image stages in start-up time or memory.
 import type { Command } from 'commander';
-import { pruneExact } from '../../pipelines/exact-prune.js';
+import type { UrlListFormat } from '../io/url-list.js';
 import { UsageError } from '../core/errors.js';
 import { SELECTION_POLICIES } from '../core/select.js';
 import { parseChoice, parseEps, parseList, parseNumber } from './options.js';
-import { writeReport } from '../io/report-html.js';
-import { URL_LIST_FORMATS } from '../io/url-list.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
-import { fit } from './fit.js';
 import { registerIngest } from './ingest.js';
 import { bundled } from './paths.js';
-import { runStreaming } from './run.js';
+
+/** img2dataset's URL-list formats (src/io/url-list.ts reads them; kept here so --help loads no reader). */
+const URL_LIST_FORMATS: readonly UrlListFormat[] = ['parquet', 'csv', 'tsv', 'json', 'jsonl', 'txt'];
 
 export interface CommandContext {
   signal: AbortSignal;
@@ -49,6 +50,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   ).action(async (o) => {
     if (o.keep === undefined) throw new UsageError('--keep <ratio> is required');
     const progress = new Progress({ label: 'prune', quiet: o.quiet });
+    const { pruneExact } = await import('../../pipelines/exact-prune.js');
     const result = await pruneExact({
       embeddings: o.embeddings,
       keys: o.keys,
@@ -86,6 +88,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (o) => {
+      const { fit } = await import('./fit.js');
       const result = await fit({
         embeddings: o.embeddings,
         k: o.k,
@@ -128,6 +131,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--allow-private', 'allow URLs resolving to loopback/private/link-local addresses (SSRF guard off)')
       .option('--write-shards <dir>', 'also write the kept samples as webdataset shards (img2dataset layout)'),
   ).action(async (shards: string[], o) => {
+    const { runStreaming } = await import('./run.js');
     await runStreaming(shards, o, ctx);
   });
 
@@ -138,6 +142,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     .description('write report.html for an output folder (stats.json, thumbnails.json)')
     .argument('<out-dir>', 'a folder written by prune or run')
     .action(async (outDir: string) => {
+      const { writeReport } = await import('../io/report-html.js');
       const path = await writeReport(outDir, { signal: ctx.signal });
       process.stdout.write(`${path}\n`);
     });

@@ -9,14 +9,13 @@
  * SIGTERM/SIGINT: intake stops, in-flight work drains, a final commit is made).
  */
 import type { Command } from 'commander';
-import { ingest, type IngestMode } from '../../pipelines/ingest.js';
+import type { IngestMode } from '../../pipelines/ingest.js';
 import { UsageError } from '../core/errors.js';
 import { SELECTION_POLICIES, type SelectionPolicy } from '../core/select.js';
 import { parseListenAddress } from '../io/ingest-listener.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { parseChoice, parseNumber } from './options.js';
-import { bundled } from './paths.js';
-import { DEFAULT_RUN_KEEP } from './run.js';
+import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
 
 const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 
@@ -103,6 +102,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
         process.stderr.write(`${line}\n`);
       };
       try {
+        const { ingest } = await import('../../pipelines/ingest.js');
         const result = await ingest({
           state: o.state,
           out: o.out,

@@ -29,3 +29,6 @@ export const bundled = {
   centroids: join(samplesDir, 'centroids', 'centroids.npy'),
   calibration: join(samplesDir, 'centroids'),
 };
+
+/** Default keep ratio of `run` and `ingest` when --keep is not given. */
+export const DEFAULT_RUN_KEEP = 0.3;

@@ -1,7 +1,4 @@
 /** `dbprune run`: the streaming pipelines behind one command. */
-import { embeddingsToManifest } from '../../pipelines/embeddings-to-manifest.js';
-import { shardsToManifest } from '../../pipelines/shards-to-manifest.js';
-import { urlsToManifest } from '../../pipelines/urls-to-manifest.js';
 import type { UrlListFormat } from '../io/url-list.js';
 import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../pipelines/decision-tail.js';
 import { UsageError } from '../core/errors.js';
@@ -46,8 +43,7 @@ export interface RunFlags {
   writeShards?: string;
 }
 
-/** Default keep ratio of `run` when --keep is not given. */
-export const DEFAULT_RUN_KEEP = 0.3;
+import { DEFAULT_RUN_KEEP } from './paths.js';
 
 export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandContext): Promise<StreamingResult> {
   const kinds = [shards.length > 0, Boolean(o.embeddings), Boolean(o.urls)].filter(Boolean).length;
@@ -84,10 +80,12 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
   };
   let result: StreamingResult;
   if (o.embeddings) {
+    const { embeddingsToManifest } = await import('../../pipelines/embeddings-to-manifest.js');
     result = await embeddingsToManifest({ ...base, embeddings: o.embeddings, keys: o.keys, metadata: o.metadata, onTail });
   } else if (o.urls) {
     const stdin = o.urls.length === 1 && o.urls[0] === '-';
     if (stdin && !o.inputFormat) throw new UsageError('--urls - (stdin) needs --input-format');
+    const { urlsToManifest } = await import('../../pipelines/urls-to-manifest.js');
     result = await urlsToManifest({
       ...base,
       writeShards: o.writeShards ? { dir: o.writeShards, samplesPerShard: o.samplesPerShard } : undefined,
@@ -100,6 +98,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
     });
   } else {
     const inputs = usingDefault ? bundled.shards : shards.length === 1 && shards[0] === '-' ? process.stdin : shards;
+    const { shardsToManifest } = await import('../../pipelines/shards-to-manifest.js');
     result = await shardsToManifest({ ...base, inputs, model: o.model, fetch: { concurrency: o.concurrency }, embed: { batchSize: o.batchSize }, onTail });
   }
   const t = result.stats.totals;
