@@ -22,6 +22,7 @@ import type { UrlRef } from '../src/io/url-list.js';
 import { img2datasetKey } from '../src/io/url-list.js';
 import { decode } from '../src/stages/decode.js';
 import { download } from '../src/stages/download.js';
+import { peakRssMB } from './peak-rss.js';
 
 const DISTINCT = 16;
 const SIDE = 256;
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
     const lat1 = await runOnce(port, 200, 1, false, 20);
     const lat32 = await runOnce(port, 3000, 32, false, 20);
     process.stderr.write(`latency 20 ms: c=1 ${JSON.stringify(lat1)} c=32 ${JSON.stringify(lat32)}\n`);
-    const maxRssMiB = +(process.resourceUsage().maxRSS / 1024).toFixed(1);
+    const maxRssMiB = +peakRssMB().toFixed(1);
     console.log(
       JSON.stringify({
         bench: 'download',

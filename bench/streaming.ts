@@ -31,6 +31,7 @@ import { assign, buildCentroidIndex } from '../src/stages/assign.js';
 import { decide } from '../src/stages/decide.js';
 import { normalize } from '../src/stages/normalize.js';
 import { synthEmbeddings } from './synth.js';
+import { peakRssMB } from './peak-rss.js';
 
 const root = join(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -88,7 +89,7 @@ async function assignDecide(embeddings: string, centroidsPath: string, mode: 'au
 
 if (process.argv[2] === '--child-assign-decide') {
   const r = await assignDecide(process.argv[3], process.argv[4]);
-  console.log(JSON.stringify({ ...r, peakRssMB: process.resourceUsage().maxRSS / 1024 }));
+  console.log(JSON.stringify({ ...r, peakRssMB: peakRssMB() }));
   process.exit(0);
 }
 
