@@ -15,7 +15,12 @@ interface BenchSpec {
 }
 
 export const BENCHES: BenchSpec[] = [
-  { name: 'exact', script: 'exact.ts', args: ['1000000'] },
+  { name: 'exact', script: 'exact.ts', args: ['1000000'] }, // issue 2
+  { name: 'streaming', script: 'streaming.ts' }, // issue 3
+  { name: 'fidelity', script: 'streaming-fidelity.ts', args: ['--seeds', '5'] }, // issue 3
+  { name: 'download', script: 'download.ts' }, // issue 4
+  { name: 'dedup', script: 'dedup.ts', args: ['--with-1m'] }, // issue 5
+  { name: 'ingest', script: 'ingest.ts' }, // issue 6
 ];
 
 const wanted = process.argv.slice(2);
@@ -28,6 +33,7 @@ for (const b of BENCHES) {
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',
     maxBuffer: 64 << 20,
+    cwd: join(dir, '..'),
   });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   try {

@@ -223,6 +223,7 @@ async function main(): Promise<void> {
   const orders: OrderName[] = ['original', 'shuffled', 'sorted', 'reverse-sorted', 'sorted-shuffled-within', 'random-runs', 'interleaved-halves'];
   console.log(`streaming DBP vs exact, dbp-small (n=${r.n}, k=${r.k}), keep ${keepRatio}, calibration ${cold ? 'none (cold)' : stale ? 'stale (3:1 biased sample)' : '5% uniform sample'}, ${seeds} seeds`);
   console.log('order                    keep (mean, min..max)        L1 (mean, max)     Jaccard (mean, min)');
+  const summary: Record<string, { keepMean: number; keepMin: number; keepMax: number; l1Mean: number; l1Max: number; jaccardMean: number; jaccardMin: number }> = {};
   for (const name of orders) {
     const res: Fidelity[] = [];
     for (let s = 0; s < seeds; s++) {
@@ -232,11 +233,21 @@ async function main(): Promise<void> {
     const mean = (f: (x: Fidelity) => number): number => res.reduce((a, x) => a + f(x), 0) / res.length;
     const min = (f: (x: Fidelity) => number): number => Math.min(...res.map(f));
     const max = (f: (x: Fidelity) => number): number => Math.max(...res.map(f));
+    summary[name] = {
+      keepMean: mean((x) => x.keepRatio),
+      keepMin: min((x) => x.keepRatio),
+      keepMax: max((x) => x.keepRatio),
+      l1Mean: mean((x) => x.l1),
+      l1Max: max((x) => x.l1),
+      jaccardMean: mean((x) => x.jaccard),
+      jaccardMin: min((x) => x.jaccard),
+    };
     console.log(
       `${name.padEnd(24)} ${mean((x) => x.keepRatio).toFixed(4)} (${min((x) => x.keepRatio).toFixed(4)}..${max((x) => x.keepRatio).toFixed(4)})   ` +
         `${mean((x) => x.l1).toFixed(4)}, ${max((x) => x.l1).toFixed(4)}     ${mean((x) => x.jaccard).toFixed(4)}, ${min((x) => x.jaccard).toFixed(4)}`,
     );
   }
+  console.log(JSON.stringify({ bench: 'streaming-fidelity', n: r.n, k: r.k, keepRatio, seeds, calibration: cold ? 'none' : stale ? 'stale' : '5% uniform', orders: summary }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
