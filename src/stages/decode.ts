@@ -1,7 +1,8 @@
 /**
  * `decode`: image bytes → the model's normalised C×H×W float32 input tensor (sharp/libvips).
  */
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { generatorStage } from './generator-stage.js';
 import sharp from 'sharp';
 import { checkOption, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import type { DecodedSample, ImageSample, RowError } from '../core/sample.js';
@@ -165,7 +166,7 @@ export function decode(opts: DecodeOptions = {}): Duplex {
   const concurrency = opts.concurrency ?? 2;
   checkOption(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64, 'concurrency', 'an integer in 1..64', concurrency);
   const { signal } = opts;
-  return Duplex.from(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
+  return generatorStage(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
     // Up to `concurrency` decodes in flight, emitted in input order. A finished head is emitted
     // as soon as it is ready, without waiting for more input: a continuous stream that pauses
     // must not hold its last samples back.

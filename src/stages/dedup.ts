@@ -22,10 +22,10 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
+import { Transform } from 'node:stream';
 import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import type { EmbeddingBatch } from '../core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { nearestByDot, parseEpsList } from '../core/semdedup.js';
 
 const { HierarchicalNSW } = hnswlib;
@@ -59,7 +59,7 @@ export interface DedupOptions {
   bruteForceMax?: number;
   /** HNSW random seed; default 100. */
   seed?: number;
-  /** Restores the state written by {@link DedupStream.snapshot} to this folder before the first batch. */
+  /** Restores the state written by `DedupStream.snapshot()` ({@link DedupStream}) to this folder before the first batch. */
   restoreFrom?: string;
   signal?: AbortSignal;
 }
@@ -91,15 +91,15 @@ export interface DedupStats {
   indexBytesEstimate: number;
 }
 
-/** What {@link DedupStream.snapshot} wrote. */
+/** What `DedupStream.snapshot()` ({@link DedupStream}) wrote. */
 export interface DedupSnapshotInfo {
   dir: string;
   files: string[];
   stats: DedupStats;
 }
 
-/** The stage: an objectMode Duplex plus statistics and checkpoints. */
-export type DedupStream = Duplex & {
+/** The stage: an objectMode Transform plus statistics and checkpoints. */
+export type DedupStream = Transform & {
   /** Current statistics (cheap). */
   stats(): DedupStats;
   /**
@@ -417,28 +417,21 @@ export function dedup(opts: DedupOptions): DedupStream {
     batch.duplicateOf = dupOf;
   }
 
-  const stream = Duplex.from(async function* (source: AsyncIterable<EmbeddingBatch>): AsyncGenerator<EmbeddingBatch> {
-    // Waiting for upstream races the signal: a Duplex.from generator blocked on its source would
-    // otherwise keep destroy() from completing.
-    const aborted = signal ? abortPromise(signal) : null;
-    aborted?.promise.catch(() => undefined);
-    const it = source[Symbol.asyncIterator]();
-    try {
-      while (true) {
-        const r = aborted ? await Promise.race([it.next(), aborted.promise]) : await it.next();
-        if (r.done) break;
-        const batch = r.value;
+  // A Transform rather than Duplex.from(generator): destroying a Duplex.from stream whose generator
+  // waits for input can hang on Node 20, and pipelines abort by destroying their streams.
+  const stream = new Transform({
+    objectMode: true,
+    highWaterMark: BATCH_HIGH_WATER_MARK,
+    transform(batch: EmbeddingBatch, _enc, cb) {
+      (async () => {
         throwIfAborted(signal);
         await ready;
         await gate;
         processBatch(batch);
-        yield batch;
-      }
-    } finally {
-      aborted?.dispose();
-      void it.return?.()?.catch(() => undefined);
-    }
-  }) as DedupStream;
+        return batch;
+      })().then((b) => cb(null, b), cb);
+    },
+  }) as unknown as DedupStream;
   stream.stats = stats;
   stream.snapshot = snapshot;
   if (signal) {
@@ -452,15 +445,4 @@ export function dedup(opts: DedupOptions): DedupStream {
     }
   }
   return stream;
-}
-
-/** A promise rejected with ERR_DBPRUNE_ABORTED when `signal` fires (at once if it has). */
-function abortPromise(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
-  let onAbort = (): void => undefined;
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }

@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { generatorStage } from './generator-stage.js';
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions, type BrotliOptions } from 'node:zlib';
 import pLimit from 'p-limit';
@@ -690,7 +691,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
     }
   };
 
-  return Duplex.from(async function* (source: AsyncIterable<UrlRef | SampleRef | (UrlRef | SampleRef)[]>): AsyncGenerator<ImageSample> {
+  return generatorStage(async function* (source: AsyncIterable<UrlRef | SampleRef | (UrlRef | SampleRef)[]>): AsyncGenerator<ImageSample> {
     const pending: Job[] = []; // ordered: input order; unordered: completion order is taken from `ready`
     const ready: ImageSample[] = [];
     let inWindow = 0;

@@ -7,7 +7,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { generatorStage } from './generator-stage.js';
 import { getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import { DbpruneError, ErrorCodes, checkOption, isDbpruneError } from '../core/errors.js';
 import type { ImageSample } from '../core/sample.js';
@@ -266,7 +267,7 @@ export function shardsToSamples(opts: ShardsToSamplesOptions = {}): Duplex {
   checkOption(Number.isInteger(maxMemberBytes) && maxMemberBytes >= 1, 'maxMemberBytes', 'a positive integer', maxMemberBytes);
   const { signal, onWarning } = opts;
 
-  return Duplex.from(async function* (source: AsyncIterable<ShardRef | string>): AsyncGenerator<ImageSample> {
+  return generatorStage(async function* (source: AsyncIterable<ShardRef | string>): AsyncGenerator<ImageSample> {
     const ac = new AbortController();
     setMaxListeners(0, ac.signal); // one listener per request in flight (up to `concurrency`)
     const onAbort = (): void => ac.abort(signal?.reason);

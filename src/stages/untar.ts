@@ -2,7 +2,8 @@
  * `untar`: one tar byte stream in, samples out. For many shards (local or remote) use
  * `shardsToSamples` from `./fetch-shard.js`, which runs the same parser per shard.
  */
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { generatorStage } from './generator-stage.js';
 import { checkOption, ErrorCodes, isDbpruneError } from '../core/errors.js';
 import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
@@ -35,7 +36,7 @@ export function untar(opts: UntarOptions = {}): Duplex {
   const maxMemberBytes = opts.maxMemberBytes ?? DEFAULT_MAX_MEMBER_BYTES;
   checkOption(Number.isInteger(maxMemberBytes) && maxMemberBytes >= 1, 'maxMemberBytes', 'a positive integer', maxMemberBytes);
   const { onWarning, signal } = opts;
-  return Duplex.from(async function* (source: AsyncIterable<Uint8Array | string>): AsyncGenerator<ImageSample> {
+  return generatorStage(async function* (source: AsyncIterable<Uint8Array | string>): AsyncGenerator<ImageSample> {
     async function* bytes(): AsyncGenerator<Uint8Array> {
       for await (const c of source) yield typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
     }

@@ -217,3 +217,18 @@ describe('golden fixture (dbp-small): HNSW streaming dedup vs brute force', () =
     expect(agree / n).toBeGreaterThanOrEqual(0.995);
   });
 });
+
+describe('dedup in an aborted pipeline', () => {
+  it('a pipeline aborted while the stage waits for input settles (rejects) instead of hanging', async () => {
+    const { PassThrough, Writable } = await import('node:stream');
+    const { pipeline } = await import('node:stream/promises');
+    const dim = 4;
+    const source = new PassThrough({ objectMode: true }); // never ends: a continuous source
+    const ac = new AbortController();
+    const done = pipeline(source, dedup({ eps: 0.01, dim, k: 2 }), new Writable({ objectMode: true, write: (_c, _e, cb) => cb() }), { signal: ac.signal });
+    source.write({ rows: [{ key: 'a' }], dim, embeddings: Float32Array.from([1, 0, 0, 0]), cluster: Int32Array.from([0]), distance: Float32Array.from([0]) });
+    await new Promise((r) => setTimeout(r, 20));
+    ac.abort();
+    await expect(done).rejects.toMatchObject({ name: 'AbortError' });
+  });
+});
