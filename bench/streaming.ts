@@ -10,7 +10,7 @@
  *    both paths (exact ORT and HNSW) with HNSW's recall against exact.
  * C. Peak RSS of B at 100,000 vs 1,000,000 samples (each in its own child process).
  *
- * Usage: node --import tsx bench/streaming.ts [--quick]
+ * Usage: node --import tsx bench/streaming.ts [--quick] [--only images|embeddings]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -35,6 +35,8 @@ import { peakRssMB } from './peak-rss.js';
 
 const root = join(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
+/** `--only images` or `--only embeddings` runs one half. */
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 
 /** Model-only throughput: ORT on ready tensors of the model's input size, same batch size. */
 async function modelOnly(onnxPath: string, size: number, batch: number, seconds: number): Promise<number> {
@@ -101,7 +103,7 @@ function child(args: string[]): Record<string, number> {
 const result: Record<string, unknown> = { bench: 'streaming' };
 
 // A. images
-{
+if (only !== 'embeddings') {
   const bundled = join(root, 'data-samples', 'model');
   const tinyRepeats = quick ? 2 : 17; // 17 × 1,200 = 20,400 images
   const e2e = await imagesEndToEnd(bundled, tinyRepeats, 64, join(root, 'data-samples', 'centroids', 'centroids.npy'));
@@ -123,7 +125,7 @@ const result: Record<string, unknown> = { bench: 'streaming' };
 }
 
 // B + C. embeddings
-{
+if (only !== 'images') {
   const big = await synthEmbeddings(1_000_000, 512, 500, 1);
   const small = await synthEmbeddings(100_000, 512, 500, 1);
   const b1m = child(['--child-assign-decide', big.embeddings, big.centroids]);

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { interClusterDistance } from '../src/core/complexity.js';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes } from '../src/core/errors.js';
-import type { EmbeddingBatch, ImageSample, ManifestRow } from '../src/core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ImageSample, type ManifestRow } from '../src/core/sample.js';
 import { ReportCollector, writeReportThumbnails } from '../src/io/report-data.js';
 import { writeReport } from '../src/io/report-html.js';
 import { dedup } from '../src/stages/dedup.js';
@@ -189,7 +189,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
   const stages: Duplex[] = [
     assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal: opts.signal }),
     ...(dedupStage ? [dedupStage] : []),
-    tap((b: EmbeddingBatch) => thumbQueue.push(b.thumbnails)),
+    tap((b: EmbeddingBatch) => thumbQueue.push(b.thumbnails), { highWaterMark: BATCH_HIGH_WATER_MARK }),
     decide({ dbp, signal: opts.signal }),
   ];
 

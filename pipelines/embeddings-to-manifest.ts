@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { embeddingBatches } from '../src/io/embeddings-source.js';
 import { normalize } from '../src/stages/normalize.js';
 import { tap } from '../src/stages/tap.js';
-import type { EmbeddingBatch } from '../src/core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../src/core/sample.js';
 import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
 
 export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
@@ -31,8 +31,8 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   let rowsIn = 0;
   const norm = normalize({ expectedDim: tail.dim, expectedFrom: `centroid (${opts.centroids})` });
   await pipeline(
-    Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? 8192, signal }), { objectMode: true, highWaterMark: 2 }),
-    tap((b: EmbeddingBatch) => (rowsIn += b.rows.length)),
+    Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? 8192, signal }), { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK }),
+    tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),
     norm,
     ...tail.stages,
     tail.sink,

@@ -7,6 +7,13 @@
  * it with a {@link RowError} and passes it on; it never swallows it.
  */
 
+/**
+ * Queue depth (per side) of the stages that pass {@link EmbeddingBatch}es. Object-mode streams
+ * default to 16 objects; a batch is thousands of rows (8192 × 512 floats = 16 MB), so the default
+ * would let hundreds of MB wait in queues. Two batches keep every stage busy.
+ */
+export const BATCH_HIGH_WATER_MARK = 2;
+
 /** Reasons a sample can be dropped or kept, as written in the manifest's `reason` column. */
 export type DecisionReason =
   | 'dbp' // decided by density-based pruning (kept or dropped by quota)

@@ -8,11 +8,11 @@
  * Either way δ is recomputed in float64 against the chosen (re-normalised) centroid, stored float32.
  */
 import os from 'node:os';
-import { Duplex } from 'node:stream';
+import { Transform } from 'node:stream';
 import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { NearestCentroid } from '../core/nearest.js';
-import type { EmbeddingBatch, RowError } from '../core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 import { normalizedCopy } from '../core/vector.js';
 
 const { HierarchicalNSW } = hnswlib;
@@ -29,7 +29,7 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
 export const HNSW_MIN_K = 50_000;
 
 /** The stage's stream, with the path it chose. */
-export type AssignStream = Duplex & { readonly mode: 'exact' | 'hnsw' };
+export type AssignStream = Transform & { readonly mode: 'exact' | 'hnsw' };
 
 /** Options of {@link assign}. */
 export interface AssignOptions {
@@ -180,54 +180,63 @@ export function assign(opts: AssignOptions): AssignStream {
   const state: { exact: NearestCentroid | null; index: Hnsw | null } = { exact: null, index: null };
   const ready: Promise<void> = (async () => {
     await null; // build after construction returns (an HNSW build over many centroids takes seconds)
-    if (v.mode === 'exact') state.exact = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads });
+    if (v.mode === 'exact') state.exact = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads, int8: true });
     else state.index = buildCentroidIndex(unit, k, dim, { M: v.M, efConstruction: v.efConstruction, ef: v.ef });
   })();
   ready.catch(() => undefined); // surfaced on the first batch
 
-  const stream = Duplex.from(async function* (source: AsyncIterable<EmbeddingBatch>): AsyncGenerator<EmbeddingBatch> {
-    try {
-      throwIfAborted(signal);
-      for await (const batch of source) {
-        throwIfAborted(signal);
-        await ready;
-        const n = batch.rows.length;
-        if (batch.dim !== dim) {
-          throw new DbpruneError(
-            ErrorCodes.DIM_MISMATCH,
-            `embeddings have dimension ${batch.dim} but the centroids have ${dim} (use centroids fitted on the same model)`,
-            { expected: dim, got: batch.dim, key: batch.rows[0]?.key, shard: batch.rows[0]?.shard },
-          );
-        }
-        if (batch.embeddings.length < n * dim) {
-          throw new DbpruneError(ErrorCodes.INTERNAL, `batch holds ${batch.embeddings.length} floats for ${n} rows × ${dim}`, {
-            key: batch.rows[0]?.key,
-          });
-        }
-        const cluster = new Int32Array(n);
-        const distance = new Float32Array(n);
-        const skip = screenRows(batch, n, dim);
-        if (n > 0) {
-          if (state.exact) await state.exact.assign(batch.embeddings, n, { cluster, distance });
-          else if (state.index) searchHnsw(state.index, unit, k, dim, batch.embeddings, n, skip, cluster, distance);
-        }
-        if (skip) {
-          for (let i = 0; i < n; i++) {
-            if (skip[i]) {
-              cluster[i] = -1;
-              distance[i] = NaN;
-            }
-          }
-        }
-        batch.cluster = cluster;
-        batch.distance = distance;
-        yield batch;
-      }
-    } finally {
-      await ready.catch(() => undefined);
-      await state.exact?.dispose();
+  const assignBatch = async (batch: EmbeddingBatch): Promise<EmbeddingBatch> => {
+    throwIfAborted(signal);
+    await ready;
+    const n = batch.rows.length;
+    if (batch.dim !== dim) {
+      throw new DbpruneError(
+        ErrorCodes.DIM_MISMATCH,
+        `embeddings have dimension ${batch.dim} but the centroids have ${dim} (use centroids fitted on the same model)`,
+        { expected: dim, got: batch.dim, key: batch.rows[0]?.key, shard: batch.rows[0]?.shard },
+      );
     }
-  }) as AssignStream;
+    if (batch.embeddings.length < n * dim) {
+      throw new DbpruneError(ErrorCodes.INTERNAL, `batch holds ${batch.embeddings.length} floats for ${n} rows × ${dim}`, {
+        key: batch.rows[0]?.key,
+      });
+    }
+    const cluster = new Int32Array(n);
+    const distance = new Float32Array(n);
+    const skip = screenRows(batch, n, dim);
+    if (n > 0) {
+      if (state.exact) await state.exact.assign(batch.embeddings, n, { cluster, distance });
+      else if (state.index) searchHnsw(state.index, unit, k, dim, batch.embeddings, n, skip, cluster, distance);
+    }
+    if (skip) {
+      for (let i = 0; i < n; i++) {
+        if (skip[i]) {
+          cluster[i] = -1;
+          distance[i] = NaN;
+        }
+      }
+    }
+    batch.cluster = cluster;
+    batch.distance = distance;
+    return batch;
+  };
+
+  const stream = new Transform({
+    objectMode: true,
+    highWaterMark: BATCH_HIGH_WATER_MARK,
+    transform(batch: EmbeddingBatch, _enc, cb) {
+      assignBatch(batch).then((b) => cb(null, b), cb);
+    },
+    destroy(err, cb) {
+      ready
+        .catch(() => undefined)
+        .then(() => state.exact?.dispose())
+        .then(
+          () => cb(err),
+          () => cb(err),
+        );
+    },
+  }) as unknown as AssignStream;
   Object.defineProperty(stream, 'mode', { value: v.mode, enumerable: true });
   if (signal) {
     const onAbort = (): void => {
@@ -240,9 +249,6 @@ export function assign(opts: AssignOptions): AssignStream {
       stream.once('close', () => signal.removeEventListener('abort', onAbort));
     }
   }
-  stream.once('close', () => {
-    void ready.then(() => state.exact?.dispose()).catch(() => undefined);
-  });
   return stream;
 }
 

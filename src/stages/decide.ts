@@ -5,7 +5,7 @@
  */
 import { Transform } from 'node:stream';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { decisionRow, errorRow, type EmbeddingBatch, type ManifestRow } from '../core/sample.js';
+import { BATCH_HIGH_WATER_MARK, decisionRow, errorRow, type EmbeddingBatch, type ManifestRow } from '../core/sample.js';
 import { StreamingDbp, type StreamingDbpOptions } from '../core/streaming-dbp.js';
 
 export interface DecideOptions {
@@ -40,6 +40,7 @@ export function decide(opts: DecideOptions): DecideStream {
   const { signal } = opts;
   const stream = new Transform({
     objectMode: true,
+    highWaterMark: BATCH_HIGH_WATER_MARK,
     transform(batch: EmbeddingBatch, _enc, cb) {
       try {
         throwIfAborted(signal);

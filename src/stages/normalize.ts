@@ -6,7 +6,7 @@
  */
 import { Transform } from 'node:stream';
 import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
-import type { EmbeddingBatch } from '../core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { normalizeRows } from '../core/vector.js';
 
 export interface NormalizeOptions {
@@ -27,6 +27,7 @@ export function normalize(opts: NormalizeOptions = {}): NormalizeStream {
   let invalid = 0;
   const stream = new Transform({
     objectMode: true,
+    highWaterMark: BATCH_HIGH_WATER_MARK,
     transform(batch: EmbeddingBatch, _enc, cb) {
       if (opts.expectedDim !== undefined && batch.dim !== opts.expectedDim) {
         cb(
