@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { DEFAULT_EMBEDDING_BATCH_ROWS } from '../pipelines/embeddings-to-manifest.js';
 import { shardsToManifest } from '../pipelines/shards-to-manifest.js';
 import { buildConvEncoder, writeModelDir } from '../scripts/make-model.js';
 import { interClusterDistance } from '../src/core/complexity.js';
@@ -73,7 +74,7 @@ async function assignDecide(embeddings: string, centroidsPath: string, mode: 'au
   const a = assign({ centroids: c.data, k: c.rows, dim: c.cols, mode });
   const t0 = performance.now();
   await pipeline(
-    Readable.from(embeddingBatches({ embeddings, batchRows: 8192 }), { objectMode: true, highWaterMark: 2 }),
+    Readable.from(embeddingBatches({ embeddings, batchRows: DEFAULT_EMBEDDING_BATCH_ROWS }), { objectMode: true, highWaterMark: 2 }),
     normalize({ expectedDim: c.cols }),
     a,
     decide({ dbp: { k: c.rows, params: { keepRatio: 0.3 }, dInter } }),

@@ -62,6 +62,7 @@ import { download, type DownloadOptions } from '../src/stages/download.js';
 import { embed } from '../src/stages/embed.js';
 import { fetchShardBytes, type FetchShardBytesOptions } from '../src/stages/fetch-shard.js';
 import { normalize } from '../src/stages/normalize.js';
+import { DEFAULT_EMBEDDING_BATCH_ROWS } from './embeddings-to-manifest.js';
 
 /** What an ingest run consumes: images (tar shards and URL lists) or precomputed embeddings (.npy). */
 export type IngestMode = 'images' | 'embeddings';
@@ -115,7 +116,7 @@ export interface IngestOptions extends DbpParams {
   decode?: Omit<DecodeOptions, 'signal'>;
   /** Embedding micro-batches. Default batchSize 64, maxDelayMs 50. */
   embed?: { batchSize?: number; maxDelayMs?: number; threads?: number };
-  /** Rows per .npy batch (embeddings mode). Default 8192; 1..2^20. */
+  /** Rows per .npy batch (embeddings mode). Default {@link DEFAULT_EMBEDDING_BATCH_ROWS} (2,048); 1..2^20. */
   batchRows?: number;
   /** Graceful stop: intake stops, in-flight work drains, a final commit is made. */
   signal?: AbortSignal;
@@ -263,7 +264,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   const every = num(opts.checkpointEvery, 10_000, 'checkpointEvery', 1, 1e9, true);
   const secs = num(opts.checkpointSecs, 30, 'checkpointSecs', 0.05, 86_400, false);
   const pollMs = num(opts.pollMs, 1000, 'pollMs', 10, 600_000, true);
-  const batchRows = num(opts.batchRows, 8192, 'batchRows', 1, 2 ** 20, true);
+  const batchRows = num(opts.batchRows, DEFAULT_EMBEDDING_BATCH_ROWS, 'batchRows', 1, 2 ** 20, true);
   const params = resolveDbpParams(opts);
   const warn = opts.warn ?? ((): void => undefined);
   const stateDir = resolvePath(opts.state);
