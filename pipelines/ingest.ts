@@ -97,7 +97,7 @@ export interface IngestOptions extends DbpParams {
   /** Return once every source is exhausted (stdin ended, the watched folder holds nothing new) and
    *  every journaled input is committed. Default false: run until `signal`. */
   exitWhenDone?: boolean;
-  /** Commit at least every this many samples. Default 10_000; 1..10^9. */
+  /** Commit at least every this many samples. Default 100,000 (with `checkpointSecs`, 30 s, whichever comes first); 1..10^9. */
   checkpointEvery?: number;
   /** Commit at least every this many seconds (when anything changed). Default 30; 0.05..86_400. */
   checkpointSecs?: number;
@@ -261,7 +261,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   const format: ManifestFormat = opts.format ?? 'parquet';
   checkOption(['parquet', 'arrow', 'jsonl'].includes(format), 'format', 'parquet, arrow or jsonl', format);
   checkOption(mode === 'embeddings' || (typeof opts.model === 'string' && opts.model.length > 0), 'model', 'an ONNX model path in images mode', opts.model);
-  const every = num(opts.checkpointEvery, 10_000, 'checkpointEvery', 1, 1e9, true);
+  const every = num(opts.checkpointEvery, 100_000, 'checkpointEvery', 1, 1e9, true);
   const secs = num(opts.checkpointSecs, 30, 'checkpointSecs', 0.05, 86_400, false);
   const pollMs = num(opts.pollMs, 1000, 'pollMs', 10, 600_000, true);
   const batchRows = num(opts.batchRows, DEFAULT_EMBEDDING_BATCH_ROWS, 'batchRows', 1, 2 ** 20, true);

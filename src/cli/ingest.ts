@@ -80,7 +80,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
     .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
     .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0)
     .option('--format <fmt>', `segment format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
-    .option('--checkpoint-every <n>', 'commit at least every n samples', parseNumber('--checkpoint-every', { min: 1, max: 1e9, integer: true }), 10_000)
+    .option('--checkpoint-every <n>', 'commit at least every n samples', parseNumber('--checkpoint-every', { min: 1, max: 1e9, integer: true }), 100_000)
     .option('--checkpoint-secs <s>', 'commit at least every s seconds', parseNumber('--checkpoint-secs', { min: 0.05, max: 86_400 }), 30)
     .option('--keep-commits <n>', 'commits whose state is kept as fallbacks', parseNumber('--keep-commits', { min: 1, max: 1000, integer: true }), 3)
     .option('--dedup-eps <eps>', 'SemDeDup ε before DBP (e.g. 0.05); off by default')
