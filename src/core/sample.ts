@@ -95,6 +95,20 @@ export interface ManifestRow {
   error: string | null;
 }
 
+/** img2dataset's per-sample status. */
+export type DownloadStatus = 'success' | 'failed_to_download' | 'failed_to_resize';
+
+/**
+ * img2dataset's status of a manifest row from its reason: `failed_to_resize` for `error:decode`,
+ * `failed_to_download` for any other `error:*`, else `success` (kept, dropped by DBP, duplicate,
+ * or filtered by a user stage — the download itself succeeded).
+ */
+export function statusOfReason(reason: string): DownloadStatus {
+  if (reason === 'error:decode') return 'failed_to_resize';
+  if (reason.startsWith('error:')) return 'failed_to_download';
+  return 'success';
+}
+
 /** Builds a decided sample's manifest row (`dbp` keep/drop, or a `duplicate` drop). */
 export function decisionRow(
   ref: SampleRef,

@@ -33,7 +33,10 @@ import {
 } from 'apache-arrow';
 import * as parquet from 'parquet-wasm';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
-import type { Decision, DecisionReason, ManifestRow } from '../core/sample.js';
+import { statusOfReason, type Decision, type DecisionReason, type DownloadStatus, type ManifestRow } from '../core/sample.js';
+
+/** A manifest row as read back: the row plus its img2dataset `status` column. */
+export type ManifestRecord = ManifestRow & { status: DownloadStatus };
 import { buildNpyHeader } from './npy.js';
 
 /** Manifest file formats. */
@@ -66,6 +69,7 @@ export const MANIFEST_COLUMNS = [
   'distance',
   'duplicate_of',
   'error',
+  'status',
 ] as const;
 
 /** The Arrow schema of a manifest (strings are Utf8; cluster Int32; distance Float32, nullable). */
@@ -81,6 +85,7 @@ export const MANIFEST_SCHEMA = new Schema([
   new Field('distance', new Float32(), true),
   new Field('duplicate_of', new Utf8(), true),
   new Field('error', new Utf8(), true),
+  new Field('status', new Utf8(), false),
 ]);
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +205,7 @@ class ManifestColumns {
 
   constructor(readonly capacity: number) {
     this.strings = {};
-    for (const c of ['key', 'shard', 'url', 'caption', 'uid', 'decision', 'reason', 'duplicate_of', 'error']) {
+    for (const c of ['key', 'shard', 'url', 'caption', 'uid', 'decision', 'reason', 'duplicate_of', 'error', 'status']) {
       this.strings[c] = new StringColumn(capacity);
     }
     this.cluster = new Int32Array(capacity);
@@ -220,6 +225,7 @@ class ManifestColumns {
     s.reason.push(r.reason);
     s.duplicate_of.push(r.duplicate_of);
     s.error.push(r.error);
+    s.status.push(statusOfReason(r.reason));
     this.cluster[i] = r.cluster;
     const d = r.distance;
     if (d === null || d === undefined || Number.isNaN(d)) {
@@ -257,6 +263,7 @@ class ManifestColumns {
       }),
       s.duplicate_of.finish(),
       s.error.finish(),
+      s.status.finish(),
     ];
     const data = makeData({ type: new Struct(MANIFEST_SCHEMA.fields), length: n, nullCount: 0, children });
     for (const c of Object.values(s)) c.reset();
@@ -333,6 +340,7 @@ function jsonLine(r: ManifestRow): string {
     distance: d === null || d === undefined || !Number.isFinite(d) ? null : d,
     duplicate_of: r.duplicate_of ?? null,
     error: r.error ?? null,
+    status: statusOfReason(r.reason),
   });
 }
 
@@ -731,7 +739,7 @@ export function createUidSubsetWriter(path: string): KeyListWriter {
 // ---------------------------------------------------------------------------------------------
 // reading (small manifests: tests, report)
 
-function rowsFromArrow(table: Table): ManifestRow[] {
+function rowsFromArrow(table: Table): ManifestRecord[] {
   const cols = new Map<string, { get(i: number): unknown } | null>();
   for (const c of MANIFEST_COLUMNS) cols.set(c, table.getChild(c));
   const get = (c: string, i: number): unknown => cols.get(c)?.get(i) ?? null;
@@ -739,7 +747,7 @@ function rowsFromArrow(table: Table): ManifestRow[] {
     const v = get(c, i);
     return v === null ? null : String(v);
   };
-  const out: ManifestRow[] = [];
+  const out: ManifestRecord[] = [];
   for (let i = 0; i < table.numRows; i++) {
     const dist = get('distance', i);
     out.push({
@@ -754,6 +762,7 @@ function rowsFromArrow(table: Table): ManifestRow[] {
       distance: dist === null ? null : Number(dist),
       duplicate_of: str('duplicate_of', i),
       error: str('error', i),
+      status: String(get('status', i)) as DownloadStatus,
     });
   }
   return out;
@@ -765,15 +774,15 @@ function rowsFromArrow(table: Table): ManifestRow[] {
  *
  * @throws ERR_DBPRUNE_INPUT_FORMAT (context.file) for an unknown extension or unreadable file.
  */
-export function readManifest(path: string): ManifestRow[] {
+export function readManifest(path: string): ManifestRecord[] {
   const format = manifestFormatFromPath(path);
   if (!format) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, `${path}: unknown manifest extension`, { file: path });
   try {
     const bytes = readFileSync(path);
     if (format === 'jsonl') {
-      const out: ManifestRow[] = [];
+      const out: ManifestRecord[] = [];
       for (const line of bytes.toString('utf8').split('\n')) {
-        if (line.trim()) out.push(JSON.parse(line) as ManifestRow);
+        if (line.trim()) out.push(JSON.parse(line) as ManifestRecord);
       }
       return out;
     }

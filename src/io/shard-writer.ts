@@ -20,7 +20,7 @@ import * as parquet from 'parquet-wasm';
 import sharp from 'sharp';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
-import type { ImageSample, ManifestRow } from '../core/sample.js';
+import { statusOfReason, type ImageSample, type ManifestRow } from '../core/sample.js';
 
 export interface ShardWriterOptions {
   /** Output folder; created if missing. Existing shards of the same names are overwritten. */
@@ -59,12 +59,6 @@ export interface ShardWriter {
   close(): Promise<{ shards: ShardSummary[]; rows: number; kept: number }>;
 }
 
-/** img2dataset's status of a manifest row. */
-function statusOf(row: ManifestRow): 'success' | 'failed_to_download' | 'failed_to_resize' {
-  if (row.reason === 'error:decode') return 'failed_to_resize';
-  if (row.reason.startsWith('error:')) return 'failed_to_download';
-  return 'success';
-}
 
 /** A tar member base name from a key: only [A-Za-z0-9_-] (webdataset splits names at the first dot). */
 export function safeMemberKey(key: string): string {
@@ -258,7 +252,7 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
     throwIfAborted(signal);
     current ??= await open();
     const s = current;
-    const status = statusOf(row);
+    const status = statusOfReason(row.reason);
     const keep = row.decision === 'keep' && sample.image !== undefined && sample.image.length > 0;
     let width: number | null = null;
     let height: number | null = null;

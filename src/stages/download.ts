@@ -13,7 +13,7 @@ import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions, type B
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
-import type { ImageSample, RowError, SampleRef } from '../core/sample.js';
+import type { DownloadStatus, ImageSample, RowError, SampleRef } from '../core/sample.js';
 import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from '../core/ssrf.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
 import { abortedError, errorCodeOf, RETRYABLE_NETWORK_CODES, sleep as sleepFor } from '../io/http.js';
@@ -24,7 +24,6 @@ const inflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(inflateRaw);
 const brotliAsync = promisify<Buffer, BrotliOptions, Buffer>(brotliDecompress);
 
 /** img2dataset's per-sample status, written to the sample's `json.status`. */
-export type DownloadStatus = 'success' | 'failed_to_download' | 'failed_to_resize';
 
 /** X-Robots-Tag directives that make a sample `error:robots` by default (img2dataset's list). */
 export const DEFAULT_DISALLOWED_DIRECTIVES: readonly string[] = ['noai', 'noimageai', 'noindex', 'noimageindex'];
@@ -273,13 +272,6 @@ export function contentTypeProblem(ct: string | undefined): string | undefined {
   return `content type ${mime} is not an image`;
 }
 
-/** img2dataset's status for a manifest reason: failed_to_resize for decode errors, failed_to_download
- *  for the other `error:*` reasons, success otherwise. */
-export function statusOfReason(reason: string): DownloadStatus {
-  if (reason === 'error:decode') return 'failed_to_resize';
-  if (reason.startsWith('error:')) return 'failed_to_download';
-  return 'success';
-}
 
 // ---------------------------------------------------------------------------------------------
 // failures

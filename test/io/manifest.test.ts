@@ -37,6 +37,9 @@ function row(i: number): ManifestRow {
 }
 const N = 1000;
 const rows = Array.from({ length: N }, (_, i) => row(i));
+/** What a reader gets back: every row plus img2dataset's status, derived from the reason. */
+const records = rows.map((r) => ({ ...r, status: r.reason === 'error:decode' ? 'failed_to_resize' : 'success' }));
+const COLUMNS = ['key', 'shard', 'url', 'caption', 'uid', 'decision', 'reason', 'cluster', 'distance', 'duplicate_of', 'error', 'status'];
 
 async function writeAll(path: string, format: ManifestFormat, rowGroupRows: number): Promise<{ rows: number }> {
   const w = createManifestWriter(path, format, { rowGroupRows });
@@ -49,7 +52,7 @@ describe('manifest writers', () => {
     it(`${format}: round-trips every column, nulls and unicode, over several row groups`, async () => {
       const path = join(dir, `m.${format}`);
       expect(await writeAll(path, format, 128)).toEqual({ rows: N });
-      expect(readManifest(path)).toEqual(rows);
+      expect(readManifest(path)).toEqual(records);
     });
   }
 
@@ -59,9 +62,9 @@ describe('manifest writers', () => {
     const meta = await parquetMetadataAsync(file);
     expect(Number(meta.num_rows)).toBe(N);
     expect(meta.row_groups.length).toBe(Math.ceil(N / 128));
-    expect(meta.schema.map((s) => s.name).slice(1)).toEqual(['key', 'shard', 'url', 'caption', 'uid', 'decision', 'reason', 'cluster', 'distance', 'duplicate_of', 'error']);
-    const objs = await parquetReadObjects({ file, columns: ['key', 'cluster', 'distance', 'caption'], rowStart: 300, rowEnd: 305 });
-    expect(objs).toEqual(rows.slice(300, 305).map((r) => ({ key: r.key, cluster: r.cluster, distance: r.distance, caption: r.caption })));
+    expect(meta.schema.map((s) => s.name).slice(1)).toEqual(COLUMNS);
+    const objs = await parquetReadObjects({ file, columns: ['key', 'cluster', 'distance', 'caption', 'status'], rowStart: 300, rowEnd: 305 });
+    expect(objs).toEqual(records.slice(300, 305).map((r) => ({ key: r.key, cluster: r.cluster, distance: r.distance, caption: r.caption, status: r.status })));
   });
 
   it('arrow is an IPC file with a record batch per row group', () => {
@@ -118,14 +121,14 @@ describe('manifest writers', () => {
       if (format === 'jsonl') {
         const lines = buf.toString('utf8').trimEnd().split('\n');
         expect(lines.length).toBe(250);
-        expect(JSON.parse(lines[1])).toEqual(rows[1]);
-        expect(Object.keys(JSON.parse(lines[0]))).toEqual(['key', 'shard', 'url', 'caption', 'uid', 'decision', 'reason', 'cluster', 'distance', 'duplicate_of', 'error']);
+        expect(JSON.parse(lines[1])).toEqual(records[1]);
+        expect(Object.keys(JSON.parse(lines[0]))).toEqual(COLUMNS);
       } else if (format === 'arrow') {
         expect(tableFromIPC(buf).numRows).toBe(250);
       } else {
         const p = join(dir, 'streamed.parquet');
         writeFileSync(p, buf);
-        expect(readManifest(p)).toEqual(rows.slice(0, 250));
+        expect(readManifest(p)).toEqual(records.slice(0, 250));
       }
     }
   });

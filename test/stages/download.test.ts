@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
-import type { ImageSample, SampleRef } from '../../src/core/sample.js';
+import { statusOfReason, type ImageSample, type SampleRef } from '../../src/core/sample.js';
 import type { UrlRef } from '../../src/io/url-list.js';
 import {
   contentTypeProblem,
@@ -14,7 +14,6 @@ import {
   parseRetryAfter,
   robotsDisallowed,
   sniffImage,
-  statusOfReason,
   type DownloadEvent,
   type DownloadOptions,
 } from '../../src/stages/download.js';
