@@ -23,7 +23,8 @@ export interface ShardsToManifestOptions extends DecisionTailOptions {
   /** Decode overrides; the defaults come from the model's preprocessor_config.json. */
   decode?: Omit<DecodeOptions, 'signal'>;
   /** Embedding micro-batch size (default 64) and ORT threads (default 2). */
-  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number };
+  /** Embedding micro-batch size (default 64), ORT threads (default 2), and the model's input/output names when not the defaults. */
+  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string };
   /** Called with the tail once it is open (e.g. to attach a report collector or progress). */
   onTail?: (tail: DecisionTail) => void;
 }
@@ -41,7 +42,7 @@ export async function shardsToManifest(opts: ShardsToManifestOptions): Promise<S
     tap(() => samplesIn++),
     tail.holdImages(),
     decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
-    embed({ model: model.onnxPath, batchSize: opts.embed?.batchSize ?? 64, maxDelayMs: opts.embed?.maxDelayMs, threads: opts.embed?.threads, imageSize: pre?.size, signal }),
+    embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
     ...tail.stages,
     tail.sink,
     { signal },

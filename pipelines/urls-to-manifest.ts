@@ -22,7 +22,8 @@ export interface UrlsToManifestOptions extends DecisionTailOptions {
   download?: Omit<DownloadOptions, 'signal'>;
   model: string;
   decode?: Omit<DecodeOptions, 'signal'>;
-  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number };
+  /** Embedding micro-batch size (default 64), ORT threads (default 2), and the model's input/output names when not the defaults. */
+  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string };
   onTail?: (tail: DecisionTail) => void;
 }
 
@@ -40,7 +41,7 @@ export async function urlsToManifest(opts: UrlsToManifestOptions): Promise<Strea
     download({ ...opts.download, signal }),
     tail.holdImages(),
     decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
-    embed({ model: model.onnxPath, batchSize: opts.embed?.batchSize ?? 64, maxDelayMs: opts.embed?.maxDelayMs, threads: opts.embed?.threads, imageSize: pre?.size, signal }),
+    embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
     ...tail.stages,
     tail.sink,
     { signal },

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { UrlListFormat } from '../io/url-list.js';
 import { UsageError } from '../core/errors.js';
 import { SELECTION_POLICIES } from '../core/select.js';
-import { parseChoice, parseEps, parseList, parseNumber } from './options.js';
+import { parseChoice, parseEps, parseList, parseNumber, parseTriple } from './options.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
@@ -113,6 +113,12 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--keys <txt>', 'keys.txt for --embeddings')
       .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
       .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
+      .option('--image-size <px>', "model input side (default: the model's preprocessor_config.json, else 224)", parseNumber('--image-size', { min: 1, max: 8192, integer: true }))
+      .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', ['shortest-center-crop', 'squash'] as const))
+      .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
+      .option('--std <r,g,b>', "per-channel std (default: the model's config, else CLIP's)", parseTriple('--std', { positive: true }))
+      .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
+      .option('--output-name <name>', 'model output to read (default: image_embeds, else pooler_output, else the first)')
       .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
       .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
       .option('--out <dir>', 'output folder; without it, JSONL manifest rows go to stdout (default out/ for the bundled sample)')

@@ -47,3 +47,14 @@ export function parseList(value: string): string[] {
     .map((v) => v.trim())
     .filter((v) => v.length > 0);
 }
+
+/** Parses three comma-separated numbers (per-channel RGB mean/std). */
+export function parseTriple(flag: string, opts: { positive?: boolean } = {}) {
+  return (value: string): [number, number, number] => {
+    const v = value.split(',').map((x) => Number(x.trim()));
+    if (v.length !== 3 || v.some((x) => !Number.isFinite(x) || (opts.positive && x <= 0))) {
+      throw new UsageError(`${flag} must be three comma-separated ${opts.positive ? 'positive ' : ''}numbers (R,G,B), got '${value}'`, { option: flag });
+    }
+    return [v[0], v[1], v[2]];
+  };
+}

@@ -41,6 +41,22 @@ export interface RunFlags {
   userAgentToken?: string;
   allowPrivate?: boolean;
   writeShards?: string;
+  imageSize?: number;
+  resizeMode?: 'shortest-center-crop' | 'squash';
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  inputName?: string;
+  outputName?: string;
+}
+
+/** Decode overrides from flags; only the flags given (the model's config fills the rest). */
+function decodeOverrides(o: RunFlags): { size?: number; mode?: 'shortest-center-crop' | 'squash'; mean?: [number, number, number]; std?: [number, number, number] } {
+  const d: ReturnType<typeof decodeOverrides> = {};
+  if (o.imageSize !== undefined) d.size = o.imageSize;
+  if (o.resizeMode !== undefined) d.mode = o.resizeMode;
+  if (o.mean !== undefined) d.mean = o.mean;
+  if (o.std !== undefined) d.std = o.std;
+  return d;
 }
 
 import { DEFAULT_RUN_KEEP } from './paths.js';
@@ -93,13 +109,22 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       list: { format: o.inputFormat, urlCol: o.urlCol, captionCol: o.captionCol, saveAdditionalColumns: o.saveAdditionalColumns, samplesPerShard: o.samplesPerShard },
       download: { concurrency: o.downloadConcurrency, userAgentToken: o.userAgentToken, allowPrivate: Boolean(o.allowPrivate) },
       model: o.model,
-      embed: { batchSize: o.batchSize },
+      decode: decodeOverrides(o),
+      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName },
       onTail,
     });
   } else {
     const inputs = usingDefault ? bundled.shards : shards.length === 1 && shards[0] === '-' ? process.stdin : shards;
     const { shardsToManifest } = await import('../../pipelines/shards-to-manifest.js');
-    result = await shardsToManifest({ ...base, inputs, model: o.model, fetch: { concurrency: o.concurrency }, embed: { batchSize: o.batchSize }, onTail });
+    result = await shardsToManifest({
+      ...base,
+      inputs,
+      model: o.model,
+      fetch: { concurrency: o.concurrency },
+      decode: decodeOverrides(o),
+      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName },
+      onTail,
+    });
   }
   const t = result.stats.totals;
   progress.done({ samples: t.samples, kept: t.kept, errors: Object.values(t.errors).reduce((a, b) => a + b, 0), duplicates: t.duplicates });

@@ -3,7 +3,7 @@
  * JSONL on stdout, and URL lists downloaded from a loopback server into a manifest and pruned
  * webdataset shards — with the SSRF guard refusing loopback unless --allow-private is given.
  */
-import { createReadStream, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageSample } from '../../src/core/sample.js';
@@ -87,6 +87,25 @@ describe('dbprune run (CLI)', () => {
     expect(packed.every((s) => s.image && s.image.length > 0 && s.caption?.startsWith('caption') && s.json?.license === 'cc-by')).toBe(true);
   });
 
+  it('a bare .onnx (no preprocessor_config.json) runs with preprocessing from flags, and says what is wrong without them', async () => {
+    const bare = join(tmp.dir, 'bare-model');
+    mkdirSync(bare, { recursive: true });
+    copyFileSync(join(repoRoot, 'data-samples', 'model', 'onnx', 'vision_model.onnx'), join(bare, 'encoder.onnx'));
+    const shard = join(shards, '00000.tar');
+    const without = await runCli(['run', shard, '--model', join(bare, 'encoder.onnx'), '--out', join(tmp.dir, 'bare-1'), '-q']);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain('ERR_DBPRUNE_DIM_MISMATCH');
+    const out = join(tmp.dir, 'bare-2');
+    const r = await runCli(['run', shard, '--model', join(bare, 'encoder.onnx'), '--image-size', '32', '--mean', '0.48145466,0.4578275,0.40821073', '--std', '0.26862954,0.26130258,0.27577711', '--input-name', 'pixel_values', '--output-name', 'image_embeds', '--out', out, '--format', 'jsonl', '-q']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // Same preprocessing as the bundled config ⇒ the same decisions as with the model folder.
+    const ref = await runCli(['run', shard, '--out', join(tmp.dir, 'bare-ref'), '--format', 'jsonl', '-q']);
+    expect(ref.code).toBe(0);
+    const strip = (p: string) => readManifest(p).map((row) => [row.key, row.decision, row.cluster]);
+    expect(strip(join(out, 'manifest.jsonl'))).toEqual(strip(join(tmp.dir, 'bare-ref', 'manifest.jsonl')));
+  });
+
   it('the SSRF guard refuses loopback URLs unless --allow-private is given', async () => {
     const list = join(tmp.dir, 'one.txt');
     writeFileSync(list, `${server.url}/img/${[...images.keys()][0]}.jpg\n`);
@@ -97,5 +116,8 @@ describe('dbprune run (CLI)', () => {
     expect(rows.length).toBe(1);
     expect(rows[0].reason).toBe('error:ssrf');
     expect(rows[0].decision).toBe('drop');
+    // img2dataset's per-sample status is a manifest column too.
+    const raw = JSON.parse(readFileSync(join(out, 'manifest.jsonl'), 'utf8').trim());
+    expect(raw.status).toBe('failed_to_download');
   });
 });
