@@ -336,7 +336,7 @@ interface Job {
  * (`success` | `failed_to_download`), `error_message`, `http_status`, `content_type`, `bytes`,
  * `sha256` (of the image bytes). Successful samples carry `image` (decompressed bytes) and
  * `imageExt` (sniffed: jpg, png, gif, webp, bmp, tiff, avif, heic). `failed_to_resize` is what a
- * later decode failure means; see {@link statusOfReason}.
+ * later decode failure means; see `statusOfReason` (core/sample).
  *
  * Failures are rows, never stage errors (`error.reason`, `error.code`, `error.message` naming
  * the URL, the cause and the HTTP status):
