@@ -20,7 +20,7 @@ import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 import { buildInt8Model, certainWinners, nearestSessionOptions, probeExactInt8Kernel, quantizeCentroids, type Int8Top2, type QuantizedCentroids } from './matmul-int8.js';
 import { buildNearestModel, OrtScorer, top2FromOutputs, type Top2 } from './matmul-ort.js';
 import { OrtWorker } from './ort-worker.js';
-import { normalizedCopy } from './vector.js';
+import { argmaxDot, normalizedCopy, type ArgmaxDot } from './vector.js';
 
 /** Float32 scores closer than this are re-decided in float64. */
 export const NEAR_TIE = 1e-5;
@@ -176,20 +176,21 @@ export function nearestBruteForceJs(x: Float32Array, n: number, centroids: Float
 }
 
 /**
- * The float64 JS kernel: 4 centroids per pass over a row held in a Float64Array, so each x load
- * feeds four products. Exact float64 argmax (lowest index on ties); no near-tie step needed.
+ * The float64 JS kernel ({@link argmaxDot}): each row widened to float64 once, products of float32
+ * values summed in float64 (exact products, left-to-right sums). Exact argmax (lowest index on
+ * ties); no near-tie step needed.
  */
 function assignJs(
   x: Float32Array,
   n: number,
-  c64: Float64Array,
+  c: Float32Array,
   k: number,
   dim: number,
   cluster: Int32Array,
   distance: Float32Array,
 ): void {
   const xr = new Float64Array(dim);
-  const k4 = k - (k % 4);
+  const top: ArgmaxDot = { best: -Infinity, arg: -1 };
   for (let i = 0; i < n; i++) {
     const xo = i * dim;
     let finite = true;
@@ -198,51 +199,8 @@ function assignJs(
       xr[t] = v;
       if (v - v !== 0) finite = false;
     }
-    let best = -Infinity;
-    let bj = 0;
-    let j = 0;
-    for (; j < k4; j += 4) {
-      const o0 = j * dim;
-      const o1 = o0 + dim;
-      const o2 = o1 + dim;
-      const o3 = o2 + dim;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let t = 0; t < dim; t++) {
-        const v = xr[t];
-        s0 += v * c64[o0 + t];
-        s1 += v * c64[o1 + t];
-        s2 += v * c64[o2 + t];
-        s3 += v * c64[o3 + t];
-      }
-      if (s0 > best) {
-        best = s0;
-        bj = j;
-      }
-      if (s1 > best) {
-        best = s1;
-        bj = j + 1;
-      }
-      if (s2 > best) {
-        best = s2;
-        bj = j + 2;
-      }
-      if (s3 > best) {
-        best = s3;
-        bj = j + 3;
-      }
-    }
-    for (; j < k; j++) {
-      const o = j * dim;
-      let s = 0;
-      for (let t = 0; t < dim; t++) s += xr[t] * c64[o + t];
-      if (s > best) {
-        best = s;
-        bj = j;
-      }
-    }
+    const { best, arg } = argmaxDot(xr, c, k, dim, top);
+    const bj = arg < 0 ? 0 : arg; // all-NaN row: any in-range cluster; its δ is NaN below
     cluster[i] = bj;
     // `best` is already the left-to-right float64 sum (exact float32→float64 products).
     distance[i] = finite && Number.isFinite(best) ? 1 - best : NaN;
@@ -256,7 +214,7 @@ function assignJs(
 export class NearestCentroid {
   /** Unit centroids actually used (k×dim float32). */
   readonly centroids: Float32Array;
-  private readonly c64: Float64Array | null;
+  private readonly jsBackend: boolean;
   /** ORT runs, one at a time in call order; the JS work of different calls may interleave. */
   private ortTail: Promise<unknown> = Promise.resolve();
 
@@ -271,7 +229,7 @@ export class NearestCentroid {
     private readonly qc: QuantizedCentroids | null = null,
   ) {
     this.centroids = centroids;
-    this.c64 = backend === 'js' ? Float64Array.from(centroids) : null;
+    this.jsBackend = backend === 'js';
     this.i8 = { active: worker !== null, rows: 0, fallback: 0 };
   }
 
@@ -345,8 +303,8 @@ export class NearestCentroid {
       throw new DbpruneError(ErrorCodes.INVALID_OPTION, `output arrays shorter than n = ${n}`, { option: 'out' });
     }
     const { dim, k } = this;
-    if (this.c64) {
-      assignJs(x, n, this.c64, k, dim, cluster, distance);
+    if (this.jsBackend) {
+      assignJs(x, n, this.centroids, k, dim, cluster, distance);
       return { cluster, distance };
     }
     const worker = this.worker;

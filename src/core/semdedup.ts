@@ -30,6 +30,7 @@
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from './errors.js';
 import { Rng } from './rng.js';
 import type { ClusterRecords } from './select.js';
+import { argmaxDot, type ArgmaxDot } from './vector.js';
 
 /** In-cluster order: `hard` (farthest from the centroid first, the default), `easy`, `random`. */
 export type DedupOrder = 'hard' | 'easy' | 'random';
@@ -154,58 +155,11 @@ export function semDedupCluster(emb: Float32Array, m: number, dim: number, signa
   return { maxSim, argmax };
 }
 
-const scratch = { best: -Infinity, arg: -1 };
+const scratch: ArgmaxDot = { best: -Infinity, arg: -1 };
 
 /** max_{i < count} ⟨q, x_i⟩ in float64 over rows of `x`; earliest index on ties. Reuses one result object. */
-function maxDotBefore(q: Float64Array, x: Float32Array, count: number, dim: number): { best: number; arg: number } {
-  let best = -Infinity;
-  let arg = -1;
-  let i = 0;
-  for (; i + 4 <= count; i += 4) {
-    const o0 = i * dim;
-    const o1 = o0 + dim;
-    const o2 = o1 + dim;
-    const o3 = o2 + dim;
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    for (let t = 0; t < dim; t++) {
-      const v = q[t];
-      s0 += v * x[o0 + t];
-      s1 += v * x[o1 + t];
-      s2 += v * x[o2 + t];
-      s3 += v * x[o3 + t];
-    }
-    if (s0 > best) {
-      best = s0;
-      arg = i;
-    }
-    if (s1 > best) {
-      best = s1;
-      arg = i + 1;
-    }
-    if (s2 > best) {
-      best = s2;
-      arg = i + 2;
-    }
-    if (s3 > best) {
-      best = s3;
-      arg = i + 3;
-    }
-  }
-  for (; i < count; i++) {
-    const o = i * dim;
-    let s = 0;
-    for (let t = 0; t < dim; t++) s += q[t] * x[o + t];
-    if (s > best) {
-      best = s;
-      arg = i;
-    }
-  }
-  scratch.best = best;
-  scratch.arg = arg;
-  return scratch;
+function maxDotBefore(q: Float64Array, x: Float32Array, count: number, dim: number): ArgmaxDot {
+  return argmaxDot(q, x, count, dim, scratch);
 }
 
 /**

@@ -62,3 +62,67 @@ export function normalizedCopy(c: Float32Array, k: number, dim: number): Float32
   }
   return out;
 }
+
+/** Result of {@link argmaxDot}; one object is reused per call site to keep hot loops allocation-free. */
+export interface ArgmaxDot {
+  best: number;
+  arg: number;
+}
+
+/**
+ * max_{i < count} ⟨q, m_i⟩ over the first `count` rows of `m` (count×dim, row-major), each dot product
+ * summed left to right in float64; the earliest row wins ties (strict >). Writes into `out` and
+ * returns it: { best: −Infinity, arg: −1 } when count = 0 or every product is NaN. 4 rows per pass
+ * (the query is read once per 4 rows), the same sums as a plain loop. `m` is always a Float32Array:
+ * one element kind keeps this hot loop monomorphic (a Float64 caller made it ~20% slower).
+ */
+export function argmaxDot(q: Float64Array, m: Float32Array, count: number, dim: number, out: ArgmaxDot): ArgmaxDot {
+  let best = -Infinity;
+  let arg = -1;
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const o0 = i * dim;
+    const o1 = o0 + dim;
+    const o2 = o1 + dim;
+    const o3 = o2 + dim;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let t = 0; t < dim; t++) {
+      const v = q[t];
+      s0 += v * m[o0 + t];
+      s1 += v * m[o1 + t];
+      s2 += v * m[o2 + t];
+      s3 += v * m[o3 + t];
+    }
+    if (s0 > best) {
+      best = s0;
+      arg = i;
+    }
+    if (s1 > best) {
+      best = s1;
+      arg = i + 1;
+    }
+    if (s2 > best) {
+      best = s2;
+      arg = i + 2;
+    }
+    if (s3 > best) {
+      best = s3;
+      arg = i + 3;
+    }
+  }
+  for (; i < count; i++) {
+    const o = i * dim;
+    let s = 0;
+    for (let t = 0; t < dim; t++) s += q[t] * m[o + t];
+    if (s > best) {
+      best = s;
+      arg = i;
+    }
+  }
+  out.best = best;
+  out.arg = arg;
+  return out;
+}
