@@ -18,6 +18,7 @@ import { StreamingDbp, type StreamingCalibration, type StreamingDbpTuning } from
 import { normalizedCopy } from '../src/core/vector.js';
 import { readNpyFloat32 } from '../src/io/npy.js';
 import { dbpSmallDir } from '../test/helpers/fixture.js';
+import { nearestBruteForceJs } from '../src/core/nearest.js';
 
 export interface FixtureRecords {
   cluster: Int32Array;
@@ -34,22 +35,8 @@ export async function loadFixtureRecords(): Promise<FixtureRecords> {
   const dim = e.cols;
   const k = c.rows;
   const centroids = normalizedCopy(c.data, k, dim);
-  const cluster = new Int32Array(e.rows);
-  const distance = new Float32Array(e.rows);
-  for (let i = 0; i < e.rows; i++) {
-    let best = -Infinity;
-    let arg = -1;
-    for (let j = 0; j < k; j++) {
-      let s = 0;
-      for (let t = 0; t < dim; t++) s += e.data[i * dim + t] * centroids[j * dim + t];
-      if (s > best) {
-        best = s;
-        arg = j;
-      }
-    }
-    cluster[i] = arg;
-    distance[i] = 1 - best;
-  }
+  // The plain float64 triple loop (ties to the lowest index), as the golden fixture was computed.
+  const { cluster, distance } = nearestBruteForceJs(e.data, e.rows, c.data, k, dim);
   return { cluster, distance, n: e.rows, k, dInter: interClusterDistance(centroids, k, dim, 20) };
 }
 
