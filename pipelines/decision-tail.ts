@@ -25,12 +25,39 @@ import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/c
 import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type ManifestFormat } from '../src/io/manifest.js';
 import { readNpyFloat32 } from '../src/io/npy.js';
 import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import type { ModelLocation } from '../src/io/model-config.js';
 import { assign } from '../src/stages/assign.js';
+import { decode, type DecodeOptions } from '../src/stages/decode.js';
+import { embed } from '../src/stages/embed.js';
 import { decide } from '../src/stages/decide.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
 
 /** Side of the JPEG thumbnails collected for the report (a bounded reservoir; see ReportCollector). */
 export const REPORT_THUMBNAIL_PX = 40;
+
+/** The image encoder of an image pipeline: the model and how images are decoded and batched. */
+export interface ImageEncoderOptions {
+  /** ONNX image encoder: an `.onnx` file or a transformers.js/optimum folder. */
+  model: string;
+  /** Decode overrides; the defaults come from the model's preprocessor_config.json. */
+  decode?: Omit<DecodeOptions, 'signal'>;
+  /** Embedding micro-batch size (default 64), ORT threads (default 2), and the model's input/output names when not the defaults. */
+  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string };
+}
+
+/**
+ * The stages between `ImageSample`s and the tail: hold images (for --write-shards), decode (with
+ * report thumbnails when a report is written), embed. `model` is `resolveModel(opts.model)`.
+ */
+export function encoderStages(model: ModelLocation, tail: DecisionTail, opts: ImageEncoderOptions & { signal?: AbortSignal }): Duplex[] {
+  const pre = model.preprocessing;
+  const { signal } = opts;
+  return [
+    tail.holdImages(),
+    decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
+    embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
+  ];
+}
 
 export interface DecisionTailOptions extends DbpParams {
   /** Centroids `.npy` (k×d). */
