@@ -70,7 +70,7 @@ function spawnIngest(entry: string, args: string[], stdin = ''): Proc {
   return { child, out, exited, waitFor };
 }
 
-type Row = { key: string; shard: string | null; decision: string; reason: string; cluster: number };
+type Row = { key: string; shard: string | null; decision: string; reason: string; cluster: number; duplicate_of: string | null };
 
 async function committedRows(out: string): Promise<Row[]> {
   const idx = join(out, 'committed.json');
@@ -85,7 +85,7 @@ function decisions(rows: Row[]): Map<string, string> {
   for (const r of rows) {
     const id = `${r.shard}|${r.key}`;
     expect(m.has(id), `${id} committed twice`).toBe(false);
-    m.set(id, `${r.decision}|${r.reason}|${r.cluster}`);
+    m.set(id, `${r.decision}|${r.reason}|${r.cluster}|${r.duplicate_of ?? ''}`);
   }
   return m;
 }
@@ -185,8 +185,12 @@ describe('dbprune ingest', () => {
     expect([...want].filter(([id, d]) => after.get(id) !== d)).toEqual([]);
   });
 
-  it('ingests .npy embeddings from a watched folder; a kill -9 mid-way loses and repeats nothing', { timeout: 60_000 }, async () => {
-    const watch = join(dir, 'npy-in');
+  it.each([
+    ['', []],
+    [' with SemDeDup (--dedup-eps)', ['--dedup-eps', '0.001']],
+  ] as const)('ingests .npy embeddings from a watched folder%s; a kill -9 mid-way loses and repeats nothing', { timeout: 60_000 }, async (label, extra) => {
+    const tag = label ? 'dd' : 'plain';
+    const watch = join(dir, `npy-in-${tag}`);
     await mkdir(watch, { recursive: true });
     const rng = new Rng(3);
     const c = readFileSync(join(repoRoot, 'data-samples', 'centroids', 'centroids.npy'));
@@ -195,6 +199,8 @@ describe('dbprune ingest', () => {
       const n = 3000;
       const x = new Float32Array(n * dim);
       for (let i = 0; i < x.length; i++) x[i] = rng.next() * 2 - 1;
+      // ~5% exact copies of earlier rows of this file, so SemDeDup has duplicates to find.
+      for (let i = 100; i < n; i += 20) x.copyWithin(i * dim, (i - 1 - rng.int(99)) * dim, (i - 1 - rng.int(99)) * dim + dim);
       await writeNpy(join(watch, `.emb_${f}.npy`), x, [n, dim]);
       await writeFile(join(watch, `emb_${f}.keys.txt`), Array.from({ length: n }, (_, i) => `f${f}-${i}`).join('\n') + '\n');
       await rename(join(watch, `.emb_${f}.npy`), join(watch, `emb_${f}.npy`));
@@ -216,16 +222,20 @@ describe('dbprune ingest', () => {
       '500',
       '--checkpoint-secs',
       '0.1',
+      ...extra,
     ];
-    const ref = spawnIngest(entry, args('npy-ref'));
+    const ref = spawnIngest(entry, args(`npy-ref-${tag}`));
     expect((await ref.exited).code, ref.out.stderr).toBe(0);
-    const want = decisions(await committedRows(join(dir, 'npy-ref', 'out')));
+    const want = decisions(await committedRows(join(dir, `npy-ref-${tag}`, 'out')));
     expect(want.size).toBe(12_000);
     expect(want.get('emb_2|f2-17')).toBeDefined();
+    const duplicates = [...want.values()].filter((d) => d.includes('|duplicate|')).length;
+    if (extra.length > 0) expect(duplicates).toBeGreaterThan(400);
+    else expect(duplicates).toBe(0);
 
     let kills = 0;
     for (let i = 0; i < 40 && kills < 3; i++) {
-      const p = spawnIngest(entry, args('npy-crash'));
+      const p = spawnIngest(entry, args(`npy-crash-${tag}`));
       await p.waitFor(/dbprune ingest: commit/).catch(() => undefined);
       await new Promise((r) => setTimeout(r, rng.int(150)));
       if (p.child.exitCode === null) {
@@ -234,9 +244,9 @@ describe('dbprune ingest', () => {
       } else break;
     }
     expect(kills).toBeGreaterThanOrEqual(1);
-    const last = spawnIngest(entry, args('npy-crash'));
+    const last = spawnIngest(entry, args(`npy-crash-${tag}`));
     expect((await last.exited).code, last.out.stderr).toBe(0);
-    const got = decisions(await committedRows(join(dir, 'npy-crash', 'out')));
+    const got = decisions(await committedRows(join(dir, `npy-crash-${tag}`, 'out')));
     expect(got.size).toBe(12_000);
     expect([...want].filter(([id, d]) => got.get(id) !== d)).toEqual([]);
   });
