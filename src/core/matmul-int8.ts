@@ -34,10 +34,9 @@
  * This module computes candidates and their certainty only; δ and tie rules live in `nearest.ts`.
  */
 import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import type { OrtWorkerSessionOptions } from './ort-worker.js';
+import { intAttr, onnx, valueInfo } from './onnx-graph.js';
 
-const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
 
 /**
@@ -59,28 +58,6 @@ export interface Int8Top2 {
   values: Int32Array;
   /** Their centroid indices, interleaved [rows, 2]. */
   indices: Int32Array;
-}
-
-function valueInfo(name: string, elemType: number, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: dims.map((d) =>
-            typeof d === 'number'
-              ? onnx.TensorShapeProto.Dimension.create({ dimValue: d })
-              : onnx.TensorShapeProto.Dimension.create({ dimParam: d }),
-          ),
-        }),
-      }),
-    }),
-  });
-}
-
-function intAttr(name: string, i: number): InstanceType<typeof onnx.AttributeProto> {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
 }
 
 function tensor(name: string, dims: number[], dataType: number, bytes: ArrayBufferView): InstanceType<typeof onnx.TensorProto> {

@@ -12,10 +12,9 @@
  * This module computes scores only; the conventions (float64 δ, tie rules) live in `nearest.ts`.
  */
 import * as ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { DbpruneError, ErrorCodes } from './errors.js';
+import { intAttr, onnx, valueInfo } from './onnx-graph.js';
 
-const { onnx } = onnxProto;
 
 /** Which reduction follows the MatMul. */
 export type OrtHead = 'topk' | 'argmax';
@@ -26,28 +25,6 @@ export interface Top2 {
   val1: Float32Array;
   idx2: Int32Array;
   val2: Float32Array;
-}
-
-function valueInfo(name: string, elemType: number, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: dims.map((d) =>
-            typeof d === 'number'
-              ? onnx.TensorShapeProto.Dimension.create({ dimValue: d })
-              : onnx.TensorShapeProto.Dimension.create({ dimParam: d }),
-          ),
-        }),
-      }),
-    }),
-  });
-}
-
-function intAttr(name: string, i: number): InstanceType<typeof onnx.AttributeProto> {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
 }
 
 /**
