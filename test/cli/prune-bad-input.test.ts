@@ -11,24 +11,12 @@ import { Rng } from '../../src/core/rng.js';
 import { readManifest } from '../../src/io/manifest.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { runCli } from '../helpers/cli.js';
+import { unitRows } from '../helpers/vectors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-bad-'));
 const n = 400;
 const dim = 16;
 const k = 8;
-
-function unitRows(rng: Rng, rows: number, cols: number): Float32Array {
-  const x = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) {
-    let s = 0;
-    for (let t = 0; t < cols; t++) {
-      x[i * cols + t] = rng.normal();
-      s += x[i * cols + t] ** 2;
-    }
-    for (let t = 0; t < cols; t++) x[i * cols + t] /= Math.sqrt(s);
-  }
-  return x;
-}
 
 function expectOneLineError(stderr: string, code: string): void {
   const lines = stderr.trim().split('\n');

@@ -3,21 +3,7 @@ import { certainWinners, probeExactInt8Kernel, Q_HALF, quantizeCentroids } from 
 import { NearestCentroid, nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
 import { normalizedCopy } from '../../src/core/vector.js';
-
-function unitRows(rng: Rng, n: number, dim: number): Float32Array {
-  const a = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let t = 0; t < dim; t++) {
-      const v = rng.normal();
-      a[i * dim + t] = v;
-      s += v * v;
-    }
-    const inv = 1 / Math.sqrt(s);
-    for (let t = 0; t < dim; t++) a[i * dim + t] *= inv;
-  }
-  return a;
-}
+import { unitRows } from '../helpers/vectors.js';
 
 /** Rows near their centroid (decidable in int8) mixed with rows on a bisector (must fall back). */
 function mixedRows(rng: Rng, cu: Float32Array, k: number, dim: number, n: number): Float32Array {

@@ -6,21 +6,7 @@ import { Rng } from '../../src/core/rng.js';
 import { normalizedCopy } from '../../src/core/vector.js';
 import { readNpyFloat32 } from '../../src/io/npy.js';
 import { dbpSmallDir } from '../helpers/fixture.js';
-
-function unitRows(rng: Rng, n: number, dim: number): Float32Array {
-  const a = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let t = 0; t < dim; t++) {
-      const v = rng.normal();
-      a[i * dim + t] = v;
-      s += v * v;
-    }
-    const inv = 1 / Math.sqrt(s);
-    for (let t = 0; t < dim; t++) a[i * dim + t] *= inv;
-  }
-  return a;
-}
+import { unitRows } from '../helpers/vectors.js';
 
 const BACKENDS = ['ort', 'js'] as const;
 

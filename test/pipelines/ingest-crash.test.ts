@@ -4,77 +4,24 @@
  * restarted each time; afterwards the committed segments hold every input key exactly once, with
  * the decisions of an uninterrupted run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
-import { readManifest } from '../../src/io/manifest.js';
 import { repoRoot } from '../helpers/fixture.js';
+import { committedRows, spawnIngest } from '../helpers/ingest.js';
 
 const SHARDS = join(repoRoot, 'data-samples', 'shards');
-
-/** The real CLI once `ingest` is registered in commands.ts; until then an equivalent entry point. */
-async function cliEntry(dir: string): Promise<string> {
-  if (readFileSync(join(repoRoot, 'src', 'cli', 'commands.ts'), 'utf8').includes('registerIngest')) return join(repoRoot, 'src', 'cli', 'main.ts');
-  const entry = join(dir, 'ingest-entry.ts');
-  const abs = (p: string): string => JSON.stringify(join(repoRoot, p));
-  await writeFile(
-    entry,
-    `import { Command, CommanderError } from ${abs('node_modules/commander/index.js')};
-import { registerIngest } from ${abs('src/cli/ingest.ts')};
-import { exitCodeFor, oneLine } from ${abs('src/cli/errors.ts')};
-const c = new AbortController();
-const on = () => { if (c.signal.aborted) process.exit(130); c.abort(new Error('signal')); };
-process.on('SIGINT', on); process.on('SIGTERM', on);
-const program = new Command('dbprune').exitOverride();
-registerIngest(program, { signal: c.signal });
-program.parseAsync(process.argv).then(() => { process.exitCode = 0; }, (e) => {
-  if (e instanceof CommanderError) { process.exitCode = e.exitCode === 0 ? 0 : 2; return; }
-  process.stderr.write(oneLine(e) + '\\n'); process.exitCode = exitCodeFor(e);
-});
-`,
-  );
-  return entry;
-}
-
-interface Proc {
-  child: ChildProcess;
-  out: { stdout: string; stderr: string };
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function spawnIngest(entry: string, args: string[], stdin: string): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, 'ingest', ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
-  child.stdin?.on('error', () => undefined);
-  child.stdin?.end(stdin);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
-  return { child, out, exited };
-}
-
-/** Committed rows: segments numbered up to committed.json's seq. */
-async function committedRows(out: string): Promise<{ key: string; shard: string | null; decision: string; reason: string; cluster: number }[]> {
-  const idx = join(out, 'committed.json');
-  if (!existsSync(idx)) return [];
-  const seq = (JSON.parse(await readFile(idx, 'utf8')) as { seq: number }).seq;
-  const parts = (await readdir(out)).filter((f) => /^part-\d{12}\./.test(f) && Number(f.slice(5, 17)) <= seq).sort();
-  return parts.flatMap((f) => readManifest(join(out, f)));
-}
 
 let server: Server;
 let base: string;
 let dir: string;
-let entry: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dbprune-ingest-crash-'));
-  entry = await cliEntry(dir);
   server = createServer((req, res) => {
     const name = (req.url ?? '').replace(/^\//, '');
     if (!/^\d{5}\.tar$/.test(name)) {
@@ -125,7 +72,7 @@ describe('dbprune ingest under SIGKILL', () => {
     ];
 
     // the uninterrupted reference
-    const ref = spawnIngest(entry, args('ref'), list);
+    const ref = spawnIngest(args('ref'), list);
     const refExit = await ref.exited;
     expect(refExit.code, ref.out.stderr).toBe(0);
     const refRows = await committedRows(join(dir, 'ref', 'out'));
@@ -143,7 +90,7 @@ describe('dbprune ingest under SIGKILL', () => {
     let lastErr = '';
     while (final === undefined && attempts < 40) {
       attempts++;
-      const p = spawnIngest(entry, args('crash'), list);
+      const p = spawnIngest(args('crash'), list);
       if (kills < 12) {
         // half the kills during start-up / recovery, half after processing has begun
         const early = kills % 2 === 0;

@@ -2,83 +2,20 @@
  * `dbprune ingest` as a service: HTTP intake + metrics, graceful SIGTERM and restart, a corrupted
  * state folder, the watched-folder embeddings path, and the listener's bind policy.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
-import { readManifest } from '../../src/io/manifest.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { repoRoot } from '../helpers/fixture.js';
+import { committedRows, spawnIngest } from '../helpers/ingest.js';
 
 const SHARDS = join(repoRoot, 'data-samples', 'shards');
 
-async function cliEntry(dir: string): Promise<string> {
-  if (readFileSync(join(repoRoot, 'src', 'cli', 'commands.ts'), 'utf8').includes('registerIngest')) return join(repoRoot, 'src', 'cli', 'main.ts');
-  const entry = join(dir, 'ingest-entry.ts');
-  const abs = (p: string): string => JSON.stringify(join(repoRoot, p));
-  await writeFile(
-    entry,
-    `import { Command, CommanderError } from ${abs('node_modules/commander/index.js')};
-import { registerIngest } from ${abs('src/cli/ingest.ts')};
-import { exitCodeFor, oneLine } from ${abs('src/cli/errors.ts')};
-const c = new AbortController();
-const on = () => { if (c.signal.aborted) process.exit(130); c.abort(new Error('signal')); };
-process.on('SIGINT', on); process.on('SIGTERM', on);
-const program = new Command('dbprune').exitOverride();
-registerIngest(program, { signal: c.signal });
-program.parseAsync(process.argv).then(() => { process.exitCode = 0; }, (e) => {
-  if (e instanceof CommanderError) { process.exitCode = e.exitCode === 0 ? 0 : 2; return; }
-  process.stderr.write(oneLine(e) + '\\n'); process.exitCode = exitCodeFor(e);
-});
-`,
-  );
-  return entry;
-}
-
-interface Proc {
-  child: ChildProcess;
-  out: { stdout: string; stderr: string };
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  waitFor(re: RegExp): Promise<RegExpExecArray>;
-}
-
-function spawnIngest(entry: string, args: string[], stdin = ''): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, 'ingest', ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
-  child.stdin?.on('error', () => undefined);
-  child.stdin?.end(stdin);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
-  const waitFor = (re: RegExp): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const t = setInterval(() => {
-        const m = re.exec(out.stderr);
-        if (m) {
-          clearInterval(t);
-          resolve(m);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          clearInterval(t);
-          reject(new Error(`exited before ${re}: ${out.stderr}`));
-        }
-      }, 10);
-    });
-  return { child, out, exited, waitFor };
-}
-
 type Row = { key: string; shard: string | null; decision: string; reason: string; cluster: number; duplicate_of: string | null };
-
-async function committedRows(out: string): Promise<Row[]> {
-  const idx = join(out, 'committed.json');
-  if (!existsSync(idx)) return [];
-  const seq = (JSON.parse(await readFile(idx, 'utf8')) as { seq: number }).seq;
-  const parts = (await readdir(out)).filter((f) => /^part-\d{12}\./.test(f) && Number(f.slice(5, 17)) <= seq).sort();
-  return parts.flatMap((f) => readManifest(join(out, f)));
-}
 
 function decisions(rows: Row[]): Map<string, string> {
   const m = new Map<string, string>();
@@ -93,11 +30,9 @@ function decisions(rows: Row[]): Map<string, string> {
 let server: Server;
 let base: string;
 let dir: string;
-let entry: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dbprune-ingest-'));
-  entry = await cliEntry(dir);
   // a slow shard server: SIGTERM lands mid-stream
   server = createServer((req, res) => {
     const name = (req.url ?? '').replace(/^\//, '');
@@ -132,7 +67,7 @@ describe('dbprune ingest', () => {
     const shards = ['00000.tar', '00001.tar'].map((n) => `${base}/${n}`);
     const st = join(dir, 'svc', 'state');
     const out = join(dir, 'svc', 'out');
-    const p = spawnIngest(entry, ['--state', st, '--out', out, '--listen', '127.0.0.1:0', ...common]);
+    const p = spawnIngest(['--state', st, '--out', out, '--listen', '127.0.0.1:0', ...common]);
     const ready = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
     const url = ready.listen.url;
     const post = await fetch(`${url}/shards`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `${shards.join('\n')}\n` });
@@ -159,14 +94,14 @@ describe('dbprune ingest', () => {
     expect((await committedRows(out)).length).toBe(result.rows);
 
     // restart: continues from the commit and finishes the journal
-    const q = spawnIngest(entry, ['--state', st, '--out', out, '--exit-when-done', ...common]);
+    const q = spawnIngest(['--state', st, '--out', out, '--exit-when-done', ...common]);
     expect((await q.exited).code, q.out.stderr).toBe(0);
     const rows = await committedRows(out);
     const got = decisions(rows);
     expect(got.size).toBe(400);
 
     // the same inputs uninterrupted
-    const ref = spawnIngest(entry, ['--state', join(dir, 'ref', 'state'), '--out', join(dir, 'ref', 'out'), '--stdin', '--exit-when-done', ...common], `${shards.join('\n')}\n`);
+    const ref = spawnIngest(['--state', join(dir, 'ref', 'state'), '--out', join(dir, 'ref', 'out'), '--stdin', '--exit-when-done', ...common], `${shards.join('\n')}\n`);
     expect((await ref.exited).code).toBe(0);
     const want = decisions(await committedRows(join(dir, 'ref', 'out')));
     expect([...want].filter(([id, d]) => got.get(id) !== d)).toEqual([]);
@@ -177,7 +112,7 @@ describe('dbprune ingest', () => {
     const stateFile = join(st, 'states', newest.replace('commit-', 'state-'));
     const text = await readFile(stateFile, 'utf8');
     await writeFile(stateFile, text.slice(0, text.length >> 1)); // half-written
-    const r = spawnIngest(entry, ['--state', st, '--out', out, '--exit-when-done', ...common]);
+    const r = spawnIngest(['--state', st, '--out', out, '--exit-when-done', ...common]);
     expect((await r.exited).code, r.out.stderr).toBe(0);
     expect(r.out.stderr).toMatch(new RegExp(`${newest.replace('.', '\\.')} is invalid \\(.*size .*\\); falling back to the previous commit \\[ERR_DBPRUNE_STATE\\]`));
     const after = decisions(await committedRows(out));
@@ -224,7 +159,7 @@ describe('dbprune ingest', () => {
       '0.1',
       ...extra,
     ];
-    const ref = spawnIngest(entry, args(`npy-ref-${tag}`));
+    const ref = spawnIngest(args(`npy-ref-${tag}`));
     expect((await ref.exited).code, ref.out.stderr).toBe(0);
     const want = decisions(await committedRows(join(dir, `npy-ref-${tag}`, 'out')));
     expect(want.size).toBe(12_000);
@@ -235,7 +170,7 @@ describe('dbprune ingest', () => {
 
     let kills = 0;
     for (let i = 0; i < 40 && kills < 3; i++) {
-      const p = spawnIngest(entry, args(`npy-crash-${tag}`));
+      const p = spawnIngest(args(`npy-crash-${tag}`));
       await p.waitFor(/dbprune ingest: commit/).catch(() => undefined);
       await new Promise((r) => setTimeout(r, rng.int(150)));
       if (p.child.exitCode === null) {
@@ -244,7 +179,7 @@ describe('dbprune ingest', () => {
       } else break;
     }
     expect(kills).toBeGreaterThanOrEqual(1);
-    const last = spawnIngest(entry, args(`npy-crash-${tag}`));
+    const last = spawnIngest(args(`npy-crash-${tag}`));
     expect((await last.exited).code, last.out.stderr).toBe(0);
     const got = decisions(await committedRows(join(dir, `npy-crash-${tag}`, 'out')));
     expect(got.size).toBe(12_000);
@@ -254,7 +189,7 @@ describe('dbprune ingest', () => {
   it('takes a posted URL batch durably and decides every row (failed downloads as error rows)', { timeout: 30_000 }, async () => {
     const st = join(dir, 'urls', 'state');
     const out = join(dir, 'urls', 'out');
-    const p = spawnIngest(entry, ['--state', st, '--out', out, '--listen', '127.0.0.1:0', '--allow-private', '--format', 'jsonl', ...common]);
+    const p = spawnIngest(['--state', st, '--out', out, '--listen', '127.0.0.1:0', '--allow-private', '--format', 'jsonl', ...common]);
     const { listen } = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
     const body = ['a', 'b', 'c'].map((n) => `${base}/missing-${n}.jpg`).join('\n') + '\n';
     expect((await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'application/x-unknown' }, body })).status).toBe(415);
@@ -274,7 +209,7 @@ describe('dbprune ingest', () => {
   });
 
   it('refuses to listen beyond loopback without a token (exit 2)', async () => {
-    const p = spawnIngest(entry, ['--state', join(dir, 'tok', 'state'), '--out', join(dir, 'tok', 'out'), '--listen', '0.0.0.0:0']);
+    const p = spawnIngest(['--state', join(dir, 'tok', 'state'), '--out', join(dir, 'tok', 'out'), '--listen', '0.0.0.0:0']);
     const e = await p.exited;
     expect(e.code).toBe(2);
     expect(p.out.stderr).toMatch(/not a loopback address: give --token .*\[ERR_DBPRUNE_USAGE\]/);

@@ -5,20 +5,7 @@ import { nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
 import type { EmbeddingBatch } from '../../src/core/sample.js';
 import { assign, measureHnswRecall } from '../../src/stages/assign.js';
-
-function unitRows(rng: Rng, n: number, dim: number): Float32Array {
-  const a = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let t = 0; t < dim; t++) {
-      const v = rng.normal();
-      a[i * dim + t] = v;
-      s += v * v;
-    }
-    for (let t = 0; t < dim; t++) a[i * dim + t] /= Math.sqrt(s);
-  }
-  return a;
-}
+import { unitRows } from '../helpers/vectors.js';
 
 /** Clustered data: points near random centroids (so nearest-centroid has a clear answer mostly). */
 function clustered(rng: Rng, c: Float32Array, k: number, n: number, dim: number, sigma: number): Float32Array {
