@@ -14,6 +14,7 @@ import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/e
 import { NearestCentroid } from '../core/nearest.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 import { normalizedCopy } from '../core/vector.js';
+import { destroyOnAbort } from './generator-stage.js';
 
 const { HierarchicalNSW } = hnswlib;
 type Hnsw = InstanceType<typeof HierarchicalNSW>;
@@ -238,18 +239,7 @@ export function assign(opts: AssignOptions): AssignStream {
     },
   }) as unknown as AssignStream;
   Object.defineProperty(stream, 'mode', { value: v.mode, enumerable: true });
-  if (signal) {
-    const onAbort = (): void => {
-      stream.destroy(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
-    };
-    // Already aborted: the generator throws on its first step (destroying the stream before it is
-    // piped can leave a pipeline waiting forever).
-    if (!signal.aborted) {
-      signal.addEventListener('abort', onAbort, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', onAbort));
-    }
-  }
-  return stream;
+  return destroyOnAbort(stream, signal);
 }
 
 /** Result of {@link measureHnswRecall}. */

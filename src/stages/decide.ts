@@ -7,6 +7,7 @@ import { Transform } from 'node:stream';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { BATCH_HIGH_WATER_MARK, decisionRow, errorRow, type EmbeddingBatch, type ManifestRow } from '../core/sample.js';
 import { StreamingDbp, type StreamingDbpOptions } from '../core/streaming-dbp.js';
+import { destroyOnAbort } from './generator-stage.js';
 
 export interface DecideOptions {
   /**
@@ -51,17 +52,7 @@ export function decide(opts: DecideOptions): DecideStream {
     },
   }) as Transform & { dbp: StreamingDbp };
   Object.defineProperty(stream, 'dbp', { value: dbp, enumerable: true });
-  if (signal) {
-    const onAbort = (): void => {
-      stream.destroy(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
-    };
-    if (signal.aborted) queueMicrotask(onAbort);
-    else {
-      signal.addEventListener('abort', onAbort, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', onAbort));
-    }
-  }
-  return stream;
+  return destroyOnAbort(stream, signal);
 }
 
 /** Decides one batch (the stage's body, exported for callers that drive batches themselves). */

@@ -27,6 +27,7 @@ import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { nearestByDot, parseEpsList } from '../core/semdedup.js';
+import { destroyOnAbort } from './generator-stage.js';
 
 const { HierarchicalNSW } = hnswlib;
 type Hnsw = InstanceType<typeof HierarchicalNSW>;
@@ -434,15 +435,5 @@ export function dedup(opts: DedupOptions): DedupStream {
   }) as unknown as DedupStream;
   stream.stats = stats;
   stream.snapshot = snapshot;
-  if (signal) {
-    const onAbort = (): void => {
-      stream.destroy(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
-    };
-    if (signal.aborted) queueMicrotask(onAbort);
-    else {
-      signal.addEventListener('abort', onAbort, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', onAbort));
-    }
-  }
-  return stream;
+  return destroyOnAbort(stream, signal);
 }

@@ -13,6 +13,7 @@
  * the generator only while the readable side wants more.
  */
 import { Duplex } from 'node:stream';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
 
 export interface GeneratorStageOptions {
   /** Objects queued per side. Default 16 (Node's objectMode default), 1..65,536. */
@@ -110,4 +111,21 @@ export function generatorStage<I, O>(fn: (source: AsyncIterable<I>) => AsyncGene
     },
   });
   return stage;
+}
+
+/**
+ * Destroys `stream` with ERR_DBPRUNE_ABORTED when `signal` fires (on the next microtask if it
+ * already has), and stops listening once the stream closes. What every stage's `signal` option does.
+ */
+export function destroyOnAbort<S extends Duplex>(stream: S, signal: AbortSignal | undefined): S {
+  if (!signal) return stream;
+  const onAbort = (): void => {
+    stream.destroy(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
+  };
+  if (signal.aborted) queueMicrotask(onAbort);
+  else {
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', onAbort));
+  }
+  return stream;
 }
