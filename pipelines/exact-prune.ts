@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
 import { NearestCentroid } from '../src/core/nearest.js';
-import { errorRow, type ManifestRow } from '../src/core/sample.js';
+import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
 import { normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
@@ -154,19 +154,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
         }
         if (j < -1) {
           duplicates++;
-          rows[t] = {
-            key: ref.key,
-            shard: ref.shard ?? null,
-            url: ref.url ?? null,
-            caption: ref.caption ?? null,
-            uid: ref.uid ?? null,
-            decision: 'drop',
-            reason: 'duplicate',
-            cluster: -2 - j,
-            distance: distance[i],
-            duplicate_of: targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null,
-            error: null,
-          };
+          rows[t] = decisionRow(ref, 'drop', 'duplicate', -2 - j, distance[i], targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null);
           continue;
         }
         const keep = decider.keep(j, distance[i], i);
@@ -176,19 +164,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
           keptKeys.push(ref.key);
           if (ref.uid) keptUids.push(ref.uid);
         }
-        rows[t] = {
-          key: ref.key,
-          shard: ref.shard ?? null,
-          url: ref.url ?? null,
-          caption: ref.caption ?? null,
-          uid: ref.uid ?? null,
-          decision: keep ? 'keep' : 'drop',
-          reason: 'dbp',
-          cluster: j,
-          distance: distance[i],
-          duplicate_of: null,
-          error: null,
-        };
+        rows[t] = decisionRow(ref, keep ? 'keep' : 'drop', 'dbp', j, distance[i]);
       }
       await manifest.write(rows);
       await keptWriter.write(keptKeys);
