@@ -3,9 +3,7 @@
 // for sharp, undici, hnswlib and the image stages in start-up time or memory.
 import type { Command } from 'commander';
 import type { UrlListFormat } from '../io/url-list.js';
-import { UsageError } from '../core/errors.js';
-import { SELECTION_POLICIES } from '../core/select.js';
-import { parseChoice, parseEps, parseList, parseNumber, parseTriple } from './options.js';
+import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseEps, parseList, parseNumber, parseTriple } from './options.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
@@ -20,15 +18,9 @@ export interface CommandContext {
 
 const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 
-/** Flags shared by `prune` and `run`: the DBP parameters, named after the paper's symbols in --help. */
+/** Flags shared by `prune` and `run`: the DBP parameters plus output format, dedup, report and quiet. */
 function dbpFlags(cmd: Command): Command {
-  return cmd
-    .option('--keep <ratio>', 'keep ratio r in (0, 1]: N_target = ⌊r·N⌋', parseNumber('--keep', { min: 0, exclusiveMin: true, max: 1 }))
-    .option('--temperature <tau>', 'softmax temperature τ', parseNumber('--temperature', { min: 0, exclusiveMin: true }), 0.5)
-    .option('--num-nns <n>', 'numNNs: nearest other centroids in d_inter', parseNumber('--num-nns', { min: 1, integer: true }), 20)
-    .option('--balance <ratio>', 'class-balance ratio: lb_j = min(⌊N_target/k·balance⌋, n_j−1); 0 ⇒ 1', parseNumber('--balance', { min: 0 }), 0.5)
-    .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
-    .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0)
+  return addDbpParamOptions(cmd)
     .option('--format <fmt>', `manifest format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
     .option('--dedup-eps <eps>', 'SemDeDup before DBP: ε (comma-separated list: the first decides, all are reported)', parseEps)
     .option('--no-report', 'do not write report.html')
@@ -48,7 +40,6 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--backend <b>', 'nearest-centroid backend: auto | ort | js', parseChoice('--backend', ['auto', 'ort', 'js'] as const), 'auto')
       .option('--json', 'print the stats totals as JSON on stdout instead of the summary'),
   ).action(async (o) => {
-    if (o.keep === undefined) throw new UsageError('--keep <ratio> is required');
     const progress = new Progress({ label: 'prune', quiet: o.quiet });
     const { pruneExact } = await import('../../pipelines/exact-prune.js');
     const result = await pruneExact({
@@ -57,12 +48,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       metadata: o.metadata,
       centroids: o.centroids,
       out: o.out,
-      keepRatio: o.keep,
-      temperature: o.temperature,
-      numNNs: o.numNns,
-      balance: o.balance,
-      which: o.which,
-      seed: o.seed,
+      ...dbpParamsFrom(o),
       format: o.format,
       backend: o.backend,
       dedupEps: o.dedupEps,

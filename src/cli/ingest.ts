@@ -11,15 +11,14 @@
 import type { Command } from 'commander';
 import type { IngestMode } from '../../pipelines/ingest.js';
 import { UsageError } from '../core/errors.js';
-import { SELECTION_POLICIES, type SelectionPolicy } from '../core/select.js';
 import { parseListenAddress } from '../io/ingest-listener.js';
 import type { ManifestFormat } from '../io/manifest.js';
-import { parseChoice, parseNumber } from './options.js';
+import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseNumber, type DbpParamFlags } from './options.js';
 import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
 
 const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 
-interface IngestFlags {
+interface IngestFlags extends DbpParamFlags {
   state: string;
   out: string;
   watch?: string;
@@ -32,12 +31,6 @@ interface IngestFlags {
   model: string;
   centroids: string;
   calibration?: string;
-  keep?: number;
-  temperature: number;
-  numNns: number;
-  balance: number;
-  which: SelectionPolicy;
-  seed: number;
   format: ManifestFormat;
   checkpointEvery: number;
   checkpointSecs: number;
@@ -58,8 +51,7 @@ interface IngestFlags {
  * usage errors, 1 for failures (the last commit stays valid; restart resumes from it).
  */
 export function registerIngest(program: Command, ctx: { signal: AbortSignal }): void {
-  program
-    .command('ingest')
+  addDbpParamOptions(program.command('ingest'))
     .description('continuous ingestion: shards / URL lists / embeddings keep arriving; crash-safe checkpoints, resumable')
     .requiredOption('--state <dir>', 'state folder (journal, commits); resume by running again with the same one')
     .requiredOption('--out <dir>', 'output folder for manifest segments part-<seq>.<format>')
@@ -73,12 +65,6 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
     .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
     .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
     .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
-    .option('--keep <ratio>', 'keep ratio r in (0, 1]', parseNumber('--keep', { min: 0, exclusiveMin: true, max: 1 }))
-    .option('--temperature <tau>', 'softmax temperature τ', parseNumber('--temperature', { min: 0, exclusiveMin: true }), 0.5)
-    .option('--num-nns <n>', 'numNNs: nearest other centroids in d_inter', parseNumber('--num-nns', { min: 1, integer: true }), 20)
-    .option('--balance <ratio>', 'class-balance ratio', parseNumber('--balance', { min: 0 }), 0.5)
-    .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
-    .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0)
     .option('--format <fmt>', `segment format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
     .option('--checkpoint-every <n>', 'commit at least every n samples', parseNumber('--checkpoint-every', { min: 1, max: 1e9, integer: true }), 100_000)
     .option('--checkpoint-secs <s>', 'commit at least every s seconds', parseNumber('--checkpoint-secs', { min: 0.05, max: 86_400 }), 30)
@@ -111,12 +97,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
           model: mode === 'images' ? o.model : undefined,
           centroids: o.centroids,
           calibration: o.calibration,
-          keepRatio: o.keep ?? DEFAULT_RUN_KEEP,
-          temperature: o.temperature,
-          numNNs: o.numNns,
-          balance: o.balance,
-          which: o.which,
-          seed: o.seed,
+          ...dbpParamsFrom(o, DEFAULT_RUN_KEEP),
           watch: o.watch,
           pollMs: o.pollMs,
           stdin: o.stdin ? process.stdin : undefined,

@@ -1,5 +1,8 @@
 /** Parsers for CLI option values: each throws UsageError (exit 2) with the flag's name. */
+import type { Command } from 'commander';
+import type { DbpParams } from '../core/dbp.js';
 import { UsageError } from '../core/errors.js';
+import { SELECTION_POLICIES, type SelectionPolicy } from '../core/select.js';
 
 export function parseNumber(flag: string, opts: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {}) {
   return (value: string): number => {
@@ -57,4 +60,32 @@ export function parseTriple(flag: string, opts: { positive?: boolean } = {}) {
     }
     return [v[0], v[1], v[2]];
   };
+}
+
+/** Values of the DBP parameter flags (see {@link addDbpParamOptions}). */
+export interface DbpParamFlags {
+  keep?: number;
+  temperature: number;
+  numNns: number;
+  balance: number;
+  which: SelectionPolicy;
+  seed: number;
+}
+
+/** The DBP parameters as flags, named after the paper's symbols in --help: prune, run and ingest share them. */
+export function addDbpParamOptions(cmd: Command): Command {
+  return cmd
+    .option('--keep <ratio>', 'keep ratio r in (0, 1]: N_target = ⌊r·N⌋', parseNumber('--keep', { min: 0, exclusiveMin: true, max: 1 }))
+    .option('--temperature <tau>', 'softmax temperature τ', parseNumber('--temperature', { min: 0, exclusiveMin: true }), 0.5)
+    .option('--num-nns <n>', 'numNNs: nearest other centroids in d_inter', parseNumber('--num-nns', { min: 1, integer: true }), 20)
+    .option('--balance <ratio>', 'class-balance ratio: lb_j = min(⌊N_target/k·balance⌋, n_j−1); 0 ⇒ 1', parseNumber('--balance', { min: 0 }), 0.5)
+    .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
+    .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0);
+}
+
+/** DbpParams from the flags; `keep` falls back to `defaultKeep` (UsageError when neither is given). */
+export function dbpParamsFrom(o: DbpParamFlags, defaultKeep?: number): Required<DbpParams> {
+  const keepRatio = o.keep ?? defaultKeep;
+  if (keepRatio === undefined) throw new UsageError('--keep <ratio> is required', { option: 'keep' });
+  return { keepRatio, temperature: o.temperature, numNNs: o.numNns, balance: o.balance, which: o.which, seed: o.seed };
 }

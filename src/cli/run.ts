@@ -2,14 +2,13 @@
 import type { UrlListFormat } from '../io/url-list.js';
 import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../pipelines/decision-tail.js';
 import { UsageError } from '../core/errors.js';
-import type { SelectionPolicy } from '../core/select.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import type { CommandContext } from './commands.js';
 import { bundled } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 
-export interface RunFlags {
+export interface RunFlags extends DbpParamFlags {
   embeddings?: string[];
   keys?: string;
   metadata?: string[];
@@ -17,12 +16,6 @@ export interface RunFlags {
   centroids: string;
   calibration?: string;
   out?: string;
-  keep?: number;
-  temperature: number;
-  numNns: number;
-  balance: number;
-  which: SelectionPolicy;
-  seed: number;
   format: ManifestFormat;
   concurrency: number;
   batchSize: number;
@@ -60,6 +53,7 @@ function decodeOverrides(o: RunFlags): { size?: number; mode?: 'shortest-center-
 }
 
 import { DEFAULT_RUN_KEEP } from './paths.js';
+import { dbpParamsFrom, type DbpParamFlags } from './options.js';
 
 export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandContext): Promise<StreamingResult> {
   const kinds = [shards.length > 0, Boolean(o.embeddings), Boolean(o.urls)].filter(Boolean).length;
@@ -70,12 +64,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
   const out = o.out ?? (usingDefault ? 'out' : undefined);
   const progress = new Progress({ label: 'run', quiet: o.quiet });
   const base: DecisionTailOptions = {
-    keepRatio: o.keep ?? DEFAULT_RUN_KEEP,
-    temperature: o.temperature,
-    numNNs: o.numNns,
-    balance: o.balance,
-    which: o.which,
-    seed: o.seed,
+    ...dbpParamsFrom(o, DEFAULT_RUN_KEEP),
     centroids: o.centroids,
     calibration: o.calibration,
     out,
