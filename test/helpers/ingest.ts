@@ -1,6 +1,7 @@
 /** Running the real `dbprune ingest` CLI in tests, and reading what it committed. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest, type ManifestRecord } from '../../src/io/manifest.js';
@@ -46,4 +47,36 @@ export async function committedRows(out: string): Promise<ManifestRecord[]> {
   const seq = (JSON.parse(await readFile(idx, 'utf8')) as { seq: number }).seq;
   const parts = (await readdir(out)).filter((f) => /^part-\d{12}\./.test(f) && Number(f.slice(5, 17)) <= seq).sort();
   return parts.flatMap((f) => readManifest(join(out, f)));
+}
+
+/**
+ * Serves the bundled data-samples shards (`/00000.tar` …) on 127.0.0.1, slowly: `chunkBytes` every
+ * `delayMs`, so kills and SIGTERMs land mid-download. Other paths answer 404.
+ */
+export async function serveShardsSlowly(chunkBytes: number, delayMs: number): Promise<{ base: string; close: () => Promise<void> }> {
+  const shards = join(repoRoot, 'data-samples', 'shards');
+  const server = createServer((req, res) => {
+    const name = (req.url ?? '').replace(/^\//, '');
+    if (!/^\d{5}\.tar$/.test(name)) return void res.writeHead(404).end();
+    const bytes = readFileSync(join(shards, name));
+    res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': bytes.length });
+    let o = 0;
+    const step = (): void => {
+      if (res.destroyed) return;
+      if (o >= bytes.length) return void res.end();
+      res.write(bytes.subarray(o, o + chunkBytes));
+      o += chunkBytes;
+      setTimeout(step, delayMs);
+    };
+    step();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  return {
+    base: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

@@ -4,51 +4,28 @@
  * restarted each time; afterwards the committed segments hold every input key exactly once, with
  * the decisions of an uninterrupted run.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { committedRows, spawnIngest } from '../helpers/ingest.js';
+import { committedRows, serveShardsSlowly, spawnIngest } from '../helpers/ingest.js';
 
 const SHARDS = join(repoRoot, 'data-samples', 'shards');
 
-let server: Server;
+let server: Awaited<ReturnType<typeof serveShardsSlowly>>;
 let base: string;
 let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dbprune-ingest-crash-'));
-  server = createServer((req, res) => {
-    const name = (req.url ?? '').replace(/^\//, '');
-    if (!/^\d{5}\.tar$/.test(name)) {
-      res.writeHead(404).end();
-      return;
-    }
-    const bytes = readFileSync(join(SHARDS, name));
-    res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': bytes.length });
-    // stream in chunks so that kills also land mid-download
-    let o = 0;
-    const step = (): void => {
-      if (res.destroyed) return;
-      if (o >= bytes.length) return void res.end();
-      res.write(bytes.subarray(o, o + 128 * 1024));
-      o += 128 * 1024;
-      setTimeout(step, 5);
-    };
-    step();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const a = server.address();
-  base = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  server = await serveShardsSlowly(128 * 1024, 5);
+  base = server.base;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  await server.close();
   await rm(dir, { recursive: true, force: true });
 });
 

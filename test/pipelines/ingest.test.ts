@@ -4,16 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { committedRows, spawnIngest } from '../helpers/ingest.js';
+import { committedRows, serveShardsSlowly, spawnIngest } from '../helpers/ingest.js';
 
-const SHARDS = join(repoRoot, 'data-samples', 'shards');
 
 type Row = { key: string; shard: string | null; decision: string; reason: string; cluster: number; duplicate_of: string | null };
 
@@ -27,36 +25,19 @@ function decisions(rows: Row[]): Map<string, string> {
   return m;
 }
 
-let server: Server;
+let server: Awaited<ReturnType<typeof serveShardsSlowly>>;
 let base: string;
 let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dbprune-ingest-'));
   // a slow shard server: SIGTERM lands mid-stream
-  server = createServer((req, res) => {
-    const name = (req.url ?? '').replace(/^\//, '');
-    if (!/^\d{5}\.tar$/.test(name)) return void res.writeHead(404).end();
-    const bytes = readFileSync(join(SHARDS, name));
-    res.writeHead(200, { 'content-length': bytes.length });
-    let o = 0;
-    const step = (): void => {
-      if (res.destroyed) return;
-      if (o >= bytes.length) return void res.end();
-      res.write(bytes.subarray(o, o + 32 * 1024));
-      o += 32 * 1024;
-      setTimeout(step, 10);
-    };
-    step();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const a = server.address();
-  base = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  server = await serveShardsSlowly(32 * 1024, 10);
+  base = server.base;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  await server.close();
   await rm(dir, { recursive: true, force: true });
 });
 
