@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
+import { pathExists } from './fs.js';
 
 const RANGE_RE = /^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$/;
 /** Upper bound on what one pattern may expand to (guards against `{0..999999999}` typos). */
@@ -187,15 +188,6 @@ async function globFiles(pattern: string): Promise<string[]> {
   return [...new Set(results)].sort(naturalCompare);
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Expands input patterns to a list of local paths and URLs, in order:
  * - brace ranges `{00000..00099}` (zero-padded like webdataset) and `{a,b}` alternation, for
@@ -234,7 +226,7 @@ export async function expandInputs(patterns: string | readonly string[]): Promis
         found.forEach(push);
         continue;
       }
-      if (!(await exists(p))) {
+      if (!(await pathExists(p))) {
         throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `${p}: no such file`, { file: p, pattern });
       }
       push(p);

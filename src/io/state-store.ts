@@ -41,6 +41,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileH
 import { join } from 'node:path';
 import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
 import { hashFile, sha256Hex } from './hash.js';
+import { pathExists } from './fs.js';
 
 // ---------------------------------------------------------------------------------------------
 // durable file helpers
@@ -80,17 +81,6 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
   }
   await rename(tmp, path);
   await fsyncDir(join(path, '..'));
-}
-
-
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function stateError(file: string, reason: string, cause?: unknown): DbpruneError {
@@ -598,7 +588,7 @@ export class StateStore<T = unknown> {
    */
   async checkConfig(config: Record<string, unknown>): Promise<void> {
     const path = join(this.dir, 'config.json');
-    if (!(await exists(path))) {
+    if (!(await pathExists(path))) {
       await writeFileDurable(path, `${JSON.stringify(config, null, 1)}\n`, join(this.dir, 'tmp', 'config.json'));
       return;
     }
