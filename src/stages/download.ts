@@ -4,7 +4,6 @@
  * agent) and safe (SSRF guard checked at connect time, size caps, redirect limit).
  */
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
@@ -14,9 +13,8 @@ import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { DownloadStatus, ImageSample, RowError, SampleRef } from '../core/sample.js';
-import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from '../core/ssrf.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
-import { abortedError, errorCodeOf, RETRYABLE_NETWORK_CODES, sleep as sleepFor } from '../io/http.js';
+import { abortedError, errorCodeOf, isSsrfError, RETRYABLE_NETWORK_CODES, sleep as sleepFor, ssrfGuard } from '../io/http.js';
 
 const gunzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gunzip);
 const inflateAsync = promisify<Buffer, ZlibOptions, Buffer>(inflate);
@@ -123,10 +121,10 @@ interface Resolved {
   userAgent: string;
   checkContentType: boolean;
   allowPrivate: boolean;
-  allowHosts: Set<string>;
+  allowHosts: string[];
   ordered: boolean;
   window: number;
-  lookup: LookupFunction;
+  lookup?: LookupFunction;
   onEvent?: (e: DownloadEvent) => void;
   signal?: AbortSignal;
 }
@@ -196,10 +194,10 @@ function resolveOptions(o: DownloadOptions): Resolved {
     userAgent,
     checkContentType: o.checkContentType ?? true,
     allowPrivate: o.allowPrivate ?? false,
-    allowHosts: new Set(hosts.map((h) => h.toLowerCase().replace(/^\[|\]$/g, ''))),
+    allowHosts: [...hosts],
     ordered: o.ordered ?? true,
     window,
-    lookup: o.lookup ?? (dnsLookup as unknown as LookupFunction),
+    lookup: o.lookup,
     onEvent: o.onEvent,
     signal: o.signal,
   };
@@ -310,10 +308,6 @@ function describe(e: unknown): string {
   return parts.join(': ') || 'unknown error';
 }
 
-class SsrfError extends Error {
-  readonly code = ErrorCodes.SSRF;
-}
-
 // ---------------------------------------------------------------------------------------------
 // the stage
 
@@ -361,36 +355,12 @@ export function download(opts: DownloadOptions = {}): Duplex {
   const limit = pLimit(o.concurrency);
   const hosts = new Map<string, HostState>();
 
-  const guardedLookup: LookupFunction = (hostname, options, callback) => {
-    const exempt = o.allowPrivate || o.allowHosts.has(hostname.toLowerCase());
-    o.lookup(hostname, { ...(options as LookupOptions), all: true }, ((err: NodeJS.ErrnoException | null, addresses: string | LookupAddress[], family?: number) => {
-      if (err) {
-        callback(err, '', 0);
-        return;
-      }
-      const list: LookupAddress[] = Array.isArray(addresses) ? addresses : [{ address: addresses, family: family ?? 4 }];
-      if (list.length === 0) {
-        callback(Object.assign(new Error(`${hostname} resolved to no address`), { code: 'ENOTFOUND' }), '', 0);
-        return;
-      }
-      if (!exempt) {
-        for (const a of list) {
-          const cls = classifyAddress(a.address);
-          if (cls !== 'public') {
-            callback(new SsrfError(`${hostname} resolves to ${a.address} (${cls}); private targets are refused (allowPrivate is off)`), '', 0);
-            return;
-          }
-        }
-      }
-      if ((options as LookupOptions).all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
-      else callback(null, list[0].address, list[0].family);
-    }) as never);
-  };
+  const guard = ssrfGuard({ allowPrivate: o.allowPrivate, allowPrivateHosts: o.allowHosts, lookup: o.lookup });
 
   const agent = new Agent({
     connections: o.connectionsPerHost,
     pipelining: 1,
-    connect: { timeout: o.connectTimeoutMs, lookup: guardedLookup },
+    connect: { timeout: o.connectTimeoutMs, lookup: guard.lookup },
     headersTimeout: o.headersTimeoutMs,
     bodyTimeout: o.bodyTimeoutMs,
   });
@@ -453,6 +423,13 @@ export function download(opts: DownloadOptions = {}): Duplex {
         signal: attemptSignal,
         headersTimeout: o.headersTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
+        // undici 7 applies backpressure by pausing its HTTP/1 parser, and a server that closes the
+        // connection while the parser is paused crashes the process (`assert(!this.paused)` in
+        // Parser.finish, nodejs/undici#5360, fixed in undici 8 only, which needs Node >= 22.19).
+        // This stage reads every body whole (at most maxBodyBytes, enforced below), so it never
+        // needs backpressure: with a high-water mark no body reaches, `push` never returns false
+        // and the parser is never paused. See docs/architecture.md (HTTP clients).
+        highWaterMark: Number.MAX_SAFE_INTEGER,
         headers: { 'user-agent': o.userAgent, accept: 'image/*,*/*;q=0.8', 'accept-encoding': 'gzip, deflate, br' },
       });
     } catch (e) {
@@ -553,7 +530,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
     if (e instanceof Fail) return e;
     if (signal?.aborted) return abortError();
     const code = errorCodeOf(e);
-    if (code === ErrorCodes.SSRF || e instanceof SsrfError || (e as { cause?: unknown })?.cause instanceof SsrfError) {
+    if (isSsrfError(e)) {
       return new Fail('error:ssrf', `refused ${url.href}: ${describe(e)}`, false);
     }
     const st = status === undefined ? '' : ` (HTTP ${status})`;
@@ -596,14 +573,8 @@ export function download(opts: DownloadOptions = {}): Duplex {
   };
 
   const checkTarget = (url: URL): void => {
-    if (!ALLOWED_SCHEMES.has(url.protocol)) throw new Fail('error:ssrf', `refused ${url.href}: scheme ${url.protocol} is not http or https`, false);
-    if (o.allowPrivate) return;
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (o.allowHosts.has(host.toLowerCase())) return;
-    if (isIpLiteral(host)) {
-      const cls = classifyAddress(host);
-      if (cls !== 'public') throw new Fail('error:ssrf', `refused ${url.href}: ${host} is a ${cls} address (allowPrivate is off)`, false);
-    }
+    const problem = guard.problem(url);
+    if (problem) throw new Fail('error:ssrf', `refused ${url.href}: ${problem}`, false);
   };
 
   const fetchSample = async (ref: UrlRef): Promise<ImageSample> => {

@@ -57,14 +57,17 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
+/** The test server is on loopback, which the SSRF guard refuses by default. */
+const LOOP = { allowPrivate: true };
+
 const allKeys = (): string[] => keys.flat();
 
 describe('shardsToSamples', () => {
   it('local paths and http URLs give the same samples, in shard order', async () => {
-    const local = await runThrough<ImageSample>(shardSource({ inputs: `${tmp.dir}/0000{0..2}.tar` }), shardsToSamples());
+    const local = await runThrough<ImageSample>(shardSource({ inputs: `${tmp.dir}/0000{0..2}.tar` }), shardsToSamples(LOOP));
     const remote = await runThrough<ImageSample>(
       shardSource({ inputs: `${server.url}/ok/0000{0..2}.tar` }),
-      shardsToSamples({ concurrency: 3, readAhead: 2 }),
+      shardsToSamples({ ...LOOP, concurrency: 3, readAhead: 2 }),
     );
     expect(local.map((s) => s.key)).toEqual(allKeys());
     expect(remote.map((s) => s.key)).toEqual(allKeys());
@@ -77,7 +80,7 @@ describe('shardsToSamples', () => {
 
   it('a 404 shard gives one error row; the other shards pass whole', async () => {
     const shards = [`${server.url}/ok/00000.tar`, `${server.url}/missing/00009.tar`, `${server.url}/ok/00001.tar`];
-    const out = await runThrough<ImageSample>(shards.map((shard) => ({ shard })), shardsToSamples({ retries: 0 }));
+    const out = await runThrough<ImageSample>(shards.map((shard) => ({ shard })), shardsToSamples({ ...LOOP, retries: 0 }));
     expect(out).toHaveLength(2 * PER + 1); // rows in (2 shards' samples + 1 failed shard) = rows out
     const err = out[PER];
     expect(err.key).toBe('00009.tar:shard');
@@ -88,7 +91,7 @@ describe('shardsToSamples', () => {
   });
 
   it('a reset mid-shard gives the samples read so far plus one error row, without hanging', async () => {
-    const out = await runThrough<ImageSample>([{ shard: `${server.url}/reset/00002.tar` }, { shard: `${tmp.dir}/00000.tar` }], shardsToSamples());
+    const out = await runThrough<ImageSample>([{ shard: `${server.url}/reset/00002.tar` }, { shard: `${tmp.dir}/00000.tar` }], shardsToSamples(LOOP));
     const errIdx = out.findIndex((s) => s.error);
     expect(errIdx).toBeGreaterThan(0);
     expect(errIdx).toBeLessThan(PER);
@@ -99,21 +102,21 @@ describe('shardsToSamples', () => {
   });
 
   it('retries a 500 and then reads the whole shard', async () => {
-    const out = await runThrough<ImageSample>([{ shard: `${server.url}/flaky/00001.tar` }], shardsToSamples({ retryBaseMs: 5 }));
+    const out = await runThrough<ImageSample>([{ shard: `${server.url}/flaky/00001.tar` }], shardsToSamples({ ...LOOP, retryBaseMs: 5 }));
     expect(out.map((s) => s.key)).toEqual(keys[1]);
     expect(out.every((s) => !s.error)).toBe(true);
     expect(hits.get('/flaky/00001.tar')).toBe(2);
   });
 
   it('a stalled body times out into an error row', async () => {
-    const out = await runThrough<ImageSample>([`${server.url}/slow/00000.tar`], shardsToSamples({ timeoutMs: 300, retries: 0 }));
+    const out = await runThrough<ImageSample>([`${server.url}/slow/00000.tar`], shardsToSamples({ ...LOOP, timeoutMs: 300, retries: 0 }));
     expect(out.at(-1)).toMatchObject({ key: '00000.tar:shard', error: { reason: 'error:download' } });
     expect(out.filter((s) => s.error)).toHaveLength(1);
   });
 
   it('a missing local file and a non-tar file become error rows', async () => {
     const junk = writeFile(tmp.dir, 'junk.tar', Buffer.from('this is not a tar archive '.repeat(50)));
-    const out = await runThrough<ImageSample>([`${tmp.dir}/nope.tar`, junk], shardsToSamples());
+    const out = await runThrough<ImageSample>([`${tmp.dir}/nope.tar`, junk], shardsToSamples(LOOP));
     expect(out.map((s) => [s.key, s.error?.reason])).toEqual([
       ['nope.tar:shard', 'error:download'],
       ['junk.tar:shard', 'error:untar'],
@@ -121,7 +124,7 @@ describe('shardsToSamples', () => {
   });
 
   it('enforces maxShardBytes', async () => {
-    const out = await runThrough<ImageSample>([`${server.url}/ok/00000.tar`], shardsToSamples({ maxShardBytes: 1000 }));
+    const out = await runThrough<ImageSample>([`${server.url}/ok/00000.tar`], shardsToSamples({ ...LOOP, maxShardBytes: 1000 }));
     expect(out).toHaveLength(1);
     expect(out[0].error?.message).toMatch(/maxShardBytes/);
   });
@@ -151,7 +154,7 @@ describe('shardsToSamples', () => {
 describe('fetchShardBytes', () => {
   it('streams a URL byte for byte', async () => {
     const chunks: Buffer[] = [];
-    for await (const c of fetchShardBytes(`${server.url}/ok/00002.tar`)) chunks.push(c);
+    for await (const c of fetchShardBytes(`${server.url}/ok/00002.tar`, LOOP)) chunks.push(c);
     expect(Buffer.concat(chunks).equals(tars[2])).toBe(true);
   });
 });
