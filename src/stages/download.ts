@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions, type BrotliOptions } from 'node:zlib';
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
+import { ByteBudget } from '../core/byte-budget.js';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { DownloadStatus, ImageSample, RowError, SampleRef } from '../core/sample.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
@@ -94,6 +95,12 @@ export interface DownloadOptions {
   /** Samples pending at once (in flight, waiting for a host, or completed but not yet emitted).
    *  Default 4 × concurrency (at least 64), concurrency..65_536. */
   reorderWindow?: number;
+  /** Bytes the window may hold: images completed but not yet emitted plus bodies being received.
+   *  While it is full, no new request starts except the oldest pending sample's (so one slow URL
+   *  at the head cannot make completed downloads pile up). Memory is then bounded by about this
+   *  plus `concurrency × maxBodyBytes` (bodies already in flight finish). Default 256 MiB,
+   *  1 MiB..2^40. */
+  reorderWindowBytes?: number;
   /** DNS resolver (Node `dns.lookup` signature). Default `dns.lookup`. Its answers pass through
    *  the SSRF guard like any other. */
   lookup?: LookupFunction;
@@ -124,6 +131,7 @@ interface Resolved {
   allowHosts: string[];
   ordered: boolean;
   window: number;
+  windowBytes: number;
   lookup?: LookupFunction;
   onEvent?: (e: DownloadEvent) => void;
   signal?: AbortSignal;
@@ -174,6 +182,8 @@ function resolveOptions(o: DownloadOptions): Resolved {
   checkOption(Array.isArray(hosts) && hosts.every((h) => typeof h === 'string' && h.length > 0), 'allowPrivateHosts', 'a list of host names', hosts);
   const window = o.reorderWindow ?? Math.max(64, 4 * concurrency);
   checkOption(int(window, concurrency, 65_536), 'reorderWindow', `an integer in ${concurrency}..65536`, window);
+  const windowBytes = o.reorderWindowBytes ?? 256 * 1024 * 1024;
+  checkOption(int(windowBytes, 1024 * 1024, 2 ** 40), 'reorderWindowBytes', 'an integer in 1 MiB..2^40', windowBytes);
   checkOption(o.lookup === undefined || typeof o.lookup === 'function', 'lookup', 'a dns.lookup-like function', typeof o.lookup);
   return {
     concurrency,
@@ -197,6 +207,7 @@ function resolveOptions(o: DownloadOptions): Resolved {
     allowHosts: [...hosts],
     ordered: o.ordered ?? true,
     window,
+    windowBytes,
     lookup: o.lookup,
     onEvent: o.onEvent,
     signal: o.signal,
@@ -353,6 +364,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
   const o = resolveOptions(opts);
   const { signal } = o;
   const limit = pLimit(o.concurrency);
+  const budget = new ByteBudget(o.windowBytes);
   const hosts = new Map<string, HostState>();
 
   const guard = ssrfGuard({ allowPrivate: o.allowPrivate, allowPrivateHosts: o.allowHosts, lookup: o.lookup });
@@ -414,6 +426,18 @@ export function download(opts: DownloadOptions = {}): Duplex {
 
   /** One HTTP attempt, inside a concurrency slot: headers, checks, body. */
   const attemptOnce = async (url: URL): Promise<Hop> => {
+    let received = 0; // body bytes of this attempt, held in the byte budget until it ends
+    try {
+      return await attemptBody(url, (n) => {
+        received += n;
+        budget.add(n);
+      });
+    } finally {
+      budget.release(received);
+    }
+  };
+
+  const attemptBody = async (url: URL, onBytes: (n: number) => void): Promise<Hop> => {
     const attemptSignal = signal ? AbortSignal.any([signal, AbortSignal.timeout(o.totalTimeoutMs)]) : AbortSignal.timeout(o.totalTimeoutMs);
     let res;
     try {
@@ -477,6 +501,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
             throw new Fail('error:download', `body of ${url.href} is larger than maxBodyBytes ${o.maxBodyBytes} (HTTP ${status})`, false, status);
           }
           chunks.push(c as Buffer);
+          onBytes((c as Buffer).length);
         }
       } catch (e) {
         if (e instanceof Fail) throw e;
@@ -547,13 +572,21 @@ export function download(opts: DownloadOptions = {}): Duplex {
   };
 
   /** One hop with retries; waits for the host outside the concurrency slot. */
-  const fetchHop = async (url: URL, meta: { attempts: number }): Promise<Hop> => {
+  const fetchHop = async (url: URL, meta: { attempts: number }, seq: number): Promise<Hop> => {
     for (let attempt = 0; ; attempt++) {
+      await budget.admit(seq, signal);
       throwIfAborted(signal);
       await gate(url.host);
       meta.attempts = attempt + 1;
       try {
-        return await limit(() => attemptOnce(url));
+        // Checked again inside the slot: requests queued for a slot while the budget had room
+        // must not all start once it is full (they go back to wait instead).
+        const hop = await limit(() => (budget.mayStart(seq) ? attemptOnce(url) : undefined));
+        if (hop === undefined) {
+          attempt--;
+          continue;
+        }
+        return hop;
       } catch (e) {
         if (!(e instanceof Fail)) throw e; // aborted
         if (!e.retryable || attempt >= o.retries) throw e;
@@ -577,7 +610,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
     if (problem) throw new Fail('error:ssrf', `refused ${url.href}: ${problem}`, false);
   };
 
-  const fetchSample = async (ref: UrlRef): Promise<ImageSample> => {
+  const fetchSample = async (ref: UrlRef, seq: number): Promise<ImageSample> => {
     const out: ImageSample = { key: ref.key };
     if (ref.shard !== undefined) out.shard = ref.shard;
     if (ref.url !== undefined) out.url = ref.url;
@@ -603,7 +636,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
     try {
       for (;;) {
         checkTarget(url);
-        const hop = await fetchHop(url, meta);
+        const hop = await fetchHop(url, meta, seq);
         if (hop.kind === 'redirect') {
           if (redirects >= o.maxRedirects) {
             throw new Fail('error:download', `too many redirects (more than maxRedirects ${o.maxRedirects}) from ${ref.url}, last ${url.href} (HTTP ${hop.status})`, false, hop.status);
@@ -629,6 +662,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
           );
         }
         out.image = hop.body;
+        budget.add(hop.body.length); // held until the sample is emitted
         out.imageExt = ext;
         out.json = {
           ...json,
@@ -668,8 +702,10 @@ export function download(opts: DownloadOptions = {}): Duplex {
     const start = (ref: UrlRef): void => {
       inWindow++;
       const job: Job = { done: false, promise: undefined as unknown as Promise<ImageSample> };
-      job.promise = fetchSample(ref).then(
+      const seq = budget.open();
+      job.promise = fetchSample(ref, seq).then(
         (s) => {
+          budget.finish(seq);
           job.done = true;
           job.result = s;
           if (!o.ordered) ready.push(s);
@@ -677,6 +713,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
           return s;
         },
         (e: unknown) => {
+          budget.finish(seq);
           fatal ??= e;
           job.done = true;
           notify();
@@ -700,12 +737,15 @@ export function download(opts: DownloadOptions = {}): Duplex {
           while (pending.length > 0 && pending[0].done) {
             const j = pending.shift() as Job;
             inWindow--;
+            budget.release(j.result?.image?.length ?? 0);
             yield j.result as ImageSample;
           }
         } else {
           while (ready.length > 0) {
             inWindow--;
-            yield ready.shift() as ImageSample;
+            const r = ready.shift() as ImageSample;
+            budget.release(r.image?.length ?? 0);
+            yield r;
           }
         }
         if (fatal !== undefined) throw fatal;
