@@ -452,7 +452,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
         // Parser.finish, nodejs/undici#5360, fixed in undici 8 only, which needs Node >= 22.19).
         // This stage reads every body whole (at most maxBodyBytes, enforced below), so it never
         // needs backpressure: with a high-water mark no body reaches, `push` never returns false
-        // and the parser is never paused. See docs/architecture.md (HTTP clients).
+        // and the parser is never paused. Streamed bodies (shards) use node:http: src/io/http-stream.ts.
         highWaterMark: Number.MAX_SAFE_INTEGER,
         headers: { 'user-agent': o.userAgent, accept: 'image/*,*/*;q=0.8', 'accept-encoding': 'gzip, deflate, br' },
       });
