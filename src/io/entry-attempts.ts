@@ -10,6 +10,7 @@
  */
 import { open, rename, rm, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
 
 /** Starts at the same position before the entry is given up (error row). */
 export const MAX_ENTRY_ATTEMPTS = 5;
@@ -32,14 +33,18 @@ export class EntryAttempts {
     const last = await this.read();
     const starts = last && last.entry === entry && last.sample === sample ? last.starts + 1 : 1;
     const tmp = `${this.path}.tmp`;
-    const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(JSON.stringify({ entry, sample, starts } satisfies AttemptsRecord));
-      await fh.datasync();
-    } finally {
-      await fh.close();
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(JSON.stringify({ entry, sample, starts } satisfies AttemptsRecord));
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.path);
+    } catch (e) {
+      throw new DbpruneError(ErrorCodes.STATE, `cannot record the start of journal entry ${entry} in ${this.path}: ${(e as Error).message}`, { file: this.path }, { cause: e });
     }
-    await rename(tmp, this.path);
     return starts;
   }
 
