@@ -110,7 +110,7 @@ export interface IngestOptions extends DbpParams {
   ef?: number;
   threads?: number;
   tuning?: StreamingDbpTuning;
-  /** Shard fetching: timeouts and retries (see fetchShardBytes). */
+  /** Shard fetching: timeouts, minimum rate, retries, SSRF guard (see fetchShardBytes; loopback/private shard URLs need `allowPrivate`). */
   fetch?: Omit<FetchShardBytesOptions, 'signal'>;
   /** Image downloads for URL lists (see the download stage), e.g. `{ allowPrivate: true }`. */
   download?: Omit<DownloadOptions, 'signal'>;
