@@ -52,10 +52,12 @@ export interface ImageEncoderOptions {
 export function encoderStages(model: ModelLocation, tail: DecisionTail, opts: ImageEncoderOptions & { signal?: AbortSignal }): Duplex[] {
   const pre = model.preprocessing;
   const { signal } = opts;
+  const embedder = embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal });
   return [
     tail.holdImages(),
-    decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, signal }),
-    embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
+    // decoding waits for the model: a size the model cannot take fails before anything is decoded
+    decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, startAfter: embedder.ready, signal }),
+    embedder,
   ];
 }
 

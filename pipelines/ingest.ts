@@ -61,6 +61,7 @@ import { dedup, type DedupStream } from '../src/stages/dedup.js';
 import { download, type DownloadOptions } from '../src/stages/download.js';
 import { embed } from '../src/stages/embed.js';
 import { fetchShardBytes, type FetchShardBytesOptions } from '../src/stages/fetch-shard.js';
+import { EntryAttempts, MAX_ENTRY_ATTEMPTS } from '../src/io/entry-attempts.js';
 import { normalize } from '../src/stages/normalize.js';
 import { DEFAULT_EMBEDDING_BATCH_ROWS } from './embeddings-to-manifest.js';
 
@@ -109,7 +110,7 @@ export interface IngestOptions extends DbpParams {
   ef?: number;
   threads?: number;
   tuning?: StreamingDbpTuning;
-  /** Shard fetching: timeouts and retries (see fetchShardBytes). */
+  /** Shard fetching: timeouts, minimum rate, retries, SSRF guard (see fetchShardBytes; loopback/private shard URLs need `allowPrivate`). */
   fetch?: Omit<FetchShardBytesOptions, 'signal'>;
   /** Image downloads for URL lists (see the download stage), e.g. `{ allowPrivate: true }`. */
   download?: Omit<DownloadOptions, 'signal'>;
@@ -307,6 +308,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     });
     journal = await InputJournal.open(join(stateDir, 'journal.jsonl'), { warn });
     const jr = journal;
+    const attempts = EntryAttempts.open(stateDir);
     const recovered = store.last;
     const dbp = recovered
       ? StreamingDbp.restore(recovered.state.dbp)
@@ -554,6 +556,22 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         if (stopping) return;
         const entry = jr.get(e) as JournalEntry;
         let idx = 0;
+        const starts = await attempts.begin(e, skip);
+        if (starts > MAX_ENTRY_ATTEMPTS) {
+          // The process ended this many times while at this very position: give the rest of the
+          // entry up as one error row rather than crash-looping on it (see src/io/entry-attempts.ts).
+          warn(`dbprune ingest: ${entry.src} (journal entry ${e}) was being processed when the process ended ${starts - 1} times; skipping the rest of it [${ErrorCodes.INPUT_FORMAT}]`);
+          const err = inputError(entry, new Error(`the process ended ${starts - 1} times in a row while processing it from sample ${skip}; given up`));
+          const error = { reason: err.reason, message: err.message, code: err.code };
+          fifo.push(e, skip, 1);
+          yield mode === 'embeddings'
+            ? { rows: [{ key: err.key, shard: entry.src }], dim, embeddings: new Float32Array(dim), errors: [error] }
+            : { key: err.key, shard: entry.src, error };
+          entryEnd.set(e, skip + 1);
+          e++;
+          skip = 0;
+          continue;
+        }
         try {
           if (mode === 'embeddings') {
             for await (const b of npyBatches(entry, entryAc.signal)) {
@@ -747,6 +765,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       await commitChain;
     }
     if (fatal !== undefined) throw fatal;
+    await attempts.clear(); // a clean stop: the next start at this position is not a crash loop
     return {
       commits,
       rows: committedRows,

@@ -18,7 +18,7 @@ import { resolveModel } from '../src/io/model-config.js';
 import { NpyWriter } from '../src/io/npy.js';
 import { decode } from '../src/stages/decode.js';
 import { embed } from '../src/stages/embed.js';
-import { shardsToSamples } from '../src/stages/fetch-shard.js';
+import { shardsToSamples, type ShardsToSamplesOptions } from '../src/stages/fetch-shard.js';
 import { shardSource } from '../src/stages/shard-source.js';
 import { tap } from '../src/stages/tap.js';
 
@@ -27,6 +27,8 @@ export interface ShardsToEmbeddingsOptions {
   model: string;
   out: string;
   batchSize?: number;
+  /** Fetch options (concurrency, timeouts, retries, SSRF guard: loopback/private shard URLs need `allowPrivate`). */
+  fetch?: Omit<ShardsToSamplesOptions, 'signal'>;
   signal?: AbortSignal;
 }
 
@@ -75,7 +77,7 @@ export async function shardsToEmbeddings(opts: ShardsToEmbeddingsOptions): Promi
   });
   await pipeline(
     shardSource({ inputs: opts.inputs, signal }),
-    shardsToSamples({ signal }),
+    shardsToSamples({ ...opts.fetch, signal }),
     tap(() => samples++),
     decode({ ...pre, signal }),
     embed({ model: model.onnxPath, batchSize: opts.batchSize ?? 64, imageSize: pre?.size, signal }),

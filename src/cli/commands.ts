@@ -120,7 +120,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--samples-per-shard <n>', 'img2dataset number_sample_per_shard (keys and --write-shards)', parseNumber('--samples-per-shard', { min: 1, integer: true }), 10_000)
       .option('--download-concurrency <n>', 'downloads in flight', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32)
       .option('--user-agent-token <token>', 'added to the user agent (e.g. your project or contact)')
-      .option('--allow-private', 'allow URLs resolving to loopback/private/link-local addresses (SSRF guard off)')
+      .option('--allow-private', 'allow image and shard URLs (and redirects) resolving to loopback/private/link-local addresses (SSRF guard off; hosts of shard URLs given as arguments are always allowed)')
       .option('--write-shards <dir>', 'also write the kept samples as webdataset shards (img2dataset layout)'),
   ).action(async (shards: string[], o) => {
     const { runStreaming } = await import('./run.js');

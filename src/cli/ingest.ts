@@ -73,7 +73,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
     .option('--poll-ms <ms>', 'watch poll interval', parseNumber('--poll-ms', { min: 10, max: 600_000, integer: true }), 1000)
     .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
     .option('--concurrency <n>', 'image downloads in flight (URL lists)', parseNumber('--concurrency', { min: 1, max: 1024, integer: true }), 32)
-    .option('--allow-private', 'allow URL-list images on loopback/private addresses (SSRF guard off)')
+    .option('--allow-private', 'allow shards and URL-list images on loopback/private addresses, redirects included (SSRF guard off)')
     .option('--assign <mode>', 'nearest centroid: auto | exact | hnsw', parseChoice('--assign', ['auto', 'exact', 'hnsw'] as const), 'auto')
     .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
     .option('-q, --quiet', 'no per-commit lines on stderr')
@@ -111,6 +111,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
           ef: o.ef,
           embed: { batchSize: o.batchSize },
           download: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate) },
+          fetch: { allowPrivate: Boolean(o.allowPrivate) },
           signal: ctx.signal,
           warn: log,
           onReady: (info) => log(`dbprune ingest: ready ${JSON.stringify({ pid: process.pid, ...info })}`),

@@ -52,6 +52,24 @@ function decodeOverrides(o: RunFlags): { size?: number; mode?: 'shortest-center-
   return d;
 }
 
+/**
+ * SSRF policy for shards: the hosts of shard URLs the user typed as arguments are trusted (a local
+ * `python3 -m http.server` is a normal source); everything else a shard fetch reaches — redirect
+ * targets on other hosts, shard URLs read from stdin — passes the guard unless --allow-private.
+ */
+function hostsOfShardArguments(shards: readonly string[]): string[] {
+  const hosts = new Set<string>();
+  for (const s of shards) {
+    if (!/^https?:\/\//i.test(s)) continue;
+    try {
+      hosts.add(new URL(s).hostname);
+    } catch {
+      // not a parsable URL: it fails as a shard of its own, with its own error row
+    }
+  }
+  return [...hosts];
+}
+
 import { DEFAULT_RUN_KEEP } from './paths.js';
 import { dbpParamsFrom, type DbpParamFlags } from './options.js';
 
@@ -109,7 +127,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       ...base,
       inputs,
       model: o.model,
-      fetch: { concurrency: o.concurrency },
+      fetch: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName },
       onTail,

@@ -55,10 +55,7 @@ function rangeValues(a: string, b: string, stepStr: string | undefined): string[
   // Zero-padded when either end is written with a leading zero (like braceexpand/webdataset).
   const padded = /^-?0\d/.test(a) || /^-?0\d/.test(b);
   const width = padded ? Math.max(a.replace('-', '').length, b.replace('-', '').length) : 0;
-  const n = Math.floor(Math.abs(hi - lo) / step) + 1;
-  if (n > MAX_EXPANSION) {
-    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `brace range {${a}..${b}} expands to ${n} items (max ${MAX_EXPANSION})`, { option: 'input' });
-  }
+  const n = rangeCount(a, b, stepStr); // within MAX_EXPANSION: expandBraces counted first
   const dir = hi >= lo ? 1 : -1;
   const out: string[] = [];
   for (let i = 0, v = lo; i < n; i++, v += dir * step) {
@@ -68,18 +65,53 @@ function rangeValues(a: string, b: string, stepStr: string | undefined): string[
   return out;
 }
 
+/** Values a numeric range brace has (0 for a non-positive step). */
+function rangeCount(a: string, b: string, stepStr: string | undefined): number {
+  const step = stepStr === undefined ? 1 : Number(stepStr);
+  return step <= 0 ? 0 : Math.floor(Math.abs(Number(b) - Number(a)) / step) + 1;
+}
+
+/**
+ * How many strings {@link expandBraces} would produce, computed without producing them (sums over
+ * alternatives, products over consecutive groups), so a pattern like `{a,b}` repeated 24 times is
+ * refused before it allocates anything.
+ */
+export function countBraces(pattern: string): number {
+  const g = findBraceGroup(pattern);
+  if (!g) return 1;
+  const [open, close] = g;
+  const body = pattern.slice(open + 1, close);
+  const rest = countBraces(pattern.slice(close + 1));
+  const m = RANGE_RE.exec(body);
+  if (m) return rangeCount(m[1], m[2], m[3]) * rest;
+  const parts = splitTopLevel(body);
+  if (parts.length < 2) return rest; // literal braces
+  return parts.reduce((n, p) => n + countBraces(p), 0) * rest;
+}
+
 /**
  * Expands braces: `{00000..00003}` (zero-padded numeric range, optional `..step`) and `{a,b,c}`
  * alternation, nested and repeated, left to right in order. A group that is neither (`{x}`,
- * unbalanced) stays literal.
+ * unbalanced) stays literal. Counts first: more than 10 million results throw
+ * ERR_DBPRUNE_INVALID_OPTION before anything is expanded.
  */
 export function expandBraces(pattern: string): string[] {
+  const n = countBraces(pattern);
+  if (n > MAX_EXPANSION) {
+    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `pattern ${pattern.length > 200 ? `${pattern.slice(0, 200)}…` : pattern} expands to ${n} items (max ${MAX_EXPANSION})`, {
+      option: 'input',
+    });
+  }
+  return expandChecked(pattern);
+}
+
+function expandChecked(pattern: string): string[] {
   const g = findBraceGroup(pattern);
   if (!g) return [pattern];
   const [open, close] = g;
   const pre = pattern.slice(0, open);
   const body = pattern.slice(open + 1, close);
-  const rest = expandBraces(pattern.slice(close + 1));
+  const rest = expandChecked(pattern.slice(close + 1));
   let alts: string[];
   const m = RANGE_RE.exec(body);
   if (m) alts = rangeValues(m[1], m[2], m[3]);
@@ -87,15 +119,12 @@ export function expandBraces(pattern: string): string[] {
     const parts = splitTopLevel(body);
     if (parts.length < 2) {
       // literal braces: keep them, expand what follows
-      return expandBraces(pattern.slice(close + 1)).map((r) => `${pre}{${body}}${r}`);
+      return rest.map((r) => `${pre}{${body}}${r}`);
     }
-    alts = parts.flatMap((p) => expandBraces(p));
+    alts = parts.flatMap((p) => expandChecked(p));
   }
   const out: string[] = [];
   for (const a of alts) for (const r of rest) out.push(pre + a + r);
-  if (out.length > MAX_EXPANSION) {
-    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `pattern ${pattern} expands to more than ${MAX_EXPANSION} items`, { option: 'input' });
-  }
   return out;
 }
 

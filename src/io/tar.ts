@@ -266,7 +266,7 @@ function classify(e: unknown, sourceError: unknown, shard: string | undefined): 
  */
 export function shardErrorSample(shard: string, err: unknown): ImageSample {
   const code = isDbpruneError(err) ? err.code : ErrorCodes.DOWNLOAD;
-  const reason = code === ErrorCodes.UNTAR ? 'error:untar' : 'error:download';
+  const reason = code === ErrorCodes.UNTAR ? 'error:untar' : code === ErrorCodes.SSRF ? 'error:ssrf' : 'error:download';
   const raw = (err as Error)?.message ?? String(err);
   const message = raw.includes(shard) ? raw : `shard ${shard}: ${raw}`;
   const s: ImageSample = { key: `${shardBasename(shard)}:shard`, shard, error: { reason, message, code } };

@@ -20,6 +20,7 @@ import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema, 
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { RowError, SampleRef } from '../core/sample.js';
 import { expandInputs, naturalCompare } from './glob.js';
+import { textLines } from './lines.js';
 
 /** URL list formats. Text formats may be gzipped (detected from the bytes, whatever the name). */
 export type UrlListFormat = 'parquet' | 'csv' | 'tsv' | 'json' | 'jsonl' | 'txt';
@@ -288,32 +289,6 @@ async function* maybeGunzip(src: AsyncIterable<Buffer | string>): AsyncGenerator
   }
 }
 
-/** Splits utf-8 bytes into lines (`\n`, `\r\n`); the last line may lack a newline. */
-async function* textLines(bytes: AsyncIterable<Buffer>): AsyncGenerator<string> {
-  const dec = new TextDecoder('utf-8');
-  let rest = '';
-  let first = true;
-  for await (const b of bytes) {
-    let s = rest + dec.decode(b, { stream: true });
-    if (first) {
-      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1); // BOM
-      first = false;
-    }
-    let start = 0;
-    for (;;) {
-      const nl = s.indexOf('\n', start);
-      if (nl < 0) break;
-      const end = nl > start && s.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      yield s.slice(start, end);
-      start = nl + 1;
-    }
-    rest = s.slice(start);
-  }
-  rest += dec.decode();
-  if (rest.endsWith('\r')) rest = rest.slice(0, -1);
-  if (rest.length > 0) yield rest;
-}
-
 /**
  * RFC 4180 records (quotes, doubled quotes, delimiters and newlines inside quotes), from text
  * chunks. Yields arrays of fields; blank lines are skipped (like pandas and pyarrow).
@@ -409,7 +384,7 @@ async function* jsonlRows(bytes: AsyncIterable<Buffer>, file: string, r: Resolve
   let line = 0;
   let checked = false;
   state.hasCaption = true; // per record: a record without the caption key has no caption
-  for await (const l of textLines(bytes)) {
+  for await (const l of textLines(bytes, { file })) {
     line++;
     if (l.trim() === '') continue;
     let v: unknown;
@@ -433,8 +408,8 @@ async function* jsonlRows(bytes: AsyncIterable<Buffer>, file: string, r: Resolve
   }
 }
 
-async function* txtRows(bytes: AsyncIterable<Buffer>, r: Resolved): AsyncGenerator<Rec> {
-  for await (const l of textLines(bytes)) {
+async function* txtRows(bytes: AsyncIterable<Buffer>, file: string, r: Resolved): AsyncGenerator<Rec> {
+  for await (const l of textLines(bytes, { file })) {
     if (l.trim() === '') continue; // pyarrow skips empty lines
     yield { [r.urlCol]: l.trim() };
   }
@@ -551,7 +526,7 @@ function recordsOf(
       return jsonlRows(bytes(), name, r, state);
     case 'txt':
       state.hasCaption = false;
-      return txtRows(bytes(), r);
+      return txtRows(bytes(), name, r);
     case 'json':
       return jsonRows(bytes(), name, r, state);
     case 'parquet':

@@ -31,6 +31,10 @@ export interface DecodeOptions {
   background?: readonly number[];
   /** Side of an optional JPEG thumbnail (cropped like the tensor) in `thumbnail`. Default off, 8..512. */
   thumbnail?: number;
+  /** Decode nothing before this settles, e.g. the `ready` of the embed stage, which checks `size`
+   *  against the model's input shape (a wrong size must not decode gigabytes first). A rejection
+   *  only stops this stage quietly: whoever owns the promise reports it. Default none. */
+  startAfter?: Promise<unknown>;
   signal?: AbortSignal;
 }
 
@@ -165,8 +169,9 @@ export function decode(opts: DecodeOptions = {}): Duplex {
   const r = resolve(opts);
   const concurrency = opts.concurrency ?? 2;
   checkOption(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64, 'concurrency', 'an integer in 1..64', concurrency);
-  const { signal } = opts;
+  const { signal, startAfter } = opts;
   return generatorStage(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
+    if (startAfter && !(await startAfter.then(() => true, () => false))) return;
     // Up to `concurrency` decodes in flight, emitted in input order. A finished head is emitted
     // as soon as it is ready, without waiting for more input: a continuous stream that pauses
     // must not hold its last samples back.

@@ -4,7 +4,6 @@
  * agent) and safe (SSRF guard checked at connect time, size caps, redirect limit).
  */
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
@@ -12,11 +11,11 @@ import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions, type BrotliOptions } from 'node:zlib';
 import pLimit from 'p-limit';
 import { Agent, request } from 'undici';
+import { ByteBudget } from '../core/byte-budget.js';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { DownloadStatus, ImageSample, RowError, SampleRef } from '../core/sample.js';
-import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from '../core/ssrf.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
-import { abortedError, errorCodeOf, RETRYABLE_NETWORK_CODES, sleep as sleepFor } from '../io/http.js';
+import { abortedError, errorCodeOf, isSsrfError, RETRYABLE_NETWORK_CODES, sleep as sleepFor, ssrfGuard } from '../io/http.js';
 
 const gunzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gunzip);
 const inflateAsync = promisify<Buffer, ZlibOptions, Buffer>(inflate);
@@ -96,6 +95,12 @@ export interface DownloadOptions {
   /** Samples pending at once (in flight, waiting for a host, or completed but not yet emitted).
    *  Default 4 × concurrency (at least 64), concurrency..65_536. */
   reorderWindow?: number;
+  /** Bytes the window may hold: images completed but not yet emitted plus bodies being received.
+   *  While it is full, no new request starts except the oldest pending sample's (so one slow URL
+   *  at the head cannot make completed downloads pile up). Memory is then bounded by about this
+   *  plus `concurrency × maxBodyBytes` (bodies already in flight finish). Default 256 MiB,
+   *  1 MiB..2^40. */
+  reorderWindowBytes?: number;
   /** DNS resolver (Node `dns.lookup` signature). Default `dns.lookup`. Its answers pass through
    *  the SSRF guard like any other. */
   lookup?: LookupFunction;
@@ -123,10 +128,11 @@ interface Resolved {
   userAgent: string;
   checkContentType: boolean;
   allowPrivate: boolean;
-  allowHosts: Set<string>;
+  allowHosts: string[];
   ordered: boolean;
   window: number;
-  lookup: LookupFunction;
+  windowBytes: number;
+  lookup?: LookupFunction;
   onEvent?: (e: DownloadEvent) => void;
   signal?: AbortSignal;
 }
@@ -176,6 +182,8 @@ function resolveOptions(o: DownloadOptions): Resolved {
   checkOption(Array.isArray(hosts) && hosts.every((h) => typeof h === 'string' && h.length > 0), 'allowPrivateHosts', 'a list of host names', hosts);
   const window = o.reorderWindow ?? Math.max(64, 4 * concurrency);
   checkOption(int(window, concurrency, 65_536), 'reorderWindow', `an integer in ${concurrency}..65536`, window);
+  const windowBytes = o.reorderWindowBytes ?? 256 * 1024 * 1024;
+  checkOption(int(windowBytes, 1024 * 1024, 2 ** 40), 'reorderWindowBytes', 'an integer in 1 MiB..2^40', windowBytes);
   checkOption(o.lookup === undefined || typeof o.lookup === 'function', 'lookup', 'a dns.lookup-like function', typeof o.lookup);
   return {
     concurrency,
@@ -196,10 +204,11 @@ function resolveOptions(o: DownloadOptions): Resolved {
     userAgent,
     checkContentType: o.checkContentType ?? true,
     allowPrivate: o.allowPrivate ?? false,
-    allowHosts: new Set(hosts.map((h) => h.toLowerCase().replace(/^\[|\]$/g, ''))),
+    allowHosts: [...hosts],
     ordered: o.ordered ?? true,
     window,
-    lookup: o.lookup ?? (dnsLookup as unknown as LookupFunction),
+    windowBytes,
+    lookup: o.lookup,
     onEvent: o.onEvent,
     signal: o.signal,
   };
@@ -310,10 +319,6 @@ function describe(e: unknown): string {
   return parts.join(': ') || 'unknown error';
 }
 
-class SsrfError extends Error {
-  readonly code = ErrorCodes.SSRF;
-}
-
 // ---------------------------------------------------------------------------------------------
 // the stage
 
@@ -359,38 +364,15 @@ export function download(opts: DownloadOptions = {}): Duplex {
   const o = resolveOptions(opts);
   const { signal } = o;
   const limit = pLimit(o.concurrency);
+  const budget = new ByteBudget(o.windowBytes);
   const hosts = new Map<string, HostState>();
 
-  const guardedLookup: LookupFunction = (hostname, options, callback) => {
-    const exempt = o.allowPrivate || o.allowHosts.has(hostname.toLowerCase());
-    o.lookup(hostname, { ...(options as LookupOptions), all: true }, ((err: NodeJS.ErrnoException | null, addresses: string | LookupAddress[], family?: number) => {
-      if (err) {
-        callback(err, '', 0);
-        return;
-      }
-      const list: LookupAddress[] = Array.isArray(addresses) ? addresses : [{ address: addresses, family: family ?? 4 }];
-      if (list.length === 0) {
-        callback(Object.assign(new Error(`${hostname} resolved to no address`), { code: 'ENOTFOUND' }), '', 0);
-        return;
-      }
-      if (!exempt) {
-        for (const a of list) {
-          const cls = classifyAddress(a.address);
-          if (cls !== 'public') {
-            callback(new SsrfError(`${hostname} resolves to ${a.address} (${cls}); private targets are refused (allowPrivate is off)`), '', 0);
-            return;
-          }
-        }
-      }
-      if ((options as LookupOptions).all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
-      else callback(null, list[0].address, list[0].family);
-    }) as never);
-  };
+  const guard = ssrfGuard({ allowPrivate: o.allowPrivate, allowPrivateHosts: o.allowHosts, lookup: o.lookup });
 
   const agent = new Agent({
     connections: o.connectionsPerHost,
     pipelining: 1,
-    connect: { timeout: o.connectTimeoutMs, lookup: guardedLookup },
+    connect: { timeout: o.connectTimeoutMs, lookup: guard.lookup },
     headersTimeout: o.headersTimeoutMs,
     bodyTimeout: o.bodyTimeoutMs,
   });
@@ -444,6 +426,18 @@ export function download(opts: DownloadOptions = {}): Duplex {
 
   /** One HTTP attempt, inside a concurrency slot: headers, checks, body. */
   const attemptOnce = async (url: URL): Promise<Hop> => {
+    let received = 0; // body bytes of this attempt, held in the byte budget until it ends
+    try {
+      return await attemptBody(url, (n) => {
+        received += n;
+        budget.add(n);
+      });
+    } finally {
+      budget.release(received);
+    }
+  };
+
+  const attemptBody = async (url: URL, onBytes: (n: number) => void): Promise<Hop> => {
     const attemptSignal = signal ? AbortSignal.any([signal, AbortSignal.timeout(o.totalTimeoutMs)]) : AbortSignal.timeout(o.totalTimeoutMs);
     let res;
     try {
@@ -453,6 +447,13 @@ export function download(opts: DownloadOptions = {}): Duplex {
         signal: attemptSignal,
         headersTimeout: o.headersTimeoutMs,
         bodyTimeout: o.bodyTimeoutMs,
+        // undici 7 applies backpressure by pausing its HTTP/1 parser, and a server that closes the
+        // connection while the parser is paused crashes the process (`assert(!this.paused)` in
+        // Parser.finish, nodejs/undici#5360, fixed in undici 8 only, which needs Node >= 22.19).
+        // This stage reads every body whole (at most maxBodyBytes, enforced below), so it never
+        // needs backpressure: with a high-water mark no body reaches, `push` never returns false
+        // and the parser is never paused. Streamed bodies (shards) use node:http: src/io/http-stream.ts.
+        highWaterMark: Number.MAX_SAFE_INTEGER,
         headers: { 'user-agent': o.userAgent, accept: 'image/*,*/*;q=0.8', 'accept-encoding': 'gzip, deflate, br' },
       });
     } catch (e) {
@@ -500,6 +501,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
             throw new Fail('error:download', `body of ${url.href} is larger than maxBodyBytes ${o.maxBodyBytes} (HTTP ${status})`, false, status);
           }
           chunks.push(c as Buffer);
+          onBytes((c as Buffer).length);
         }
       } catch (e) {
         if (e instanceof Fail) throw e;
@@ -553,7 +555,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
     if (e instanceof Fail) return e;
     if (signal?.aborted) return abortError();
     const code = errorCodeOf(e);
-    if (code === ErrorCodes.SSRF || e instanceof SsrfError || (e as { cause?: unknown })?.cause instanceof SsrfError) {
+    if (isSsrfError(e)) {
       return new Fail('error:ssrf', `refused ${url.href}: ${describe(e)}`, false);
     }
     const st = status === undefined ? '' : ` (HTTP ${status})`;
@@ -570,13 +572,21 @@ export function download(opts: DownloadOptions = {}): Duplex {
   };
 
   /** One hop with retries; waits for the host outside the concurrency slot. */
-  const fetchHop = async (url: URL, meta: { attempts: number }): Promise<Hop> => {
+  const fetchHop = async (url: URL, meta: { attempts: number }, seq: number): Promise<Hop> => {
     for (let attempt = 0; ; attempt++) {
+      await budget.admit(seq, signal);
       throwIfAborted(signal);
       await gate(url.host);
       meta.attempts = attempt + 1;
       try {
-        return await limit(() => attemptOnce(url));
+        // Checked again inside the slot: requests queued for a slot while the budget had room
+        // must not all start once it is full (they go back to wait instead).
+        const hop = await limit(() => (budget.mayStart(seq) ? attemptOnce(url) : undefined));
+        if (hop === undefined) {
+          attempt--;
+          continue;
+        }
+        return hop;
       } catch (e) {
         if (!(e instanceof Fail)) throw e; // aborted
         if (!e.retryable || attempt >= o.retries) throw e;
@@ -596,17 +606,11 @@ export function download(opts: DownloadOptions = {}): Duplex {
   };
 
   const checkTarget = (url: URL): void => {
-    if (!ALLOWED_SCHEMES.has(url.protocol)) throw new Fail('error:ssrf', `refused ${url.href}: scheme ${url.protocol} is not http or https`, false);
-    if (o.allowPrivate) return;
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (o.allowHosts.has(host.toLowerCase())) return;
-    if (isIpLiteral(host)) {
-      const cls = classifyAddress(host);
-      if (cls !== 'public') throw new Fail('error:ssrf', `refused ${url.href}: ${host} is a ${cls} address (allowPrivate is off)`, false);
-    }
+    const problem = guard.problem(url);
+    if (problem) throw new Fail('error:ssrf', `refused ${url.href}: ${problem}`, false);
   };
 
-  const fetchSample = async (ref: UrlRef): Promise<ImageSample> => {
+  const fetchSample = async (ref: UrlRef, seq: number): Promise<ImageSample> => {
     const out: ImageSample = { key: ref.key };
     if (ref.shard !== undefined) out.shard = ref.shard;
     if (ref.url !== undefined) out.url = ref.url;
@@ -632,7 +636,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
     try {
       for (;;) {
         checkTarget(url);
-        const hop = await fetchHop(url, meta);
+        const hop = await fetchHop(url, meta, seq);
         if (hop.kind === 'redirect') {
           if (redirects >= o.maxRedirects) {
             throw new Fail('error:download', `too many redirects (more than maxRedirects ${o.maxRedirects}) from ${ref.url}, last ${url.href} (HTTP ${hop.status})`, false, hop.status);
@@ -658,6 +662,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
           );
         }
         out.image = hop.body;
+        budget.add(hop.body.length); // held until the sample is emitted
         out.imageExt = ext;
         out.json = {
           ...json,
@@ -697,8 +702,10 @@ export function download(opts: DownloadOptions = {}): Duplex {
     const start = (ref: UrlRef): void => {
       inWindow++;
       const job: Job = { done: false, promise: undefined as unknown as Promise<ImageSample> };
-      job.promise = fetchSample(ref).then(
+      const seq = budget.open();
+      job.promise = fetchSample(ref, seq).then(
         (s) => {
+          budget.finish(seq);
           job.done = true;
           job.result = s;
           if (!o.ordered) ready.push(s);
@@ -706,6 +713,7 @@ export function download(opts: DownloadOptions = {}): Duplex {
           return s;
         },
         (e: unknown) => {
+          budget.finish(seq);
           fatal ??= e;
           job.done = true;
           notify();
@@ -729,12 +737,15 @@ export function download(opts: DownloadOptions = {}): Duplex {
           while (pending.length > 0 && pending[0].done) {
             const j = pending.shift() as Job;
             inWindow--;
+            budget.release(j.result?.image?.length ?? 0);
             yield j.result as ImageSample;
           }
         } else {
           while (ready.length > 0) {
             inWindow--;
-            yield ready.shift() as ImageSample;
+            const r = ready.shift() as ImageSample;
+            budget.release(r.image?.length ?? 0);
+            yield r;
           }
         }
         if (fatal !== undefined) throw fatal;

@@ -86,6 +86,15 @@ async function loadModel(o: EmbedOptions, threads: number): Promise<ModelInfo> {
   if (shape.length !== 0 && shape.length !== 4) {
     throw new DbpruneError(ErrorCodes.MODEL, `model input ${inputName} has rank ${shape.length}, expected 4 (N, 3, H, W)`, { file });
   }
+  const fixedSide = (v: number | string | undefined): number | undefined => (typeof v === 'number' && v > 0 ? v : undefined);
+  const [fixedH, fixedW] = [fixedSide(shape[2]), fixedSide(shape[3])];
+  if (o.imageSize !== undefined && ((fixedH !== undefined && fixedH !== o.imageSize) || (fixedW !== undefined && fixedW !== o.imageSize))) {
+    throw new DbpruneError(
+      ErrorCodes.USAGE,
+      `image size ${o.imageSize} (--image-size, or the model's preprocessor config) does not match the model input ${fixedH ?? 'any'}×${fixedW ?? 'any'} of ${file ?? 'the model'}; give --image-size ${fixedH ?? fixedW} or leave it out`,
+      { file },
+    );
+  }
   const fallback = o.imageSize ?? configured ?? 224;
   const dimOf = (v: number | string | undefined, d: number): number => (typeof v === 'number' && v > 0 ? v : d);
   const fixedBatch = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : 0;
@@ -166,7 +175,11 @@ async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], mat
  * failure), `ERR_DBPRUNE_DIM_MISMATCH` (a sample's pixel count ≠ 3·H·W of the model input — the
  * decode size disagrees with the model), `ERR_DBPRUNE_ABORTED` on `signal`.
  */
-export function embed(opts: EmbedOptions): Transform {
+/** The embed stage, with `ready`: settles once the model is loaded and checked (rejects with the
+ *  stage's construction error). Hand it to `decode({ startAfter })` so nothing is decoded first. */
+export type EmbedStage = Transform & { readonly ready: Promise<void> };
+
+export function embed(opts: EmbedOptions): EmbedStage {
   checkOption(
     typeof opts?.model === 'string' ? opts.model.length > 0 : opts?.model instanceof Object && typeof (opts.model as InferenceSession).run === 'function',
     'model',
@@ -235,6 +248,14 @@ export function embed(opts: EmbedOptions): Transform {
     return chain;
   };
 
+  let markReady!: () => void;
+  let markFailed!: (e: unknown) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    markFailed = reject;
+  });
+  ready.catch(() => undefined); // reported through the stream's error; `ready` is for waiting
+
   const onAbort = (): void => {
     stream.destroy(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal?.reason }));
   };
@@ -247,9 +268,13 @@ export function embed(opts: EmbedOptions): Transform {
       loadModel(opts, threads).then(
         (m) => {
           model = m;
+          markReady();
           cb();
         },
-        (e: unknown) => cb(e as Error),
+        (e: unknown) => {
+          markFailed(e);
+          cb(e as Error);
+        },
       );
     },
     transform(s: DecodedSample, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -286,5 +311,6 @@ export function embed(opts: EmbedOptions): Transform {
       release.then(() => cb(err), () => cb(err));
     },
   });
-  return stream;
+  stream.once('close', () => markFailed(new DbpruneError(ErrorCodes.ABORTED, 'embed stage closed before its model was ready', {})));
+  return Object.assign(stream, { ready });
 }

@@ -9,18 +9,27 @@ import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
-import { getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import { DbpruneError, ErrorCodes, checkOption, isDbpruneError } from '../core/errors.js';
 import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
 import type { ShardRef } from './shard-source.js';
 import { isUrl } from '../io/glob.js';
-import { abortedError, RETRYABLE_NETWORK_CODES, sleep } from '../io/http.js';
+import { abortedError, isSsrfError, RETRYABLE_NETWORK_CODES, sleep, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from '../io/http.js';
+import { HttpStatusError, streamGet } from '../io/http-stream.js';
 
-export interface FetchShardBytesOptions {
-  /** Per-request time limit for the response headers and for each gap between body chunks, ms.
-   *  Default 60_000, 1..3_600_000. Local files have none. */
+export interface FetchShardBytesOptions extends SsrfGuardOptions {
+  /** Limit for the response headers and for each wait for body data, ms (time the consumer holds
+   *  the stream back does not count). Default 60_000, 1..3_600_000. Local files have none. */
   timeoutMs?: number;
+  /** Minimum average transfer rate of a URL shard, bytes/s, over each `rateWindowMs` of time spent
+   *  waiting on the network; a slower shard fails (`ERR_DBPRUNE_DOWNLOAD`), so a server that
+   *  trickles cannot hold a run. Default 1024, 0 (off)..2^30. */
+  minBytesPerSecond?: number;
+  /** Window of network waiting time over which `minBytesPerSecond` is checked, ms. Default
+   *  30_000, 100..3_600_000. */
+  rateWindowMs?: number;
+  /** Redirects followed; every target passes the SSRF guard. Default 5, 0..20. */
+  maxRedirects?: number;
   /** Retries after the first attempt, for HTTP 408/429/5xx and connection errors (reset, refused,
    *  timeouts) that happen before any byte was passed on. Default 3, 0..20. */
   retries?: number;
@@ -29,27 +38,21 @@ export interface FetchShardBytesOptions {
   /** Fails the shard once it has produced more bytes than this (or announces more in
    *  Content-Length). Default: no cap. 1..2^53. */
   maxShardBytes?: number;
-  /** undici dispatcher for URLs. Default: the global dispatcher with redirects followed (5 hops). */
-  dispatcher?: Dispatcher;
+  /* SSRF guard (from SsrfGuardOptions): `allowPrivate` (default false: a URL shard, or a redirect
+   * target, on a loopback/private/link-local/reserved address is refused with ERR_DBPRUNE_SSRF),
+   * `allowPrivateHosts` (host names exempt, e.g. the hosts of shard URLs a user typed), `lookup`. */
   signal?: AbortSignal;
 }
 
 interface ResolvedFetchOptions {
   timeoutMs: number;
+  minBytesPerSecond: number;
+  rateWindowMs: number;
+  maxRedirects: number;
   retries: number;
   retryBaseMs: number;
   maxShardBytes: number;
-  dispatcher?: Dispatcher;
-}
-
-
-class HttpStatusError extends Error {
-  constructor(
-    readonly status: number,
-    url: string,
-  ) {
-    super(`HTTP ${status} for ${url}`);
-  }
+  guard: SsrfGuard;
 }
 
 function retryable(e: unknown): boolean {
@@ -58,22 +61,28 @@ function retryable(e: unknown): boolean {
   return typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code);
 }
 
+const isInt = (v: number, lo: number, hi: number): boolean => Number.isInteger(v) && v >= lo && v <= hi;
+
 function resolveFetchOptions(o: FetchShardBytesOptions): ResolvedFetchOptions {
   const timeoutMs = o.timeoutMs ?? 60_000;
-  checkOption(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 3_600_000, 'timeoutMs', 'an integer in 1..3600000', timeoutMs);
+  checkOption(isInt(timeoutMs, 1, 3_600_000), 'timeoutMs', 'an integer in 1..3600000', timeoutMs);
+  const minBytesPerSecond = o.minBytesPerSecond ?? 1024;
+  checkOption(Number.isFinite(minBytesPerSecond) && minBytesPerSecond >= 0 && minBytesPerSecond <= 2 ** 30, 'minBytesPerSecond', 'a number in 0..2^30', minBytesPerSecond);
+  const rateWindowMs = o.rateWindowMs ?? 30_000;
+  checkOption(isInt(rateWindowMs, 100, 3_600_000), 'rateWindowMs', 'an integer in 100..3600000', rateWindowMs);
+  const maxRedirects = o.maxRedirects ?? 5;
+  checkOption(isInt(maxRedirects, 0, 20), 'maxRedirects', 'an integer in 0..20', maxRedirects);
   const retries = o.retries ?? 3;
-  checkOption(Number.isInteger(retries) && retries >= 0 && retries <= 20, 'retries', 'an integer in 0..20', retries);
+  checkOption(isInt(retries, 0, 20), 'retries', 'an integer in 0..20', retries);
   const retryBaseMs = o.retryBaseMs ?? 500;
   checkOption(Number.isFinite(retryBaseMs) && retryBaseMs >= 0 && retryBaseMs <= 60_000, 'retryBaseMs', 'a number in 0..60000', retryBaseMs);
   const maxShardBytes = o.maxShardBytes ?? Number.MAX_SAFE_INTEGER;
   checkOption(Number.isInteger(maxShardBytes) && maxShardBytes >= 1, 'maxShardBytes', 'a positive integer', maxShardBytes);
-  return { timeoutMs, retries, retryBaseMs, maxShardBytes, dispatcher: o.dispatcher };
-}
-
-let defaultDispatcher: Dispatcher | undefined;
-function getDefaultDispatcher(): Dispatcher {
-  defaultDispatcher ??= getGlobalDispatcher().compose(interceptors.redirect({ maxRedirections: 5 }));
-  return defaultDispatcher;
+  const hosts = o.allowPrivateHosts ?? [];
+  checkOption(Array.isArray(hosts) && hosts.every((h) => typeof h === 'string' && h.length > 0), 'allowPrivateHosts', 'a list of host names', hosts);
+  checkOption(o.lookup === undefined || typeof o.lookup === 'function', 'lookup', 'a dns.lookup-like function', typeof o.lookup);
+  const guard = ssrfGuard({ allowPrivate: o.allowPrivate ?? false, allowPrivateHosts: hosts, lookup: o.lookup });
+  return { timeoutMs, minBytesPerSecond, rateWindowMs, maxRedirects, retries, retryBaseMs, maxShardBytes, guard };
 }
 
 function abortError(signal: AbortSignal | undefined, shard?: string): DbpruneError {
@@ -95,35 +104,31 @@ async function* attempt(shard: string, o: ResolvedFetchOptions, signal: AbortSig
     }
     return;
   }
-  const res = await request(shard, {
-    method: 'GET',
-    dispatcher: o.dispatcher ?? getDefaultDispatcher(),
-    signal,
-    headersTimeout: o.timeoutMs,
-    bodyTimeout: o.timeoutMs,
-  });
-  // Destroying an undici body without an error still emits one (UND_ERR_ABORTED): keep it handled.
-  res.body.on('error', () => undefined);
+  // node:http, not undici: see src/io/http-stream.ts (undici 7 crashes when a server closes the
+  // connection while a backpressured body is paused).
+  const res = await streamGet(shard, { ...o, signal });
   try {
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
-      throw new HttpStatusError(res.statusCode, shard);
-    }
-    const len = Number(res.headers['content-length']);
-    if (Number.isFinite(len) && len > o.maxShardBytes) {
-      throw new DbpruneError(ErrorCodes.DOWNLOAD, `shard ${shard} announces ${len} bytes, above maxShardBytes ${o.maxShardBytes}`, {
+    if (res.contentLength !== undefined && res.contentLength > o.maxShardBytes) {
+      throw new DbpruneError(ErrorCodes.DOWNLOAD, `shard ${shard} announces ${res.contentLength} bytes, above maxShardBytes ${o.maxShardBytes}`, {
         shard,
         url: shard,
       });
     }
-    for await (const c of res.body) yield c as Buffer;
+    let got = 0;
+    for await (const c of res.chunks) {
+      got += c.length;
+      yield c;
+    }
+    if (res.contentLength !== undefined && got !== res.contentLength) {
+      throw Object.assign(new Error(`truncated shard: received ${got} of ${res.contentLength} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
+    }
   } finally {
-    if (!res.body.destroyed) res.body.destroy();
+    res.close();
   }
 }
 
 /**
- * Streams the bytes of one shard: a local file (`fs.createReadStream`) or an http(s) GET (undici).
+ * Streams the bytes of one shard: a local file (`fs.createReadStream`) or an http(s) GET (node:http, SSRF-guarded on every hop).
  *
  * An attempt that fails before any byte was passed on is retried when the failure is transient
  * (HTTP 408/429/5xx, connection reset/refused, timeouts), after `retryBaseMs · 2^i` ms; a failure
@@ -155,6 +160,9 @@ async function* fetchResolved(shard: string, o: ResolvedFetchOptions, signal: Ab
     } catch (e) {
       if (signal?.aborted) throw abortError(signal, shard);
       if (isDbpruneError(e)) throw e;
+      if (isSsrfError(e)) {
+        throw new DbpruneError(ErrorCodes.SSRF, `shard ${shard}: ${(e as Error).message}`, { shard, url: shard }, { cause: e });
+      }
       if (passed === 0 && i < o.retries && retryable(e)) {
         await sleep(o.retryBaseMs * 2 ** i, signal);
         continue;
@@ -254,7 +262,8 @@ class BoundedQueue<T> {
  *
  * Options (validated here, `ERR_DBPRUNE_INVALID_OPTION`): `concurrency` 2 (1..64), `readAhead` 64,
  * `timeoutMs` 60_000, `retries` 3, `retryBaseMs` 500, `maxShardBytes` none, `maxMemberBytes`
- * 256 MiB, `dispatcher`, `onWarning`, `signal` (on abort the stage fails with `ERR_DBPRUNE_ABORTED`
+ * 256 MiB, `minBytesPerSecond` 1024, `rateWindowMs` 30_000, `maxRedirects` 5, `allowPrivate` false,
+ * `allowPrivateHosts`, `lookup`, `onWarning`, `signal` (on abort the stage fails with `ERR_DBPRUNE_ABORTED`
  * and cancels the downloads in flight).
  */
 export function shardsToSamples(opts: ShardsToSamplesOptions = {}): Duplex {

@@ -3,10 +3,10 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import { expandInputs, isUrl, naturalCompare } from '../io/glob.js';
+import { textLines } from '../io/lines.js';
 
 /** One shard to read: a local path or an http(s) URL of a webdataset tar. */
 export interface ShardRef {
@@ -53,15 +53,11 @@ export function shardSource(opts: ShardSourceOptions): Readable {
       for (const p of list) yield p.trim();
       return;
     }
-    const rl = createInterface({ input: inputs as NodeJS.ReadableStream, crlfDelay: Infinity });
-    try {
-      for await (const line of rl) {
-        const t = line.trim();
-        if (t.length === 0 || t.startsWith('#')) continue;
-        yield t;
-      }
-    } finally {
-      rl.close();
+    // linear-time splitting with a line-length bound (a stray binary stream fails with a clear error)
+    for await (const line of textLines(inputs as AsyncIterable<Buffer | string>, { file: 'the shard list on stdin' })) {
+      const t = line.trim();
+      if (t.length === 0 || t.startsWith('#')) continue;
+      yield t;
     }
   }
 

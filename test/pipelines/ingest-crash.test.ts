@@ -40,6 +40,7 @@ describe('dbprune ingest under SIGKILL', () => {
       join(dir, name, 'out'),
       '--stdin',
       '--exit-when-done',
+      '--allow-private',
       '--checkpoint-every',
       '40',
       '--checkpoint-secs',

@@ -41,7 +41,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const common = ['--checkpoint-every', '64', '--checkpoint-secs', '0.3', '--keep', '0.3'];
+const common = ['--allow-private', '--checkpoint-every', '64', '--checkpoint-secs', '0.3', '--keep', '0.3'];
 
 describe('dbprune ingest', () => {
   it('takes shards over HTTP, serves metrics, stops gracefully on SIGTERM and resumes; a corrupted state falls back', { timeout: 90_000 }, async () => {
@@ -170,7 +170,7 @@ describe('dbprune ingest', () => {
   it('takes a posted URL batch durably and decides every row (failed downloads as error rows)', { timeout: 30_000 }, async () => {
     const st = join(dir, 'urls', 'state');
     const out = join(dir, 'urls', 'out');
-    const p = spawnIngest(['--state', st, '--out', out, '--listen', '127.0.0.1:0', '--allow-private', '--format', 'jsonl', ...common]);
+    const p = spawnIngest(['--state', st, '--out', out, '--listen', '127.0.0.1:0', '--format', 'jsonl', ...common]);
     const { listen } = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
     const body = ['a', 'b', 'c'].map((n) => `${base}/missing-${n}.jpg`).join('\n') + '\n';
     expect((await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'application/x-unknown' }, body })).status).toBe(415);

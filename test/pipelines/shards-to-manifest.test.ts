@@ -47,7 +47,7 @@ afterAll(async () => {
 describe('shards → manifest (streaming)', () => {
   it('shards over HTTP on loopback give the same manifest as local paths', async () => {
     const local = await shardsToManifest({ inputs: join(shardsDir, '{00000..00002}.tar'), model, centroids, keepRatio: 0.3, out: join(tmp.dir, 'local'), format: 'jsonl' });
-    const remote = await shardsToManifest({ inputs: `${server.url}/{00000..00002}.tar`, model, centroids, keepRatio: 0.3, out: join(tmp.dir, 'remote'), format: 'jsonl' });
+    const remote = await shardsToManifest({ inputs: `${server.url}/{00000..00002}.tar`, fetch: { allowPrivate: true }, model, centroids, keepRatio: 0.3, out: join(tmp.dir, 'remote'), format: 'jsonl' });
     const a = readManifest(local.files.manifest as string);
     const b = readManifest(remote.files.manifest as string);
     expect(a.length).toBe(600);
@@ -75,7 +75,7 @@ describe('shards → manifest (streaming)', () => {
     const truncPath = writeFile(tmp.dir, 'trunc.tar', full.subarray(0, Math.floor(full.length / 2) + 100));
     copyFileSync(join(shardsDir, '00003.tar'), join(tmp.dir, 'good.tar'));
     const inputs = [join(tmp.dir, 'good.tar'), faultsPath, `${server.url}/missing.tar`, truncPath];
-    const r = await shardsToManifest({ inputs, model, centroids, keepRatio: 0.5, out: join(tmp.dir, 'faults'), format: 'parquet' });
+    const r = await shardsToManifest({ inputs, fetch: { allowPrivate: true }, model, centroids, keepRatio: 0.5, out: join(tmp.dir, 'faults'), format: 'parquet' });
     const rows = readManifest(r.files.manifest as string);
     const byKey = new Map(rows.map((row) => [row.key, row]));
     expect(byKey.size).toBe(rows.length); // exactly once
