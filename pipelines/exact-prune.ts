@@ -7,7 +7,6 @@
  *
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
@@ -17,7 +16,8 @@ import { normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
 import { Float32ArrayPool, readNpyFloat32 } from '../src/io/npy.js';
-import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
 import { ReportCollector } from '../src/io/report-data.js';
 import { writeReport } from '../src/io/report-html.js';
@@ -123,94 +123,114 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const planEnd = performance.now();
   if (plan.n === 0) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, 'no valid embedding rows: every row holds NaN/Inf or zeros');
 
-  // Pass 2: decide and write. Only keys/metadata are read.
-  await mkdir(opts.out, { recursive: true });
-  const files = {
-    manifest: join(opts.out, `manifest.${format === 'arrow' ? 'arrow' : format}`),
-    kept: join(opts.out, 'kept.txt'),
-    stats: join(opts.out, 'stats.json'),
-  } as ExactPruneResult['files'];
-  const manifest = await createManifestWriter(files.manifest, format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-  const keptWriter = await createKeptKeysWriter(files.kept);
-  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(opts.out, 'kept_uids.npy')) : undefined;
-  const decider = createDecider(plan);
-  const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
-  const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
-  let duplicates = 0;
-  const keptPerCluster = new Float64Array(k);
-  let kept = 0;
-  let i = 0;
+  // Pass 2: decide and write. Only keys/metadata are read. Every file goes to a temporary name and
+  // is renamed into place only when the run succeeds (src/io/output-set.ts).
+  await prepareOutputDir(opts.out);
+  const outputs = new OutputSet();
   try {
-    for await (const refs of sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS })) {
-      const rows: ManifestRow[] = new Array(refs.length);
-      const keptKeys: string[] = [];
-      const keptUids: string[] = [];
-      for (let t = 0; t < refs.length; t++, i++) {
-        const ref = refs[t];
-        const j = cluster[i];
-        if (j === -1) {
-          rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
-          continue;
-        }
-        if (j < -1) {
-          duplicates++;
-          rows[t] = decisionRow(ref, 'drop', 'duplicate', -2 - j, distance[i], targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null);
-          continue;
-        }
-        const keep = decider.keep(j, distance[i], i);
-        if (keep) {
-          kept++;
-          keptPerCluster[j]++;
-          keptKeys.push(ref.key);
-          if (ref.uid) keptUids.push(ref.uid);
-        }
-        rows[t] = decisionRow(ref, keep ? 'keep' : 'drop', 'dbp', j, distance[i]);
-      }
-      await manifest.write(rows);
-      await keptWriter.write(keptKeys);
-      collector?.observe(rows);
-      collector?.tick((performance.now() - started) / 1000);
-      if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
-      opts.onProgress?.({ pass: 2, samples: i, total, kept, errors: invalid });
+    const result = await writeOutputs(outputs);
+    await outputs.commit();
+    return result;
+  } catch (e) {
+    await outputs.abort();
+    if (signal?.aborted) {
+      const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      throw new DbpruneError(ErrorCodes.ABORTED, `stopped (${why}): nothing written; ${opts.out} keeps its previous files`, { file: opts.out, stopped: true }, { cause: e });
     }
-  } finally {
-    await manifest.close();
-    await keptWriter.close();
-    if (uidWriter) {
-      await uidWriter.close();
-      files.uids = join(opts.out, 'kept_uids.npy');
-    }
+    throw e;
   }
-  if (i !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 2 wrote ${i} rows, expected ${total}`);
-  if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
 
-  const seconds = (performance.now() - started) / 1000;
-  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates });
-  if (dd) {
-    stats.params.dedup_eps = dd.eps;
-    stats.dedup = {
-      mode: 'exact',
-      eps: dd.eps,
-      deciding_eps: dd.eps[0],
-      removed: dd.removed,
-      kept_fraction: dd.keptFraction,
-      members: dd.members,
-      passes: dd.passes,
-      largest_cluster: dd.largestCluster,
+  async function writeOutputs(outputs: OutputSet): Promise<ExactPruneResult> {
+    for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
+    const files = {
+      manifest: join(opts.out, `manifest.${format === 'arrow' ? 'arrow' : format}`),
+      kept: join(opts.out, 'kept.txt'),
+      stats: join(opts.out, 'stats.json'),
+    } as ExactPruneResult['files'];
+    const manifest = await createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+    const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
+    const uidsPath = join(opts.out, 'kept_uids.npy');
+    const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
+    const decider = createDecider(plan);
+    const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
+    const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
+    let duplicates = 0;
+    const keptPerCluster = new Float64Array(k);
+    let kept = 0;
+    let i = 0;
+    try {
+      for await (const refs of sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS })) {
+        const rows: ManifestRow[] = new Array(refs.length);
+        const keptKeys: string[] = [];
+        const keptUids: string[] = [];
+        for (let t = 0; t < refs.length; t++, i++) {
+          const ref = refs[t];
+          const j = cluster[i];
+          if (j === -1) {
+            rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
+            continue;
+          }
+          if (j < -1) {
+            duplicates++;
+            rows[t] = decisionRow(ref, 'drop', 'duplicate', -2 - j, distance[i], targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null);
+            continue;
+          }
+          const keep = decider.keep(j, distance[i], i);
+          if (keep) {
+            kept++;
+            keptPerCluster[j]++;
+            keptKeys.push(ref.key);
+            if (ref.uid) keptUids.push(ref.uid);
+          }
+          rows[t] = decisionRow(ref, keep ? 'keep' : 'drop', 'dbp', j, distance[i]);
+        }
+        await manifest.write(rows);
+        await keptWriter.write(keptKeys);
+        collector?.observe(rows);
+        collector?.tick((performance.now() - started) / 1000);
+        if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
+        opts.onProgress?.({ pass: 2, samples: i, total, kept, errors: invalid });
+      }
+    } finally {
+      await manifest.close();
+      await keptWriter.close();
+      if (uidWriter) {
+        await uidWriter.close();
+        files.uids = uidsPath;
+      }
+    }
+    if (i !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 2 wrote ${i} rows, expected ${total}`);
+    if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
+
+    const seconds = (performance.now() - started) / 1000;
+    const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates });
+    if (dd) {
+      stats.params.dedup_eps = dd.eps;
+      stats.dedup = {
+        mode: 'exact',
+        eps: dd.eps,
+        deciding_eps: dd.eps[0],
+        removed: dd.removed,
+        kept_fraction: dd.keptFraction,
+        members: dd.members,
+        passes: dd.passes,
+        largest_cluster: dd.largestCluster,
+      };
+    }
+    stats.timings = {
+      pass1_assign_s: (pass1End - started) / 1000,
+      plan_s: (planEnd - pass1End) / 1000,
+      pass2_write_s: (performance.now() - planEnd) / 1000,
     };
+    if (collector) {
+      collector.setThroughput({ 'pass 1 (read+assign)': total / Math.max(1e-9, (pass1End - started) / 1000), 'end to end': total / Math.max(1e-9, seconds) });
+      stats.report = collector.toJSON().report;
+    }
+    await writeJsonAtomic(files.stats, stats, outputs);
+    if (collector) files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: null, outputs, signal });
+    throwIfAborted(signal);
+    return { stats, plan, files };
   }
-  stats.timings = {
-    pass1_assign_s: (pass1End - started) / 1000,
-    plan_s: (planEnd - pass1End) / 1000,
-    pass2_write_s: (performance.now() - planEnd) / 1000,
-  };
-  if (collector) {
-    collector.setThroughput({ 'pass 1 (read+assign)': total / Math.max(1e-9, (pass1End - started) / 1000), 'end to end': total / Math.max(1e-9, seconds) });
-    stats.report = collector.toJSON().report;
-  }
-  await writeJsonAtomic(files.stats, stats);
-  if (collector) files.report = await writeReport(opts.out, { signal });
-  return { stats, plan, files };
 }
 
 function exactStats(

@@ -8,7 +8,7 @@
  * 3. Calibration over the sample: per-cluster counts, d_intra, δ histograms, d_inter.
  * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
  */
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ClusterAccumulator, interClusterDistance } from '../core/complexity.js';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
@@ -18,6 +18,7 @@ import { RowReservoir } from '../core/reservoir.js';
 import { ClusterSketches, DEFAULT_BINS } from '../core/sketch.js';
 import { normalizeRows } from '../core/vector.js';
 import { planEmbeddingSource } from '../io/embeddings-source.js';
+import { prepareOutputDir } from '../io/output-set.js';
 import { CALIBRATION_VERSION, CENTROIDS_FILE, saveCalibration, type Calibration } from '../io/calibration.js';
 import { sha256Hex } from '../io/hash.js';
 import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy } from '../io/npy.js';
@@ -142,7 +143,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   if (valid === 0) throw new UsageError(`no valid embedding rows to fit on (${skipped} skipped as NaN/Inf/zero)`, { skipped });
 
   // 2. Centroids.
-  await mkdir(opts.out, { recursive: true });
+  await prepareOutputDir(opts.out);
   const centroidsPath = join(opts.out, CENTROIDS_FILE);
   let k: number;
   let iterations = 0;

@@ -17,9 +17,10 @@
  * θ_j); otherwise, in exact mode, the smallest kept δ (`hard`) or the largest kept δ (`easy`) from
  * the report section's exact extremes (`report.delta.kept_min` / `kept_max`); `random` has none.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { writeFileAtomic, type OutputSet } from './output-set.js';
 import type { ReportThumbnails } from './report-data.js';
 import type { RunStats } from './stats.js';
 
@@ -28,8 +29,10 @@ export interface WriteReportOptions {
   title?: string;
   /** stats.json to read. Default `<outDir>/stats.json`. */
   statsPath?: string;
-  /** thumbnails.json to read when it exists. Default `<outDir>/thumbnails.json`. */
-  thumbnailsPath?: string;
+  /** thumbnails.json to read when it exists. Default `<outDir>/thumbnails.json`; null: none. */
+  thumbnailsPath?: string | null;
+  /** Write report.html into this output set (the caller commits it) instead of atomically on its own. */
+  outputs?: OutputSet;
   signal?: AbortSignal;
 }
 
@@ -44,7 +47,7 @@ export interface WriteReportOptions {
  */
 export async function writeReport(outDir: string, opts: WriteReportOptions = {}): Promise<string> {
   const statsPath = opts.statsPath ?? join(outDir, 'stats.json');
-  const thumbsPath = opts.thumbnailsPath ?? join(outDir, 'thumbnails.json');
+  const thumbsPath = opts.thumbnailsPath === undefined ? join(outDir, 'thumbnails.json') : opts.thumbnailsPath;
   throwIfAborted(opts.signal);
   let text: string;
   try {
@@ -63,22 +66,22 @@ export async function writeReport(outDir: string, opts: WriteReportOptions = {})
 
   let thumbnails: ReportThumbnails | undefined;
   let thumbNote: string | undefined;
-  try {
-    const t = JSON.parse(await readFile(thumbsPath, 'utf8')) as ReportThumbnails;
-    if (t && Array.isArray(t.items)) thumbnails = t;
-    else thumbNote = 'thumbnails.json has no items list; thumbnails left out.';
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') thumbNote = `thumbnails.json could not be read (${(e as Error).message}); thumbnails left out.`;
+  if (thumbsPath !== null) {
+    try {
+      const t = JSON.parse(await readFile(thumbsPath, 'utf8')) as ReportThumbnails;
+      if (t && Array.isArray(t.items)) thumbnails = t;
+      else thumbNote = 'thumbnails.json has no items list; thumbnails left out.';
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') thumbNote = `thumbnails.json could not be read (${(e as Error).message}); thumbnails left out.`;
+    }
   }
   throwIfAborted(opts.signal);
   const base = outDir.replace(/[/\\]+$/, '').split(/[/\\]/).pop() || outDir;
   const title = (opts.title ?? `dbprune report — ${base}`).slice(0, 200);
   const html = renderReportHtml(stats, thumbnails, { title, thumbnailsNote: thumbNote });
   const path = join(outDir, 'report.html');
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, html);
-  await rename(tmp, path);
-  return path;
+  if (opts.outputs) return opts.outputs.writeFile(path, html);
+  return writeFileAtomic(path, html);
 }
 
 function checkStats(s: RunStats, file: string): void {
