@@ -183,6 +183,22 @@ describe('exit codes and ERR_DBPRUNE_* codes (issue 11, item 12)', () => {
     expect(readFileSync(file, 'utf8')).toBe('mine\n');
   });
 
+  it('SIGINT during prune → exit 130, one ERR_DBPRUNE_ABORTED line, the previous outputs stay', { timeout: 180_000 }, async () => {
+    const big = join(dir, 'big.npy');
+    await writeNpy(big, unitRows(new Rng(3), 200_000, 128), [200_000, 128]);
+    const bigCent = join(dir, 'big-cent.npy');
+    await writeNpy(bigCent, unitRows(new Rng(4), 64, 128), [64, 128]);
+    const out = join(dir, 'sig-prune');
+    expect((await dbprune(['prune', '--embeddings', emb, '--centroids', cent, '--keep', '0.5', '--out', out, '-q'])).code).toBe(0);
+    const before = snapshot(out);
+    const r = await dbprune(['prune', '--embeddings', big, '--centroids', bigCent, '--keep', '0.5', '--out', out, '-q'], {
+      onSpawn: (pid) => void setTimeout(() => process.kill(pid, 'SIGINT'), 700),
+    });
+    expect(r.code, r.stderr).toBe(130);
+    expect(lastLine(r.stderr)).toMatch(/stopped \(SIGINT\).*(nothing written|before any output was written).*\[ERR_DBPRUNE_ABORTED\]/);
+    expect(snapshot(out)).toEqual(before);
+  });
+
   for (const [sig, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
