@@ -18,7 +18,7 @@ import { writeReport } from '../src/io/report-html.js';
 import { dedup } from '../src/stages/dedup.js';
 import { createShardWriter } from '../src/io/shard-writer.js';
 import { tap } from '../src/stages/tap.js';
-import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
+import { CALIBRATION_MISMATCH, StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { normalizedCopy } from '../src/core/vector.js';
 import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
 import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type ManifestFormat } from '../src/io/manifest.js';
@@ -252,6 +252,10 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
         throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });
       }
       const seconds = (performance.now() - started) / 1000;
+      if (calibration) {
+        const warning = calibrationWarning(dbp, calDir);
+        if (warning) opts.warn?.(warning);
+      }
       const stats = streamingStats(dbp, counters, params, { seconds, renormalized: extra.renormalized ?? 0, calibrated: calibration !== undefined });
       Object.assign(stats.params, extra.params ?? {});
       Object.assign(stats, extra.sections ?? {});
@@ -291,6 +295,30 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       throw e;
     },
   };
+}
+
+/** stats.json's `streaming.calibration_check` (snake case; see StreamingDbp.calibrationCheck). */
+function calibrationCheckJson(dbp: StreamingDbp): Record<string, unknown> {
+  const c = dbp.calibrationCheck();
+  return {
+    agrees: c.agrees,
+    mix_dispersion: c.mixDispersion,
+    distance_ratio: c.distanceRatio,
+    keep_rate_gain: c.gain,
+    limits: { mix_dispersion: CALIBRATION_MISMATCH.mixDispersion, distance_ratio: [1 - CALIBRATION_MISMATCH.distanceRatio, 1 + CALIBRATION_MISMATCH.distanceRatio] },
+  };
+}
+
+/** The stderr line for a calibration that disagrees with the stream, or undefined when it agrees. */
+function calibrationWarning(dbp: StreamingDbp, calDir: string | undefined): string | undefined {
+  const c = dbp.calibrationCheck();
+  if (c.agrees) return undefined;
+  return (
+    `dbprune: warning: the calibration${calDir ? ` in ${calDir}` : ''} disagrees with this stream (cluster mix dispersion ${c.mixDispersion.toFixed(1)}, ` +
+    `limit ${CALIBRATION_MISMATCH.mixDispersion}; mean distance ×${c.distanceRatio.toFixed(2)}): the keep ratio was held near the target ` +
+    `(keep-rate gain ${c.gain.toFixed(2)}), but which samples are kept follows a plan sized for another distribution; ` +
+    'refit with `dbprune fit` on a sample of this data (stats.json: streaming.calibration_check)'
+  );
 }
 
 function streamingStats(
@@ -346,6 +374,13 @@ function streamingStats(
       kept: arr(s.clusters.kept),
       threshold: arr(s.clusters.threshold).map((v) => (Number.isFinite(v) ? v : null)),
     },
-    streaming: { phi: s.phi, stream_weight: s.streamWeight, plans: s.plans, keep_ratio_of_valid: s.keepRatio },
+    streaming: {
+      phi: s.phi,
+      stream_weight: s.streamWeight,
+      plans: s.plans,
+      keep_ratio_of_valid: s.keepRatio,
+      keep_rate_gain: s.gain,
+      ...(t.calibrated ? { calibration_check: calibrationCheckJson(dbp) } : {}),
+    },
   };
 }

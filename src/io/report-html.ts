@@ -112,6 +112,15 @@ function escapeHtml(s: string): string {
  * Renders the report page from parsed stats.json (and thumbnails.json) to an HTML string, with
  * no I/O. `thumbnailsNote` is shown in the thumbnails section (why there are none).
  */
+/** A warning under the title when streaming decisions rested on a calibration that disagrees with the stream. */
+function calibrationBanner(stats: RunStats): string {
+  const check = (stats.streaming as { calibration_check?: { agrees?: unknown; mix_dispersion?: unknown; distance_ratio?: unknown; keep_rate_gain?: unknown } } | undefined)
+    ?.calibration_check;
+  if (!check || check.agrees !== false) return '';
+  const num = (v: unknown, digits: number): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
+  return `\n    <p class="warn" id="calibration-warning">Calibration disagrees with this stream: cluster mix dispersion ${num(check.mix_dispersion, 1)}, mean distance ×${num(check.distance_ratio, 2)}. The keep ratio was held near the target (keep-rate gain ${num(check.keep_rate_gain, 2)}), but the plan was sized for another distribution: refit with <code>dbprune fit</code> on a sample of this data.</p>`;
+}
+
 export function renderReportHtml(stats: RunStats, thumbnails?: ReportThumbnails, opts: { title?: string; thumbnailsNote?: string } = {}): string {
   const title = opts.title ?? 'dbprune report';
   const data = { stats, thumbs: thumbnails ?? null, thumbsNote: opts.thumbnailsNote ?? null };
@@ -128,7 +137,7 @@ export function renderReportHtml(stats: RunStats, thumbnails?: ReportThumbnails,
 <header class="top">
   <div class="wrap">
     <h1>${escapeHtml(title)}</h1>
-    <p class="sub" id="subtitle"></p>
+    <p class="sub" id="subtitle"></p>${calibrationBanner(stats)}
   </div>
 </header>
 <main class="wrap">
@@ -192,6 +201,7 @@ h2{font-size:16px;margin:0 0 8px;font-weight:620}
 .h2b{margin-top:18px}
 .hint{font-weight:400;color:var(--muted);font-size:13px;margin-left:6px}
 .sub{margin:0;color:var(--muted)}
+.warn{margin:8px 0 0;padding:6px 10px;border-left:4px solid var(--thr);background:#fff4e6}
 .note{color:var(--muted);margin:0 0 8px;font-size:13px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px;margin-bottom:16px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
