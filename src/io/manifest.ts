@@ -104,7 +104,7 @@ function writableSink(out: Writable, end: boolean, file?: string): ByteSink {
   out.on('error', (e: Error) => {
     failure ??= e;
   });
-  const name = file ?? 'manifest stream';
+  const name = file ?? (out === process.stdout ? 'stdout' : 'manifest stream');
   const fail = (e: Error): DbpruneError => outputError(name, e);
   return {
     async write(chunk) {

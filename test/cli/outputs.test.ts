@@ -121,6 +121,18 @@ describe('write errors fail the run (issue 11, item 2)', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(141);
   });
+
+  it('stdout that cannot be written (/dev/full) → exit 1, ERR_DBPRUNE_OUTPUT naming stdout', { timeout: 120_000 }, async () => {
+    const r = await new Promise<Result>((resolve, reject) => {
+      const child = spawn('bash', ['-c', `exec '${process.execPath}' '${main}' run '${shard0}' -q > /dev/full`], { cwd: repoRoot });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout: '', stderr }));
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(lastLine(r.stderr)).toMatch(/cannot write stdout: ENOSPC.*\[ERR_DBPRUNE_OUTPUT\]/);
+  });
 });
 
 describe('a failed run keeps the previous results (issue 11, item 3)', () => {
@@ -149,6 +161,22 @@ describe('a failed run keeps the previous results (issue 11, item 3)', () => {
       expect(snapshot(out)).toEqual(before);
     });
   }
+
+  it('--write-shards: a failed run leaves the shard folder as it was; a good one replaces its shards, stale ones included', { timeout: 180_000 }, async () => {
+    const shardsOut = join(dir, 'shards-out');
+    const runOut = join(dir, 'shards-run');
+    const good = await dbprune(['run', shard0, '--write-shards', shardsOut, '--out', runOut, '-q']);
+    expect(good.code, good.stderr).toBe(0);
+    writeFileSync(join(shardsOut, '00007.tar'), 'a shard of an earlier, longer run');
+    const shardsBefore = snapshot(shardsOut);
+    expect(Object.keys(shardsBefore)).toEqual(['00000.parquet', '00000.tar', '00000_stats.json', '00007.tar']);
+    const bad = await dbprune(['run', shard0, join(dir, 'nope.tar'), '--write-shards', shardsOut, '--out', runOut, '-q']);
+    expect(bad.code, bad.stderr).toBe(1);
+    expect(snapshot(shardsOut)).toEqual(shardsBefore);
+    const again = await dbprune(['run', shard0, '--write-shards', shardsOut, '--out', runOut, '-q']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readdirSync(shardsOut).sort()).toEqual(['00000.parquet', '00000.tar', '00000_stats.json']);
+  });
 
   it('a good run replaces the set: another format and --no-report leave no stale manifest or report beside it', { timeout: 120_000 }, async () => {
     const other = join(dir, 'replace');
