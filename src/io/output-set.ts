@@ -15,7 +15,7 @@
  * (journal + commit record, state-store.ts) and does not use this.
  */
 import { closeSync, openSync, fsyncSync, unlinkSync } from 'node:fs';
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 
@@ -32,14 +32,31 @@ export function outputError(file: string, e: unknown, what = 'cannot write'): Db
   return new DbpruneError(ErrorCodes.OUTPUT, `${what} ${final}: ${message}`, { file: final, errno: err?.code }, { cause: e });
 }
 
+const TEMP_NAME = /^\..+\.tmp-(\d+)-\d+$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
- * Creates the output folder (and parents) before anything is written to it.
+ * Creates the output folder (and parents) before anything is written to it, and removes the
+ * temporary files that a killed run (SIGKILL, power loss) left there: those of processes that no
+ * longer exist.
  * @throws ERR_DBPRUNE_OUTPUT (context.file) when `dir` names a file, or cannot be created.
  */
 export async function prepareOutputDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
     if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error('exists and is not a folder'), { code: 'ENOTDIR' });
+    for (const name of await readdir(dir)) {
+      const m = TEMP_NAME.exec(name);
+      if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) await rm(join(dir, name), { force: true });
+    }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file of that name (or a file in its path) exists; give a folder' : (e as Error).message;

@@ -63,6 +63,16 @@ describe('OutputSet', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('prepareOutputDir removes the temporary files of dead processes, not those of live ones', async () => {
+    const dir = join(tmp.dir, 'debris');
+    mkdirSync(dir);
+    const dead = `.manifest.parquet.tmp-${2 ** 22 + 1}-3`; // above Linux's pid_max: never a live process
+    const live = `.kept.txt.tmp-${process.pid}-9`;
+    for (const n of [dead, live, 'keep.me', '.hidden']) writeFileSync(join(dir, n), 'x');
+    await prepareOutputDir(dir);
+    expect(readdirSync(dir).sort()).toEqual(['.hidden', live, 'keep.me'].sort());
+  });
+
   it('writeFileAtomic replaces a file; prepareOutputDir refuses a file with ERR_DBPRUNE_OUTPUT', async () => {
     const p = join(tmp.dir, 'one.json');
     await writeFileAtomic(p, '1');
