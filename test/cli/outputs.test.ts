@@ -103,6 +103,17 @@ describe('write errors fail the run (issue 11, item 2)', () => {
     expect(snapshot(out)).toEqual(before);
   });
 
+  it('fit: calibration.json past the limit → exit 1; centroids.npy and calibration.json stay a matching pair', { timeout: 120_000 }, async () => {
+    const out = join(dir, 'fit-full');
+    expect((await dbprune(['fit', '--embeddings', emb, '-k', '4', '--sample', '300', '--out', out, '-q'])).code).toBe(0);
+    const before = snapshot(out);
+    // new centroids.npy (< 1 KiB) fits in 16 KiB, calibration.json (~45 KB of δ histograms) does not
+    const r = await dbprune(['fit', '--embeddings', emb, '-k', '6', '--sample', '300', '--out', out, '-q'], { fileSizeKiB: 16 });
+    expect(r.code, r.stderr).toBe(1);
+    expect(lastLine(r.stderr)).toMatch(/calibration\.json.*\[ERR_DBPRUNE_OUTPUT\]/);
+    expect(snapshot(out)).toEqual(before);
+  });
+
   it('stdout closed by its reader (| head) → ends silently with 141 (128 + SIGPIPE), no crash', { timeout: 120_000 }, async () => {
     const shards = ['00000', '00001', '00002', '00003', '00004', '00005'].map((s) => join(repoRoot, 'data-samples', 'shards', `${s}.tar`));
     const r = await new Promise<Result>((resolve, reject) => {
