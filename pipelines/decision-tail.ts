@@ -175,7 +175,9 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     kept = createKeptKeysWriter(outputs.file(files.kept));
     for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
   } else {
-    manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable);
+    // Rows go out batch by batch as they are decided (a reader like `head` or `jq` sees them at once,
+    // and a stopped run has written exactly the rows it counts), not at the end.
+    manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable, { rowGroupRows: 1 });
   }
   const counters: RunCounters = { samples: 0, kept: 0, errors: 0, duplicates: 0, errorsByReason: {} };
   const listeners: ((rows: ManifestRow[]) => void)[] = [

@@ -222,6 +222,33 @@ describe('exit codes and ERR_DBPRUNE_* codes (issue 11, item 12)', () => {
     expect(readFileSync(file, 'utf8')).toBe('mine\n');
   });
 
+  it('SIGINT during run to stdout → exit 130; the rows it says it wrote are the complete JSONL lines on stdout', { timeout: 180_000 }, async () => {
+    const shards = ['00000', '00001', '00002', '00003', '00004', '00005'].map((s) => join(repoRoot, 'data-samples', 'shards', `${s}.tar`));
+    const r = await new Promise<Result>((resolve, reject) => {
+      const child = spawn(process.execPath, [main, 'run', ...shards, '-q'], { cwd: repoRoot });
+      let stdout = '';
+      let stderr = '';
+      let signalled = false;
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+        if (!signalled) {
+          signalled = true; // rows arrive batch by batch, long before the end
+          child.kill('SIGINT');
+        }
+      });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(r.code, r.stderr).toBe(130);
+    const m = /stopped \(SIGINT\): (\d+) manifest rows had been written to stdout \[ERR_DBPRUNE_ABORTED\]/.exec(lastLine(r.stderr));
+    expect(m, r.stderr).not.toBeNull();
+    const lines = r.stdout.split('\n').filter(Boolean);
+    expect(lines.length).toBe(Number(m?.[1]));
+    expect(lines.length).toBeLessThan(1200);
+    for (const l of lines) expect(JSON.parse(l).key).toBeTypeOf('string');
+  });
+
   it('SIGINT during prune → exit 130, one ERR_DBPRUNE_ABORTED line, the previous outputs stay', { timeout: 180_000 }, async () => {
     const big = join(dir, 'big.npy');
     await writeNpy(big, unitRows(new Rng(3), 200_000, 128), [200_000, 128]);
