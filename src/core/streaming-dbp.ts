@@ -42,7 +42,7 @@
  * kept for 0.3 asked, 0.274 for 0.1). Every plan therefore also solves a global gain g on the
  * fractions so that the plan, applied to the stream's own mix, keeps the target rate (plus the
  * global deficit paid back over feedbackHorizon·t), trusted as far as the mix is stationary or the
- * running ratio is off by more than 20% ({@link StreamingDbp.rateGain}). Measured (5 seeds): foreign
+ * running ratio is off by more than 20% (streaming-guard.ts). Measured (5 seeds): foreign
  * calibration, shuffled → 0.301 / 0.100; in runs of concepts 0.34–0.41 for 0.3 (was 0.73–0.80); a
  * good calibration's fidelity is unchanged within noise (shuffled Jaccard 0.930 vs 0.931, runs
  * 0.826–0.861 vs 0.836–0.864). {@link StreamingDbp.calibrationCheck} reports the disagreement.
@@ -56,6 +56,7 @@ import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 import { projectBoxSimplex, quotaBounds } from './quota.js';
 import { rowHash, type SelectionPolicy } from './select.js';
 import { ClusterSketches, DEFAULT_BINS, type ClusterSketchesJSON } from './sketch.js';
+import { compareWithCalibration, keepRateGain, type CalibrationCheck } from './streaming-guard.js';
 
 /** Calibration statistics that seed the state (from `fit`, or any sample of the stream). */
 export interface StreamingCalibration {
@@ -153,29 +154,6 @@ export interface StreamingDbpStats {
   };
 }
 
-/**
- * Whether the calibration agrees with the stream seen so far (read it at the end of the stream:
- * only the whole stream's mix is free of arrival order).
- */
-export interface CalibrationCheck {
-  /** X²/df of the stream's cluster mix against the calibration's (≈ 1 when they agree; NaN without calibration). */
-  mixDispersion: number;
-  /** Stream mean δ over calibration mean δ, cluster by cluster, pooled (≈ 1 when they agree; NaN without calibration). */
-  distanceRatio: number;
-  /** The keep-rate guard's last gain (1 = the calibrated plan needed no correction). */
-  gain: number;
-  /** False when the mix or the δ scale disagree beyond {@link CALIBRATION_MISMATCH}. */
-  agrees: boolean;
-}
-
-/**
- * Limits of {@link StreamingDbp.calibrationCheck}: a calibration sampled from the stream itself gives
- * mixDispersion ≈ 1 (sd ≈ √(2/df)) and distanceRatio ≈ 1 ± 0.02 on dbp-small in every arrival
- * order (0.67–1.14 and 0.99–1.04 over 3 seeds × 4 orders); the 3:1 biased calibration of
- * bench/streaming-fidelity.ts gives 5.5–6, its foreign one (another distribution) 27–31 and 1.39–1.47.
- */
-export const CALIBRATION_MISMATCH = { mixDispersion: 3, distanceRatio: 0.15 } as const;
-
 /** The JSON-able state, as written by {@link StreamingDbp.snapshot}. */
 export interface StreamingDbpSnapshot {
   version: 1;
@@ -213,15 +191,6 @@ export interface StreamingDbpSnapshot {
   phiWindowPrev: number;
   phiStationary: number;
 }
-
-/**
- * Keep-rate guard: trust in the running mix is min(1, STATIONARY_TRUST / φ_stationary). 2 measured
- * on dbp-small (bench/streaming-fidelity.ts --foreign): 1 leaves a foreign calibration at keep
- * 0.312 on shuffled input, 2 at 0.301, with the good-calibration orders unchanged.
- */
-const STATIONARY_TRUST = 2;
-/** Keep-rate guard: relative drift of the running keep ratio where the guard starts (full at twice it). */
-const DRIFT_ONSET = 0.2;
 
 function resolveTuning(k: number, t: StreamingDbpTuning = {}): ResolvedTuning {
   const r: ResolvedTuning = {
@@ -498,66 +467,31 @@ export class StreamingDbp {
     this.plans++;
   }
 
-  /**
-   * The keep-rate guard. The plan's fractions f_j rest on size estimates n̂_j; when those come from a
-   * calibration that disagrees with the stream (fitted on another distribution), Σ_j f_j·n_j drifts
-   * far from keepRatio·t (66% kept for 30% asked). The gain g* solves Σ_j π_run,j·min(1, g·f_j) =
-   * r', the target rate r' = keepRatio + (keepRatio·t − kept)/H (H = max(feedbackMin,
-   * feedbackHorizon·t): the global deficit is paid back as the per-cluster one is), so the keep
-   * ratio converges to the target. It is applied as g = g*^s, with trust s = max(s_stat, s_dev):
-   * s_stat = min(1, 2/φ_stationary) is ≈ 1 on a stream whose mix is stationary (where π_run predicts the
-   * future mix) and ≈ 0 under runs of concepts (where it does not, and a good calibration's plan is
-   * right even while the running ratio wanders); s_dev = clip((|kept/(keepRatio·t) − 1| − 0.2)/0.2, 0, 1)
-   * engages whatever the order once the running ratio is off by more than 20%, which runs with a
-   * good calibration do not reach on dbp-small (bench/streaming-fidelity.ts) but a foreign one does.
-   */
+  /** The keep-rate guard's gain for the current plan (see streaming-guard.ts). */
   private rateGain(): number {
-    const { k, t } = this;
-    const rho = this.params.keepRatio;
-    if (t === 0 || rho >= 1) return 1;
-    const horizon = Math.max(this.tuning.feedbackMin, this.tuning.feedbackHorizon * t);
-    const target = Math.min(1, Math.max(0, rho + (rho * t - this.keptTotal) / horizon));
-    const rateAt = (g: number): number => {
-      let r = 0;
-      for (let j = 0; j < k; j++) if (this.n[j] > 0) r += (this.n[j] / t) * Math.min(1, g * this.fraction[j]);
-      return r;
-    };
-    let lo = 0;
-    let hi = 1;
-    while (rateAt(hi) < target && hi < 1e6) hi *= 2;
-    for (let i = 0; i < 40; i++) {
-      const mid = (lo + hi) / 2;
-      if (rateAt(mid) < target) lo = mid;
-      else hi = mid;
-    }
-    const gStar = Math.max(1e-6, (lo + hi) / 2);
-    const deviation = Math.abs(this.keptTotal / (rho * t) - 1);
-    const trust = Math.min(1, Math.max(Number.isFinite(this.phiStationary) ? STATIONARY_TRUST / this.phiStationary : 0, (deviation - DRIFT_ONSET) / DRIFT_ONSET));
-    return trust > 0 ? gStar ** trust : 1;
+    return keepRateGain({
+      n: this.n,
+      t: this.t,
+      fraction: this.fraction,
+      kept: this.keptTotal,
+      keepRatio: this.params.keepRatio,
+      phiStationary: this.phiStationary,
+      horizon: Math.max(this.tuning.feedbackMin, this.tuning.feedbackHorizon * this.t),
+    });
   }
 
   /** Compares the stream seen so far with the calibration (see {@link CalibrationCheck}). */
   calibrationCheck(): CalibrationCheck {
-    const { k, t, calSize } = this;
-    if (calSize === 0 || t === 0) return { mixDispersion: NaN, distanceRatio: NaN, gain: this.gain, agrees: true };
-    const { smoothing } = this.tuning;
-    let x2 = 0;
-    const pool = t + calSize + smoothing * k;
-    let streamSum = 0;
-    let calSum = 0;
-    for (let j = 0; j < k; j++) {
-      const diff = this.n[j] / t - this.calCounts[j] / calSize;
-      const pbar = (this.n[j] + this.calCounts[j] + smoothing) / pool;
-      x2 += (diff * diff) / (pbar * (1 / t + 1 / calSize));
-      if (this.calCounts[j] > 0 && this.n[j] > 0) {
-        streamSum += this.sum[j];
-        calSum += this.n[j] * this.calDIntra[j];
-      }
-    }
-    const mixDispersion = x2 / Math.max(1, k - 1);
-    const distanceRatio = calSum > 0 ? streamSum / calSum : NaN;
-    const agrees = mixDispersion <= CALIBRATION_MISMATCH.mixDispersion && !(Math.abs(distanceRatio - 1) > CALIBRATION_MISMATCH.distanceRatio);
-    return { mixDispersion, distanceRatio, gain: this.gain, agrees };
+    return compareWithCalibration({
+      n: this.n,
+      t: this.t,
+      sum: this.sum,
+      calCounts: this.calCounts,
+      calDIntra: this.calDIntra,
+      calSize: this.calSize,
+      smoothing: this.tuning.smoothing,
+      gain: this.gain,
+    });
   }
 
   /** Per-cluster statistics of the current state (copies). */
