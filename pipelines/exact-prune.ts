@@ -128,7 +128,8 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   await prepareOutputDir(opts.out);
   const outputs = new OutputSet();
   try {
-    const result = await writeOutputs(outputs);
+    const pass1 = { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, invalid, renormalized, started, pass1End, planEnd };
+    const result = await writeDecisions(pass1, outputs);
     await outputs.commit();
     return result;
   } catch (e) {
@@ -139,98 +140,121 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
     }
     throw e;
   }
+}
 
-  async function writeOutputs(outputs: OutputSet): Promise<ExactPruneResult> {
-    for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
-    const files = {
-      manifest: join(opts.out, `manifest.${format === 'arrow' ? 'arrow' : format}`),
-      kept: join(opts.out, 'kept.txt'),
-      stats: join(opts.out, 'stats.json'),
-    } as ExactPruneResult['files'];
-    const manifest = await createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-    const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
-    const uidsPath = join(opts.out, 'kept_uids.npy');
-    const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
-    const decider = createDecider(plan);
-    const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
-    const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
-    let duplicates = 0;
-    const keptPerCluster = new Float64Array(k);
-    let kept = 0;
-    let i = 0;
-    try {
-      for await (const refs of sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS })) {
-        const rows: ManifestRow[] = new Array(refs.length);
-        const keptKeys: string[] = [];
-        const keptUids: string[] = [];
-        for (let t = 0; t < refs.length; t++, i++) {
-          const ref = refs[t];
-          const j = cluster[i];
-          if (j === -1) {
-            rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
-            continue;
-          }
-          if (j < -1) {
-            duplicates++;
-            rows[t] = decisionRow(ref, 'drop', 'duplicate', -2 - j, distance[i], targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null);
-            continue;
-          }
-          const keep = decider.keep(j, distance[i], i);
-          if (keep) {
-            kept++;
-            keptPerCluster[j]++;
-            keptKeys.push(ref.key);
-            if (ref.uid) keptUids.push(ref.uid);
-          }
-          rows[t] = decisionRow(ref, keep ? 'keep' : 'drop', 'dbp', j, distance[i]);
+/** What pass 2 needs from pass 1 and the plan. */
+interface Pass2Input {
+  opts: ExactPruneOptions;
+  format: ManifestFormat;
+  params: ReturnType<typeof resolveDbpParams>;
+  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal };
+  plan0: Awaited<ReturnType<typeof planEmbeddingSource>>;
+  plan: DbpPlan;
+  k: number;
+  total: number;
+  cluster: Int32Array;
+  distance: Float32Array;
+  dd: (SemDedupResult & { passes: number }) | undefined;
+  invalid: number;
+  renormalized: number;
+  started: number;
+  pass1End: number;
+  planEnd: number;
+}
+
+/** Pass 2: decide and write every output into `outputs` (the caller commits or aborts them). */
+async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<ExactPruneResult> {
+  const { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, invalid, renormalized, started, pass1End, planEnd } = input;
+  const { signal } = opts;
+  for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
+  const files = {
+    manifest: join(opts.out, `manifest.${format === 'arrow' ? 'arrow' : format}`),
+    kept: join(opts.out, 'kept.txt'),
+    stats: join(opts.out, 'stats.json'),
+  } as ExactPruneResult['files'];
+  const manifest = await createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
+  const uidsPath = join(opts.out, 'kept_uids.npy');
+  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
+  const decider = createDecider(plan);
+  const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
+  const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
+  let duplicates = 0;
+  const keptPerCluster = new Float64Array(k);
+  let kept = 0;
+  let i = 0;
+  try {
+    for await (const refs of sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS })) {
+      const rows: ManifestRow[] = new Array(refs.length);
+      const keptKeys: string[] = [];
+      const keptUids: string[] = [];
+      for (let t = 0; t < refs.length; t++, i++) {
+        const ref = refs[t];
+        const j = cluster[i];
+        if (j === -1) {
+          rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
+          continue;
         }
-        await manifest.write(rows);
-        await keptWriter.write(keptKeys);
-        collector?.observe(rows);
-        collector?.tick((performance.now() - started) / 1000);
-        if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
-        opts.onProgress?.({ pass: 2, samples: i, total, kept, errors: invalid });
+        if (j < -1) {
+          duplicates++;
+          rows[t] = decisionRow(ref, 'drop', 'duplicate', -2 - j, distance[i], targetKeys?.get((dd as SemDedupResult).duplicateOf[i]) ?? null);
+          continue;
+        }
+        const keep = decider.keep(j, distance[i], i);
+        if (keep) {
+          kept++;
+          keptPerCluster[j]++;
+          keptKeys.push(ref.key);
+          if (ref.uid) keptUids.push(ref.uid);
+        }
+        rows[t] = decisionRow(ref, keep ? 'keep' : 'drop', 'dbp', j, distance[i]);
       }
-    } finally {
-      await manifest.close();
-      await keptWriter.close();
-      if (uidWriter) {
-        await uidWriter.close();
-        files.uids = uidsPath;
-      }
+      await manifest.write(rows);
+      await keptWriter.write(keptKeys);
+      collector?.observe(rows);
+      collector?.tick((performance.now() - started) / 1000);
+      if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
+      opts.onProgress?.({ pass: 2, samples: i, total, kept, errors: invalid });
     }
-    if (i !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 2 wrote ${i} rows, expected ${total}`);
-    if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
-
-    const seconds = (performance.now() - started) / 1000;
-    const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates });
-    if (dd) {
-      stats.params.dedup_eps = dd.eps;
-      stats.dedup = {
-        mode: 'exact',
-        eps: dd.eps,
-        deciding_eps: dd.eps[0],
-        removed: dd.removed,
-        kept_fraction: dd.keptFraction,
-        members: dd.members,
-        passes: dd.passes,
-        largest_cluster: dd.largestCluster,
-      };
+  } finally {
+    await manifest.close();
+    await keptWriter.close();
+    if (uidWriter) {
+      await uidWriter.close();
+      files.uids = uidsPath;
     }
-    stats.timings = {
-      pass1_assign_s: (pass1End - started) / 1000,
-      plan_s: (planEnd - pass1End) / 1000,
-      pass2_write_s: (performance.now() - planEnd) / 1000,
-    };
-    if (collector) {
-      collector.setThroughput({ 'pass 1 (read+assign)': total / Math.max(1e-9, (pass1End - started) / 1000), 'end to end': total / Math.max(1e-9, seconds) });
-      stats.report = collector.toJSON().report;
-    }
-    await writeJsonAtomic(files.stats, stats, outputs);
-    if (collector) files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: null, outputs, signal });
-    throwIfAborted(signal);
-    return { stats, plan, files };
   }
+  if (i !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 2 wrote ${i} rows, expected ${total}`);
+  if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
+
+  const seconds = (performance.now() - started) / 1000;
+  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates });
+  if (dd) {
+    stats.params.dedup_eps = dd.eps;
+    stats.dedup = {
+      mode: 'exact',
+      eps: dd.eps,
+      deciding_eps: dd.eps[0],
+      removed: dd.removed,
+      kept_fraction: dd.keptFraction,
+      members: dd.members,
+      passes: dd.passes,
+      largest_cluster: dd.largestCluster,
+    };
+  }
+  stats.timings = {
+    pass1_assign_s: (pass1End - started) / 1000,
+    plan_s: (planEnd - pass1End) / 1000,
+    pass2_write_s: (performance.now() - planEnd) / 1000,
+  };
+  if (collector) {
+    collector.setThroughput({ 'pass 1 (read+assign)': total / Math.max(1e-9, (pass1End - started) / 1000), 'end to end': total / Math.max(1e-9, seconds) });
+    stats.report = collector.toJSON().report;
+  }
+  await writeJsonAtomic(files.stats, stats, outputs);
+  if (collector) files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: null, outputs, signal });
+  throwIfAborted(signal);
+  return { stats, plan, files };
 }
 
 function exactStats(
