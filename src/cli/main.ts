@@ -51,9 +51,10 @@ async function main(argv: string[]): Promise<number> {
     if (process.env.DBPRUNE_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
     if (brokenPipe && !stoppedBy) return EXIT_BROKEN_PIPE;
     if (stoppedBy) {
-      // A pipeline that had outputs open says what it left; anything stopped earlier wrote nothing.
-      const reported = isDbpruneError(e) && e.code === ErrorCodes.ABORTED && e.context.stopped === true;
-      const err = reported ? e : new DbpruneError(ErrorCodes.ABORTED, `stopped (${stoppedBy}) before any output was written`, {}, { cause: e });
+      // A pipeline that had outputs open says what it left; a plain abort came before any output was
+      // opened; any other error (a failure while stopping) is reported as it is.
+      const plainAbort = !isDbpruneError(e) || (e.code === ErrorCodes.ABORTED && e.context.stopped !== true);
+      const err = plainAbort ? new DbpruneError(ErrorCodes.ABORTED, `stopped (${stoppedBy}) before any output was written`, {}, { cause: e }) : e;
       process.stderr.write(`${oneLine(err)}\n`);
       return 128 + constants.signals[stoppedBy];
     }
