@@ -46,7 +46,8 @@ function processAlive(pid: number): boolean {
 /**
  * Creates the output folder (and parents) before anything is written to it, and removes the
  * temporary files that a killed run (SIGKILL, power loss) left there: those of processes that no
- * longer exist.
+ * longer exist on this machine (a folder shared with another host may hold a live one's: only
+ * `.NAME.tmp-PID-N` names are considered).
  * @throws ERR_DBPRUNE_OUTPUT (context.file) when `dir` names a file, or cannot be created.
  */
 export async function prepareOutputDir(dir: string): Promise<void> {
