@@ -2,7 +2,7 @@
  * Fidelity of streaming DBP vs exact mode on the golden fixture (../shared/fixtures/dbp-small,
  * 20000×64, k = 50, keep 0.3), in several arrival orders, with the default tuning.
  *
- *     npx tsx bench/streaming-fidelity.ts [--seeds 5] [--keep 0.3] [--cold | --stale] [--tuning '{"trustStationary":true}']
+ *     npx tsx bench/streaming-fidelity.ts [--seeds 5] [--keep 0.3] [--cold | --stale | --foreign] [--tuning '{"trustStationary":true}']
  *
  * Prints, per order: realised keep ratio, per-cluster relative L1 error Σ|kept_j − quota_j| / Σ quota_j
  * against exact-mode quotas, and Jaccard of the kept set vs exact mode (mean and worst over the
@@ -80,6 +80,30 @@ export function biasedCalibration(r: FixtureRecords, seed: number): StreamingCal
       counts[j]++;
       sum[j] += r.distance[i];
       sketches.add(j, r.distance[i]);
+      m++;
+    }
+  }
+  return { counts, dIntra: counts.map((c, j) => (c > 0 ? sum[j] / c : 0)), dInter: r.dInter, sketches, sampleSize: m };
+}
+
+/**
+ * A calibration fitted on ANOTHER distribution: a 5% sample where the first fifth of the clusters
+ * is 100× over-represented (10% vs 0.1% sampling) and δ is 25% smaller (a tighter dataset), so its
+ * proportions, sizes and δ quantiles all disagree with the stream (issue 11, item 14).
+ */
+export function foreignCalibration(r: FixtureRecords, seed: number): StreamingCalibration {
+  const rng = new Rng(seed);
+  const counts = new Float64Array(r.k);
+  const sum = new Float64Array(r.k);
+  const sketches = new ClusterSketches(r.k);
+  let m = 0;
+  for (let i = 0; i < r.n; i++) {
+    const j = r.cluster[i];
+    if (rng.next() < (j < r.k / 5 ? 0.1 : 0.001)) {
+      const d = 0.75 * r.distance[i];
+      counts[j]++;
+      sum[j] += d;
+      sketches.add(j, d);
       m++;
     }
   }
@@ -203,18 +227,19 @@ async function main(): Promise<void> {
   const keepRatio = Number(arg('--keep') ?? 0.3);
   const cold = args.includes('--cold');
   const stale = args.includes('--stale');
+  const foreign = args.includes('--foreign');
   const tuning = arg('--tuning') ? (JSON.parse(arg('--tuning') as string) as StreamingDbpTuning) : undefined;
   const r = await loadFixtureRecords();
   const params: DbpParams = { keepRatio, temperature: 0.5, balance: 0.5, which: 'hard' };
   const ex = exactDecisions(r, params);
   const orders: OrderName[] = ['original', 'shuffled', 'sorted', 'reverse-sorted', 'sorted-shuffled-within', 'random-runs', 'interleaved-halves'];
-  console.log(`streaming DBP vs exact, dbp-small (n=${r.n}, k=${r.k}), keep ${keepRatio}, calibration ${cold ? 'none (cold)' : stale ? 'stale (3:1 biased sample)' : '5% uniform sample'}, ${seeds} seeds`);
+  console.log(`streaming DBP vs exact, dbp-small (n=${r.n}, k=${r.k}), keep ${keepRatio}, calibration ${cold ? 'none (cold)' : stale ? 'stale (3:1 biased sample)' : foreign ? 'foreign (100:1 biased, δ × 0.75)' : '5% uniform sample'}, ${seeds} seeds`);
   console.log('order                    keep (mean, min..max)        L1 (mean, max)     Jaccard (mean, min)');
   const summary: Record<string, { keepMean: number; keepMin: number; keepMax: number; l1Mean: number; l1Max: number; jaccardMean: number; jaccardMin: number }> = {};
   for (const name of orders) {
     const res: Fidelity[] = [];
     for (let s = 0; s < seeds; s++) {
-      const cal = cold ? undefined : stale ? biasedCalibration(r, 100 + s) : sampleCalibration(r, 0.05, 100 + s);
+      const cal = cold ? undefined : stale ? biasedCalibration(r, 100 + s) : foreign ? foreignCalibration(r, 100 + s) : sampleCalibration(r, 0.05, 100 + s);
       res.push(measure(r, arrivalOrder(r, name, 1 + s), ex.kept, ex.quota, params, cal, tuning));
     }
     const mean = (f: (x: Fidelity) => number): number => res.reduce((a, x) => a + f(x), 0) / res.length;
@@ -234,7 +259,7 @@ async function main(): Promise<void> {
         `${mean((x) => x.l1).toFixed(4)}, ${max((x) => x.l1).toFixed(4)}     ${mean((x) => x.jaccard).toFixed(4)}, ${min((x) => x.jaccard).toFixed(4)}`,
     );
   }
-  console.log(JSON.stringify({ bench: 'streaming-fidelity', n: r.n, k: r.k, keepRatio, seeds, calibration: cold ? 'none' : stale ? 'stale' : '5% uniform', orders: summary }));
+  console.log(JSON.stringify({ bench: 'streaming-fidelity', n: r.n, k: r.k, keepRatio, seeds, calibration: cold ? 'none' : stale ? 'stale' : foreign ? 'foreign' : '5% uniform', orders: summary }));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -7,12 +7,11 @@
  * (rows in = rows out is checked at the end), progress, stats.json and the report.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { interClusterDistance } from '../src/core/complexity.js';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
-import { DbpruneError, ErrorCodes } from '../src/core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ImageSample, type ManifestRow } from '../src/core/sample.js';
 import { ReportCollector, writeReportThumbnails } from '../src/io/report-data.js';
 import { writeReport } from '../src/io/report-html.js';
@@ -20,11 +19,14 @@ import { dedup } from '../src/stages/dedup.js';
 import { createShardWriter } from '../src/io/shard-writer.js';
 import { tap } from '../src/stages/tap.js';
 import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
+import { CALIBRATION_MISMATCH } from '../src/core/streaming-guard.js';
 import { normalizedCopy } from '../src/core/vector.js';
 import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
 import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type ManifestFormat } from '../src/io/manifest.js';
 import { readNpyFloat32 } from '../src/io/npy.js';
-import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
+import { shardFilesIn } from '../src/io/shard-writer.js';
 import type { ModelLocation } from '../src/io/model-config.js';
 import { assign } from '../src/stages/assign.js';
 import { decode, type DecodeOptions } from '../src/stages/decode.js';
@@ -125,13 +127,21 @@ export interface DecisionTail {
   holdImages(): Duplex;
   /** Adds a listener for every written batch (progress, report collector). */
   onRows(fn: (rows: ManifestRow[]) => void): void;
-  /** Checks rows in = rows out, writes stats.json, returns the result. */
+  /**
+   * Checks rows in = rows out, writes stats.json (and the report), renames the run's files into
+   * place as one set, returns the result.
+   */
   finish(
     rowsIn: number,
     extra?: { renormalized?: number; params?: Record<string, unknown>; sections?: Record<string, unknown>; throughput?: Record<string, number> },
   ): Promise<StreamingResult>;
   /** Whether thumbnails are worth producing (a report will be written). */
   readonly wantsThumbnails: boolean;
+  /**
+   * For a failed run: deletes the temporary files (the previous outputs stay as they were) and
+   * throws `e`, or, when the run's signal fired, ERR_DBPRUNE_ABORTED saying what was (not) written.
+   */
+  fail(e: unknown): Promise<never>;
 }
 
 export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
@@ -157,15 +167,20 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
   const files: StreamingResult['files'] = {};
   let manifest;
   let kept;
-  if (opts.out !== undefined) {
-    await mkdir(opts.out, { recursive: true });
+  // Every file goes to a temporary name and is renamed into place at finish() (src/io/output-set.ts).
+  const outputs = opts.out !== undefined || opts.writeShards ? new OutputSet() : undefined;
+  if (opts.out !== undefined && outputs) {
+    await prepareOutputDir(opts.out);
     files.manifest = join(opts.out, `manifest.${format}`);
     files.kept = join(opts.out, 'kept.txt');
     files.stats = join(opts.out, 'stats.json');
-    manifest = createManifestWriter(files.manifest, format);
-    kept = createKeptKeysWriter(files.kept);
+    manifest = createManifestWriter(outputs.file(files.manifest), format);
+    kept = createKeptKeysWriter(outputs.file(files.kept));
+    for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
   } else {
-    manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable);
+    // Rows go out batch by batch as they are decided (a reader like `head` or `jq` sees them at once,
+    // and a stopped run has written exactly the rows it counts), not at the end.
+    manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable, { rowGroupRows: 1 });
   }
   const counters: RunCounters = { samples: 0, kept: 0, errors: 0, duplicates: 0, errorsByReason: {} };
   const listeners: ((rows: ManifestRow[]) => void)[] = [
@@ -183,7 +198,8 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
   ];
   const held = new Map<string, ImageSample>();
   const heldKey = (s: { key: string; shard?: string | null }): string => `${s.shard ?? ''}\u0000${s.key}`;
-  const shardWriter = opts.writeShards ? createShardWriter({ ...opts.writeShards, signal: opts.signal }) : undefined;
+  const shardWriter =
+    opts.writeShards && outputs ? createShardWriter({ ...opts.writeShards, tempPath: (p) => outputs.file(p), signal: opts.signal }) : undefined;
   const sink = manifestSink({
     manifest,
     kept,
@@ -241,6 +257,10 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
         throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });
       }
       const seconds = (performance.now() - started) / 1000;
+      if (calibration) {
+        const warning = calibrationWarning(dbp, calDir);
+        if (warning) opts.warn?.(warning);
+      }
       const stats = streamingStats(dbp, counters, params, { seconds, renormalized: extra.renormalized ?? 0, calibrated: calibration !== undefined });
       Object.assign(stats.params, extra.params ?? {});
       Object.assign(stats, extra.sections ?? {});
@@ -252,16 +272,58 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       if (extra.throughput) collector.setThroughput(extra.throughput);
       const { report, thumbnails } = collector.toJSON();
       stats.report = report;
-      if (files.stats && opts.out !== undefined) {
-        await writeJsonAtomic(files.stats, stats);
+      if (files.stats && opts.out !== undefined && outputs) {
+        await writeJsonAtomic(files.stats, stats, outputs);
         if (opts.report !== false) {
-          await writeReportThumbnails(opts.out, thumbnails);
-          files.report = await writeReport(opts.out, { signal: opts.signal });
+          const thumbs = await writeReportThumbnails(opts.out, thumbnails, outputs);
+          files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: thumbs ? outputs.file(thumbs) : null, outputs, signal: opts.signal });
         }
+      }
+      if (outputs) {
+        // An earlier run's shards beyond this run's count would sit beside the new ones.
+        if (opts.writeShards) for (const f of await shardFilesIn(opts.writeShards.dir)) outputs.replaces(f);
+        throwIfAborted(opts.signal);
+        await outputs.commit();
       }
       return { stats, files };
     },
+    async fail(e) {
+      await outputs?.abort();
+      if (opts.signal?.aborted) {
+        const what =
+          opts.out !== undefined
+            ? `nothing written; ${opts.out} keeps its previous files`
+            : `${sink.rows} manifest rows had been written to stdout${opts.writeShards ? `; no shards written to ${opts.writeShards.dir}` : ''}`;
+        const why = opts.signal.reason instanceof Error ? opts.signal.reason.message : String(opts.signal.reason);
+        throw new DbpruneError(ErrorCodes.ABORTED, `stopped (${why}): ${what}`, { file: opts.out, stopped: true }, { cause: e });
+      }
+      throw e;
+    },
   };
+}
+
+/** stats.json's `streaming.calibration_check` (snake case; see StreamingDbp.calibrationCheck). */
+function calibrationCheckJson(dbp: StreamingDbp): Record<string, unknown> {
+  const c = dbp.calibrationCheck();
+  return {
+    agrees: c.agrees,
+    mix_dispersion: c.mixDispersion,
+    distance_ratio: c.distanceRatio,
+    keep_rate_gain: c.gain,
+    limits: { mix_dispersion: CALIBRATION_MISMATCH.mixDispersion, distance_ratio: [1 - CALIBRATION_MISMATCH.distanceRatio, 1 + CALIBRATION_MISMATCH.distanceRatio] },
+  };
+}
+
+/** The stderr line for a calibration that disagrees with the stream, or undefined when it agrees. */
+function calibrationWarning(dbp: StreamingDbp, calDir: string | undefined): string | undefined {
+  const c = dbp.calibrationCheck();
+  if (c.agrees) return undefined;
+  return (
+    `dbprune: warning: the calibration${calDir ? ` in ${calDir}` : ''} disagrees with this stream (cluster mix dispersion ${c.mixDispersion.toFixed(1)}, ` +
+    `limit ${CALIBRATION_MISMATCH.mixDispersion}; mean distance ×${c.distanceRatio.toFixed(2)}): the keep ratio was held near the target ` +
+    `(keep-rate gain ${c.gain.toFixed(2)}), but which samples are kept follows a plan sized for another distribution; ` +
+    'refit with `dbprune fit` on a sample of this data (stats.json: streaming.calibration_check)'
+  );
 }
 
 function streamingStats(
@@ -317,6 +379,13 @@ function streamingStats(
       kept: arr(s.clusters.kept),
       threshold: arr(s.clusters.threshold).map((v) => (Number.isFinite(v) ? v : null)),
     },
-    streaming: { phi: s.phi, stream_weight: s.streamWeight, plans: s.plans, keep_ratio_of_valid: s.keepRatio },
+    streaming: {
+      phi: s.phi,
+      stream_weight: s.streamWeight,
+      plans: s.plans,
+      keep_ratio_of_valid: s.keepRatio,
+      keep_rate_gain: s.gain,
+      ...(t.calibrated ? { calibration_check: calibrationCheckJson(dbp) } : {}),
+    },
   };
 }

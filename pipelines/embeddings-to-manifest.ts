@@ -37,13 +37,17 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   opts.onTail?.(tail);
   let rowsIn = 0;
   const norm = normalize({ expectedDim: tail.dim, expectedFrom: `centroid (${opts.centroids})` });
-  await pipeline(
-    Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }), { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK }),
-    tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),
-    norm,
-    ...tail.stages,
-    tail.sink,
-    { signal },
-  );
-  return tail.finish(rowsIn, { renormalized: norm.renormalized });
+  try {
+    await pipeline(
+      Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }), { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK }),
+      tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),
+      norm,
+      ...tail.stages,
+      tail.sink,
+      { signal },
+    );
+    return await tail.finish(rowsIn, { renormalized: norm.renormalized });
+  } catch (e) {
+    return tail.fail(e);
+  }
 }

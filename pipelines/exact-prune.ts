@@ -7,7 +7,6 @@
  *
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
@@ -17,7 +16,8 @@ import { normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
 import { Float32ArrayPool, readNpyFloat32 } from '../src/io/npy.js';
-import { writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
+import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
 import { ReportCollector } from '../src/io/report-data.js';
 import { writeReport } from '../src/io/report-html.js';
@@ -123,16 +123,59 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const planEnd = performance.now();
   if (plan.n === 0) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, 'no valid embedding rows: every row holds NaN/Inf or zeros');
 
-  // Pass 2: decide and write. Only keys/metadata are read.
-  await mkdir(opts.out, { recursive: true });
+  // Pass 2: decide and write. Only keys/metadata are read. Every file goes to a temporary name and
+  // is renamed into place only when the run succeeds (src/io/output-set.ts).
+  await prepareOutputDir(opts.out);
+  const outputs = new OutputSet();
+  try {
+    const pass1 = { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, invalid, renormalized, started, pass1End, planEnd };
+    const result = await writeDecisions(pass1, outputs);
+    await outputs.commit();
+    return result;
+  } catch (e) {
+    await outputs.abort();
+    if (signal?.aborted) {
+      const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      throw new DbpruneError(ErrorCodes.ABORTED, `stopped (${why}): nothing written; ${opts.out} keeps its previous files`, { file: opts.out, stopped: true }, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/** What pass 2 needs from pass 1 and the plan. */
+interface Pass2Input {
+  opts: ExactPruneOptions;
+  format: ManifestFormat;
+  params: ReturnType<typeof resolveDbpParams>;
+  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal };
+  plan0: Awaited<ReturnType<typeof planEmbeddingSource>>;
+  plan: DbpPlan;
+  k: number;
+  total: number;
+  cluster: Int32Array;
+  distance: Float32Array;
+  dd: (SemDedupResult & { passes: number }) | undefined;
+  invalid: number;
+  renormalized: number;
+  started: number;
+  pass1End: number;
+  planEnd: number;
+}
+
+/** Pass 2: decide and write every output into `outputs` (the caller commits or aborts them). */
+async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<ExactPruneResult> {
+  const { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, invalid, renormalized, started, pass1End, planEnd } = input;
+  const { signal } = opts;
+  for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
   const files = {
     manifest: join(opts.out, `manifest.${format === 'arrow' ? 'arrow' : format}`),
     kept: join(opts.out, 'kept.txt'),
     stats: join(opts.out, 'stats.json'),
   } as ExactPruneResult['files'];
-  const manifest = await createManifestWriter(files.manifest, format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-  const keptWriter = await createKeptKeysWriter(files.kept);
-  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(opts.out, 'kept_uids.npy')) : undefined;
+  const manifest = await createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
+  const uidsPath = join(opts.out, 'kept_uids.npy');
+  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
   const decider = createDecider(plan);
   const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
   const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
@@ -178,7 +221,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
     await keptWriter.close();
     if (uidWriter) {
       await uidWriter.close();
-      files.uids = join(opts.out, 'kept_uids.npy');
+      files.uids = uidsPath;
     }
   }
   if (i !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 2 wrote ${i} rows, expected ${total}`);
@@ -208,8 +251,9 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
     collector.setThroughput({ 'pass 1 (read+assign)': total / Math.max(1e-9, (pass1End - started) / 1000), 'end to end': total / Math.max(1e-9, seconds) });
     stats.report = collector.toJSON().report;
   }
-  await writeJsonAtomic(files.stats, stats);
-  if (collector) files.report = await writeReport(opts.out, { signal });
+  await writeJsonAtomic(files.stats, stats, outputs);
+  if (collector) files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: null, outputs, signal });
+  throwIfAborted(signal);
   return { stats, plan, files };
 }
 

@@ -26,14 +26,18 @@ export async function shardsToManifest(opts: ShardsToManifestOptions): Promise<S
   const tail = await openDecisionTail(opts);
   opts.onTail?.(tail);
   let samplesIn = 0;
-  await pipeline(
-    shardSource({ inputs: opts.inputs, signal }),
-    shardsToSamples({ ...opts.fetch, signal }),
-    tap(() => samplesIn++),
-    ...encoderStages(model, tail, opts),
-    ...tail.stages,
-    tail.sink,
-    { signal },
-  );
-  return tail.finish(samplesIn, { params: { model: opts.model } });
+  try {
+    await pipeline(
+      shardSource({ inputs: opts.inputs, signal }),
+      shardsToSamples({ ...opts.fetch, signal }),
+      tap(() => samplesIn++),
+      ...encoderStages(model, tail, opts),
+      ...tail.stages,
+      tail.sink,
+      { signal },
+    );
+    return await tail.finish(samplesIn, { params: { model: opts.model } });
+  } catch (e) {
+    return tail.fail(e);
+  }
 }

@@ -28,14 +28,18 @@ export async function urlsToManifest(opts: UrlsToManifestOptions): Promise<Strea
   const tail = await openDecisionTail({ ...opts, writeShards });
   opts.onTail?.(tail);
   let rowsIn = 0;
-  await pipeline(
-    urlListSource({ ...opts.list, input: opts.urls, signal }),
-    tap(() => rowsIn++),
-    download({ ...opts.download, signal }),
-    ...encoderStages(model, tail, opts),
-    ...tail.stages,
-    tail.sink,
-    { signal },
-  );
-  return tail.finish(rowsIn, { params: { model: opts.model } });
+  try {
+    await pipeline(
+      urlListSource({ ...opts.list, input: opts.urls, signal }),
+      tap(() => rowsIn++),
+      download({ ...opts.download, signal }),
+      ...encoderStages(model, tail, opts),
+      ...tail.stages,
+      tail.sink,
+      { signal },
+    );
+    return await tail.finish(rowsIn, { params: { model: opts.model } });
+  } catch (e) {
+    return tail.fail(e);
+  }
 }

@@ -6,8 +6,14 @@ export function exitCodeFor(e: unknown): number {
   return 1;
 }
 
+/** errno codes that only writing produces: reported as ERR_DBPRUNE_OUTPUT wherever they surface. */
+const OUTPUT_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG']);
+
+/** Every line carries an ERR_DBPRUNE_* code: errors that escaped without one are labelled here. */
 export function oneLine(e: unknown): string {
   if (isDbpruneError(e)) return `dbprune: ${e.message} [${e.code}]`;
-  if (e instanceof Error) return `dbprune: ${e.message}`;
-  return `dbprune: ${String(e)}`;
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  const code = typeof errno === 'string' && OUTPUT_ERRNOS.has(errno) ? ErrorCodes.OUTPUT : ErrorCodes.INTERNAL;
+  if (e instanceof Error) return `dbprune: ${e.message} [${code}]`;
+  return `dbprune: ${String(e)} [${code}]`;
 }

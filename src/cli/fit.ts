@@ -8,7 +8,7 @@
  * 3. Calibration over the sample: per-cluster counts, d_intra, δ histograms, d_inter.
  * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
  */
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ClusterAccumulator, interClusterDistance } from '../core/complexity.js';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
@@ -18,7 +18,8 @@ import { RowReservoir } from '../core/reservoir.js';
 import { ClusterSketches, DEFAULT_BINS } from '../core/sketch.js';
 import { normalizeRows } from '../core/vector.js';
 import { planEmbeddingSource } from '../io/embeddings-source.js';
-import { CALIBRATION_VERSION, CENTROIDS_FILE, saveCalibration, type Calibration } from '../io/calibration.js';
+import { OutputSet, prepareOutputDir } from '../io/output-set.js';
+import { CALIBRATION_FILE, CALIBRATION_VERSION, CENTROIDS_FILE, serializeCalibration, type Calibration } from '../io/calibration.js';
 import { sha256Hex } from '../io/hash.js';
 import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy } from '../io/npy.js';
 
@@ -141,9 +142,47 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   log(`fit: read ${rowsRead} rows, skipped ${skipped} (NaN/Inf/zero), sample ${n} of ${valid} valid rows`);
   if (valid === 0) throw new UsageError(`no valid embedding rows to fit on (${skipped} skipped as NaN/Inf/zero)`, { skipped });
 
+  // 2 and 3 write centroids.npy and calibration.json as one set: both or neither (a calibration
+  // always matches the centroids beside it).
+  await prepareOutputDir(opts.out);
+  const outputs = new OutputSet();
+  try {
+    const result = await centroidsAndCalibration({ opts, given, data, n, dim, valid, skipped, rowsRead, k0, iters, seed, bins, numNNs, t0, log }, outputs);
+    await outputs.commit();
+    return result;
+  } catch (e) {
+    await outputs.abort();
+    throw e;
+  }
+}
+
+interface FitState {
+  opts: FitOptions;
+  given: { data: Float32Array; rows: number; cols: number } | undefined;
+  /** The normalised sample (n × dim). */
+  data: Float32Array;
+  n: number;
+  dim: number;
+  valid: number;
+  skipped: number;
+  rowsRead: number;
+  k0: number;
+  iters: number;
+  seed: number;
+  bins: number;
+  numNNs: number;
+  t0: number;
+  log: (line: string) => void;
+}
+
+/** Steps 2 and 3 of {@link fit}, writing into `outputs`. */
+async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Promise<FitResult> {
+  const { opts, given, data, n, dim, valid, skipped, rowsRead, k0, iters, seed, bins, numNNs, t0, log } = state;
+  const { signal } = opts;
   // 2. Centroids.
-  await mkdir(opts.out, { recursive: true });
   const centroidsPath = join(opts.out, CENTROIDS_FILE);
+  // where the centroids are read back from: the new file, or the given one when it is already there
+  let centroidsWritten = centroidsPath;
   let k: number;
   let iterations = 0;
   if (given) {
@@ -152,9 +191,9 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     const header = await readNpyHeader(opts.centroids as string);
     const samePath = resolve(opts.centroids as string) === resolve(centroidsPath);
     if (header.descr === '<f4' && header.shape.length === 2 && !header.fortranOrder) {
-      if (!samePath) await copyFile(opts.centroids as string, centroidsPath);
+      if (!samePath) await copyFile(opts.centroids as string, (centroidsWritten = outputs.file(centroidsPath)));
     } else {
-      await writeNpy(centroidsPath, given.data, [k, dim], 'float32');
+      await writeNpy((centroidsWritten = outputs.file(centroidsPath)), given.data, [k, dim], 'float32');
     }
   } else {
     k = k0;
@@ -163,13 +202,13 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     }
     const km = await sphericalKMeans(data, n, dim, { k, iters, seed, minibatch: opts.minibatch ?? false, signal, log });
     iterations = km.iterations;
-    await writeNpy(centroidsPath, km.centroids, [k, dim], 'float32');
+    await writeNpy((centroidsWritten = outputs.file(centroidsPath)), km.centroids, [k, dim], 'float32');
   }
   throwIfAborted(signal);
 
   // 3. Calibration, against the centroids exactly as written (and re-normalised as every user will).
-  const bytes = await readFile(centroidsPath);
-  const written = await readNpyFloat32(centroidsPath, { signal });
+  const bytes = await readFile(centroidsWritten);
+  const written = await readNpyFloat32(centroidsWritten, { signal });
   const nc = await NearestCentroid.create(written.data, k, dim);
   let assigned;
   try {
@@ -203,7 +242,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     sketches,
     centroidsSha256: sha256Hex(bytes),
   };
-  const calibrationPath = await saveCalibration(opts.out, cal);
+  const calibrationPath = await outputs.writeFile(join(opts.out, CALIBRATION_FILE), serializeCalibration(cal));
   const seconds = (Date.now() - t0) / 1000;
   log(`fit: wrote ${centroidsPath} and ${calibrationPath} (k=${k}, mean δ=${(inertia / n).toFixed(5)}, ${emptyClusters} empty clusters) in ${seconds.toFixed(1)} s`);
   return {

@@ -78,7 +78,7 @@ export function addDbpParamOptions(cmd: Command): Command {
     .option('--keep <ratio>', 'keep ratio r in (0, 1]: N_target = ⌊r·N⌋', parseNumber('--keep', { min: 0, exclusiveMin: true, max: 1 }))
     .option('--temperature <tau>', 'softmax temperature τ', parseNumber('--temperature', { min: 0, exclusiveMin: true }), 0.5)
     .option('--num-nns <n>', 'numNNs: nearest other centroids in d_inter', parseNumber('--num-nns', { min: 1, integer: true }), 20)
-    .option('--balance <ratio>', 'class-balance ratio: lb_j = min(⌊N_target/k·balance⌋, n_j−1); 0 ⇒ 1', parseNumber('--balance', { min: 0 }), 0.5)
+    .option('--balance <ratio>', 'class-balance ratio in [0, 1]: lb_j = min(⌊N_target/k·balance⌋, n_j−1); 0 ⇒ 1', parseNumber('--balance', { min: 0, max: 1 }), 0.5)
     .option('--which <policy>', `members kept in a cluster: ${SELECTION_POLICIES.join(' | ')}`, parseChoice('--which', SELECTION_POLICIES), 'hard')
     .option('--seed <n>', 'seed for --which random', parseNumber('--seed', { integer: true }), 0);
 }

@@ -15,7 +15,7 @@ export interface DbpParams {
   temperature?: number;
   /** numNNs for d_inter, default 20 (≥ 1). */
   numNNs?: number;
-  /** Class-balance ratio (cls_bal_ratio), default 0.5 (≥ 0; 0 ⇒ m = 1). */
+  /** Class-balance ratio (cls_bal_ratio), default 0.5, in [0, 1] (0 ⇒ m = 1; above 1 the lower bounds can exceed N_target). */
   balance?: number;
   /** Which members a cluster keeps: hard (largest δ, default), easy, random. */
   which?: SelectionPolicy;
@@ -38,7 +38,9 @@ export function resolveDbpParams(p: DbpParams): ResolvedDbpParams {
   if (!(r.keepRatio > 0 && r.keepRatio <= 1)) throw new UsageError(`keep ratio must be in (0, 1], got ${p.keepRatio}`, { option: 'keep' });
   if (!(r.temperature > 0 && Number.isFinite(r.temperature))) throw new UsageError(`temperature must be > 0, got ${p.temperature}`, { option: 'temperature' });
   if (!(Number.isInteger(r.numNNs) && r.numNNs >= 1)) throw new UsageError(`num-nns must be an integer ≥ 1, got ${p.numNNs}`, { option: 'num-nns' });
-  if (!(r.balance >= 0 && Number.isFinite(r.balance))) throw new UsageError(`balance must be ≥ 0, got ${p.balance}`, { option: 'balance' });
+  // Σ lb_j ≤ k·⌊N_target/k·balance⌋ ≤ N_target holds for every input only when balance ≤ 1; above it
+  // the quota problem is infeasible on some inputs, which is knowable here, before any work.
+  if (!(r.balance >= 0 && r.balance <= 1)) throw new UsageError(`balance must be in [0, 1], got ${p.balance}`, { option: 'balance' });
   if (!SELECTION_POLICIES.includes(r.which)) throw new UsageError(`which must be hard, easy or random, got ${p.which}`, { option: 'which' });
   checkOption(Number.isInteger(r.seed), 'seed', 'an integer', r.seed);
   return r;

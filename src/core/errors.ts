@@ -27,6 +27,10 @@ export const ErrorCodes = {
   MODEL: 'ERR_DBPRUNE_MODEL',
   /** The run was aborted through its AbortSignal. */
   ABORTED: 'ERR_DBPRUNE_ABORTED',
+  /** An output file or folder could not be written: disk full (ENOSPC), a short write, `--out`
+   *  naming a file (EEXIST/ENOTDIR), no permission, a closed stdout (EPIPE). context.file names it;
+   *  the previous outputs are left as they were (see src/io/output-set.ts). */
+  OUTPUT: 'ERR_DBPRUNE_OUTPUT',
   /** An invariant broke (rows in != rows out, ...): a bug, never user error. */
   INTERNAL: 'ERR_DBPRUNE_INTERNAL',
   /** A shard or image could not be fetched (HTTP status, reset, timeout, size cap, missing file). */

@@ -14,4 +14,5 @@ export * from './semdedup.js';
 export * from './sketch.js';
 export * from './ssrf.js';
 export * from './streaming-dbp.js';
+export * from './streaming-guard.js';
 export * from './vector.js';

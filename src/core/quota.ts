@@ -152,7 +152,7 @@ export function solveQuotas(input: QuotaInput): QuotaSolution {
   const { prob, size } = input;
   const balance = input.balance ?? 0.5;
   checkOption(prob.length === size.length && prob.length > 0, 'prob', 'an array as long as size', prob.length);
-  checkOption(balance >= 0 && Number.isFinite(balance), 'balance', 'a finite number ≥ 0', balance);
+  checkOption(balance >= 0 && balance <= 1, 'balance', 'a number in [0, 1] (above 1 the lower bounds can exceed the target)', balance);
   const nTarget = Math.floor(input.nTarget);
   let n = 0;
   for (let j = 0; j < size.length; j++) n += size[j];

@@ -12,11 +12,12 @@
  * is `sha256:` + SHA-256 of the file's JSON without the `checksum` member.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { base64ToUint32, ClusterSketches, SKETCH_MAX, SKETCH_MIN, uint32ToBase64 } from '../core/sketch.js';
 import { hashFile, sha256Hex } from './hash.js';
+import { writeFileAtomic } from './output-set.js';
 
 /** Format version written by {@link saveCalibration}. */
 export const CALIBRATION_VERSION = 1;
@@ -112,11 +113,7 @@ export function serializeCalibration(c: Calibration): string {
  * Resolves with the file path.
  */
 export async function saveCalibration(dir: string, c: Calibration): Promise<string> {
-  const path = join(dir, CALIBRATION_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, serializeCalibration(c));
-  await rename(tmp, path);
-  return path;
+  return writeFileAtomic(join(dir, CALIBRATION_FILE), serializeCalibration(c));
 }
 
 function isIntIn(v: unknown, lo: number, hi = Number.MAX_SAFE_INTEGER): v is number {

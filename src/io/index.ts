@@ -10,6 +10,7 @@ export * from './manifest.js';
 export * from './metadata.js';
 export * from './model-config.js';
 export * from './npy.js';
+export * from './output-set.js';
 export * from './report-data.js';
 export * from './report-html.js';
 export * from './shard-writer.js';

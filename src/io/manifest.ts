@@ -13,6 +13,7 @@
  * one row group.
  */
 import { createWriteStream, readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import {
   AsyncByteQueue,
@@ -38,6 +39,7 @@ import { statusOfReason, type Decision, type DecisionReason, type DownloadStatus
 /** A manifest row as read back: the row plus its img2dataset `status` column. */
 export type ManifestRecord = ManifestRow & { status: DownloadStatus };
 import { buildNpyHeader } from './npy.js';
+import { outputError } from './output-set.js';
 
 /** Manifest file formats. */
 export type ManifestFormat = 'parquet' | 'arrow' | 'jsonl';
@@ -98,14 +100,16 @@ interface ByteSink {
 
 function writableSink(out: Writable, end: boolean, file?: string): ByteSink {
   let failure: Error | undefined;
+  let bytes = 0;
   out.on('error', (e: Error) => {
     failure ??= e;
   });
-  const fail = (e: Error): DbpruneError =>
-    e instanceof DbpruneError ? e : new DbpruneError(ErrorCodes.INTERNAL, `cannot write ${file ?? 'manifest stream'}: ${e.message}`, { file }, { cause: e });
+  const name = file ?? (out === process.stdout ? 'stdout' : 'manifest stream');
+  const fail = (e: Error): DbpruneError => outputError(name, e);
   return {
     async write(chunk) {
       if (failure) throw fail(failure);
+      bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
       if (!out.write(chunk)) {
         await new Promise<void>((resolve, reject) => {
           const onDrain = (): void => {
@@ -124,11 +128,22 @@ function writableSink(out: Writable, end: boolean, file?: string): ByteSink {
     async end() {
       if (failure) throw fail(failure);
       if (!end) return;
+      // end()'s callback gets the error of a failed write (ENOSPC, EIO): it must fail the run,
+      // whether or not the 'error' event has been emitted yet.
       await new Promise<void>((resolve, reject) => {
-        out.once('error', (e: Error) => reject(fail(e)));
-        out.end(() => resolve());
+        out.end((e?: Error | null) => (e ? reject(fail(e)) : resolve()));
       });
       if (failure) throw fail(failure);
+      if (file !== undefined) {
+        // What is on disk, not what was handed over: a short write fails here.
+        let size: number;
+        try {
+          size = (await stat(file)).size;
+        } catch (e) {
+          throw fail(e as Error);
+        }
+        if (size !== bytes) throw outputError(file, new Error(`${size} of ${bytes} bytes reached the disk`));
+      }
     },
   };
 }
@@ -570,7 +585,8 @@ function checkFormat(format: string, allowed: readonly string[]): void {
  * Options: `rowGroupRows` (default 65536, 1 … 2^20).
  *
  * @throws ERR_DBPRUNE_INVALID_OPTION for an unknown format or bad option.
- * @throws ERR_DBPRUNE_INTERNAL (from write/close) when the file cannot be written.
+ * @throws ERR_DBPRUNE_OUTPUT (from write/close, context.file) when the file cannot be written or
+ *   fewer bytes reached the disk than were written (disk full).
  */
 export function createManifestWriter(path: string, format: ManifestFormat, options: ManifestWriterOptions = {}): ManifestWriter {
   checkFormat(format, ['parquet', 'arrow', 'jsonl']);
@@ -619,7 +635,8 @@ export interface KeyListWriter {
 /**
  * Writes keys one a line (kept.txt, for webdataset filtering). Pass the keys of kept samples;
  * `write` resolves once the text is handed to the file (backpressure).
- * @throws ERR_DBPRUNE_INTERNAL (from write/close) when the file cannot be written.
+ * @throws ERR_DBPRUNE_OUTPUT (from write/close, context.file) when the file cannot be written or
+ *   fewer bytes reached the disk than were written (disk full).
  */
 export function createKeptKeysWriter(path: string): KeyListWriter {
   const sink = fileSink(path);

@@ -21,6 +21,7 @@ import { checkOption } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { ManifestRow } from '../core/sample.js';
 import { writeJsonAtomic } from './stats.js';
+import type { OutputSet } from './output-set.js';
 
 /** Range of the internal fine δ histograms: cosine distance of unit vectors lies in [0, 2]. */
 const DELTA_MAX = 2;
@@ -419,12 +420,12 @@ function thumbCost(t: HeldThumb): number {
 }
 
 /**
- * Writes `<outDir>/thumbnails.json` atomically when `payload` holds any thumbnail; returns its
+ * Writes `<outDir>/thumbnails.json` atomically (or into `outputs`) when `payload` holds any thumbnail; returns its
  * path, or undefined when there was nothing to write (no file is created then).
  */
-export async function writeReportThumbnails(outDir: string, payload: ReportThumbnails): Promise<string | undefined> {
+export async function writeReportThumbnails(outDir: string, payload: ReportThumbnails, outputs?: OutputSet): Promise<string | undefined> {
   if (payload.items.length === 0) return undefined;
   const path = join(outDir, 'thumbnails.json');
-  await writeJsonAtomic(path, payload);
+  await writeJsonAtomic(path, payload, outputs);
   return path;
 }

@@ -17,9 +17,10 @@
  * θ_j); otherwise, in exact mode, the smallest kept δ (`hard`) or the largest kept δ (`easy`) from
  * the report section's exact extremes (`report.delta.kept_min` / `kept_max`); `random` has none.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { writeFileAtomic, type OutputSet } from './output-set.js';
 import type { ReportThumbnails } from './report-data.js';
 import type { RunStats } from './stats.js';
 
@@ -28,8 +29,10 @@ export interface WriteReportOptions {
   title?: string;
   /** stats.json to read. Default `<outDir>/stats.json`. */
   statsPath?: string;
-  /** thumbnails.json to read when it exists. Default `<outDir>/thumbnails.json`. */
-  thumbnailsPath?: string;
+  /** thumbnails.json to read when it exists. Default `<outDir>/thumbnails.json`; null: none. */
+  thumbnailsPath?: string | null;
+  /** Write report.html into this output set (the caller commits it) instead of atomically on its own. */
+  outputs?: OutputSet;
   signal?: AbortSignal;
 }
 
@@ -44,7 +47,7 @@ export interface WriteReportOptions {
  */
 export async function writeReport(outDir: string, opts: WriteReportOptions = {}): Promise<string> {
   const statsPath = opts.statsPath ?? join(outDir, 'stats.json');
-  const thumbsPath = opts.thumbnailsPath ?? join(outDir, 'thumbnails.json');
+  const thumbsPath = opts.thumbnailsPath === undefined ? join(outDir, 'thumbnails.json') : opts.thumbnailsPath;
   throwIfAborted(opts.signal);
   let text: string;
   try {
@@ -63,22 +66,22 @@ export async function writeReport(outDir: string, opts: WriteReportOptions = {})
 
   let thumbnails: ReportThumbnails | undefined;
   let thumbNote: string | undefined;
-  try {
-    const t = JSON.parse(await readFile(thumbsPath, 'utf8')) as ReportThumbnails;
-    if (t && Array.isArray(t.items)) thumbnails = t;
-    else thumbNote = 'thumbnails.json has no items list; thumbnails left out.';
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') thumbNote = `thumbnails.json could not be read (${(e as Error).message}); thumbnails left out.`;
+  if (thumbsPath !== null) {
+    try {
+      const t = JSON.parse(await readFile(thumbsPath, 'utf8')) as ReportThumbnails;
+      if (t && Array.isArray(t.items)) thumbnails = t;
+      else thumbNote = 'thumbnails.json has no items list; thumbnails left out.';
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') thumbNote = `thumbnails.json could not be read (${(e as Error).message}); thumbnails left out.`;
+    }
   }
   throwIfAborted(opts.signal);
   const base = outDir.replace(/[/\\]+$/, '').split(/[/\\]/).pop() || outDir;
   const title = (opts.title ?? `dbprune report — ${base}`).slice(0, 200);
   const html = renderReportHtml(stats, thumbnails, { title, thumbnailsNote: thumbNote });
   const path = join(outDir, 'report.html');
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, html);
-  await rename(tmp, path);
-  return path;
+  if (opts.outputs) return opts.outputs.writeFile(path, html);
+  return writeFileAtomic(path, html);
 }
 
 function checkStats(s: RunStats, file: string): void {
@@ -109,6 +112,15 @@ function escapeHtml(s: string): string {
  * Renders the report page from parsed stats.json (and thumbnails.json) to an HTML string, with
  * no I/O. `thumbnailsNote` is shown in the thumbnails section (why there are none).
  */
+/** A warning under the title when streaming decisions rested on a calibration that disagrees with the stream. */
+function calibrationBanner(stats: RunStats): string {
+  const check = (stats.streaming as { calibration_check?: { agrees?: unknown; mix_dispersion?: unknown; distance_ratio?: unknown; keep_rate_gain?: unknown } } | undefined)
+    ?.calibration_check;
+  if (!check || check.agrees !== false) return '';
+  const num = (v: unknown, digits: number): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–');
+  return `\n    <p class="warn" id="calibration-warning">Calibration disagrees with this stream: cluster mix dispersion ${num(check.mix_dispersion, 1)}, mean distance ×${num(check.distance_ratio, 2)}. The keep ratio was held near the target (keep-rate gain ${num(check.keep_rate_gain, 2)}), but the plan was sized for another distribution: refit with <code>dbprune fit</code> on a sample of this data.</p>`;
+}
+
 export function renderReportHtml(stats: RunStats, thumbnails?: ReportThumbnails, opts: { title?: string; thumbnailsNote?: string } = {}): string {
   const title = opts.title ?? 'dbprune report';
   const data = { stats, thumbs: thumbnails ?? null, thumbsNote: opts.thumbnailsNote ?? null };
@@ -125,7 +137,7 @@ export function renderReportHtml(stats: RunStats, thumbnails?: ReportThumbnails,
 <header class="top">
   <div class="wrap">
     <h1>${escapeHtml(title)}</h1>
-    <p class="sub" id="subtitle"></p>
+    <p class="sub" id="subtitle"></p>${calibrationBanner(stats)}
   </div>
 </header>
 <main class="wrap">
@@ -189,6 +201,7 @@ h2{font-size:16px;margin:0 0 8px;font-weight:620}
 .h2b{margin-top:18px}
 .hint{font-weight:400;color:var(--muted);font-size:13px;margin-left:6px}
 .sub{margin:0;color:var(--muted)}
+.warn{margin:8px 0 0;padding:6px 10px;border-left:4px solid var(--thr);background:#fff4e6}
 .note{color:var(--muted);margin:0 0 8px;font-size:13px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px;margin-bottom:16px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}

@@ -11,7 +11,7 @@
  * sanitised sample key: no value from the input is ever used as a path.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +21,7 @@ import sharp from 'sharp';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import { statusOfReason, type ImageSample, type ManifestRow } from '../core/sample.js';
+import { outputError, prepareOutputDir } from './output-set.js';
 
 export interface ShardWriterOptions {
   /** Output folder; created if missing. Existing shards of the same names are overwritten. */
@@ -37,6 +38,11 @@ export interface ShardWriterOptions {
   /** Read width/height of kept images from their headers (sharp metadata, no decode) into the
    *  sidecar and parquet. Default true. */
   imageSize?: boolean;
+  /**
+   * Where to write the file that ends up at `finalPath` (default: `finalPath` itself). A run passes
+   * its output set's `file` (src/io/output-set.ts) so shards are renamed into place only when the run succeeds.
+   */
+  tempPath?: (finalPath: string) => string;
   signal?: AbortSignal;
 }
 
@@ -99,9 +105,10 @@ class OpenShard {
     readonly name: string,
     readonly tarPath: string,
     extraCount: number,
+    writePath: string,
   ) {
     this.pack = tarPack();
-    this.done = pipeline(this.pack, createWriteStream(tarPath));
+    this.done = pipeline(this.pack, createWriteStream(writePath));
     this.done.catch((e: unknown) => {
       this.failure ??= e;
     });
@@ -124,7 +131,7 @@ class OpenShard {
 
   check(): void {
     if (this.failure !== undefined) {
-      throw new DbpruneError(ErrorCodes.INTERNAL, `cannot write ${this.tarPath}: ${(this.failure as Error)?.message ?? String(this.failure)}`, { file: this.tarPath }, { cause: this.failure });
+      throw outputError(this.tarPath, this.failure);
     }
   }
 
@@ -132,7 +139,7 @@ class OpenShard {
     this.check();
     return new Promise((resolve, reject) => {
       this.pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(this.started) }, data, (err) => {
-        if (err) reject(new DbpruneError(ErrorCodes.INTERNAL, `cannot write ${name} to ${this.tarPath}: ${err.message}`, { file: this.tarPath }, { cause: err }));
+        if (err) reject(new DbpruneError(ErrorCodes.OUTPUT, `cannot write ${name} to ${this.tarPath}: ${err.message}`, { file: this.tarPath }, { cause: err }));
         else resolve();
       });
     });
@@ -184,7 +191,7 @@ function extraString(v: unknown): string | null {
  * `failed_to_download` for other `error:*` reasons, else `success`.
  *
  * @throws ERR_DBPRUNE_INVALID_OPTION for bad options (defaults/limits in {@link ShardWriterOptions}).
- * @throws ERR_DBPRUNE_INTERNAL (from write/close) when a file cannot be written.
+ * @throws ERR_DBPRUNE_OUTPUT (from write/close, context.file) when a file cannot be written.
  * @throws ERR_DBPRUNE_ABORTED (from write) when `signal` fires.
  */
 export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
@@ -199,6 +206,7 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
   const extraNames = opts.additionalColumns ?? [];
   checkOption(Array.isArray(extraNames) && extraNames.every((c) => typeof c === 'string' && c.length > 0), 'additionalColumns', 'a list of column names', extraNames);
   const imageSize = opts.imageSize ?? true;
+  const tempPath = opts.tempPath ?? ((finalPath: string): string => finalPath);
 
   let nextId = startShardId;
   let current: OpenShard | undefined;
@@ -210,10 +218,11 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
   let chain: Promise<void> = Promise.resolve();
 
   const open = async (): Promise<OpenShard> => {
-    madeDir ??= mkdir(dir, { recursive: true });
+    madeDir ??= prepareOutputDir(dir);
     await madeDir;
     const name = String(nextId++).padStart(oomShardCount, '0');
-    return new OpenShard(name, join(dir, `${name}.tar`), extraNames.length);
+    const tarPath = join(dir, `${name}.tar`);
+    return new OpenShard(name, tarPath, extraNames.length, tempPath(tarPath));
   };
 
   const finish = async (s: OpenShard): Promise<void> => {
@@ -227,7 +236,7 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
     const parquetPath = join(dir, `${s.name}.parquet`);
     const statsPath = join(dir, `${s.name}_stats.json`);
     try {
-      await writeFile(parquetPath, parquetBytes(s.cols, extraNames));
+      await writeFile(tempPath(parquetPath), parquetBytes(s.cols, extraNames));
       const end = Date.now();
       const stats = {
         count: s.rows,
@@ -241,9 +250,9 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
         end_time: end / 1000,
         status_dict: Object.fromEntries(s.statusDict),
       };
-      await writeFile(statsPath, `${JSON.stringify(stats, null, 4)}\n`);
+      await writeFile(tempPath(statsPath), `${JSON.stringify(stats, null, 4)}\n`);
     } catch (e) {
-      throw new DbpruneError(ErrorCodes.INTERNAL, `cannot write shard ${s.name} in ${dir}: ${(e as Error).message}`, { file: dir, shard: s.name }, { cause: e });
+      throw new DbpruneError(ErrorCodes.OUTPUT, `cannot write shard ${s.name} in ${dir}: ${(e as Error).message}`, { file: dir, shard: s.name }, { cause: e });
     }
     shards.push({ shard: s.name, tar: s.tarPath, parquet: parquetPath, stats: statsPath, rows: s.rows, kept: s.kept });
   };
@@ -338,6 +347,17 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
       return closed;
     },
   };
+}
+
+/** The shard files (`NNNNN.tar`, `NNNNN.parquet`, `NNNNN_stats.json`) in `dir`; none when it does not exist. */
+export async function shardFilesIn(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => /^\d+(\.tar|\.parquet|_stats\.json)$/.test(n)).map((n) => join(dir, n));
 }
 
 /** One item for {@link shardWriterSink}. */

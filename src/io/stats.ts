@@ -2,7 +2,13 @@
  * `stats.json`: the per-cluster figures of a run, one schema for exact and streaming mode, read by
  * the report and by users (pandas: `pd.DataFrame(stats["clusters"])`).
  */
-import { writeFile, rename } from 'node:fs/promises';
+import { writeFileAtomic, type OutputSet } from './output-set.js';
+
+/**
+ * Every file `prune`/`run` may write into their `--out` folder. A run replaces them as one set:
+ * the ones it does not write this time are removed when it commits (src/io/output-set.ts).
+ */
+export const RUN_OUTPUT_FILES = ['manifest.parquet', 'manifest.arrow', 'manifest.jsonl', 'kept.txt', 'kept_uids.npy', 'stats.json', 'thumbnails.json', 'report.html'] as const;
 
 export interface ClusterStatsColumns {
   n: number[];
@@ -46,11 +52,18 @@ export interface RunStats {
   [section: string]: unknown;
 }
 
-/** Writes JSON atomically (temp file + rename) so a reader never sees half a file. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, `${JSON.stringify(value, roundReplacer, 1)}\n`);
-  await rename(tmp, path);
+/** stats.json text: floats to 9 significant digits, NaN/Inf as null. */
+export function statsJson(value: unknown): string {
+  return `${JSON.stringify(value, roundReplacer, 1)}\n`;
+}
+
+/**
+ * Writes JSON atomically (temp file + rename) so a reader never sees half a file; with `outputs`,
+ * into that set instead (renamed into place when the caller commits it).
+ */
+export async function writeJsonAtomic(path: string, value: unknown, outputs?: OutputSet): Promise<void> {
+  if (outputs) await outputs.writeFile(path, statsJson(value));
+  else await writeFileAtomic(path, statsJson(value));
 }
 
 /** Keeps stats.json readable: floats to 9 significant digits, NaN/Inf as null. */

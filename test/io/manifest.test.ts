@@ -95,7 +95,7 @@ describe('manifest writers', () => {
     expect(() => createManifestWriter(join(dir, 'x'), 'jsonl', { rowGroupRows: 0 })).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
   });
 
-  it('an unwritable path fails on write/close with ERR_DBPRUNE_INTERNAL naming the file', async () => {
+  it('an unwritable path fails on write/close with ERR_DBPRUNE_OUTPUT naming the file', async () => {
     for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
       const path = join(dir, 'no-such-dir', `m.${format}`);
       const w = createManifestWriter(path, format, { rowGroupRows: 10 });
@@ -103,7 +103,7 @@ describe('manifest writers', () => {
         await w.write(rows.slice(0, 30));
         await w.close();
       })().catch((e: unknown) => e);
-      expect(err, format).toMatchObject({ code: 'ERR_DBPRUNE_INTERNAL', context: { file: path } });
+      expect(err, format).toMatchObject({ code: 'ERR_DBPRUNE_OUTPUT', context: { file: path } });
     }
   });
 

@@ -1,12 +1,21 @@
 /**
- * Packaging: `npm pack`, install the tarball into a fresh folder offline (the tarball plus the npm
- * cache that `npm ci` filled), then from there run `npx dbprune --help` and an ESM script that
- * imports the public stages and runs the custom-pipeline example on the bundled data-samples.
- * No TypeScript runtime is involved on the user's side: the bin and the library run from dist/.
+ * Packaging: `npm pack`, install the tarball into a fresh folder offline, then from there run
+ * `npx dbprune --help` and an ESM script that imports the public stages and runs the
+ * custom-pipeline example on the bundled data-samples. No TypeScript runtime is involved on the
+ * user's side: the bin and the library run from dist/.
+ *
+ * Offline on a fresh machine: `npm ci` fills the npm cache with tarballs but not with the registry
+ * metadata that resolving the tarball's dependency ranges needs, so `npm install --offline` of the
+ * tarball alone fails with ENOTCACHED on an empty cache. The app folder is therefore seeded with
+ * the package's production dependency closure (`npm ls --omit=dev`, i.e. what the published
+ * package.json declares) copied from this checkout's node_modules — a local mirror of exactly the
+ * versions the lockfile pins — and the tarball is installed on top with an EMPTY npm cache and
+ * `--offline`. A runtime import missing from `dependencies`, a file missing from `files`, or a
+ * broken `bin`/`exports` still fails this test; no network is used.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/fixture.js';
 import { tempDir } from '../stages/image-fixtures.js';
@@ -14,6 +23,24 @@ import { tempDir } from '../stages/image-fixtures.js';
 const tmp = tempDir('dbprune-pack-');
 afterAll(() => tmp.cleanup());
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+/** Copies the production dependency closure of this checkout into `app/node_modules` (hard links where the filesystem allows). */
+function seedProductionDependencies(app: string): void {
+  const listed = execFileSync(npm, ['ls', '--omit=dev', '--all', '--parseable'], { cwd: repoRoot, encoding: 'utf8' });
+  const rootModules = join(repoRoot, 'node_modules');
+  for (const path of listed.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const rel = relative(rootModules, path);
+    // the root itself, and packages nested under another package (copied with their parent)
+    if (rel.startsWith('..') || rel === '' || rel.split(sep).includes('node_modules')) continue;
+    const target = join(app, 'node_modules', rel);
+    mkdirSync(dirname(target), { recursive: true });
+    try {
+      execFileSync('cp', ['-al', path, target], { stdio: 'ignore' });
+    } catch {
+      cpSync(path, target, { recursive: true, verbatimSymlinks: true });
+    }
+  }
+}
 
 describe('the npm package', () => {
   it('installs from its tarball offline; the bin and the ESM API work without TypeScript', { timeout: 300_000 }, () => {
@@ -24,10 +51,18 @@ describe('the npm package', () => {
     execFileSync('mkdir', ['-p', app]);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     writeFileSync(join(app, '.npmrc'), 'onnxruntime-node-install=skip\n');
-    const install = spawnSync(npm, ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', join(tmp.dir, tarball as string)], { cwd: app, encoding: 'utf8' });
-    expect(install.status, install.stderr).toBe(0);
+    seedProductionDependencies(app);
+    // An empty cache proves nothing comes from it (a fresh machine's state); no scripts, no network.
+    const env = { ...process.env, npm_config_cache: join(tmp.dir, 'empty-npm-cache') };
+    const npmOffline = (args: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(npm, [...args, '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app, encoding: 'utf8', env });
+    // bin links of the seeded packages (else npm re-fetches the packages that have bins)
+    const links = npmOffline(['rebuild', '--ignore-scripts']);
+    expect(links.status, String(links.stderr)).toBe(0);
+    const install = npmOffline(['install', join(tmp.dir, tarball as string)]);
+    expect(install.status, String(install.stderr)).toBe(0);
 
-    const help = spawnSync('npx', ['--offline', 'dbprune', '--help'], { cwd: app, encoding: 'utf8' });
+    const help = spawnSync('npx', ['--offline', 'dbprune', '--help'], { cwd: app, encoding: 'utf8', env });
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/prune/);
     expect(help.stdout).toMatch(/run/);
