@@ -10,7 +10,8 @@ import { readManifest } from '../../src/io/manifest.js';
 import { readTarSamples } from '../../src/io/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { startServer, tempDir } from '../stages/image-fixtures.js';
+import sharp from 'sharp';
+import { makeTar, startServer, tempDir } from '../stages/image-fixtures.js';
 
 const tmp = tempDir('dbprune-inputs-cli-');
 const shards = join(repoRoot, 'data-samples', 'shards');
@@ -20,6 +21,10 @@ const images: ImageSample[] = [];
 beforeAll(async () => {
   for await (const s of readTarSamples(createReadStream(join(shards, '00001.tar')))) if (images.length < 6) images.push(s);
   server = await startServer((req, res) => {
+    if (req.url === '/empty.tar') {
+      res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': '0' }).end();
+      return;
+    }
     const i = Number((req.url ?? '').replace(/^\/img\//, '').replace(/\.\w+$/, ''));
     const s = images[i];
     if (!s?.image) {
@@ -52,3 +57,37 @@ describe('dbprune run: URL lists', () => {
     expect(named.stderr).toMatch(/lacks the caption column "caption".*\[ERR_DBPRUNE_INPUT_FORMAT\]/);
   });
 });
+
+describe('dbprune run: every shard and key gets a row', () => {
+  it('GIF/TIFF/AVIF members decode, an undecodable key gets error:missing-image, empty shards get a :shard row', async () => {
+    const base = () => sharp({ create: { width: 24, height: 16, channels: 3, background: { r: 40, g: 160, b: 90 } } });
+    const tar = await makeTar([
+      { name: 'a.jpg', data: await base().jpeg().toBuffer() },
+      { name: 'b.gif', data: await base().gif().toBuffer() },
+      { name: 'c.tiff', data: await base().tiff().toBuffer() },
+      { name: 'd.avif', data: await base().avif().toBuffer() },
+      { name: 'e.bmp', data: Buffer.from('424d00000000', 'hex') },
+    ]);
+    const dir = join(tmp.dir, 'formats');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'f.tar'), tar);
+    writeFileSync(join(dir, 'empty.tar'), Buffer.alloc(0));
+    const out = join(tmp.dir, 'formats-out');
+    const r = await runCli(['run', join(dir, 'f.tar'), join(dir, 'empty.tar'), `${server.url}/empty.tar`, '--allow-private', '--out', out, '--format', 'jsonl', '-q']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rows = readManifest(join(out, 'manifest.jsonl'));
+    expect(rows.map((row) => [row.key, row.reason.startsWith('error:') ? row.reason : 'decided'])).toEqual([
+      ['a', 'decided'],
+      ['b', 'decided'],
+      ['c', 'decided'],
+      ['d', 'decided'],
+      ['e', 'error:missing-image'],
+      ['empty.tar:shard', 'error:untar'],
+      ['empty.tar:shard', 'error:untar'],
+    ]);
+    expect(rows[5].error).toMatch(/empty \(0 bytes\)/);
+    expect(readFileSync(join(out, 'stats.json'), 'utf8')).toContain('"samples": 7');
+  });
+});
+
