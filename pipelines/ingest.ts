@@ -220,7 +220,8 @@ class PositionQueue {
 }
 
 const URL_CONTENT_TYPES: Record<string, UrlListFormat> = {
-  'text/plain': 'txt',
+  'text/uri-list': 'txt',
+  'text/plain': 'txt', // only with a token: the listener refuses CORS-simple types without one
   'application/x-ndjson': 'jsonl',
   'application/jsonl': 'jsonl',
   'application/json-lines': 'jsonl',
