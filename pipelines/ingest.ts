@@ -478,12 +478,16 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         release();
       }
     };
+    /** A failure the run cannot go on from (a commit or the journal failed): stop intake, end with it. */
+    const failFatal = (e: unknown): void => {
+      fatal ??= e;
+      hardAc.abort(e);
+      stop();
+      (sinkWake as (() => void) | null)?.();
+    };
     const requestCommit = (reason: string): Promise<void> => {
       const p = commitChain.then(() => doCommit(reason));
-      commitChain = p.catch((e: unknown) => {
-        fatal ??= e;
-        hardAc.abort(e);
-      });
+      commitChain = p.catch((e: unknown) => failFatal(e));
       return p;
     };
 
@@ -684,7 +688,32 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       }, Math.min(1000, secs * 1000)),
     );
     const metrics = (): string => metricsText({ counters, named, rate, written, lastCommitAt, commits, lastCommitSeq, journal: jr.size, position });
+    /** Bodies being stored and journaled, by identity: an identical concurrent POST waits for it. */
+    const storing = new Map<string, Promise<JournalEntry>>();
+    let storeSeq = 0;
+    const storeUrlBody = async (s: IngestSubmission, fmt: UrlListFormat, hex: string, id: string): Promise<JournalEntry> => {
+      const path = join(stateDir, 'inputs', `${hex}.${fmt}`);
+      try {
+        await writeFileDurable(path, s.body, join(stateDir, 'tmp', `input-${hex}.${process.pid}.${storeSeq++}.${fmt}`));
+      } catch (e) {
+        throw new DbpruneError(ErrorCodes.STATE, `cannot store the posted URL batch as ${path}: ${(e as Error).message} (was the state folder removed?); not accepted`, { file: path }, { cause: e });
+      }
+      return (await jr.append({ kind: 'urls', src: path, id, via: 'listen' })).entry;
+    };
     const submit = async (s: IngestSubmission): Promise<IngestReply> => {
+      try {
+        return await submitOnce(s);
+      } catch (e) {
+        // The input was not journaled, so it is not acknowledged: the caller gets the coded error.
+        // A state folder that cannot take inputs any more ends the run (coded, exit 1).
+        if (isDbpruneError(e) && e.code === ErrorCodes.STATE) {
+          warn(`dbprune ingest: ${e.message} [${e.code}]; stopping`);
+          failFatal(e);
+        }
+        throw e;
+      }
+    };
+    const submitOnce = async (s: IngestSubmission): Promise<IngestReply> => {
       if (stopping) return { status: 503, body: { error: 'stopping' } };
       if (s.route === 'shards') {
         if (mode !== 'images') return { status: 400, body: { error: 'this ingest takes .npy embeddings, not shards' } };
@@ -717,10 +746,19 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       const id = `sha256:${hex}`;
       const known = jr.indexOf(id);
       if (known !== undefined) return { status: 200, body: { accepted: [{ i: known, src: jr.get(known)?.src, duplicate: true }] } };
-      const path = join(stateDir, 'inputs', `${hex}.${fmt}`);
-      await writeFileDurable(path, s.body, join(stateDir, 'tmp', `input-${hex}.${fmt}`));
-      const r = await jr.append({ kind: 'urls', src: path, id, via: 'listen' });
-      return { status: 202, body: { accepted: [{ i: r.entry.i, src: path, duplicate: r.duplicate }] } };
+      const pending = storing.get(id);
+      if (pending) {
+        const entry = await pending;
+        return { status: 200, body: { accepted: [{ i: entry.i, src: entry.src, duplicate: true }] } };
+      }
+      const p = storeUrlBody(s, fmt, hex, id);
+      storing.set(id, p);
+      try {
+        const entry = await p;
+        return { status: 202, body: { accepted: [{ i: entry.i, src: entry.src, duplicate: false }] } };
+      } finally {
+        storing.delete(id);
+      }
     };
     if (opts.listen) {
       const l = opts.listen;
