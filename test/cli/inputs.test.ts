@@ -2,11 +2,13 @@
  * Inputs through the real CLI (issue #11): URL lists with only a `url` column, keys that repeat or
  * cannot be written, image formats sharp decodes, and empty shards.
  */
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageSample } from '../../src/core/sample.js';
 import { readManifest } from '../../src/io/manifest.js';
+import { writeNpy } from '../../src/io/npy.js';
+import { Rng } from '../../src/core/rng.js';
 import { readTarSamples } from '../../src/io/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixture.js';
@@ -88,6 +90,67 @@ describe('dbprune run: every shard and key gets a row', () => {
     ]);
     expect(rows[5].error).toMatch(/empty \(0 bytes\)/);
     expect(readFileSync(join(out, 'stats.json'), 'utf8')).toContain('"samples": 7');
+  });
+});
+
+describe('dbprune run: duplicate and unwritable keys', () => {
+  it('a shard listed twice: its second reading is error:duplicate-key rows; a copy under another name is another shard', async () => {
+    const dir = join(tmp.dir, 'dups');
+    mkdirSync(dir);
+    const a = join(dir, 'a.tar');
+    const copy = join(dir, 'copy.tar');
+    copyFileSync(join(shards, '00000.tar'), a);
+    copyFileSync(join(shards, '00000.tar'), copy);
+    const out = join(tmp.dir, 'dups-out');
+    const r = await runCli(['run', a, copy, a, '--out', out, '--format', 'jsonl', '-q']);
+    expect(r.code).toBe(0);
+    const rows = readManifest(join(out, 'manifest.jsonl'));
+    const per = rows.length / 3;
+    expect(rows.slice(0, 2 * per).every((row) => row.reason !== 'error:duplicate-key')).toBe(true);
+    expect(rows.slice(2 * per).every((row) => row.reason === 'error:duplicate-key' && row.decision === 'drop')).toBe(true);
+    // kept.txt: one line per kept row; within a shard no key twice
+    const kept = readFileSync(join(out, 'kept.txt'), 'utf8').trim().split('\n');
+    expect(kept.length).toBe(rows.filter((row) => row.decision === 'keep').length);
+    const keptA = rows.filter((row) => row.decision === 'keep' && row.shard === a).map((row) => row.key);
+    expect(new Set(keptA).size).toBe(keptA.length);
+  });
+
+  it('repeated keys in keys.txt (streaming and exact mode) and a key with a line break never reach kept.txt twice or split', async () => {
+    const dir = join(tmp.dir, 'keys');
+    mkdirSync(dir);
+    const n = 300;
+    const rng = new Rng(7);
+    const emb = new Float32Array(n * 64).map(() => rng.normal());
+    await writeNpy(join(dir, 'emb.npy'), emb, [n, 64]);
+    const keys = Array.from({ length: n }, (_, i) => `k${i % 250}`); // 50 repeats
+    writeFileSync(join(dir, 'keys.txt'), `${keys.join('\n')}\n`);
+    const centroids = join(repoRoot, 'data-samples', 'centroids', 'centroids.npy');
+    for (const mode of ['run', 'prune'] as const) {
+      const out = join(tmp.dir, `keys-out-${mode}`);
+      const args = mode === 'run' ? ['run', '--embeddings', join(dir, 'emb.npy')] : ['prune', '--embeddings', join(dir, 'emb.npy')];
+      const r = await runCli([...args, '--keys', join(dir, 'keys.txt'), '--centroids', centroids, '--keep', '0.5', '--out', out, '--format', 'jsonl', '-q']);
+      expect(r.code, r.stderr).toBe(0);
+      const rows = readManifest(join(out, 'manifest.jsonl'));
+      expect(rows).toHaveLength(n);
+      expect(rows.filter((row) => row.reason === 'error:duplicate-key').map((row) => row.key), mode).toEqual(keys.slice(250));
+      const kept = readFileSync(join(out, 'kept.txt'), 'utf8').trim().split('\n');
+      expect(new Set(kept).size, mode).toBe(kept.length);
+    }
+    // a tar member whose key holds a newline
+    const nl = await makeTar([
+      { name: 'ok.jpg', data: images[0].image as Buffer },
+      { name: 'bad\nkey.jpg', data: images[1].image as Buffer },
+    ]);
+    writeFileSync(join(dir, 'nl.tar'), nl);
+    const out = join(tmp.dir, 'nl-out');
+    const r = await runCli(['run', join(dir, 'nl.tar'), '--keep', '0.99', '--out', out, '--format', 'jsonl', '-q']);
+    expect(r.code).toBe(0);
+    const rows = readManifest(join(out, 'manifest.jsonl'));
+    expect(rows.map((row) => [row.key, row.reason])).toEqual([
+      ['ok', 'dbp'],
+      ['bad\nkey', 'error:invalid-key'],
+    ]);
+    expect(readFileSync(join(out, 'kept.txt'), 'utf8')).not.toMatch(/bad|key\n/);
   });
 });
 
