@@ -13,10 +13,14 @@
  *
  * Memory is bounded: the keys of the shard being read (shards arrive one after another in every
  * dbprune pipeline) up to `maxKeysPerShard` (beyond it, later repeats in that shard go undetected
- * and `onWarning` says so once), plus the names of the shards already read.
+ * and `onWarning` says so once), plus the names of the shards already read. Keys are remembered as
+ * 96-bit fingerprints ({@link FingerprintSet}: 24–48 bytes a key, no string kept), so two different
+ * keys of one shard are taken for one with probability about n² / 2^97 — 6·10^-18 for a shard of
+ * a million keys.
  */
 import { Transform } from 'node:stream';
 import { checkOption, ErrorCodes } from '../core/errors.js';
+import { FingerprintSet } from '../core/fingerprint-set.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
 export interface KeyGuardOptions {
@@ -27,6 +31,8 @@ export interface KeyGuardOptions {
 }
 
 export type KeyGuardStream = Transform & { readonly duplicates: number; readonly invalid: number };
+
+const inShard = (shard: string): string => (shard === '' ? '' : ` in shard ${shard}`);
 
 /** True when a key can be written as one line of `kept.txt`. */
 export function isWritableKey(key: string): boolean {
@@ -45,7 +51,7 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
   checkOption(Number.isInteger(maxKeys) && maxKeys >= 1 && maxKeys <= 2 ** 26, 'maxKeysPerShard', 'an integer in 1..2^26', maxKeys);
   const done = new Set<string>();
   let shard: string | undefined;
-  let keys = new Set<string>();
+  let keys = new FingerprintSet();
   let repeated = false;
   let warned = false;
   let duplicates = 0;
@@ -56,51 +62,60 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
     if (s !== shard) {
       if (shard !== undefined) done.add(shard);
       shard = s;
-      keys = new Set();
+      keys = new FingerprintSet();
       repeated = done.has(s);
       warned = false;
     }
-    const where = s === '' ? '' : ` in shard ${s}`;
-    if (!isWritableKey(key)) {
+    if (key.indexOf('\n') >= 0 || key.indexOf('\r') >= 0) {
       invalid++;
-      return { reason: 'error:invalid-key', message: `key ${JSON.stringify(key)}${where} holds a line break; it cannot be written to kept.txt`, code: ErrorCodes.INPUT_FORMAT };
+      return { reason: 'error:invalid-key', message: `key ${JSON.stringify(key)}${inShard(s)} holds a line break; it cannot be written to kept.txt`, code: ErrorCodes.INPUT_FORMAT };
     }
     if (repeated) {
       duplicates++;
       return { reason: 'error:duplicate-key', message: `shard ${s} was already read in this run (listed twice?); key ${key} was decided there`, code: ErrorCodes.DUPLICATE_KEY };
     }
-    if (keys.has(key)) {
+    if (keys.size < maxKeys) {
+      if (!keys.add(key)) {
+        duplicates++;
+        return { reason: 'error:duplicate-key', message: `key ${key} repeats${inShard(s)}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY };
+      }
+    } else if (keys.has(key)) {
       duplicates++;
-      return { reason: 'error:duplicate-key', message: `key ${key} repeats${where}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY };
-    }
-    if (keys.size < maxKeys) keys.add(key);
-    else if (!warned) {
+      return { reason: 'error:duplicate-key', message: `key ${key} repeats${inShard(s)}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY };
+    } else if (!warned) {
       warned = true;
       opts.onWarning?.(`dbprune: shard ${s} has more than ${maxKeys} keys; repeated keys beyond them are not detected`);
     }
     return undefined;
   };
 
+  const guardBatch = (batch: EmbeddingBatch): EmbeddingBatch => {
+    const n = batch.rows.length;
+    let errors = batch.errors;
+    for (let i = 0; i < n; i++) {
+      const row = batch.rows[i];
+      const err = check(row.key, row.shard);
+      if (err && !errors?.[i]) {
+        if (!errors || errors.length < n) {
+          const full: (RowError | undefined)[] = new Array(n).fill(undefined);
+          errors?.forEach((e, j) => (full[j] = e));
+          errors = full;
+        }
+        errors[i] = err;
+      }
+    }
+    batch.errors = errors;
+    return batch;
+  };
   const stream = new Transform({
     objectMode: true,
     highWaterMark: BATCH_HIGH_WATER_MARK,
     transform(batch: EmbeddingBatch, _enc, cb) {
-      const n = batch.rows.length;
-      let errors = batch.errors;
-      for (let i = 0; i < n; i++) {
-        const row = batch.rows[i];
-        const err = check(row.key, row.shard);
-        if (err && !errors?.[i]) {
-          if (!errors || errors.length < n) {
-            const full: (RowError | undefined)[] = new Array(n).fill(undefined);
-            errors?.forEach((e, j) => (full[j] = e));
-            errors = full;
-          }
-          errors[i] = err;
-        }
+      try {
+        cb(null, guardBatch(batch));
+      } catch (e) {
+        cb(e as Error);
       }
-      batch.errors = errors;
-      cb(null, batch);
     },
   });
   Object.defineProperties(stream, {
