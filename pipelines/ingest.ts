@@ -60,6 +60,7 @@ import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { dedup, type DedupStream } from '../src/stages/dedup.js';
 import { download, type DownloadOptions } from '../src/stages/download.js';
 import { embed } from '../src/stages/embed.js';
+import { keyGuard } from '../src/stages/key-guard.js';
 import { fetchShardBytes, type FetchShardBytesOptions } from '../src/stages/fetch-shard.js';
 import { normalize } from '../src/stages/normalize.js';
 import { DEFAULT_EMBEDDING_BATCH_ROWS } from './embeddings-to-manifest.js';
@@ -548,6 +549,9 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       }
     }
 
+    // Repeated keys within an input become error:duplicate-key rows (see keyGuard). A resumed entry
+    // replays the keys of the samples it skips into the guard, so decisions match an uninterrupted run.
+    const guard = keyGuard({ onWarning: warn, repeatedShards: false });
     async function* front(): AsyncGenerator<ImageSample | EmbeddingBatch> {
       let e = position.entry;
       let skip = position.sample;
@@ -564,12 +568,14 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
             for await (const b of npyBatches(entry, entryAc.signal)) {
               const n = b.rows.length;
               if (idx + n <= skip) {
+                for (const r of b.rows) guard.remember(r.key, r.shard);
                 idx += n;
                 continue;
               }
               let out = b;
               if (idx < skip) {
                 const from = skip - idx;
+                for (const r of b.rows.slice(0, from)) guard.remember(r.key, r.shard);
                 out = { rows: b.rows.slice(from), dim: b.dim, embeddings: b.embeddings.slice(from * b.dim), ...(b.errors ? { errors: b.errors.slice(from) } : {}) };
                 idx = skip;
               }
@@ -583,6 +589,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
             if (entry.kind === 'urls') idx = skip; // skipped before download
             for await (const s of it) {
               if (idx < skip) {
+                guard.remember(s.key, s.shard);
                 idx++;
                 continue;
               }
@@ -632,6 +639,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     });
     named.push(['gate', gate]);
     named.push(['normalize', normalize({ expectedDim: dim, expectedFrom: `centroid (${opts.centroids})` })]);
+    named.push(['keys', guard]);
     named.push(['assign', assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal })]);
     if (opts.dedupEps !== undefined) {
       dedupStage = dedup({ eps: opts.dedupEps, dim, k, restoreFrom: recovered?.state.dedup ? (recovered.extraDir ?? undefined) : undefined, signal });

@@ -28,9 +28,17 @@ export interface KeyGuardOptions {
   maxKeysPerShard?: number;
   /** Called once per shard whose key count passes `maxKeysPerShard`. */
   onWarning?: (line: string) => void;
+  /** Flag every row of a shard name that comes back after other shards. Default true; `ingest`
+   *  turns it off (its journal already refuses an input twice, and `.npy` shard names are base names). */
+  repeatedShards?: boolean;
 }
 
-export type KeyGuardStream = Transform & { readonly duplicates: number; readonly invalid: number };
+export type KeyGuardStream = Transform & {
+  readonly duplicates: number;
+  readonly invalid: number;
+  /** Records a key as seen without a row (a resumed run replaying the samples it skips). */
+  remember(key: string, shard: string | undefined): void;
+};
 
 const inShard = (shard: string): string => (shard === '' ? '' : ` in shard ${shard}`);
 
@@ -49,6 +57,7 @@ export function isWritableKey(key: string): boolean {
 export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
   const maxKeys = opts.maxKeysPerShard ?? 2 ** 22;
   checkOption(Number.isInteger(maxKeys) && maxKeys >= 1 && maxKeys <= 2 ** 26, 'maxKeysPerShard', 'an integer in 1..2^26', maxKeys);
+  const flagRepeated = opts.repeatedShards ?? true;
   const done = new Set<string>();
   let shard: string | undefined;
   let keys = new FingerprintSet();
@@ -63,7 +72,7 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
       if (shard !== undefined) done.add(shard);
       shard = s;
       keys = new FingerprintSet();
-      repeated = done.has(s);
+      repeated = flagRepeated && done.has(s);
       warned = false;
     }
     if (key.indexOf('\n') >= 0 || key.indexOf('\r') >= 0) {
@@ -121,6 +130,15 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
   Object.defineProperties(stream, {
     duplicates: { get: () => duplicates },
     invalid: { get: () => invalid },
+    remember: {
+      value: (key: string, shard: string | undefined): void => {
+        const d = duplicates;
+        const v = invalid;
+        check(key, shard);
+        duplicates = d;
+        invalid = v;
+      },
+    },
   });
   return stream as KeyGuardStream;
 }

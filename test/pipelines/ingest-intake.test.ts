@@ -2,13 +2,15 @@
  * `dbprune ingest` intake under stress (issue #11): identical URL batches posted concurrently, the
  * state folder deleted under a running daemon, and two daemons pointed at one output folder.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../src/core/rng.js';
+import { writeNpy } from '../../src/io/npy.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { spawnIngest as spawnIngestProc, type IngestProc } from '../helpers/ingest.js';
+import { committedRows, spawnIngest as spawnIngestProc, type IngestProc } from '../helpers/ingest.js';
 
 /** Every daemon a test starts, killed (by its pid) in teardown even when the test failed midway. */
 const started: IngestProc[] = [];
@@ -94,4 +96,30 @@ describe('dbprune ingest intake', () => {
     expect(d.out.stderr).toMatch(/refusing to delete or overwrite them.*\[ERR_DBPRUNE_STATE\]/);
     expect(await Promise.all(parts.map((f) => readFile(join(out, f), 'utf8')))).toEqual(before);
   });
+
+  it('repeated keys within an input are error:duplicate-key rows, also across a stop and resume mid-input', { timeout: 120_000 }, async () => {
+    const d = join(dir, 'dupkeys');
+    await mkdir(d, { recursive: true });
+    const n = 200_000;
+    const rng = new Rng(3);
+    await writeNpy(join(d, 'emb.npy'), new Float32Array(n * 64).map(() => rng.normal()), [n, 64]);
+    writeFileSync(join(d, 'emb.keys.txt'), `${Array.from({ length: n }, (_, i) => `k${i % 150_000}`).join('\n')}\n`);
+    const args = ['--state', join(d, 'state'), '--out', join(d, 'out'), '--embeddings', '--stdin', '--exit-when-done', '--centroids', join(repoRoot, 'data-samples', 'centroids', 'centroids.npy'), '--checkpoint-every', '4096', '--checkpoint-secs', '30', '--format', 'jsonl'];
+    const first = spawnIngest(args, `${join(d, 'emb.npy')}\n`);
+    await first.waitFor(/dbprune ingest: commit /);
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    const stoppedAt = JSON.parse(first.out.stdout.trim().split('\n').at(-1) as string) as { position: { entry: number; sample: number } };
+    expect(stoppedAt.position.entry).toBe(0); // stopped inside the input: the resume replays its keys
+    expect(stoppedAt.position.sample).toBeGreaterThan(0);
+    expect(stoppedAt.position.sample).toBeLessThan(150_000);
+    const second = spawnIngest(args);
+    expect((await second.exited).code, second.out.stderr).toBe(0);
+    const rows = await committedRows(join(d, 'out'));
+    expect(rows).toHaveLength(n);
+    const dup = rows.map((r, i) => [i, r.reason] as const).filter(([, reason]) => reason === 'error:duplicate-key').map(([i]) => i);
+    expect(dup.length).toBe(n - 150_000);
+    expect(dup[0]).toBe(150_000);
+  });
 });
+
