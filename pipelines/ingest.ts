@@ -353,7 +353,15 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       if (kind !== 'shard' && isUrl(src)) return { error: `${t}: ${kind === 'urls' ? 'URL lists' : '.npy files'} must be local files` };
       if (!isUrl(src) && !(await stat(src).catch(() => undefined))?.isFile()) return { error: `${t}: no such file` };
       if (stopping) return { error: 'stopping' };
-      return jr.append({ kind, src, id: src, via });
+      try {
+        return await jr.append({ kind, src, id: src, via });
+      } catch (e) {
+        if (!(isDbpruneError(e) && e.code === ErrorCodes.STATE)) throw e;
+        // the state folder cannot take inputs any more (deleted?): stop, coded, instead of warning forever
+        warn(`dbprune ingest: ${e.message} [${e.code}]; stopping`);
+        failFatal(e);
+        return { error: 'stopping' };
+      }
     };
     let stdinDone = opts.stdin === undefined;
     let watchDone = watchDir === undefined;

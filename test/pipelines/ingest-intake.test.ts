@@ -72,6 +72,19 @@ describe('dbprune ingest intake', () => {
     expect(existsSync(join(st, 'journal.jsonl'))).toBe(false);
   });
 
+  it('a deleted state folder under --watch: the next file stops ingest with ERR_DBPRUNE_STATE (exit 1), not endless warnings', { timeout: 30_000 }, async () => {
+    const st = join(dir, 'gone-watch', 'state');
+    const watch = join(dir, 'gone-watch', 'in');
+    await mkdir(watch, { recursive: true });
+    const p = spawnIngest(['--state', st, '--out', join(dir, 'gone-watch', 'out'), '--watch', watch, '--poll-ms', '50', ...common]);
+    await p.waitFor(/dbprune ingest: ready/);
+    await rm(st, { recursive: true, force: true });
+    writeFileSync(join(watch, 'list.txt'), 'http://127.0.0.1:9/a.jpg\n');
+    const e = await p.exited;
+    expect(e.code).toBe(1);
+    expect(p.out.stderr.trim().split('\n').at(-1)).toMatch(/^dbprune: .*journal\.jsonl was removed or replaced.*\[ERR_DBPRUNE_STATE\]$/);
+  });
+
   it('a second daemon with another --state on the same --out is refused; so is a restart after the state was deleted', { timeout: 60_000 }, async () => {
     const out = join(dir, 'two', 'out');
     const shard = join(repoRoot, 'data-samples', 'shards', '00000.tar');
