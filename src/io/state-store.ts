@@ -50,6 +50,7 @@ import { join } from 'node:path';
 import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
 import { hashFile, sha256Hex } from './hash.js';
 import { pathExists } from './fs.js';
+import { releasePidLock, takePidLock } from './pid-lock.js';
 
 // ---------------------------------------------------------------------------------------------
 // durable file helpers
@@ -94,36 +95,6 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
 /** Names of the output folder's lock and owner files (hidden: readers take `part-*` only). */
 export const OUT_LOCK = '.dbprune-ingest.lock';
 export const OUT_OWNER = '.dbprune-ingest.json';
-
-/**
- * Takes a pid lock file (created exclusively, holding our pid). A lock whose pid is not a live
- * process is stale (its owner was killed) and is taken over. Throws ERR_DBPRUNE_STATE naming the
- * holder when a live process holds it.
- */
-export async function takePidLock(path: string, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new DbpruneError(ErrorCodes.STATE, `${what} is in use by process ${pid} (remove ${path} if that is wrong)`, { file: path, pid });
-      }
-      await rm(path, { force: true }); // stale: its owner died (kill -9)
-    }
-  }
-  throw new DbpruneError(ErrorCodes.STATE, `cannot take the lock ${path}`, { file: path });
-}
-
-/** Removes a pid lock file if this process holds it. */
-export async function releasePidLock(path: string): Promise<void> {
-  const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-  if (pid === process.pid) await rm(path, { force: true });
-}
 
 function stateError(file: string, reason: string, cause?: unknown): DbpruneError {
   return new DbpruneError(ErrorCodes.STATE, `${file}: ${reason}`, { file, reason }, cause === undefined ? undefined : { cause });
@@ -714,14 +685,5 @@ export class StateStore<T = unknown> {
         fields: diff,
       });
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
