@@ -423,7 +423,7 @@ export class StateStore<T = unknown> {
       await mkdir(join(o.dir, 'tmp'), { recursive: true });
       await s.claimOutput();
       for (const name of await readdir(o.outDir)) {
-        if (name.startsWith('.part-') && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
+        if ((name.startsWith('.part-') || name === `.${OUT_OWNER}.tmp`) && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
       }
       await s.recover(o.warn);
     } catch (e) {
