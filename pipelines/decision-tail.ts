@@ -16,6 +16,7 @@ import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ImageSample, type Mani
 import { ReportCollector, writeReportThumbnails } from '../src/io/report-data.js';
 import { writeReport } from '../src/io/report-html.js';
 import { dedup } from '../src/stages/dedup.js';
+import { keyGuard } from '../src/stages/key-guard.js';
 import { createShardWriter } from '../src/io/shard-writer.js';
 import { tap } from '../src/stages/tap.js';
 import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
@@ -196,7 +197,8 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       }
     },
   ];
-  const held = new Map<string, ImageSample>();
+  // A FIFO per identity: a repeated (shard, key) must not hand the first row the second sample's image.
+  const held = new Map<string, ImageSample[]>();
   const heldKey = (s: { key: string; shard?: string | null }): string => `${s.shard ?? ''}\u0000${s.key}`;
   const shardWriter =
     opts.writeShards && outputs ? createShardWriter({ ...opts.writeShards, tempPath: (p) => outputs.file(p), signal: opts.signal }) : undefined;
@@ -209,8 +211,9 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       ? async (rows) => {
           for (const row of rows) {
             const k = heldKey(row);
-            const sample = held.get(k) ?? { key: row.key, shard: row.shard ?? undefined, url: row.url ?? undefined, caption: row.caption ?? undefined };
-            held.delete(k);
+            const queue = held.get(k);
+            const sample = queue?.shift() ?? { key: row.key, shard: row.shard ?? undefined, url: row.url ?? undefined, caption: row.caption ?? undefined };
+            if (queue?.length === 0) held.delete(k);
             await shardWriter.write(sample, row);
           }
         }
@@ -232,6 +235,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
   });
   const dedupStage = opts.dedupEps && opts.dedupEps.length > 0 ? dedup({ eps: opts.dedupEps, dim, k, signal: opts.signal }) : undefined;
   const stages: Duplex[] = [
+    keyGuard({ onWarning: opts.warn }),
     assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal: opts.signal }),
     ...(dedupStage ? [dedupStage] : []),
     tap((b: EmbeddingBatch) => thumbQueue.push(b.thumbnails), { highWaterMark: BATCH_HIGH_WATER_MARK }),
@@ -250,7 +254,11 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     wantsThumbnails: opts.out !== undefined && opts.report !== false,
     holdImages: () =>
       tap((s: ImageSample) => {
-        if (shardWriter) held.set(heldKey(s), s);
+        if (!shardWriter) return;
+        const k = heldKey(s);
+        const queue = held.get(k);
+        if (queue) queue.push(s);
+        else held.set(k, [s]);
       }),
     async finish(rowsIn, extra = {}) {
       if (sink.rows !== rowsIn) {

@@ -20,6 +20,7 @@ import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stat
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
 import { ReportCollector } from '../src/io/report-data.js';
+import { findKeyProblems, KEY_DUPLICATE, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/io/report-html.js';
 
 /**
@@ -103,6 +104,10 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   // once it returns, so pass 2 does not stack on top of them.
   const { cluster, distance, centroids, renormalized, invalid } = await assignPass({ source, c, k, dim, total, batchRows, opts });
   throwIfAborted(signal);
+  // Repeated (shard, key) pairs and keys kept.txt cannot hold: error rows, outside the statistics.
+  const keyProblems = await findKeyProblems(() => sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS }), total, signal);
+  const keyFlags = keyProblems.flags;
+  if (keyFlags) for (let r = 0; r < total; r++) if (keyFlags[r] !== KEY_OK) cluster[r] = -1;
 
   // SemDeDup (the reference rule, cluster by cluster, embeddings re-read in bounded groups).
   // A duplicate's cluster c is stored as −2 − c: negative, so planning and selection skip it.
@@ -191,6 +196,15 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
       for (let t = 0; t < refs.length; t++, i++) {
         const ref = refs[t];
         const j = cluster[i];
+        const flag = keyFlags?.[i] ?? KEY_OK;
+        if (flag !== KEY_OK) {
+          const where = ref.shard ? ` in shard ${ref.shard}` : '';
+          rows[t] =
+            flag === KEY_DUPLICATE
+              ? errorRow(ref, { reason: 'error:duplicate-key', message: `key ${ref.key} repeats${where}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY })
+              : errorRow(ref, { reason: 'error:invalid-key', message: `key ${JSON.stringify(ref.key)}${where} holds a line break; it cannot be written to kept.txt`, code: ErrorCodes.INPUT_FORMAT });
+          continue;
+        }
         if (j === -1) {
           rows[t] = errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING });
           continue;
@@ -228,7 +242,7 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
   if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
 
   const seconds = (performance.now() - started) / 1000;
-  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates });
+  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates, keys: keyProblems });
   if (dd) {
     stats.params.dedup_eps = dd.eps;
     stats.dedup = {
@@ -260,7 +274,7 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
 function exactStats(
   plan: DbpPlan,
   keptPerCluster: Float64Array,
-  t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number; duplicates: number },
+  t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number; duplicates: number; keys: { duplicates: number; unwritable: number } },
 ): RunStats {
   const arr = (a: ArrayLike<number>): number[] => Array.from(a);
   return {
@@ -282,7 +296,11 @@ function exactStats(
       kept: t.kept,
       dropped: t.total - t.kept,
       keep_ratio: t.total > 0 ? t.kept / t.total : 0,
-      errors: t.invalid > 0 ? { 'error:embedding': t.invalid } : {},
+      errors: {
+        ...(t.invalid > 0 ? { 'error:embedding': t.invalid } : {}),
+        ...(t.keys.duplicates > 0 ? { 'error:duplicate-key': t.keys.duplicates } : {}),
+        ...(t.keys.unwritable > 0 ? { 'error:invalid-key': t.keys.unwritable } : {}),
+      },
       duplicates: t.duplicates,
       renormalized: t.renormalized,
       k: plan.k,

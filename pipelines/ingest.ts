@@ -60,6 +60,7 @@ import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { dedup, type DedupStream } from '../src/stages/dedup.js';
 import { download, type DownloadOptions } from '../src/stages/download.js';
 import { embed } from '../src/stages/embed.js';
+import { keyGuard } from '../src/stages/key-guard.js';
 import { fetchShardBytes, type FetchShardBytesOptions } from '../src/stages/fetch-shard.js';
 import { EntryAttempts, MAX_ENTRY_ATTEMPTS } from '../src/io/entry-attempts.js';
 import { normalize } from '../src/stages/normalize.js';
@@ -221,7 +222,8 @@ class PositionQueue {
 }
 
 const URL_CONTENT_TYPES: Record<string, UrlListFormat> = {
-  'text/plain': 'txt',
+  'text/uri-list': 'txt',
+  'text/plain': 'txt', // only with a token: the listener refuses CORS-simple types without one
   'application/x-ndjson': 'jsonl',
   'application/jsonl': 'jsonl',
   'application/json-lines': 'jsonl',
@@ -353,7 +355,15 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       if (kind !== 'shard' && isUrl(src)) return { error: `${t}: ${kind === 'urls' ? 'URL lists' : '.npy files'} must be local files` };
       if (!isUrl(src) && !(await stat(src).catch(() => undefined))?.isFile()) return { error: `${t}: no such file` };
       if (stopping) return { error: 'stopping' };
-      return jr.append({ kind, src, id: src, via });
+      try {
+        return await jr.append({ kind, src, id: src, via });
+      } catch (e) {
+        if (!(isDbpruneError(e) && e.code === ErrorCodes.STATE)) throw e;
+        // the state folder cannot take inputs any more (deleted?): stop, coded, instead of warning forever
+        warn(`dbprune ingest: ${e.message} [${e.code}]; stopping`);
+        failFatal(e);
+        return { error: 'stopping' };
+      }
     };
     let stdinDone = opts.stdin === undefined;
     let watchDone = watchDir === undefined;
@@ -479,12 +489,16 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         release();
       }
     };
+    /** A failure the run cannot go on from (a commit or the journal failed): stop intake, end with it. */
+    const failFatal = (e: unknown): void => {
+      fatal ??= e;
+      hardAc.abort(e);
+      stop();
+      (sinkWake as (() => void) | null)?.();
+    };
     const requestCommit = (reason: string): Promise<void> => {
       const p = commitChain.then(() => doCommit(reason));
-      commitChain = p.catch((e: unknown) => {
-        fatal ??= e;
-        hardAc.abort(e);
-      });
+      commitChain = p.catch((e: unknown) => failFatal(e));
       return p;
     };
 
@@ -545,6 +559,9 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       }
     }
 
+    // Repeated keys within an input become error:duplicate-key rows (see keyGuard). A resumed entry
+    // replays the keys of the samples it skips into the guard, so decisions match an uninterrupted run.
+    const guard = keyGuard({ onWarning: warn, repeatedShards: false });
     async function* front(): AsyncGenerator<ImageSample | EmbeddingBatch> {
       let e = position.entry;
       let skip = position.sample;
@@ -577,12 +594,14 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
             for await (const b of npyBatches(entry, entryAc.signal)) {
               const n = b.rows.length;
               if (idx + n <= skip) {
+                for (const r of b.rows) guard.remember(r.key, r.shard);
                 idx += n;
                 continue;
               }
               let out = b;
               if (idx < skip) {
                 const from = skip - idx;
+                for (const r of b.rows.slice(0, from)) guard.remember(r.key, r.shard);
                 out = { rows: b.rows.slice(from), dim: b.dim, embeddings: b.embeddings.slice(from * b.dim), ...(b.errors ? { errors: b.errors.slice(from) } : {}) };
                 idx = skip;
               }
@@ -596,6 +615,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
             if (entry.kind === 'urls') idx = skip; // skipped before download
             for await (const s of it) {
               if (idx < skip) {
+                guard.remember(s.key, s.shard);
                 idx++;
                 continue;
               }
@@ -645,6 +665,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     });
     named.push(['gate', gate]);
     named.push(['normalize', normalize({ expectedDim: dim, expectedFrom: `centroid (${opts.centroids})` })]);
+    named.push(['keys', guard]);
     named.push(['assign', assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal })]);
     if (opts.dedupEps !== undefined) {
       dedupStage = dedup({ eps: opts.dedupEps, dim, k, restoreFrom: recovered?.state.dedup ? (recovered.extraDir ?? undefined) : undefined, signal });
@@ -701,7 +722,32 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       }, Math.min(1000, secs * 1000)),
     );
     const metrics = (): string => metricsText({ counters, named, rate, written, lastCommitAt, commits, lastCommitSeq, journal: jr.size, position });
+    /** Bodies being stored and journaled, by identity: an identical concurrent POST waits for it. */
+    const storing = new Map<string, Promise<JournalEntry>>();
+    let storeSeq = 0;
+    const storeUrlBody = async (s: IngestSubmission, fmt: UrlListFormat, hex: string, id: string): Promise<JournalEntry> => {
+      const path = join(stateDir, 'inputs', `${hex}.${fmt}`);
+      try {
+        await writeFileDurable(path, s.body, join(stateDir, 'tmp', `input-${hex}.${process.pid}.${storeSeq++}.${fmt}`));
+      } catch (e) {
+        throw new DbpruneError(ErrorCodes.STATE, `cannot store the posted URL batch as ${path}: ${(e as Error).message} (was the state folder removed?); not accepted`, { file: path }, { cause: e });
+      }
+      return (await jr.append({ kind: 'urls', src: path, id, via: 'listen' })).entry;
+    };
     const submit = async (s: IngestSubmission): Promise<IngestReply> => {
+      try {
+        return await submitOnce(s);
+      } catch (e) {
+        // The input was not journaled, so it is not acknowledged: the caller gets the coded error.
+        // A state folder that cannot take inputs any more ends the run (coded, exit 1).
+        if (isDbpruneError(e) && e.code === ErrorCodes.STATE) {
+          warn(`dbprune ingest: ${e.message} [${e.code}]; stopping`);
+          failFatal(e);
+        }
+        throw e;
+      }
+    };
+    const submitOnce = async (s: IngestSubmission): Promise<IngestReply> => {
       if (stopping) return { status: 503, body: { error: 'stopping' } };
       if (s.route === 'shards') {
         if (mode !== 'images') return { status: 400, body: { error: 'this ingest takes .npy embeddings, not shards' } };
@@ -734,10 +780,19 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       const id = `sha256:${hex}`;
       const known = jr.indexOf(id);
       if (known !== undefined) return { status: 200, body: { accepted: [{ i: known, src: jr.get(known)?.src, duplicate: true }] } };
-      const path = join(stateDir, 'inputs', `${hex}.${fmt}`);
-      await writeFileDurable(path, s.body, join(stateDir, 'tmp', `input-${hex}.${fmt}`));
-      const r = await jr.append({ kind: 'urls', src: path, id, via: 'listen' });
-      return { status: 202, body: { accepted: [{ i: r.entry.i, src: path, duplicate: r.duplicate }] } };
+      const pending = storing.get(id);
+      if (pending) {
+        const entry = await pending;
+        return { status: 200, body: { accepted: [{ i: entry.i, src: entry.src, duplicate: true }] } };
+      }
+      const p = storeUrlBody(s, fmt, hex, id);
+      storing.set(id, p);
+      try {
+        const entry = await p;
+        return { status: 202, body: { accepted: [{ i: entry.i, src: entry.src, duplicate: false }] } };
+      } finally {
+        storing.delete(id);
+      }
     };
     if (opts.listen) {
       const l = opts.listen;

@@ -115,7 +115,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--urls <list...>', 'URL list(s) to download: parquet/csv/tsv/json/jsonl/txt (also .gz), a folder, or - for stdin')
       .option('--input-format <fmt>', `URL list format (required for stdin): ${URL_LIST_FORMATS.join(' | ')}`, parseChoice('--input-format', URL_LIST_FORMATS))
       .option('--url-col <name>', 'URL column', 'url')
-      .option('--caption-col <name>', 'caption column', 'caption')
+      .option('--caption-col <name>', 'caption column (default caption; when not given and absent, rows have no caption; when given, it must exist)')
       .option('--save-additional-columns <cols>', 'comma-separated extra columns kept in the sidecars and shard parquet', parseList)
       .option('--samples-per-shard <n>', 'img2dataset number_sample_per_shard (keys and --write-shards)', parseNumber('--samples-per-shard', { min: 1, integer: true }), 10_000)
       .option('--download-concurrency <n>', 'downloads in flight', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32)

@@ -27,7 +27,7 @@ export interface RunFlags extends DbpParamFlags {
   urls?: string[];
   inputFormat?: UrlListFormat;
   urlCol: string;
-  captionCol: string;
+  captionCol?: string;
   saveAdditionalColumns?: string[];
   samplesPerShard: number;
   downloadConcurrency: number;

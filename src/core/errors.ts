@@ -49,6 +49,8 @@ export const ErrorCodes = {
   /** An ingest state directory is corrupt or half-written (bad checksum, truncated JSON, broken
    *  journal), or belongs to another configuration; context names the file and the reason. */
   STATE: 'ERR_DBPRUNE_STATE',
+  /** A (shard, key) occurs more than once in one run (`error:duplicate-key`); context names both. */
+  DUPLICATE_KEY: 'ERR_DBPRUNE_DUPLICATE_KEY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -42,7 +42,7 @@ export interface SampleRef {
 /** One sample as it comes out of `untar` (or the download stage): raw image bytes and sidecars. */
 export interface ImageSample extends SampleRef {
   image?: Buffer;
-  /** File extension of the image member, lower-case, without dot: jpg, jpeg, png, webp. */
+  /** File extension of the image member, lower-case, without dot (jpg, png, webp, gif, tiff, svg, avif, …: `IMAGE_EXTENSIONS`). */
   imageExt?: string;
   /** Parsed `KEY.json` sidecar, when present. */
   json?: Record<string, unknown>;

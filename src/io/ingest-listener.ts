@@ -13,6 +13,18 @@
  * loopback by default; binding anything else requires a token, which is then required on every
  * request (`Authorization: Bearer <token>` or `X-Dbprune-Token`), compared in constant time.
  * Bodies are capped (413), and header/request/idle timeouts are set on the server.
+ *
+ * **Origin policy** (a web page the curator opens must not be able to drive the listener):
+ * - a request carrying an `Origin` header other than the listener's own origin gets 403 (browsers
+ *   send `Origin` on every cross-origin request and on every POST; curl and scripts send none);
+ * - on a loopback bind, a `Host` header that does not name a loopback address with the bound port
+ *   gets 403 — a DNS-rebinding page reaches 127.0.0.1 under its own host name;
+ * - without a token, a POST must declare a content type a browser cannot send without a CORS
+ *   preflight (which is never granted): `text/plain`, `application/x-www-form-urlencoded`,
+ *   `multipart/form-data` or none at all get 415. Send `Content-Type: text/uri-list` (a list of
+ *   URLs), `application/json`, `application/x-ndjson`, `text/csv`, … — e.g.
+ *   `curl -H 'Content-Type: text/uri-list' --data-binary @shards.txt URL/shards`. With a token, any
+ *   content type is accepted (the token already proves the caller).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -83,6 +95,33 @@ export function parseListenAddress(s: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
+/** Content types a browser may send cross-origin without a preflight (the CORS "simple" ones), and none. */
+export const SIMPLE_CONTENT_TYPES: ReadonlySet<string> = new Set(['', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']);
+
+/** True when a `Host` header names a loopback address (or `localhost`) with this port. */
+export function isLoopbackHostHeader(hostHeader: string, port: number): boolean {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(hostHeader.trim());
+  if (!m) return false;
+  const p = m[2] === undefined ? 80 : Number(m[2]);
+  return p === port && isLoopbackHost(m[1]);
+}
+
+/** Why a request is refused by the origin policy (see the module comment), or undefined. */
+export function originRefusal(
+  headers: IncomingMessage['headers'],
+  bound: { host: string; port: number; url: string; loopback: boolean },
+): string | undefined {
+  const origin = headers.origin;
+  if (origin !== undefined && origin.toLowerCase() !== bound.url.toLowerCase()) {
+    return `cross-origin request from ${JSON.stringify(origin)} refused (only ${bound.url} itself; scripts and curl send no Origin)`;
+  }
+  const host = headers.host;
+  if (bound.loopback && host !== undefined && !isLoopbackHostHeader(host, bound.port)) {
+    return `Host ${JSON.stringify(host)} is not this loopback listener (port ${bound.port}); refused (DNS rebinding)`;
+  }
+  return undefined;
+}
+
 /** Constant-time token comparison (both sides hashed first, so lengths leak nothing either). */
 export function tokenMatches(given: string | undefined, expected: string): boolean {
   const a = createHash('sha256').update(given ?? '').digest();
@@ -129,7 +168,8 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
 /**
  * Starts the listener and resolves once it is bound. Options: see {@link IngestListenerOptions}
  * (defaults and limits there). Replies: 401 without a valid token (when one is set), 404 for an
- * unknown path, 405 for a wrong method, 413 for an oversized body (the connection is closed),
+ * unknown path, 405 for a wrong method, 403 for a foreign `Origin` or (on loopback) `Host`, 415 for
+ * a tokenless POST with a CORS-simple content type (see the module comment), 413 for an oversized body (the connection is closed),
  * 415/400 as `submit` decides, 500 with the error code when `submit` throws.
  *
  * @throws ERR_DBPRUNE_INVALID_OPTION for bad options; ERR_DBPRUNE_USAGE when binding beyond
@@ -159,6 +199,11 @@ export async function startIngestListener(opts: IngestListenerOptions): Promise<
       req.resume();
       return send(res, 401, { error: 'unauthorized', message: 'a valid token is required (Authorization: Bearer <token>)' });
     }
+    const refusal = originRefusal(req.headers, bound);
+    if (refusal !== undefined) {
+      req.resume();
+      return send(res, 403, { error: 'forbidden', message: refusal });
+    }
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' || path === '/metrics') {
       req.resume();
@@ -175,6 +220,17 @@ export async function startIngestListener(opts: IngestListenerOptions): Promise<
       req.resume();
       return send(res, 405, { error: 'method not allowed' });
     }
+    const contentType = String(req.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim()
+      .toLowerCase();
+    if (token === undefined && SIMPLE_CONTENT_TYPES.has(contentType)) {
+      req.resume();
+      return send(res, 415, {
+        error: 'unsupported media type',
+        message: `without a token, POST ${path} needs a Content-Type a browser cannot send cross-origin, e.g. ${path === '/shards' ? 'text/uri-list or application/json' : 'text/uri-list, application/x-ndjson, text/csv'}; got ${JSON.stringify(contentType || '(none)')}`,
+      });
+    }
     let body: Buffer;
     try {
       body = await readBody(req, maxBodyBytes);
@@ -187,14 +243,12 @@ export async function startIngestListener(opts: IngestListenerOptions): Promise<
       }
       throw e;
     }
-    const contentType = String(req.headers['content-type'] ?? '')
-      .split(';')[0]
-      .trim()
-      .toLowerCase();
     const reply = await opts.submit({ route: path === '/shards' ? 'shards' : 'urls', contentType, body });
     send(res, reply.status, reply.body);
   };
 
+  // set once bound (the origin policy needs the port)
+  const bound = { host, port, url: '', loopback: isLoopbackHost(host) };
   const server: Server = createServer({ requestTimeout: requestTimeoutMs, headersTimeout: headersTimeoutMs, maxHeaderSize: 16 * 1024 }, (req, res) => {
     handle(req, res).catch((e: unknown) => {
       const code = e instanceof DbpruneError ? e.code : ErrorCodes.INTERNAL;
@@ -214,6 +268,8 @@ export async function startIngestListener(opts: IngestListenerOptions): Promise<
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const shown = host.includes(':') ? `[${host}]` : host;
+  bound.port = boundPort;
+  bound.url = `http://${shown}:${boundPort}`;
   return {
     host,
     port: boundPort,

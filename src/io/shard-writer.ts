@@ -8,8 +8,13 @@
  *
  * A shard is closed after `samplesPerShard` kept samples (the rows dropped meanwhile are in its
  * parquet), then the next one starts. File names come from a counter and member names from the
- * sanitised sample key: no value from the input is ever used as a path.
+ * sanitised sample key: no value from the input is ever used as a path. Member names are unique
+ * within a tar (webdataset rejects a tar with two `KEY.jpg`): when two keys sanitise to the same
+ * name (`a b` and `a_b`, keys sharing their first 200 characters, one key from two shards), the
+ * later one gets `-h` + 16 hex digits of SHA-256(shard, key) appended; every member whose name is
+ * not its key carries the key as `original_key` in `KEY.json`.
  */
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,7 +77,35 @@ export function safeMemberKey(key: string): string {
   return s.length > 0 ? s.slice(0, 200) : '_';
 }
 
-const EXT_NAMES: Record<string, string> = { jpeg: 'jpg', jpg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', bmp: 'bmp', tiff: 'tiff', tif: 'tiff', avif: 'avif', heic: 'heic' };
+/**
+ * The member base name for a key in one tar: {@link safeMemberKey}, made unique among `used` (the
+ * names already in this tar) by a hash suffix of (shard, key) — and a counter if even that is taken.
+ */
+export function uniqueMemberKey(key: string, shard: string | null | undefined, used: ReadonlySet<string>): string {
+  const base = safeMemberKey(key);
+  if (!used.has(base)) return base;
+  const hashed = `${base}-h${createHash('sha256').update(`${shard ?? ''}\u0000${key}`).digest('hex').slice(0, 16)}`;
+  let name = hashed;
+  for (let n = 2; used.has(name); n++) name = `${hashed}-${n}`;
+  return name;
+}
+
+const EXT_NAMES: Record<string, string> = {
+  jpeg: 'jpg',
+  jpg: 'jpg',
+  jpe: 'jpg',
+  jfif: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  gif: 'gif',
+  bmp: 'bmp',
+  tiff: 'tiff',
+  tif: 'tiff',
+  avif: 'avif',
+  heic: 'heic',
+  svg: 'svg',
+  svgz: 'svgz',
+};
 
 interface Cols {
   key: string[];
@@ -98,6 +131,8 @@ class OpenShard {
   rows = 0;
   readonly counts = { successes: 0, failed_to_download: 0, failed_to_resize: 0 };
   readonly statusDict = new Map<string, number>();
+  /** Member base names written to this tar (unique; at most samplesPerShard). */
+  readonly memberNames = new Set<string>();
   readonly cols: Cols;
   private failure: unknown;
 
@@ -295,7 +330,8 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
     const statusKey = status === 'success' ? 'success' : row.reason;
     s.statusDict.set(statusKey, (s.statusDict.get(statusKey) ?? 0) + 1);
     if (keep) {
-      const base = safeMemberKey(row.key);
+      const base = uniqueMemberKey(row.key, row.shard, s.memberNames);
+      s.memberNames.add(base);
       const ext = EXT_NAMES[(sample.imageExt ?? 'jpg').toLowerCase()] ?? 'jpg';
       const sidecar: Record<string, unknown> = {
         ...(sample.json ?? {}),

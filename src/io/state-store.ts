@@ -5,6 +5,7 @@
  * Layout (STATE is the state folder, OUT the output folder; `<seq>` is the 12-digit commit number):
  *
  *     STATE/LOCK                         pid of the process that owns the folder (stale locks are taken over)
+ *     STATE/id                           a random identity of this state folder (written once)
  *     STATE/config.json                  the configuration the folder was created with (checked on restart)
  *     STATE/journal.jsonl                one line per accepted input: `<json>\t<sha256(json)[0:16]>\n`
  *     STATE/inputs/<sha256>.<ext>        bodies of URL batches posted to the listener (fsynced before journaling)
@@ -15,6 +16,8 @@
  *     STATE/tmp/                         temporary files (removed at start)
  *     OUT/part-<seq>.<ext>               the manifest segment committed by commit <seq>
  *     OUT/committed.json                 `{ seq, segments }` of the last commit, for readers (derived)
+ *     OUT/.dbprune-ingest.lock           pid of the process writing OUT (like STATE/LOCK)
+ *     OUT/.dbprune-ingest.json           `{ stateId, state }`: the state folder whose commits OUT holds
  *
  * **Commit protocol** ({@link StateStore.commit}): the segment (written to `OUT/.part-<seq>.<ext>.tmp`)
  * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON and the extra
@@ -32,16 +35,22 @@
  * it are uncommitted and deleted, as are temp files. Readers of OUT take `part-*` files numbered up
  * to `committed.json`'s `seq` (a file numbered above it may belong to a commit in flight).
  *
+ * **One writer per output folder.** OUT is locked like STATE, and it records which state folder
+ * owns its segments: a state folder that is not the owner (a second ingest with another `--state`, or
+ * a state folder deleted and started afresh) is refused with ERR_DBPRUNE_STATE instead of deleting or
+ * overwriting segments committed by another state. A commit never renames over an existing segment.
+ *
  * Only the newest `keep` commits keep their state files (older records and states are deleted;
  * segments are never deleted), so a corrupt newest state falls back to one of those.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
 import { hashFile, sha256Hex } from './hash.js';
 import { pathExists } from './fs.js';
+import { releasePidLock, takePidLock } from './pid-lock.js';
 
 // ---------------------------------------------------------------------------------------------
 // durable file helpers
@@ -82,6 +91,10 @@ export async function writeFileDurable(path: string, data: string | Uint8Array, 
   await rename(tmp, path);
   await fsyncDir(join(path, '..'));
 }
+
+/** Names of the output folder's lock and owner files (hidden: readers take `part-*` only). */
+export const OUT_LOCK = '.dbprune-ingest.lock';
+export const OUT_OWNER = '.dbprune-ingest.json';
 
 function stateError(file: string, reason: string, cause?: unknown): DbpruneError {
   return new DbpruneError(ErrorCodes.STATE, `${file}: ${reason}`, { file, reason }, cause === undefined ? undefined : { cause });
@@ -128,6 +141,8 @@ export class InputJournal {
   private chain: Promise<unknown> = Promise.resolve();
   private waiters: (() => void)[] = [];
   private closed = false;
+  /** Set when the journal file vanished under us: every later append fails with it. */
+  private gone: DbpruneError | undefined;
 
   private constructor(readonly path: string) {}
 
@@ -200,12 +215,14 @@ export class InputJournal {
    */
   append(e: Omit<JournalEntry, 'i' | 't'> & { t?: number }): Promise<{ entry: JournalEntry; duplicate: boolean }> {
     const p = this.chain.then(async () => {
+      if (this.gone) throw this.gone;
       if (this.closed || !this.fh) throw new DbpruneError(ErrorCodes.INTERNAL, 'journal append after close', { file: this.path });
       const known = this.ids.get(e.id);
       if (known !== undefined) return { entry: this.list[known], duplicate: true };
       const entry: JournalEntry = { i: this.list.length, kind: e.kind, src: e.src, id: e.id, via: e.via, t: e.t ?? Date.now() };
       await this.fh.write(journalLine(entry));
       await this.fh.datasync();
+      await this.checkStillOnDisk();
       this.list.push(entry);
       this.ids.set(entry.id, entry.i);
       this.wake();
@@ -213,6 +230,22 @@ export class InputJournal {
     });
     this.chain = p.catch(() => undefined);
     return p;
+  }
+
+  /**
+   * Throws ERR_DBPRUNE_STATE (and refuses every later append) when the journal file this process
+   * appends to is no longer the one at `path` (the state folder was deleted, moved or replaced): an
+   * append to it would be acknowledged yet lost.
+   */
+  private async checkStillOnDisk(): Promise<void> {
+    const mine = await (this.fh as FileHandle).stat();
+    const there = await stat(this.path).catch(() => undefined);
+    if (there && there.ino === mine.ino && there.dev === mine.dev && mine.nlink > 0) return;
+    this.gone = new DbpruneError(ErrorCodes.STATE, `${this.path} was removed or replaced while in use (was the state folder deleted?); the input was not journaled`, {
+      file: this.path,
+      reason: 'journal-gone',
+    });
+    throw this.gone;
   }
 
   /** Resolves at the next append or {@link wake} (a waiter re-checks `size` and its own conditions). */
@@ -378,41 +411,71 @@ export class StateStore<T = unknown> {
     const s = new StateStore<T>(o, keep);
     for (const d of ['commits', 'states', 'tmp', 'inputs']) await mkdir(join(o.dir, d), { recursive: true });
     await mkdir(o.outDir, { recursive: true });
-    await s.lock();
-    await rm(join(o.dir, 'tmp'), { recursive: true, force: true });
-    await mkdir(join(o.dir, 'tmp'), { recursive: true });
-    for (const name of await readdir(o.outDir)) {
-      if (name.startsWith('.part-') && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
+    await takePidLock(join(o.dir, 'LOCK'), o.dir);
+    try {
+      await takePidLock(join(o.outDir, OUT_LOCK), `output folder ${o.outDir}`);
+    } catch (e) {
+      await releasePidLock(join(o.dir, 'LOCK'));
+      throw e;
     }
-    await s.recover(o.warn);
+    try {
+      await rm(join(o.dir, 'tmp'), { recursive: true, force: true });
+      await mkdir(join(o.dir, 'tmp'), { recursive: true });
+      await s.claimOutput();
+      for (const name of await readdir(o.outDir)) {
+        if ((name.startsWith('.part-') || name === `.${OUT_OWNER}.tmp`) && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
+      }
+      await s.recover(o.warn);
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
     return s;
   }
 
-  private async lock(): Promise<void> {
-    const path = join(this.dir, 'LOCK');
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fh = await open(path, 'wx');
-        await fh.writeFile(`${process.pid}\n`);
-        await fh.close();
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-          throw new DbpruneError(ErrorCodes.STATE, `${this.dir} is in use by process ${pid} (remove ${path} if that is wrong)`, { file: path, pid });
-        }
-        await rm(path, { force: true }); // stale: its owner died (kill -9)
-      }
+  /**
+   * Makes sure OUT belongs to this state folder: reads (or creates) `STATE/id` and OUT's owner
+   * record. Refuses (ERR_DBPRUNE_STATE) an OUT owned by another state folder, and an OUT that holds
+   * segments while this state folder has never committed (a deleted state, or segments from
+   * elsewhere): recovery would delete or overwrite them.
+   */
+  private async claimOutput(): Promise<void> {
+    const idPath = join(this.dir, 'id');
+    let id = (await readFile(idPath, 'utf8').catch(() => '')).trim();
+    if (!/^[0-9a-f]{32}$/.test(id)) {
+      id = randomBytes(16).toString('hex');
+      await writeFileDurable(idPath, `${id}\n`, join(this.dir, 'tmp', 'id'));
     }
-    throw new DbpruneError(ErrorCodes.STATE, `cannot take the lock ${path}`, { file: path });
+    const ownerPath = join(this.outDir, OUT_OWNER);
+    let owner: { stateId?: unknown; state?: unknown } | undefined;
+    try {
+      owner = JSON.parse(await readFile(ownerPath, 'utf8')) as { stateId?: unknown; state?: unknown };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw stateError(ownerPath, `unreadable owner record (${(e as Error).message})`, e);
+    }
+    const parts = (await readdir(this.outDir)).filter((n) => PART_RE.test(n));
+    if (owner?.stateId === id) return;
+    const refuse = (why: string): DbpruneError =>
+      new DbpruneError(
+        ErrorCodes.STATE,
+        `${this.outDir} holds ${parts.length} committed segment(s) ${why}; refusing to delete or overwrite them: resume with the state folder that wrote them, or give another --out`,
+        { file: ownerPath, out: this.outDir, state: this.dir, segments: parts.length },
+      );
+    if (owner !== undefined && parts.length > 0) {
+      throw refuse(`of another state folder (${String(owner.state)}, id ${String(owner.stateId)}), not of ${this.dir}`);
+    }
+    const hasCommits = (await readdir(join(this.dir, 'commits'))).some((n) => COMMIT_RE.test(n));
+    if (owner === undefined && parts.length > 0 && !hasCommits) {
+      throw refuse(`that the state folder ${this.dir} does not know (it has no commit)`);
+    }
+    // a fresh OUT, an empty one, or one written by this state before owner records existed
+    await writeFileDurable(ownerPath, `${JSON.stringify({ stateId: id, state: this.dir })}\n`, join(this.outDir, `.${OUT_OWNER}.tmp`));
   }
 
-  /** Releases the lock (call at the end; a crashed owner's lock is taken over by the next start). */
+  /** Releases the locks (call at the end; a crashed owner's locks are taken over by the next start). */
   async close(): Promise<void> {
-    const path = join(this.dir, 'LOCK');
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (pid === process.pid) await rm(path, { force: true });
+    await releasePidLock(join(this.outDir, OUT_LOCK));
+    await releasePidLock(join(this.dir, 'LOCK'));
   }
 
   private async recover(warn: ((line: string) => void) | undefined): Promise<void> {
@@ -515,9 +578,22 @@ export class StateStore<T = unknown> {
    * moved into the state folder). Resolves with the record once the commit is durable. Then prunes
    * state files older than the newest `keep` commits.
    *
-   * @throws whatever the file system throws (the previous commit stays current).
+   * @throws ERR_DBPRUNE_STATE when a file-system step fails (naming it and the cause: a removed state
+   *   or output folder, a full disk, …) or when a segment of this number already exists in OUT (it is
+   *   never overwritten); the previous commit stays current.
    */
   async commit(args: { segment?: { tempPath: string; rows: number }; state: T; extraDir?: string }): Promise<CommitRecord> {
+    try {
+      return await this.commitOnce(args);
+    } catch (e) {
+      if (e instanceof DbpruneError) throw e;
+      const err = e as NodeJS.ErrnoException;
+      const gone = err.code === 'ENOENT' ? ` (is ${this.dir} or ${this.outDir} still there?)` : '';
+      throw new DbpruneError(ErrorCodes.STATE, `commit ${this.nextSeq} failed: ${err.message ?? String(e)}${gone}`, { file: err.path ?? this.dir, reason: err.code ?? 'io' }, { cause: e });
+    }
+  }
+
+  private async commitOnce(args: { segment?: { tempPath: string; rows: number }; state: T; extraDir?: string }): Promise<CommitRecord> {
     const seq = this.nextSeq;
     const name = seqName(seq);
     let segment: CommitRecord['segment'] = null;
@@ -525,6 +601,9 @@ export class StateStore<T = unknown> {
       const file = `part-${name}.${this.segmentExt}`;
       await fsyncFile(args.segment.tempPath);
       const sum = await hashFile(args.segment.tempPath);
+      if (await pathExists(join(this.outDir, file))) {
+        throw stateError(join(this.outDir, file), 'a segment of this number exists already and is not this state\'s to overwrite');
+      }
       await rename(args.segment.tempPath, join(this.outDir, file));
       await fsyncDir(this.outDir);
       segment = { file, bytes: sum.bytes, sha256: sum.sha256, rows: args.segment.rows };
@@ -606,14 +685,5 @@ export class StateStore<T = unknown> {
         fields: diff,
       });
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

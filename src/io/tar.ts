@@ -3,16 +3,25 @@
  *
  * Member naming follows webdataset: the key is the member path up to the first dot of its basename,
  * the extension is the rest, lower-cased (`000010012.jpg` → key `000010012`, ext `jpg`). Known
- * extensions: `jpg|jpeg|png|webp` (image), `txt` (caption), `json` (sidecar). Other members (`.cls`,
- * directories, dot-files) are skipped. Members of one key are adjacent in img2dataset tars, so a key
- * is flushed as soon as the next key starts: memory holds one sample at a time.
+ * extensions: the image formats sharp decodes in this build ({@link IMAGE_EXTENSIONS}: JPEG, PNG,
+ * WebP, GIF, TIFF, SVG, AVIF), `txt` (caption), `json` (sidecar). Every other `KEY.ext` member
+ * (`.cls`, `.bmp`, `.heic`, …) still makes its key a sample, so a key whose only members cannot be
+ * decoded gets an `error:missing-image` row instead of vanishing; members without a `KEY.ext` name
+ * (directories, dot-files, `README`) are skipped, as webdataset skips them. Members of one key are
+ * adjacent in img2dataset tars, so a key is flushed as soon as the next key starts: memory holds
+ * one sample at a time. A shard that holds no sample at all (0 bytes, or no `KEY.ext` member) is an
+ * `ERR_DBPRUNE_UNTAR` error, so it becomes a `<shard>:shard` row rather than no row.
  */
 import { extract as tarExtract } from 'tar-stream';
 import { DbpruneError, ErrorCodes, isDbpruneError } from '../core/errors.js';
 import type { ImageSample, RowError } from '../core/sample.js';
 
-/** Image member extensions recognised, lower-case, without dot. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['jpg', 'jpeg', 'png', 'webp']);
+/**
+ * Image member extensions recognised, lower-case, without dot: the input suffixes of every format
+ * sharp's prebuilt libvips decodes from a buffer (`sharp.format[f].input.fileSuffix`: jpeg, png,
+ * webp, tiff, gif, svg, heif = AVIF only). Checked against sharp in test/io/tar.test.ts.
+ */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['jpg', 'jpeg', 'jpe', 'jfif', 'png', 'webp', 'gif', 'tif', 'tiff', 'svg', 'svgz', 'avif']);
 
 /** A non-fatal problem met while reading a shard (bad JSON sidecar, second image for a key). */
 export interface TarWarning {
@@ -54,6 +63,8 @@ interface Group {
   caption?: string;
   json?: Record<string, unknown>;
   error?: RowError;
+  /** Members of this key that are not an image, caption or sidecar (for the missing-image message). */
+  others?: string[];
 }
 
 function toSample(g: Group, shard: string | undefined): ImageSample {
@@ -71,9 +82,10 @@ function toSample(g: Group, shard: string | undefined): ImageSample {
     s.image = g.image;
     s.imageExt = g.imageExt;
   } else {
+    const others = g.others && g.others.length > 0 ? ` (other members: ${g.others.slice(0, 5).join(', ')}${g.others.length > 5 ? ', …' : ''})` : '';
     s.error = {
       reason: 'error:missing-image',
-      message: `no image member (.jpg/.jpeg/.png/.webp) for key ${g.key}${shard ? ` in shard ${shard}` : ''}`,
+      message: `no decodable image member (.${[...IMAGE_EXTENSIONS].join('/.')}) for key ${g.key}${shard ? ` in shard ${shard}` : ''}${others}`,
       code: ErrorCodes.UNTAR,
     };
   }
@@ -116,6 +128,9 @@ export async function* readTarSamples(
   const extract = tarExtract();
   let sourceError: unknown;
   let stopped = false;
+  let sourceBytes = 0;
+  let samples = 0;
+  let members = 0;
 
   // Feed the parser with backpressure. On a source failure, end (not destroy) the parser so every
   // complete member already received is still parsed; the failure is reported after that.
@@ -125,6 +140,7 @@ export async function* readTarSamples(
       while (!stopped && !extract.destroying) {
         const r = await it.next();
         if (r.done) break;
+        sourceBytes += r.value.byteLength;
         if (!extract.write(r.value) && !extract.destroying) {
           await new Promise<void>((resolve) => {
             const done = (): void => {
@@ -154,20 +170,26 @@ export async function* readTarSamples(
       for await (const entry of extract) {
         if (signal?.aborted) throw abortError();
         const h = entry.header;
+        members++;
         const parts = h.type === 'file' || h.type === 'contiguous-file' ? splitMemberName(h.name) : undefined;
-        const ext = parts?.ext;
-        const kind =
-          ext === undefined ? undefined : IMAGE_EXTENSIONS.has(ext) ? 'image' : ext === 'txt' ? 'txt' : ext === 'json' ? 'json' : undefined;
-        if (!parts || !kind) {
+        if (!parts) {
           await drain(entry);
           continue;
         }
+        const ext = parts.ext;
+        const kind = IMAGE_EXTENSIONS.has(ext) ? 'image' : ext === 'txt' ? 'txt' : ext === 'json' ? 'json' : undefined;
         if (group && group.key !== parts.key) {
           const done = group;
           group = undefined;
+          samples++;
           yield toSample(done, shard);
         }
         group ??= { key: parts.key };
+        if (!kind) {
+          (group.others ??= []).push(h.name);
+          await drain(entry);
+          continue;
+        }
         const size = h.size ?? 0;
         if (size > maxMemberBytes) {
           await drain(entry);
@@ -211,6 +233,7 @@ export async function* readTarSamples(
       if (group?.image || group?.error) {
         const done = group;
         group = undefined;
+        samples++;
         yield toSample(done, shard);
       }
       throw classify(e, sourceError, shard);
@@ -228,7 +251,12 @@ export async function* readTarSamples(
     if (group) {
       const done = group;
       group = undefined;
+      samples++;
       yield toSample(done, shard);
+    }
+    if (samples === 0) {
+      const what = sourceBytes === 0 ? 'is empty (0 bytes)' : `holds no sample (${members} member(s), none named KEY.ext)`;
+      throw new DbpruneError(ErrorCodes.UNTAR, `${shard ?? 'tar stream'} ${what}`, shard ? { shard } : {});
     }
   } finally {
     stopped = true;

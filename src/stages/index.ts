@@ -7,6 +7,7 @@ export * from './download.js';
 export * from './embed.js';
 export * from './fetch-shard.js';
 export * from './generator-stage.js';
+export * from './key-guard.js';
 export * from './manifest-sink.js';
 export * from './normalize.js';
 export * from './shard-source.js';

@@ -21,11 +21,12 @@ export interface UntarOptions {
 /**
  * Stage: consumes the bytes of ONE tar shard (Buffer chunks, e.g. `fs.createReadStream('00000.tar')`
  * piped in) and emits one {@link ImageSample} per key, in tar order. Members are grouped by key
- * (`KEY.jpg|jpeg|png|webp`, `KEY.txt` caption, `KEY.json` sidecar); other members are skipped; a key
- * without an image gets `error:missing-image`; a sidecar that is not JSON is ignored (sample kept,
+ * (`KEY.<image>` in any format sharp decodes — see IMAGE_EXTENSIONS —, `KEY.txt` caption, `KEY.json`
+ * sidecar); a key without a decodable image (only `.cls`, `.bmp`, … members) gets `error:missing-image`; a sidecar that is not JSON is ignored (sample kept,
  * `onWarning` called). Memory holds one key at a time.
  *
- * A broken or truncated tar, or a failing byte source, does not fail the stage: the samples
+ * A broken or truncated tar, an empty one (0 bytes, or no `KEY.ext` member), or a failing byte
+ * source does not fail the stage: the samples
  * completed before the failure are emitted, then one error row with key `<shard>:shard` and reason
  * `error:untar` (or `error:download` when the upstream failed with `ERR_DBPRUNE_DOWNLOAD`).
  * Fails only with `ERR_DBPRUNE_ABORTED` on `signal`; bad options throw `ERR_DBPRUNE_INVALID_OPTION`.

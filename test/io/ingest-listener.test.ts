@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
-import { isLoopbackHost, parseListenAddress, startIngestListener, tokenMatches, type IngestListener, type IngestSubmission } from '../../src/io/ingest-listener.js';
+import { isLoopbackHost, isLoopbackHostHeader, parseListenAddress, startIngestListener, tokenMatches, type IngestListener, type IngestSubmission } from '../../src/io/ingest-listener.js';
 
 let listener: IngestListener | undefined;
 afterEach(async () => {
@@ -98,12 +98,12 @@ describe('ingest listener', () => {
     listener = await start({ maxBodyBytes: 1024 });
     const port = listener.port;
     const big = Buffer.alloc(4096, 'a');
-    const declared = await send(port, '/urls', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: big });
+    const declared = await send(port, '/urls', { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: big });
     expect(declared.status).toBe(413);
-    const streamed = await send(port, '/urls', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: Buffer.alloc(2 * 1024 * 1024, 'b'), chunked: true });
+    const streamed = await send(port, '/urls', { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: Buffer.alloc(2 * 1024 * 1024, 'b'), chunked: true });
     expect([413, -1]).toContain(streamed.status); // 413, or a reset once the server closed the connection
     expect(submissions).toHaveLength(0);
-    const small = await send(port, '/urls', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'http://h/a.jpg\n' });
+    const small = await send(port, '/urls', { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: 'http://h/a.jpg\n' });
     expect(small.status).toBe(202);
     expect(submissions).toHaveLength(1);
   });
@@ -114,4 +114,48 @@ describe('ingest listener', () => {
     expect((await send(listener.port, '/shards')).status).toBe(405);
     expect((await send(listener.port, '/metrics', { method: 'POST', body: 'x' })).status).toBe(405);
   });
+
+  it('refuses cross-origin browser requests: a foreign Origin, a rebound Host, a CORS-simple POST without a token', async () => {
+    listener = await start();
+    const port = listener.port;
+    const own = listener.url;
+    // the request of the issue: a page on evil.example POSTs text/plain
+    const evil = await send(port, '/shards', { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: 'http://h/0.tar\n' });
+    expect(evil.status).toBe(403);
+    expect(JSON.parse(evil.body).message).toMatch(/cross-origin/);
+    // a foreign Origin is refused whatever the content type, and on GETs too
+    expect((await send(port, '/shards', { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'application/json' }, body: '[]' })).status).toBe(403);
+    expect((await send(port, '/metrics', { headers: { origin: 'null' } })).status).toBe(403);
+    // DNS rebinding: the page's own host name resolving to 127.0.0.1
+    const rebound = await send(port, '/shards', { method: 'POST', headers: { host: `evil.example:${port}`, 'content-type': 'text/uri-list' }, body: 'http://h/0.tar\n' });
+    expect(rebound.status).toBe(403);
+    expect(JSON.parse(rebound.body).message).toMatch(/DNS rebinding/);
+    expect((await send(port, '/healthz', { headers: { host: `127.0.0.1:${port + 1}` } })).status).toBe(403);
+    // a form-style or typeless POST without a token: 415, saying which header to send
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+      const r = await send(port, '/shards', { method: 'POST', headers: type ? { 'content-type': type } : {}, body: 'http://h/0.tar\n' });
+      expect(r.status, String(type)).toBe(415);
+      expect(JSON.parse(r.body).message).toMatch(/text\/uri-list/);
+    }
+    expect(submissions).toHaveLength(0);
+    // what scripts and curl send is accepted: no Origin (or our own), loopback Host, a non-simple type
+    expect((await send(port, '/shards', { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: 'http://h/0.tar\n' })).status).toBe(202);
+    expect((await send(port, '/shards', { method: 'POST', headers: { origin: own, host: `localhost:${port}`, 'content-type': 'application/json' }, body: '["http://h/1.tar"]' })).status).toBe(202);
+    expect((await send(port, '/healthz', { headers: { host: `[::1]:${port}` } })).status).toBe(200);
+    expect(submissions.map((x) => x.contentType)).toEqual(['text/uri-list', 'application/json']);
+    // fetch() from Node (undici) is not a browser: no Origin, so it works with a proper type
+    const viaFetch = await fetch(`${own}/shards`, { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: 'http://h/2.tar\n' });
+    expect(viaFetch.status).toBe(202);
+    expect(isLoopbackHostHeader(`localhost:${port}`, port)).toBe(true);
+    expect(isLoopbackHostHeader('localhost', 80)).toBe(true);
+    expect(isLoopbackHostHeader(`127.0.0.1.evil.example:${port}`, port)).toBe(false);
+  });
+
+  it('with a token, any content type is accepted but a foreign Origin still is not', async () => {
+    listener = await start({ token: 's3cret-token-value' });
+    const auth = { authorization: 'Bearer s3cret-token-value' };
+    expect((await send(listener.port, '/shards', { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: 'http://h/0.tar\n' })).status).toBe(202);
+    expect((await send(listener.port, '/shards', { method: 'POST', headers: { ...auth, origin: 'http://evil.example' }, body: 'http://h/0.tar\n' })).status).toBe(403);
+  });
 });
+

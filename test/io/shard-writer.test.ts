@@ -7,7 +7,7 @@ import { extract as tarExtract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
 import { errorRow, type ImageSample, type ManifestRow } from '../../src/core/sample.js';
-import { createShardWriter, safeMemberKey, shardWriterSink } from '../../src/io/shard-writer.js';
+import { createShardWriter, safeMemberKey, shardWriterSink, uniqueMemberKey } from '../../src/io/shard-writer.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -125,6 +125,31 @@ describe('createShardWriter', () => {
     expect(readdirSync(root)).not.toContain('evil.x.jpg');
     await expect(w.write(s, errorRow(s, { reason: 'error:x', message: 'm' }))).rejects.toMatchObject({ code: ErrorCodes.INTERNAL });
     await expect(w.close()).resolves.toEqual(res);
+  });
+
+  it('never writes two members with one name: keys that sanitise alike, share 200 characters or come from two shards', async () => {
+    const long = 'x'.repeat(200);
+    const keys: [string, string][] = [['s1', 'a b'], ['s1', 'a_b'], ['s1', `${long}1`], ['s1', `${long}2`], ['s1', 'k'], ['s2', 'k']];
+    const dir = join(root, 'collide');
+    const w = createShardWriter({ dir });
+    for (const [shard, key] of keys) {
+      const s: ImageSample = { key, shard, image: jpeg, imageExt: 'jpg' };
+      await w.write(s, { key, shard, url: null, caption: null, decision: 'keep', reason: 'dbp', cluster: 0, distance: 0.1, duplicate_of: null, error: null });
+    }
+    const res = await w.close();
+    const m = await tarMembers(res.shards[0].tar);
+    const images = [...m.keys()].filter((n) => n.endsWith('.jpg'));
+    expect(images).toHaveLength(6);
+    expect(new Set(images).size).toBe(6);
+    // reversible: each sidecar names the key its member stands for
+    const back = images.map((n) => {
+      const j = JSON.parse(m.get(n.replace(/\.jpg$/, '.json'))?.toString() ?? '{}') as { key: string; original_key?: string };
+      return j.original_key ?? j.key;
+    });
+    expect(back).toEqual(keys.map(([, k]) => k));
+    expect(images[0]).toBe('a_b.jpg');
+    expect(images[1]).toMatch(/^a_b-h[0-9a-f]{16}\.jpg$/);
+    expect(uniqueMemberKey('k', 's', new Set(['k', uniqueMemberKey('k', 's', new Set(['k']))]))).toMatch(/-2$/);
   });
 
   it('works as a pipeline sink', async () => {

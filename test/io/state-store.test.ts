@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { appendFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,6 +19,9 @@ async function segment(store: StateStore<{ n: number }>, text: string): Promise<
   await writeFile(p, text);
   return { tempPath: p, rows: text.split('\n').filter(Boolean).length };
 }
+
+/** A folder's entries without dot-files (OUT's lock and owner record are hidden from readers). */
+const visible = async (d: string): Promise<string[]> => (await readdir(d)).filter((n) => !n.startsWith('.'));
 
 describe('InputJournal', () => {
   it('appends durably in order, refuses duplicates, and survives reopen', async () => {
@@ -80,7 +83,7 @@ describe('StateStore', () => {
     expect(t.last?.record.seq).toBe(3);
     expect(t.last?.state).toEqual({ n: 3 });
     expect(t.problems).toEqual([]);
-    expect(await readdir(join(dir, 'out'))).toEqual(['committed.json', 'part-000000000001.jsonl', 'part-000000000003.jsonl']);
+    expect(await visible(join(dir, 'out'))).toEqual(['committed.json', 'part-000000000001.jsonl', 'part-000000000003.jsonl']);
     expect(JSON.parse(await readFile(join(dir, 'out', 'committed.json'), 'utf8'))).toMatchObject({ seq: 3 });
     await t.close();
   });
@@ -97,7 +100,7 @@ describe('StateStore', () => {
     const t = await open();
     expect(t.last?.record.seq).toBe(1);
     expect(t.nextSeq).toBe(2);
-    expect(await readdir(join(dir, 'out'))).toEqual(['committed.json', 'part-000000000001.jsonl']);
+    expect(await visible(join(dir, 'out'))).toEqual(['committed.json', 'part-000000000001.jsonl']);
     expect(await readdir(join(dir, 'st', 'tmp'))).toEqual([]);
     expect(existsSync(join(dir, 'st', 'states', 'state-000000000002.json'))).toBe(false);
     await t.close();
@@ -121,7 +124,7 @@ describe('StateStore', () => {
     expect(t.problems[0]).toMatchObject({ code: ErrorCodes.STATE, file: join(dir, 'st', 'commits', 'commit-000000000003.json') });
     expect(warnings[0]).toMatch(/commit-000000000003\.json is invalid .*falling back/);
     // the bad commit's segment is uncommitted now and will be redone under seq 3
-    expect(await readdir(join(dir, 'out'))).toEqual(['committed.json', 'part-000000000001.jsonl', 'part-000000000002.jsonl']);
+    expect(await visible(join(dir, 'out'))).toEqual(['committed.json', 'part-000000000001.jsonl', 'part-000000000002.jsonl']);
     expect(await readdir(join(dir, 'st', 'corrupt'))).toHaveLength(1);
     const r = await t.commit({ segment: await segment(t, 'row3again\n'), state: { n: 3 } });
     expect(r.seq).toBe(3);
@@ -173,4 +176,80 @@ describe('StateStore', () => {
     await expect(s.checkConfig({ mode: 'images', keep: 0.5 })).rejects.toMatchObject({ code: ErrorCodes.STATE, context: { fields: ['keep'] } });
     await s.close();
   });
+
+  it('locks the output folder too: a second state folder on the same OUT is refused while the first runs', async () => {
+    const out = join(dir, 'shared-out');
+    const a = await StateStore.open({ dir: join(dir, 'sa'), outDir: out, segmentExt: 'jsonl' });
+    expect((await readFile(join(out, '.dbprune-ingest.lock'), 'utf8')).trim()).toBe(String(process.pid));
+    await a.close();
+    expect(existsSync(join(out, '.dbprune-ingest.lock'))).toBe(false);
+    await writeFile(join(out, '.dbprune-ingest.lock'), `${process.ppid}\n`); // OUT held by a live process (our parent)
+    await expect(StateStore.open({ dir: join(dir, 'sb'), outDir: out, segmentExt: 'jsonl' })).rejects.toMatchObject({
+      code: ErrorCodes.STATE,
+      context: { pid: process.ppid, file: join(out, '.dbprune-ingest.lock') },
+    });
+    // the refused open released the lock on its own state folder
+    expect(existsSync(join(dir, 'sb', 'LOCK'))).toBe(false);
+    // a stale OUT lock (kill -9 leftover) is taken over
+    await writeFile(join(out, '.dbprune-ingest.lock'), '999999999\n');
+    const again = await StateStore.open({ dir: join(dir, 'sa'), outDir: out, segmentExt: 'jsonl' });
+    await again.close();
+  });
+
+  it('refuses to delete or overwrite committed segments the state does not know (another --state, a deleted state)', async () => {
+    const out = join(dir, 'owned-out');
+    const a = await StateStore.open<{ n: number }>({ dir: join(dir, 'oa'), outDir: out, segmentExt: 'jsonl' });
+    await a.commit({ segment: await segment(a, 'a1\n'), state: { n: 1 } });
+    await a.close();
+    const before = await readFile(join(out, 'part-000000000001.jsonl'), 'utf8');
+    // a second ingest with another --state and the same --out
+    await expect(StateStore.open({ dir: join(dir, 'ob'), outDir: out, segmentExt: 'jsonl' })).rejects.toMatchObject({
+      code: ErrorCodes.STATE,
+      context: { out, segments: 1 },
+    });
+    // the state folder deleted, then a restart with the same flags
+    await rm(join(dir, 'oa'), { recursive: true, force: true });
+    await expect(StateStore.open({ dir: join(dir, 'oa'), outDir: out, segmentExt: 'jsonl' })).rejects.toThrow(/holds 1 committed segment.*another state folder/);
+    // segments from before owner records existed, and no state that knows them
+    await rm(join(out, '.dbprune-ingest.json'));
+    await expect(StateStore.open({ dir: join(dir, 'oc'), outDir: out, segmentExt: 'jsonl' })).rejects.toThrow(/does not know/);
+    expect(await readFile(join(out, 'part-000000000001.jsonl'), 'utf8')).toBe(before);
+    expect(await visible(out)).toEqual(['committed.json', 'part-000000000001.jsonl']);
+    // the owner resumes normally
+    const own = await StateStore.open<{ n: number }>({ dir: join(dir, 'od'), outDir: join(dir, 'od-out'), segmentExt: 'jsonl' });
+    await own.commit({ segment: await segment(own, 'x\n'), state: { n: 1 } });
+    await own.close();
+    const resumed = await StateStore.open<{ n: number }>({ dir: join(dir, 'od'), outDir: join(dir, 'od-out'), segmentExt: 'jsonl' });
+    expect(resumed.last?.record.seq).toBe(1);
+    await resumed.close();
+  });
+
+  it('never renames a commit over an existing segment', async () => {
+    const s = await StateStore.open<{ n: number }>({ dir: join(dir, 'ne'), outDir: join(dir, 'ne-out'), segmentExt: 'jsonl' });
+    const seg = await segment(s, 'mine\n');
+    await writeFile(join(dir, 'ne-out', 'part-000000000001.jsonl'), 'someone else\n');
+    await expect(s.commit({ segment: seg, state: { n: 1 } })).rejects.toMatchObject({ code: ErrorCodes.STATE });
+    expect(await readFile(join(dir, 'ne-out', 'part-000000000001.jsonl'), 'utf8')).toBe('someone else\n');
+    await s.close();
+  });
+
+  it('an append to a journal whose state folder was deleted is refused, not acknowledged and lost', async () => {
+    const d = join(dir, 'gone');
+    await mkdir(d, { recursive: true });
+    const j = await InputJournal.open(join(d, 'journal.jsonl'));
+    await j.append({ kind: 'shard', src: 'http://h/a.tar', id: 'a', via: 'api' });
+    await rm(d, { recursive: true, force: true });
+    await expect(j.append({ kind: 'shard', src: 'http://h/b.tar', id: 'b', via: 'api' })).rejects.toMatchObject({ code: ErrorCodes.STATE, context: { reason: 'journal-gone' } });
+    expect(j.size).toBe(1);
+    await expect(j.append({ kind: 'shard', src: 'http://h/c.tar', id: 'c', via: 'api' })).rejects.toMatchObject({ code: ErrorCodes.STATE });
+    await j.close();
+  });
+
+  it('a commit into a deleted state folder fails with ERR_DBPRUNE_STATE, not a bare ENOENT', async () => {
+    const s = await StateStore.open<{ n: number }>({ dir: join(dir, 'del'), outDir: join(dir, 'del-out'), segmentExt: 'jsonl' });
+    await rm(join(dir, 'del'), { recursive: true, force: true });
+    await expect(s.commit({ state: { n: 1 } })).rejects.toMatchObject({ code: ErrorCodes.STATE });
+    await s.close();
+  });
 });
+

@@ -1,8 +1,11 @@
+import { gzipSync } from 'node:zlib';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { decode } from '../../src/stages/decode.js';
 import { ErrorCodes } from '../../src/core/errors.js';
 import type { ImageSample } from '../../src/core/sample.js';
-import { readTarSamples, shardBasename, shardErrorSample, splitMemberName, type TarWarning } from '../../src/io/tar.js';
-import { makeTar, sampleMembers, solidImage } from '../stages/image-fixtures.js';
+import { IMAGE_EXTENSIONS, readTarSamples, shardBasename, shardErrorSample, splitMemberName, type TarWarning } from '../../src/io/tar.js';
+import { makeTar, runThrough, sampleMembers, solidImage } from '../stages/image-fixtures.js';
 
 async function* chunked(buf: Buffer, size = 700): AsyncGenerator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
@@ -119,5 +122,55 @@ describe('shardErrorSample', () => {
     const row = shardErrorSample('http://h/x/00003.tar', new Error('boom'));
     expect(row).toMatchObject({ key: '00003.tar:shard', url: 'http://h/x/00003.tar', error: { reason: 'error:download' } });
     expect(row.error?.message).toContain('http://h/x/00003.tar');
+  });
+
+  it('every format sharp decodes is an image member; any other KEY.ext member still gives its key a row', async () => {
+    // every recognised extension is a buffer-decodable input suffix of this sharp build (a build on a
+    // global libvips may decode more: those extensions then stay unrecognised, as error rows)
+    const sharpSuffixes = Object.values(sharp.format)
+      .filter((f) => f.input.buffer)
+      .flatMap((f) => (f.input as { fileSuffix?: string[] }).fileSuffix ?? [])
+      .map((x) => x.slice(1))
+      .filter((x) => !x.includes('.'));
+    for (const ext of IMAGE_EXTENSIONS) expect(sharpSuffixes).toContain(ext);
+    for (const ext of ['jpg', 'png', 'webp', 'gif', 'tiff', 'svg', 'avif']) expect(IMAGE_EXTENSIONS.has(ext)).toBe(true);
+    const base = () => sharp({ create: { width: 20, height: 12, channels: 3, background: { r: 200, g: 30, b: 30 } } });
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="12"><rect width="20" height="12" fill="red"/></svg>';
+    const members = [
+      { name: 'a.jpg', data: await base().jpeg().toBuffer() },
+      { name: 'b.gif', data: await base().gif().toBuffer() },
+      { name: 'c.tiff', data: await base().tiff().toBuffer() },
+      { name: 'd.tif', data: await base().tiff().toBuffer() },
+      { name: 'e.svg', data: svg },
+      { name: 'f.svgz', data: gzipSync(svg) },
+      { name: 'g.avif', data: await base().avif().toBuffer() },
+      { name: 'h.bmp', data: Buffer.from('424d00000000', 'hex') }, // not decodable by sharp
+      { name: 'h.txt', data: 'a bitmap' },
+      { name: 'i.cls', data: '3' }, // a key with no image at all
+    ];
+    const { samples, error } = await collect(chunked(await makeTar(members)), { shard: 'f.tar' });
+    expect(error).toBeUndefined();
+    expect(samples.map((x) => x.key)).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    expect(samples.slice(0, 7).every((x) => x.image && !x.error)).toBe(true);
+    expect(samples[7].error?.reason).toBe('error:missing-image');
+    expect(samples[7].error?.message).toMatch(/h\.bmp/);
+    expect(samples[7].caption).toBe('a bitmap');
+    expect(samples[8].error?.reason).toBe('error:missing-image');
+    // and they decode
+    const decoded = await runThrough<{ key: string; pixels?: Float32Array; error?: unknown }>(samples, decode({ size: 8 }));
+    expect(decoded.map((d) => [d.key, d.pixels !== undefined])).toEqual([
+      ['a', true], ['b', true], ['c', true], ['d', true], ['e', true], ['f', true], ['g', true], ['h', false], ['i', false],
+    ]);
+  });
+
+  it('an empty shard (0 bytes) or one with no KEY.ext member is ERR_DBPRUNE_UNTAR, not zero rows', async () => {
+    const empty = await collect(chunked(Buffer.alloc(0)), { shard: 'e.tar' });
+    expect(empty.samples).toEqual([]);
+    expect(empty.error).toMatchObject({ code: ErrorCodes.UNTAR, context: { shard: 'e.tar' } });
+    expect((empty.error as Error).message).toMatch(/e\.tar is empty \(0 bytes\)/);
+    const noKeys = await collect(chunked(await makeTar([{ name: 'README', data: 'x' }])), { shard: 'n.tar' });
+    expect(noKeys.error).toMatchObject({ code: ErrorCodes.UNTAR });
+    expect((noKeys.error as Error).message).toMatch(/holds no sample/);
+    expect(shardErrorSample('n.tar', noKeys.error).key).toBe('n.tar:shard');
   });
 });

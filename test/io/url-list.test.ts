@@ -113,9 +113,42 @@ describe('urlListBatches formats', () => {
     expectRows(await all({ input: write('l.csv.gz', csv(','), true) }));
   });
 
-  it('reads tsv and tsv.gz', async () => {
-    expectRows(await all({ input: write('l.tsv', csv('\t')) }));
-    expectRows(await all({ input: write('l.tsv.gz', csv('\t'), true) }));
+  it('reads tsv and tsv.gz (no quoting: a quote is an ordinary character)', async () => {
+    const tsv = ['url\tcaption\tlicense\tn', ...ROWS.map((r) => [r.url, r.caption.replace(/\n/g, ' '), r.license, String(r.n)].join('\t'))].join('\r\n') + '\r\n';
+    for (const p of [write('l.tsv', tsv), write('l.tsv.gz', tsv, true)]) {
+      const refs = await all({ input: p });
+      expectRows(refs, false);
+      expect(refs.map((r) => r.caption)).toEqual(['one, with comma', 'two "quoted"', 'no url here', 'multi line']);
+    }
+  });
+
+  it('a stray quote in a TSV swallows nothing: 1,000 rows in, 1,000 rows out, keys in place', async () => {
+    const lines = ['url\tcaption'];
+    for (let i = 0; i < 1000; i++) lines.push(`http://a.example/${i}.jpg\t${i === 9 ? '"12 inch pizza' : `caption ${i}`}`);
+    const refs = await all({ input: write('stray.tsv', lines.join('\n') + '\n') });
+    expect(refs).toHaveLength(1000);
+    expect(refs[9].caption).toBe('"12 inch pizza');
+    expect(refs.map((r) => r.url)).toEqual(Array.from({ length: 1000 }, (_, i) => `http://a.example/${i}.jpg`));
+    expect(refs[999].key).toBe('000000999');
+  });
+
+  it('a stray quote in a CSV is an error naming the line, never a silent loss of rows', async () => {
+    const body = (stray: number, closeAt?: number): string => {
+      const lines = ['url,caption'];
+      for (let i = 0; i < 1000; i++) {
+        const cap = i === stray ? '"12 inch pizza' : i === closeAt ? '"a, b"' : `caption ${i}`;
+        lines.push(`http://a.example/${i}.jpg,${cap}`);
+      }
+      return lines.join('\n') + '\n';
+    };
+    // never closes: the file ends inside the quoted field opened on line 11 (header = line 1)
+    await expect(all({ input: write('stray.csv', body(9)) })).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { line: 11 } });
+    // pairs with the opening quote of a properly quoted field 500 lines later
+    await expect(all({ input: write('stray2.csv', body(9, 509)) })).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { line: 11 } });
+    // too many / too few fields name their line
+    await expect(all({ input: write('wide.csv', 'url,caption\nhttp://a/1,x\nhttp://a/2,x,extra\n') })).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { line: 3 } });
+    // a correctly quoted file with quotes, commas and newlines is still read
+    expectRows(await all({ input: write('ok.csv', csv(',')) }));
   });
 
   it('reads jsonl and jsonl.gz (a broken line is still a row)', async () => {

@@ -51,12 +51,12 @@ describe('dbprune ingest', () => {
     const p = spawnIngest(['--state', st, '--out', out, '--listen', '127.0.0.1:0', ...common]);
     const ready = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
     const url = ready.listen.url;
-    const post = await fetch(`${url}/shards`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `${shards.join('\n')}\n` });
+    const post = await fetch(`${url}/shards`, { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: `${shards.join('\n')}\n` });
     expect(post.status).toBe(202);
     expect(((await post.json()) as { accepted: { i: number }[] }).accepted.map((a) => a.i)).toEqual([0, 1]);
     const again = await fetch(`${url}/shards`, { method: 'POST', body: JSON.stringify(shards), headers: { 'content-type': 'application/json' } });
     expect(((await again.json()) as { accepted: { duplicate: boolean }[] }).accepted.every((a) => a.duplicate)).toBe(true);
-    expect((await fetch(`${url}/shards`, { method: 'POST', body: 'file:///etc/passwd\n' })).status).toBe(400);
+    expect((await fetch(`${url}/shards`, { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body: 'file:///etc/passwd\n' })).status).toBe(400);
     await p.waitFor(/dbprune ingest: commit .*"seq":2/);
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
@@ -174,7 +174,7 @@ describe('dbprune ingest', () => {
     const { listen } = JSON.parse((await p.waitFor(/dbprune ingest: ready (\{.*\})/))[1]) as { listen: { url: string } };
     const body = ['a', 'b', 'c'].map((n) => `${base}/missing-${n}.jpg`).join('\n') + '\n';
     expect((await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'application/x-unknown' }, body })).status).toBe(415);
-    const r = await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+    const r = await fetch(`${listen.url}/urls`, { method: 'POST', headers: { 'content-type': 'text/uri-list' }, body });
     expect(r.status).toBe(202);
     const src = ((await r.json()) as { accepted: { src: string }[] }).accepted[0].src;
     expect(readFileSync(src, 'utf8')).toBe(body); // stored in the state folder before the reply

@@ -1,0 +1,93 @@
+/**
+ * Exact detection of repeated and unwritable keys over a whole input, for exact mode (`prune`),
+ * which reads its keys more than once anyway. The streaming counterpart is the `keyGuard` stage.
+ *
+ * Identity is (shard, key), as in `keyGuard`: a pair seen before is a duplicate (its first
+ * occurrence is decided normally), and a key holding a line break cannot be written to `kept.txt`.
+ *
+ * Memory: one 52-bit hash per row (8 bytes, transient) — sorted to find hash values that occur
+ * more than once — then exact strings only for rows whose hash is among those candidates (a second
+ * keys pass, made only when there are candidates). Hash collisions cost a string comparison,
+ * never a wrong flag.
+ */
+import { throwIfAborted } from '../core/errors.js';
+import type { SampleRef } from '../core/sample.js';
+
+/** Per-row flag values of {@link KeyProblems.flags}. */
+export const KEY_OK = 0;
+export const KEY_DUPLICATE = 1;
+export const KEY_UNWRITABLE = 2;
+
+export interface KeyProblems {
+  /** `flags[i]` for row i (KEY_OK, KEY_DUPLICATE, KEY_UNWRITABLE); undefined when every row is fine. */
+  flags: Uint8Array | undefined;
+  duplicates: number;
+  unwritable: number;
+}
+
+/** A 52-bit hash of a string (two 32-bit multiplicative hashes; exact integers in a double). */
+export function hash52(s: string): number {
+  let a = 0x811c9dc5 | 0;
+  let b = 0x9747b28c | 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  a ^= a >>> 16;
+  a = Math.imul(a, 0x85ebca6b);
+  a ^= a >>> 13;
+  b ^= b >>> 13;
+  b = Math.imul(b, 0xc2b2ae35);
+  b ^= b >>> 16;
+  return (a >>> 0) * 2 ** 20 + ((b >>> 0) >>> 12);
+}
+
+const identity = (r: SampleRef): string => `${r.shard ?? ''}\u0000${r.key}`;
+
+/**
+ * Reads the keys (`refs()` is called once, or twice when hashes repeat) and flags every row whose
+ * (shard, key) occurred on an earlier row, and every key holding `\n` or `\r`. `total` is the
+ * number of rows `refs()` yields.
+ */
+export async function findKeyProblems(refs: () => AsyncIterable<SampleRef[]>, total: number, signal?: AbortSignal): Promise<KeyProblems> {
+  let flags: Uint8Array | undefined;
+  let unwritable = 0;
+  const hashes = new Float64Array(total);
+  let i = 0;
+  for await (const batch of refs()) {
+    throwIfAborted(signal);
+    for (const r of batch) {
+      if (/[\r\n]/.test(r.key)) {
+        flags ??= new Uint8Array(total);
+        flags[i] = KEY_UNWRITABLE;
+        unwritable++;
+      }
+      hashes[i++] = hash52(identity(r));
+    }
+  }
+  hashes.sort();
+  const candidates = new Set<number>();
+  for (let j = 1; j < total; j++) if (hashes[j] === hashes[j - 1]) candidates.add(hashes[j]);
+  let duplicates = 0;
+  if (candidates.size > 0) {
+    const seen = new Set<string>();
+    i = 0;
+    for await (const batch of refs()) {
+      throwIfAborted(signal);
+      for (const r of batch) {
+        const id = identity(r);
+        if (candidates.has(hash52(id))) {
+          if (seen.has(id)) {
+            flags ??= new Uint8Array(total);
+            if (flags[i] === KEY_OK) duplicates++;
+            if (flags[i] === KEY_OK) flags[i] = KEY_DUPLICATE;
+          } else seen.add(id);
+        }
+        i++;
+      }
+    }
+  }
+  return { flags, duplicates, unwritable };
+}

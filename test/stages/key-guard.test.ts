@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes } from '../../src/core/errors.js';
+import type { EmbeddingBatch, RowError } from '../../src/core/sample.js';
+import { isWritableKey, keyGuard } from '../../src/stages/key-guard.js';
+import { runThrough } from './image-fixtures.js';
+
+const batch = (rows: [string, string][], errors?: (RowError | undefined)[]): EmbeddingBatch => ({
+  rows: rows.map(([shard, key]) => ({ shard, key })),
+  dim: 1,
+  embeddings: new Float32Array(rows.length),
+  ...(errors ? { errors } : {}),
+});
+
+const reasons = (out: EmbeddingBatch[]): string[] => out.flatMap((b) => b.rows.map((_, i) => b.errors?.[i]?.reason ?? 'ok'));
+
+describe('keyGuard', () => {
+  it('flags a key repeated within a shard, every row of a shard read again, and keys with line breaks', async () => {
+    const g = keyGuard();
+    const out = await runThrough<EmbeddingBatch>(
+      [
+        batch([['a.tar', 'k1'], ['a.tar', 'k2'], ['a.tar', 'k1']]),
+        batch([['a.tar', 'k3'], ['copy.tar', 'k1'], ['copy.tar', 'k2']]), // same keys in another shard: distinct samples
+        batch([['a.tar', 'k9'], ['a.tar', 'k1'], ['b.tar', 'x\ny'], ['b.tar', 'r\r']]), // a.tar again after copy.tar
+      ],
+      g,
+    );
+    expect(reasons(out)).toEqual(['ok', 'ok', 'error:duplicate-key', 'ok', 'ok', 'ok', 'error:duplicate-key', 'error:duplicate-key', 'error:invalid-key', 'error:invalid-key']);
+    expect(out[0].errors?.[2]).toMatchObject({ code: ErrorCodes.DUPLICATE_KEY });
+    expect(out[0].errors?.[2]?.message).toMatch(/key k1 repeats in shard a\.tar/);
+    expect(out[2].errors?.[0]?.message).toMatch(/shard a\.tar was already read/);
+    expect(out[2].errors?.[2]).toMatchObject({ code: ErrorCodes.INPUT_FORMAT });
+    expect([g.duplicates, g.invalid]).toEqual([3, 2]);
+  });
+
+  it('keeps earlier errors, counts their keys, and warns once past maxKeysPerShard', async () => {
+    const warnings: string[] = [];
+    const prior: RowError = { reason: 'error:decode', message: 'bad' };
+    const out = await runThrough<EmbeddingBatch>(
+      [batch([['s', 'a'], ['s', 'a'], ['s', 'b'], ['s', 'c'], ['s', 'c']], [prior, undefined])],
+      keyGuard({ maxKeysPerShard: 2, onWarning: (w) => warnings.push(w) }),
+    );
+    // a (error kept) · a (duplicate of an error row) · b · c (past the bound: not remembered) · c (undetected)
+    expect(reasons(out)).toEqual(['error:decode', 'error:duplicate-key', 'ok', 'ok', 'ok']);
+    expect(warnings).toHaveLength(1);
+    expect(() => keyGuard({ maxKeysPerShard: 0 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
+    expect([isWritableKey('a b'), isWritableKey('a\nb'), isWritableKey('a\rb')]).toEqual([true, false, false]);
+  });
+});
