@@ -133,7 +133,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   await prepareOutputDir(opts.out);
   const outputs = new OutputSet();
   try {
-    const pass1 = { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, invalid, renormalized, started, pass1End, planEnd };
+    const pass1 = { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, keyProblems, invalid, renormalized, started, pass1End, planEnd };
     const result = await writeDecisions(pass1, outputs);
     await outputs.commit();
     return result;
@@ -160,6 +160,7 @@ interface Pass2Input {
   cluster: Int32Array;
   distance: Float32Array;
   dd: (SemDedupResult & { passes: number }) | undefined;
+  keyProblems: Awaited<ReturnType<typeof findKeyProblems>>;
   invalid: number;
   renormalized: number;
   started: number;
@@ -169,7 +170,8 @@ interface Pass2Input {
 
 /** Pass 2: decide and write every output into `outputs` (the caller commits or aborts them). */
 async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<ExactPruneResult> {
-  const { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, invalid, renormalized, started, pass1End, planEnd } = input;
+  const { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, keyProblems, invalid, renormalized, started, pass1End, planEnd } = input;
+  const keyFlags = keyProblems.flags;
   const { signal } = opts;
   for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
   const files = {
