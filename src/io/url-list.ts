@@ -20,7 +20,7 @@ import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema, 
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { RowError, SampleRef } from '../core/sample.js';
 import { expandInputs, naturalCompare } from './glob.js';
-import { textLines } from './lines.js';
+import { MAX_LINE_CHARS, textLines } from './lines.js';
 
 /** URL list formats. Text formats may be gzipped (detected from the bytes, whatever the name). */
 export type UrlListFormat = 'parquet' | 'csv' | 'tsv' | 'json' | 'jsonl' | 'txt';
@@ -389,6 +389,13 @@ async function* csvRecords(bytes: AsyncIterable<Buffer>, file: string): AsyncGen
       first = false;
     }
     yield* feed(s);
+    // The record being read is bounded like a line of a text list (checked once a chunk, so the
+    // overshoot is at most one chunk): a quote that never closes cannot grow memory without end.
+    let pending = field.length;
+    for (const f of fields) pending += f.length;
+    if (pending > MAX_LINE_CHARS) {
+      throw formatError(file, `the record starting on line ${recordLine} is longer than ${MAX_LINE_CHARS} characters (a quoted field that never closes?)`, { line: recordLine });
+    }
   }
   yield* feed(dec.decode());
   if (inQuotes && !quotePending) throw strayQuote('never closes (the file ends inside it)');

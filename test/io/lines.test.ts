@@ -42,6 +42,15 @@ describe('textLines', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 
+  it('a .csv.gz whose quoted field never closes fails on the record bound, naming where it started', { timeout: 20_000 }, async () => {
+    const file = join(dir, 'bomb.csv.gz');
+    writeFileSync(file, gzipSync(Buffer.concat([Buffer.from('url,caption\nhttp://a.example/1.jpg,"open\n'), Buffer.alloc(MAX_LINE_CHARS + 1024 * 1024, 0x61)])));
+    const run = async (): Promise<void> => {
+      for await (const b of urlListBatches({ input: file, format: 'csv' })) void b;
+    };
+    await expect(run()).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, message: expect.stringContaining('longer than'), context: { line: 2 } });
+  });
+
   it('splits a long (but allowed) line in linear time', { timeout: 20_000 }, async () => {
     // 6 Mi characters in 16 KiB chunks: the old rest+indexOf loop rescanned the partial line per chunk
     const piece = 'y'.repeat(16 * 1024);
