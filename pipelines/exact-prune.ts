@@ -8,7 +8,7 @@
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
 import { join } from 'node:path';
-import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
+import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan, type DbpQuotaPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
 import { NearestCentroid } from '../src/core/nearest.js';
 import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
@@ -273,8 +273,9 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
   return { stats, plan, files };
 }
 
-function exactStats(
-  plan: DbpPlan,
+/** stats.json of an exact run (also assembled by the distributed mode, src/cluster/assemble.ts). */
+export function exactStats(
+  plan: DbpQuotaPlan,
   keptPerCluster: Float64Array,
   t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number; duplicates: number; keys: { duplicates: number; unwritable: number } },
 ): RunStats {

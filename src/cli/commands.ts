@@ -7,6 +7,8 @@ import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseEps, parseList, pa
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
+import { addClusterSubmitOptions, pruneOnCluster, registerWorker } from './cluster.js';
+import { UsageError } from '../core/errors.js';
 import { bundled } from './paths.js';
 
 /** img2dataset's URL-list formats (src/io/url-list.ts reads them; kept here so --help loads no reader). */
@@ -28,7 +30,7 @@ function dbpFlags(cmd: Command): Command {
 }
 
 export function registerCommands(program: Command, ctx: CommandContext): void {
-  dbpFlags(
+  const prune = dbpFlags(
     program
       .command('prune')
       .description('exact DBP over precomputed embeddings (two passes; reproduces the reference method)')
@@ -39,7 +41,14 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .requiredOption('--out <dir>', 'output folder')
       .option('--backend <b>', 'nearest-centroid backend: auto | ort | js', parseChoice('--backend', ['auto', 'ort', 'js'] as const), 'auto')
       .option('--json', 'print the stats totals as JSON on stdout instead of the summary'),
-  ).action(async (o) => {
+  );
+  addClusterSubmitOptions(prune).action(async (o) => {
+    if (o.cluster === undefined && (o.workDir !== undefined || o.queue !== 'dbprune')) throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
+    if (o.cluster !== undefined) {
+      if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps is not supported with --cluster yet', { option: 'dedup-eps' });
+      await pruneOnCluster(o, dbpParamsFrom(o), ctx);
+      return;
+    }
     const progress = new Progress({ label: 'prune', quiet: o.quiet });
     const { pruneExact } = await import('../../pipelines/exact-prune.js');
     const result = await pruneExact({
@@ -128,6 +137,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   });
 
   registerIngest(program, ctx);
+  registerWorker(program, ctx);
 
   program
     .command('report')

@@ -1,0 +1,113 @@
+/**
+ * The CLI side of the distributed mode (src/cluster/):
+ *
+ *     dbprune worker --cluster redis://HOST:6379 [--concurrency N] [--threads T]
+ *     dbprune prune --embeddings … --centroids … --out DIR --cluster redis://HOST:6379 [--work-dir DIR/.work]
+ *
+ * `worker` runs until SIGTERM/SIGINT, finishes the job(s) it holds, and exits 0 (a second signal
+ * forces exit 130). Redis unreachable: one ERR_DBPRUNE_CLUSTER_UNREACHABLE line, exit 1.
+ */
+import { Option, type Command } from 'commander';
+import type { ExactPruneResult } from '../../pipelines/exact-prune.js';
+import { parseNumber } from './options.js';
+import { fmtInt } from './progress.js';
+import { formatSummary } from './summary.js';
+import type { CommandContext } from './commands.js';
+
+/** `--cluster`, `--work-dir` and `--queue` on a submitting command (prune). */
+export function addClusterSubmitOptions(cmd: Command): Command {
+  return cmd
+    .option('--cluster <redis-url>', 'run on `dbprune worker`s through BullMQ on this Redis (redis://HOST:PORT)')
+    .option('--work-dir <dir>', 'with --cluster: intermediate files, a path every worker sees (default <out>/.work)')
+    .option('--queue <name>', 'with --cluster: BullMQ queue name', 'dbprune');
+}
+
+/** The worker's hidden timing flags (tests shorten stalled-job detection). */
+function addStallOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--lock-duration-ms <ms>', 'job lock lifetime').argParser(parseNumber('--lock-duration-ms', { min: 100, integer: true })).hideHelp())
+    .addOption(new Option('--stalled-interval-ms <ms>', 'stalled-job check interval').argParser(parseNumber('--stalled-interval-ms', { min: 100, integer: true })).hideHelp())
+    .addOption(new Option('--job-delay-ms <ms>', 'test hook: sleep before each part job').argParser(parseNumber('--job-delay-ms', { min: 0, integer: true })).hideHelp());
+}
+
+export function registerWorker(program: Command, ctx: CommandContext): void {
+  addStallOptions(
+    program
+      .command('worker')
+      .description('take distributed jobs (prune --cluster) from Redis until SIGTERM; run any number, on any machines')
+      .requiredOption('--cluster <redis-url>', 'Redis of the cluster (redis://HOST:PORT)')
+      .option('--concurrency <n>', 'jobs at once in this process', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 1)
+      .option('--threads <n>', 'ORT threads per nearest-centroid index (default min(2, cpus))', parseNumber('--threads', { min: 1, max: 256, integer: true }))
+      .option('--queue <name>', 'BullMQ queue name', 'dbprune')
+      .option('-q, --quiet', 'no per-job lines on stderr'),
+  ).action(async (o: { cluster: string; concurrency: number; threads?: number; queue: string; quiet?: boolean; lockDurationMs?: number; stalledIntervalMs?: number; jobDelayMs?: number }) => {
+    const { parseClusterUrl } = await import('../cluster/connection.js');
+    const connection = parseClusterUrl(o.cluster);
+    const { runClusterWorker } = await import('../cluster/worker.js');
+    const { jobs } = await runClusterWorker({
+      connection,
+      queue: o.queue,
+      concurrency: o.concurrency,
+      threads: o.threads,
+      stall: { ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}), ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}) },
+      jobDelayMs: o.jobDelayMs,
+      signal: ctx.signal,
+      log: o.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
+    });
+    if (!o.quiet) process.stderr.write(`dbprune worker: stopped after ${jobs} jobs\n`);
+  });
+}
+
+/** Flags of `prune` that the cluster path reads. */
+export interface ClusterPruneFlags {
+  embeddings: string[];
+  keys?: string;
+  metadata?: string[];
+  centroids: string;
+  out: string;
+  format: 'parquet' | 'arrow' | 'jsonl';
+  backend: 'auto' | 'ort' | 'js';
+  report: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  cluster: string;
+  workDir?: string;
+  queue: string;
+}
+
+/** `prune --cluster`: submits, shows progress from job events, prints the same summary as `prune`. */
+export async function pruneOnCluster(o: ClusterPruneFlags, params: ReturnType<typeof import('./options.js').dbpParamsFrom>, ctx: CommandContext): Promise<ExactPruneResult> {
+  const { parseClusterUrl } = await import('../cluster/connection.js');
+  const connection = parseClusterUrl(o.cluster);
+  const { pruneCluster } = await import('../cluster/submit.js');
+  let phase = '';
+  let phaseStart = performance.now();
+  const say = o.quiet ? undefined : (line: string): boolean => process.stderr.write(`${line}\n`);
+  const result = await pruneCluster({
+    embeddings: o.embeddings,
+    keys: o.keys,
+    metadata: o.metadata,
+    centroids: o.centroids,
+    out: o.out,
+    ...params,
+    format: o.format,
+    backend: o.backend,
+    report: o.report,
+    connection,
+    workDir: o.workDir,
+    queue: o.queue,
+    signal: ctx.signal,
+    log: say,
+    onProgress: (p) => {
+      if (p.phase !== phase) {
+        phase = p.phase;
+        phaseStart = performance.now();
+      }
+      const rate = p.rows / Math.max(1e-3, (performance.now() - phaseStart) / 1000);
+      say?.(`dbprune cluster ${p.phase}: ${p.parts}/${p.totalParts} parts, ${fmtInt(p.rows)}/${fmtInt(p.totalRows)} samples, ${fmtInt(Math.round(rate))}/s, failed attempts ${p.failures}`);
+    },
+  });
+  if (o.json) process.stdout.write(`${JSON.stringify(result.stats.totals)}\n`);
+  else process.stdout.write(formatSummary(result.stats, result.files));
+  return result;
+}
