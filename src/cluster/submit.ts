@@ -181,18 +181,21 @@ async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase:
   c.events.on('completed', onCompleted);
   c.events.on('failed', onFailed);
   c.events.on('stalled', onStalled);
+  let fire = (): void => undefined;
   const aborted = new Promise<never>((_, reject) => {
-    const fire = (): void => reject(new DbpruneError(ErrorCodes.ABORTED, `aborted while waiting for ${label}; the same command resumes run ${runId}`));
+    fire = () => reject(new DbpruneError(ErrorCodes.ABORTED, `aborted while waiting for ${label}; the same command resumes run ${runId}`));
     if (signal?.aborted) fire();
     signal?.addEventListener('abort', fire, { once: true });
   });
   aborted.catch(() => undefined);
+  opts.onProgress?.({ ...progress });
   try {
     await Promise.race([job.waitUntilFinished(c.events), aborted]);
   } catch (e) {
     if (e instanceof DbpruneError) throw e;
     throw new DbpruneError(ErrorCodes.CLUSTER_JOB, `${label} of run ${runId} failed: ${(e as Error).message}`, { jobId: parentId, runId }, { cause: e });
   } finally {
+    signal?.removeEventListener('abort', fire);
     c.events.off('completed', onCompleted);
     c.events.off('failed', onFailed);
     c.events.off('stalled', onStalled);

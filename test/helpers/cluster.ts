@@ -77,10 +77,11 @@ function stopChild(child: { pid?: number; exitCode: number | null; signalCode: N
   });
 }
 
-export interface WorkerHandle {
+export interface CliProcess {
   child: ChildProcessWithoutNullStreams;
   pid: number;
   stderr: () => string;
+  stdout: () => string;
   /** Resolves with the first stderr line matching `re` (rejects after `timeoutMs`). */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -88,8 +89,13 @@ export interface WorkerHandle {
 }
 
 /** Spawns `dbprune worker --cluster <url> …` (the real CLI). */
-export function spawnWorker(url: string, extra: string[] = []): WorkerHandle {
-  const child = spawn(process.execPath, ['--import', tsxLoader, join(repoRoot, 'src', 'cli', 'main.ts'), 'worker', '--cluster', url, '--threads', '1', ...extra], {
+export function spawnWorker(url: string, extra: string[] = []): CliProcess {
+  return spawnDbprune(['worker', '--cluster', url, '--threads', '1', ...extra]);
+}
+
+/** Spawns the real `dbprune` CLI (through tsx) without waiting for it. */
+export function spawnDbprune(args: string[]): CliProcess {
+  const child = spawn(process.execPath, ['--import', tsxLoader, join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -106,12 +112,14 @@ export function spawnWorker(url: string, extra: string[] = []): WorkerHandle {
       }
     }
   });
-  child.stdout.resume();
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return {
     child,
     pid: child.pid as number,
     stderr: () => err,
+    stdout: () => out,
     waitFor: (re, timeoutMs = 60_000) =>
       new Promise<string>((resolve, reject) => {
         const line = err.split('\n').find((l) => re.test(l));
