@@ -13,6 +13,8 @@ import { parseNumber } from './options.js';
 import { fmtInt } from './progress.js';
 import { formatSummary } from './summary.js';
 import type { CommandContext } from './commands.js';
+import type { DbpParams } from '../core/dbp.js';
+import { UsageError } from '../core/errors.js';
 
 /** `--cluster`, `--work-dir` and `--queue` on a submitting command (prune). */
 export function addClusterSubmitOptions(cmd: Command): Command {
@@ -75,14 +77,35 @@ export interface ClusterPruneFlags {
   queue: string;
 }
 
+/** Progress and log lines of a submitting command on stderr (parts done/total, samples/s, failures). */
+function submitReporting(quiet: boolean | undefined): { log?: (line: string) => void; onProgress: (p: { phase: string; parts: number; totalParts: number; rows: number; totalRows: number; failures: number }) => void } {
+  let phase = '';
+  let phaseStart = performance.now();
+  const say = quiet ? undefined : (line: string): void => void process.stderr.write(`${line}\n`);
+  return {
+    log: say,
+    onProgress: (p) => {
+      if (p.phase !== phase) {
+        phase = p.phase;
+        phaseStart = performance.now();
+      }
+      const rate = p.rows / Math.max(1e-3, (performance.now() - phaseStart) / 1000);
+      const of = p.totalRows >= 0 ? `/${fmtInt(p.totalRows)}` : '';
+      say?.(`dbprune cluster ${p.phase}: ${p.parts}/${p.totalParts} parts, ${fmtInt(p.rows)}${of} samples, ${fmtInt(Math.round(rate))}/s, failed attempts ${p.failures}`);
+    },
+  };
+}
+
+function printResult(result: ExactPruneResult, json: boolean | undefined): void {
+  if (json) process.stdout.write(`${JSON.stringify(result.stats.totals)}\n`);
+  else process.stdout.write(formatSummary(result.stats, result.files));
+}
+
 /** `prune --cluster`: submits, shows progress from job events, prints the same summary as `prune`. */
-export async function pruneOnCluster(o: ClusterPruneFlags, params: ReturnType<typeof import('./options.js').dbpParamsFrom>, ctx: CommandContext): Promise<ExactPruneResult> {
+export async function pruneOnCluster(o: ClusterPruneFlags, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
   const { parseClusterUrl } = await import('../cluster/connection.js');
   const connection = parseClusterUrl(o.cluster);
   const { pruneCluster } = await import('../cluster/submit.js');
-  let phase = '';
-  let phaseStart = performance.now();
-  const say = o.quiet ? undefined : (line: string): boolean => process.stderr.write(`${line}\n`);
   const result = await pruneCluster({
     embeddings: o.embeddings,
     keys: o.keys,
@@ -97,17 +120,64 @@ export async function pruneOnCluster(o: ClusterPruneFlags, params: ReturnType<ty
     workDir: o.workDir,
     queue: o.queue,
     signal: ctx.signal,
-    log: say,
-    onProgress: (p) => {
-      if (p.phase !== phase) {
-        phase = p.phase;
-        phaseStart = performance.now();
-      }
-      const rate = p.rows / Math.max(1e-3, (performance.now() - phaseStart) / 1000);
-      say?.(`dbprune cluster ${p.phase}: ${p.parts}/${p.totalParts} parts, ${fmtInt(p.rows)}/${fmtInt(p.totalRows)} samples, ${fmtInt(Math.round(rate))}/s, failed attempts ${p.failures}`);
-    },
+    ...submitReporting(o.quiet),
   });
-  if (o.json) process.stdout.write(`${JSON.stringify(result.stats.totals)}\n`);
-  else process.stdout.write(formatSummary(result.stats, result.files));
+  printResult(result, o.json);
+  return result;
+}
+
+/** Flags of `run` that the cluster path reads. */
+export interface ClusterRunFlags {
+  embeddings?: string[];
+  urls?: string[];
+  writeShards?: string;
+  dedupEps?: number[];
+  model: string;
+  centroids: string;
+  out?: string;
+  format: 'parquet' | 'arrow' | 'jsonl';
+  batchSize: number;
+  imageSize?: number;
+  resizeMode?: 'shortest-center-crop' | 'squash';
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  report: boolean;
+  quiet?: boolean;
+  cluster: string;
+  workDir?: string;
+  queue: string;
+}
+
+/** `run <shards> --cluster`: exact DBP over image shards on the workers (= `embed` + `prune`). */
+export async function runShardsOnCluster(shards: string[], o: ClusterRunFlags, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
+  if (o.embeddings || o.urls) throw new UsageError('run --cluster takes image shards; for embeddings use prune --cluster', { option: 'cluster' });
+  if (o.writeShards !== undefined || o.dedupEps !== undefined) throw new UsageError('--write-shards and --dedup-eps are not supported with --cluster yet', { option: 'cluster' });
+  if (shards.length === 0 || shards.includes('-')) throw new UsageError('run --cluster needs shard paths or URLs (not stdin)', { option: 'cluster' });
+  if (o.out === undefined) throw new UsageError('run --cluster needs --out', { option: 'out' });
+  const { parseClusterUrl } = await import('../cluster/connection.js');
+  const connection = parseClusterUrl(o.cluster);
+  const { runShardsCluster } = await import('../cluster/submit.js');
+  const decode: Record<string, unknown> = {};
+  if (o.imageSize !== undefined) decode.size = o.imageSize;
+  if (o.resizeMode !== undefined) decode.mode = o.resizeMode;
+  if (o.mean !== undefined) decode.mean = o.mean;
+  if (o.std !== undefined) decode.std = o.std;
+  const result = await runShardsCluster({
+    shards,
+    model: o.model,
+    batchSize: o.batchSize,
+    decode,
+    centroids: o.centroids,
+    out: o.out,
+    ...params,
+    format: o.format,
+    report: o.report,
+    connection,
+    workDir: o.workDir,
+    queue: o.queue,
+    signal: ctx.signal,
+    ...submitReporting(o.quiet),
+  });
+  printResult(result, false);
   return result;
 }

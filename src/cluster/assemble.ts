@@ -28,7 +28,8 @@ const MANIFEST_ROW_GROUP_ROWS = 32_768;
 export interface AssembleInput {
   store: WorkStore;
   spec: PruneRunSpec;
-  source: EmbeddingSourcePlan;
+  /** The embeddings source (`prune`); undefined for image shards. */
+  source?: EmbeddingSourcePlan;
   plan: PlanFile;
   thresholds: SelectionThresholds;
   /** Parts whose decide job failed for good → error rows. */
@@ -45,20 +46,22 @@ export interface AssembleInput {
 async function* partRows(a: AssembleInput, p: number): AsyncGenerator<{ rows: ManifestRow[]; summary?: DecideSummary }> {
   const { store, spec } = a;
   const part = spec.parts[p];
+  const partRows = a.plan.rows[p];
   const failure = a.decideFailed[p];
   const files = failure === undefined ? await readPartFiles(store, layout.decideDone(spec.runId, p)) : undefined;
   if (!files) {
     const message = `decide job failed: ${failure ?? 'no verified output'}`;
-    for (let start = 0; start < part.rows; start += DECIDE_BATCH_ROWS) {
-      const n = Math.min(DECIDE_BATCH_ROWS, part.rows - start);
-      yield { rows: Array.from({ length: n }, (_, i) => errorRow({ key: indexKey(part.offset + start + i) }, { reason: 'error:worker', message, code: ErrorCodes.CLUSTER_JOB })) };
+    const first = a.plan.rows.slice(0, p).reduce((x, y) => x + y, 0);
+    for (let start = 0; start < partRows; start += DECIDE_BATCH_ROWS) {
+      const n = Math.min(DECIDE_BATCH_ROWS, partRows - start);
+      yield { rows: Array.from({ length: n }, (_, i) => errorRow({ key: indexKey(first + start + i), shard: part.input }, { reason: 'error:worker', message, code: ErrorCodes.CLUSTER_JOB })) };
     }
     return;
   }
   const summary = JSON.parse((files.get(layout.decideSummary(spec.runId, p)) as Buffer).toString('utf8')) as DecideSummary;
   const text = (files.get(layout.decideRows(spec.runId, p)) as Buffer).toString('utf8');
   const lines = text.length > 0 ? text.slice(0, -1).split('\n') : [];
-  if (lines.length !== part.rows) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `decided part ${p} holds ${lines.length} rows, expected ${part.rows}`, { part: p, file: part.npy });
+  if (lines.length !== partRows) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `decided part ${p} holds ${lines.length} rows, expected ${partRows}`, { part: p, file: part.input });
   for (let start = 0; start < lines.length; start += DECIDE_BATCH_ROWS) {
     const rows = lines.slice(start, start + DECIDE_BATCH_ROWS).map((l) => JSON.parse(l) as ManifestRow);
     yield { rows, summary: start === 0 ? summary : undefined };
@@ -77,7 +80,8 @@ export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResul
   };
   const manifest = await createManifestWriter(files.manifest, a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
   const keptWriter = await createKeptKeysWriter(files.kept);
-  const uidWriter = a.source.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(a.out, 'kept_uids.npy')) : undefined;
+  const total = plan.rows.reduce((x, y) => x + y, 0);
+  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(a.out, 'kept_uids.npy')) : undefined;
   const collector = a.report ? new ReportCollector({ k: spec.k, seed: spec.params.seed }) : undefined;
   const keptPerCluster = new Float64Array(spec.k);
   const errors: Record<string, number> = {};
@@ -114,15 +118,15 @@ export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResul
       files.uids = join(a.out, 'kept_uids.npy');
     }
   }
-  if (written !== spec.totalRows) throw new DbpruneError(ErrorCodes.INTERNAL, `assembled ${written} rows, expected ${spec.totalRows}`);
+  if (written !== total || (spec.totalRows >= 0 && total !== spec.totalRows)) throw new DbpruneError(ErrorCodes.INTERNAL, `assembled ${written} rows, expected ${spec.totalRows >= 0 ? spec.totalRows : total}`);
   const decideFailures = Object.keys(a.decideFailed).length;
   if (decideFailures === 0 && kept !== quotaPlan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${quotaPlan.nTarget}`);
   const seconds = (performance.now() - a.started) / 1000;
-  const stats = exactStats(quotaPlan, keptPerCluster, { total: spec.totalRows, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates: 0 });
+  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates: 0 });
   stats.totals.errors = errors;
   stats.timings = { ...a.timings, assemble_s: (performance.now() - assembleStart) / 1000 };
   if (collector) {
-    collector.setThroughput({ 'map (read+assign, all workers)': spec.totalRows / Math.max(1e-9, a.timings.map_s ?? 0), 'end to end': spec.totalRows / Math.max(1e-9, seconds) });
+    collector.setThroughput({ 'map (read+assign, all workers)': total / Math.max(1e-9, a.timings.map_s ?? 0), 'end to end': total / Math.max(1e-9, seconds) });
     stats.report = collector.toJSON().report;
   }
   await writeJsonAtomic(files.stats, stats);

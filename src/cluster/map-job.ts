@@ -15,7 +15,12 @@ import { layout, readPartFiles, writePartFiles } from './run-spec.js';
 /** A map part's summary: what the plan merges (sparse over the clusters the part holds). */
 export interface MapSummary {
   part: number;
+  /** Samples of the part (every one leaves as a manifest row). */
   rows: number;
+  /** Samples with an embedding (the records; error rows of an image shard have none). */
+  recordRows: number;
+  /** Samples that failed before assign (download, untar, decode, embedding errors). */
+  errorRows: number;
   /** Rows whose embedding is NaN/Inf or zero (cluster −1). */
   invalid: number;
   renormalized: number;
@@ -39,10 +44,24 @@ export function decodeRecords(buf: Buffer, rows: number): ClusterRecords {
   return { cluster: new Int32Array(copy, 0, rows), distance: new Float32Array(copy, rows * 4, rows), n: rows };
 }
 
-/** Runs (or skips, when already done) the map job of part `p`. Returns whether it computed. */
+/** The summary of a part's records: per-cluster n and exact Σδ (sparse). */
+export function summarize(k: number, cluster: Int32Array, distance: Float32Array, counts: Omit<MapSummary, 'clusters' | 'n' | 'sums'>): MapSummary {
+  const acc = new ClusterAccumulator(k);
+  acc.add(cluster, distance, counts.recordRows);
+  const summary: MapSummary = { ...counts, clusters: [], n: [], sums: [] };
+  for (let j = 0; j < k; j++) {
+    if (acc.size[j] === 0) continue;
+    summary.clusters.push(j);
+    summary.n.push(acc.size[j]);
+    summary.sums.push(...acc.sums.slotsOf(j));
+  }
+  return summary;
+}
+
+/** Runs (or skips, when already done) the map job of embeddings part `p`. Returns whether it computed. */
 export async function mapPart(ctx: RunContext, p: number, signal?: AbortSignal, onRows?: (rows: number) => void): Promise<boolean> {
   const { store, spec } = ctx;
-  if (await readPartFiles(store, layout.mapDone(spec.runId, p))) return false;
+  if (await readPartFiles(store, layout.mapDone(spec.runId, p), [])) return false;
   const part = spec.parts[p];
   const nearest = await ctx.nearest();
   const cluster = new Int32Array(part.rows);
@@ -50,7 +69,7 @@ export async function mapPart(ctx: RunContext, p: number, signal?: AbortSignal, 
   let invalid = 0;
   let renormalized = 0;
   let row = 0;
-  for await (const b of readNpyRows(part.npy, { batchRows: spec.batchRows, signal })) {
+  for await (const b of readNpyRows(part.input, { batchRows: spec.batchRows, signal })) {
     throwIfAborted(signal);
     const norm = normalizeRows(b.data, b.rows, spec.dim);
     renormalized += norm.renormalized;
@@ -68,16 +87,8 @@ export async function mapPart(ctx: RunContext, p: number, signal?: AbortSignal, 
     row += b.rows;
     onRows?.(row);
   }
-  if (row !== part.rows) throw new DbpruneError(ErrorCodes.INTERNAL, `${part.npy}: read ${row} rows, expected ${part.rows}`, { file: part.npy });
-  const acc = new ClusterAccumulator(spec.k);
-  acc.add(cluster, distance, part.rows);
-  const summary: MapSummary = { part: p, rows: part.rows, invalid, renormalized, clusters: [], n: [], sums: [] };
-  for (let j = 0; j < spec.k; j++) {
-    if (acc.size[j] === 0) continue;
-    summary.clusters.push(j);
-    summary.n.push(acc.size[j]);
-    summary.sums.push(...acc.sums.slotsOf(j));
-  }
+  if (row !== part.rows) throw new DbpruneError(ErrorCodes.INTERNAL, `${part.input}: read ${row} rows, expected ${part.rows}`, { file: part.input });
+  const summary = summarize(spec.k, cluster, distance, { part: p, rows: part.rows, recordRows: part.rows, errorRows: 0, invalid, renormalized });
   await writePartFiles(
     store,
     { [layout.mapRecords(spec.runId, p)]: encodeRecords(cluster, distance), [layout.mapSummary(spec.runId, p)]: JSON.stringify(summary) },
@@ -92,7 +103,7 @@ export async function readMapPart(ctx: Pick<RunContext, 'store' | 'spec'>, p: nu
   const files = await readPartFiles(store, layout.mapDone(spec.runId, p));
   if (!files) return undefined;
   const summary = JSON.parse((files.get(layout.mapSummary(spec.runId, p)) as Buffer).toString('utf8')) as MapSummary;
-  const records = decodeRecords(files.get(layout.mapRecords(spec.runId, p)) as Buffer, spec.parts[p].rows);
+  const records = decodeRecords(files.get(layout.mapRecords(spec.runId, p)) as Buffer, summary.recordRows);
   return { records, summary };
 }
 

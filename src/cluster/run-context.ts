@@ -15,7 +15,8 @@ import { openWorkStore, type WorkStore } from './work-store.js';
 export interface RunContext {
   store: WorkStore;
   spec: PruneRunSpec;
-  source: EmbeddingSourcePlan;
+  /** The planned embeddings source (`prune` runs; undefined for image shards). */
+  source?: EmbeddingSourcePlan;
   /** The run's nearest-centroid index, shared by the jobs of every run with the same centroids. */
   nearest(): Promise<NearestCentroid>;
 }
@@ -70,8 +71,9 @@ export class WorkerCaches {
 async function openRun(workDir: string, runId: string, index: (spec: PruneRunSpec) => Promise<NearestCentroid>, signal?: AbortSignal): Promise<RunContext> {
   const store = openWorkStore(workDir);
   const spec = await readRunJson<PruneRunSpec>(store, layout.spec(runId));
+  if (!spec.source) return { store, spec, nearest: () => index(spec) };
   const source = await planEmbeddingSource({ ...spec.source, signal });
-  const same = source.parts.length === spec.parts.length && source.parts.every((p, i) => p.npy === spec.parts[i].npy && p.rows === spec.parts[i].rows && p.offset === spec.parts[i].offset);
+  const same = source.parts.length === spec.parts.length && source.parts.every((p, i) => p.npy === spec.parts[i].input && p.rows === spec.parts[i].rows && p.offset === spec.parts[i].offset);
   if (!same) {
     throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `the embeddings this worker sees differ from the submitter's (run ${runId}: ${spec.parts.length} parts, ${spec.totalRows} rows; here ${source.parts.length} parts, ${source.totalRows} rows)`, { runId });
   }

@@ -19,20 +19,32 @@ export interface SourceSpec {
   metadata?: string[];
 }
 
-/** One input part (an embeddings file) of a run. */
+/** One input part of a run: an embeddings file (`prune`) or an image shard (`run`). */
 export interface PartSpec {
-  npy: string;
+  /** The `.npy` path, or the shard path/URL. */
+  input: string;
+  /** Rows, known up front for embeddings; −1 for shards (the map job counts them). */
   rows: number;
-  /** Global row of the part's first row. */
+  /** Global row of the part's first row; −1 for shards (the plan derives it). */
   offset: number;
+}
+
+/** How `run --cluster` turns a shard into embeddings (as the shards-to-embeddings pipeline does). */
+export interface ImageSpec {
+  model: string;
+  modelSha256: string;
+  batchSize: number;
+  decode: { size?: number; mode?: 'shortest-center-crop' | 'squash'; mean?: [number, number, number]; std?: [number, number, number] };
 }
 
 /** Everything a job needs to know about its run; written once to `<runId>/run.json`. */
 export interface PruneRunSpec {
   version: 1;
-  kind: 'prune';
+  /** `prune`: embeddings parts (`source`); `run`: image shards (`images`). */
+  kind: 'prune' | 'run';
   runId: string;
-  source: SourceSpec;
+  source?: SourceSpec;
+  images?: ImageSpec;
   centroids: string;
   centroidsSha256: string;
   params: ResolvedDbpParams;
@@ -53,16 +65,20 @@ export function absoluteSource(s: { embeddings: string | string[]; keys?: string
   return { embeddings: list(s.embeddings), keys: s.keys === undefined ? undefined : resolve(s.keys), metadata: s.metadata === undefined ? undefined : list(s.metadata) };
 }
 
-/** The run id: 20 hex chars of a SHA-256 over parameters, centroids and input identities. */
-export async function deriveRunId(a: { kind: string; params: ResolvedDbpParams; centroidsSha256: string; plan: EmbeddingSourcePlan; source: SourceSpec }): Promise<string> {
-  const fileId = async (p: string): Promise<[string, number, number]> => {
-    const s = await stat(p);
-    return [p, s.size, Math.round(s.mtimeMs)];
-  };
+/** Path, size and mtime of a local file (URLs: the URL alone). */
+async function fileId(p: string): Promise<[string, number, number]> {
+  if (/^https?:\/\//i.test(p)) return [p, -1, -1];
+  const s = await stat(p);
+  return [p, s.size, Math.round(s.mtimeMs)];
+}
+
+/** The run id: 20 hex chars of a SHA-256 over parameters, centroids, model and input identities. */
+export async function deriveRunId(a: { kind: string; params: ResolvedDbpParams; centroidsSha256: string; plan?: EmbeddingSourcePlan; source?: SourceSpec; shards?: string[]; images?: ImageSpec }): Promise<string> {
   const inputs = [];
-  for (const part of a.plan.parts) inputs.push([...(await fileId(part.npy)), part.rows, part.metadata ? await fileId(part.metadata.path) : null]);
-  const keys = a.source.keys === undefined ? null : await fileId(a.source.keys);
-  return sha256Hex(JSON.stringify({ v: 1, kind: a.kind, params: a.params, centroids: a.centroidsSha256, inputs, keys })).slice(0, 20);
+  for (const part of a.plan?.parts ?? []) inputs.push([...(await fileId(part.npy)), part.rows, part.metadata ? await fileId(part.metadata.path) : null]);
+  for (const shard of a.shards ?? []) inputs.push(await fileId(shard));
+  const keys = a.source?.keys === undefined ? null : await fileId(a.source.keys);
+  return sha256Hex(JSON.stringify({ v: 1, kind: a.kind, params: a.params, centroids: a.centroidsSha256, images: a.images ?? null, inputs, keys })).slice(0, 20);
 }
 
 const pad = (p: number): string => String(p).padStart(6, '0');
@@ -72,6 +88,7 @@ export const layout = {
   spec: (runId: string) => `${runId}/run.json`,
   mapRecords: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.rec`,
   mapSummary: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.json`,
+  mapRefs: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.refs.jsonl`,
   mapDone: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.done`,
   plan: (runId: string) => `${runId}/plan.json`,
   selectPart: (runId: string, round: number, p: number) => `${runId}/select-${round}/part-${pad(p)}.json`,

@@ -39,6 +39,10 @@ export interface PlanFile {
   rounds: number;
   /** Parts whose map job failed for good → their rows become error rows. */
   failed: Record<string, string>;
+  /** Manifest rows of each part (a failed shard: 1, its error row). */
+  rows: number[];
+  /** Global record row (the row number exact mode selects by) of each part's first record. */
+  offsets: number[];
   invalid: number;
   renormalized: number;
 }
@@ -73,12 +77,19 @@ export async function mergeMap(ctx: RunContext, failures: Map<number, string>): 
   const failed: Record<string, string> = {};
   let invalid = 0;
   let renormalized = 0;
+  const rows: number[] = [];
+  const offsets: number[] = [];
+  let records = 0;
   for (let p = 0; p < spec.parts.length; p++) {
+    offsets.push(records);
     const s = await readMapSummary(ctx, p);
     if (!s) {
       failed[p] = failures.get(p) ?? 'the map job left no output';
+      rows.push(spec.parts[p].rows >= 0 ? spec.parts[p].rows : 1);
       continue;
     }
+    rows.push(s.rows);
+    records += s.recordRows;
     addSummary(acc, s);
     invalid += s.invalid;
     renormalized += s.renormalized;
@@ -110,6 +121,8 @@ export async function mergeMap(ctx: RunContext, failures: Map<number, string>): 
     state,
     rounds: radixSelectOpen(state) ? Math.ceil(32 / state.bitsPerRound) : 0,
     failed,
+    rows,
+    offsets,
     invalid,
     renormalized,
   };
@@ -130,8 +143,8 @@ export async function selectPart(ctx: RunContext, round: number, p: number): Pro
   let hist: SparseHistogram = { index: [], count: [] };
   if (plan.failed[p] === undefined) {
     const part = await readMapPart(ctx, p);
-    if (!part) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `map output of part ${p} (${spec.parts[p].npy}) vanished or is corrupt`, { part: p, runId: spec.runId });
-    hist = partRoundHistogram(await stateBefore(ctx, round), part.records, spec.parts[p].offset);
+    if (!part) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `map output of part ${p} (${spec.parts[p].input}) vanished or is corrupt`, { part: p, runId: spec.runId });
+    hist = partRoundHistogram(await stateBefore(ctx, round), part.records, plan.offsets[p]);
   }
   await store.write(layout.selectPart(spec.runId, round, p), JSON.stringify(hist));
 }

@@ -13,12 +13,15 @@
  * lives in the work dir: the same command after a crash skips the finished phases and waits for (or
  * re-adds) the unfinished one, whose finished parts are not recomputed.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { resolveDbpParams } from '../core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
 import { radixThresholds } from '../core/radix-select.js';
-import { planEmbeddingSource } from '../io/embeddings-source.js';
+import { planEmbeddingSource, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
+import { isUrl } from '../io/glob.js';
+import { resolveModel } from '../io/model-config.js';
+import { shardSource, type ShardRef } from '../stages/shard-source.js';
 import { hashFile } from '../io/hash.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { readNpyHeader } from '../io/npy.js';
@@ -26,7 +29,7 @@ import type { ExactPruneOptions, ExactPruneResult } from '../../pipelines/exact-
 import { assembleOutputs } from './assemble.js';
 import { DEFAULT_QUEUE, MERGE_JOB_OPTIONS, PART_JOB_OPTIONS, probeRedis, type RedisConnection } from './connection.js';
 import { MERGE_JOB, mergeJobId, PART_JOB, partJobId, phaseKey, type ClusterJobData, type PartJobResult, type Phase } from './jobs.js';
-import { absoluteSource, deriveRunId, layout, readRunJson, type PruneRunSpec } from './run-spec.js';
+import { absoluteSource, deriveRunId, layout, readRunJson, type ImageSpec, type PruneRunSpec } from './run-spec.js';
 import type { PlanFile, SelectFile } from './select-job.js';
 import { openWorkStore, type WorkStore } from './work-store.js';
 
@@ -47,42 +50,103 @@ interface Clients {
   events: QueueEvents;
 }
 
-/** Runs exact DBP on the cluster and writes the single-machine outputs to `out`. */
+/** What both submitting commands share: outputs, parameters, cluster and reporting. */
+type CommonOptions = Omit<ClusterPruneOptions, 'embeddings' | 'keys' | 'metadata' | 'backend'>;
+
+/** Checks the centroids against the data's dimension; returns k, dim and their SHA-256. */
+async function centroidsInfo(path: string, dim: number | undefined, where: string): Promise<{ k: number; dim: number; sha256: string }> {
+  const ch = await readNpyHeader(path);
+  if (dim !== undefined && ch.cols !== dim) {
+    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `embedding dimension ${dim} (${where}) differs from centroid dimension ${ch.cols} (${path})`, { file: path, embeddingDim: dim, centroidDim: ch.cols });
+  }
+  return { k: ch.rows, dim: ch.cols, sha256: (await hashFile(path)).sha256 };
+}
+
+/** Runs exact DBP over embeddings parts on the cluster and writes the single-machine outputs to `out`. */
 export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPruneResult & { runId: string; workDir: string }> {
   const started = performance.now();
   const params = resolveDbpParams(opts);
-  const format: ManifestFormat = opts.format ?? 'parquet';
-  if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
-  const { signal } = opts;
   const source = absoluteSource(opts);
-  const plan0 = await planEmbeddingSource({ ...source, signal });
-  const centroids = absoluteSource({ embeddings: opts.centroids }).embeddings[0];
-  const ch = await readNpyHeader(centroids);
-  if (ch.cols !== plan0.dim) {
-    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `embedding dimension ${plan0.dim} (${plan0.parts[0]?.npy}) differs from centroid dimension ${ch.cols} (${centroids})`, { file: centroids, embeddingDim: plan0.dim, centroidDim: ch.cols });
-  }
-  if (ch.rows > plan0.totalRows) throw new UsageError(`k = ${ch.rows} centroids but only ${plan0.totalRows} samples`);
-  const centroidsSha256 = (await hashFile(centroids)).sha256;
-  const runId = await deriveRunId({ kind: 'prune', params, centroidsSha256, plan: plan0, source });
-  const store = openWorkStore(opts.workDir ?? join(opts.out, '.work'));
+  const plan0 = await planEmbeddingSource({ ...source, signal: opts.signal });
+  const centroids = resolve(opts.centroids);
+  const c = await centroidsInfo(centroids, plan0.dim, plan0.parts[0]?.npy ?? '');
+  if (c.k > plan0.totalRows) throw new UsageError(`k = ${c.k} centroids but only ${plan0.totalRows} samples`);
+  const runId = await deriveRunId({ kind: 'prune', params, centroidsSha256: c.sha256, plan: plan0, source });
   const spec: PruneRunSpec = {
     version: 1,
     kind: 'prune',
     runId,
     source,
     centroids,
-    centroidsSha256,
+    centroidsSha256: c.sha256,
     params,
     backend: opts.backend ?? 'auto',
     batchRows: 4096,
-    parts: plan0.parts.map((p) => ({ npy: p.npy, rows: p.rows, offset: p.offset })),
+    parts: plan0.parts.map((p) => ({ input: p.npy, rows: p.rows, offset: p.offset })),
     totalRows: plan0.totalRows,
     dim: plan0.dim,
-    k: ch.rows,
+    k: c.k,
   };
+  return executeRun(spec, plan0, opts, started);
+}
+
+/** Options of {@link runShardsCluster}: image shards in, the `embed` + `prune` result out. */
+export interface ClusterShardsOptions extends CommonOptions {
+  /** Shard paths, URLs, brace ranges, globs or folders (not stdin). */
+  shards: string[];
+  /** ONNX encoder (.onnx or transformers.js/optimum folder). */
+  model: string;
+  /** Embedding micro-batch, default 64 (as the shards-to-embeddings pipeline). */
+  batchSize?: number;
+  decode?: ImageSpec['decode'];
+}
+
+/**
+ * `run <shards> --cluster`: map jobs fetch, decode, embed and assign one shard each; the selection
+ * is the same distributed exact select. Equals the shards-to-embeddings pipeline followed by exact
+ * `prune` on its output, plus one error row per sample that could not be embedded.
+ */
+export async function runShardsCluster(opts: ClusterShardsOptions): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+  const started = performance.now();
+  const params = resolveDbpParams(opts);
+  const shards: string[] = [];
+  for await (const r of shardSource({ inputs: opts.shards, signal: opts.signal })) {
+    const s = (r as ShardRef).shard;
+    shards.push(isUrl(s) ? s : resolve(s));
+  }
+  const centroids = resolve(opts.centroids);
+  const c = await centroidsInfo(centroids, undefined, '');
+  const model = await resolveModel(opts.model);
+  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {} };
+  const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, shards, images });
+  const spec: PruneRunSpec = {
+    version: 1,
+    kind: 'run',
+    runId,
+    images,
+    centroids,
+    centroidsSha256: c.sha256,
+    params,
+    backend: 'auto',
+    batchRows: 4096,
+    parts: shards.map((input) => ({ input, rows: -1, offset: -1 })),
+    totalRows: -1,
+    dim: c.dim,
+    k: c.k,
+  };
+  return executeRun(spec, undefined, opts, started);
+}
+
+/** Runs the phases of a run (skipping finished ones) and assembles the outputs. */
+async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | undefined, opts: CommonOptions, started: number): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+  const format: ManifestFormat = opts.format ?? 'parquet';
+  if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
+  const { signal } = opts;
+  const { runId } = spec;
+  const store = openWorkStore(opts.workDir ?? join(opts.out, '.work'));
   await probeRedis(opts.connection);
   if (!(await store.exists(layout.spec(runId)))) await store.write(layout.spec(runId), JSON.stringify(spec));
-  opts.log?.(`dbprune cluster: run ${runId}, ${spec.parts.length} parts, ${spec.totalRows} rows, work dir ${store.root}`);
+  opts.log?.(`dbprune cluster: run ${runId}, ${spec.parts.length} parts${spec.totalRows >= 0 ? `, ${spec.totalRows} rows` : ''}, work dir ${store.root}`);
 
   const queueName = opts.queue ?? DEFAULT_QUEUE;
   const clients: Clients = {
@@ -100,7 +164,7 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
     };
     await phase('map', undefined, layout.plan(runId));
     const plan = await readRunJson<PlanFile>(store, layout.plan(runId));
-    for (const [p, reason] of Object.entries(plan.failed)) opts.log?.(`dbprune cluster: part ${p} (${spec.parts[Number(p)].npy}) failed for good, its rows become error rows: ${reason}`);
+    for (const [p, reason] of Object.entries(plan.failed)) opts.log?.(`dbprune cluster: part ${p} (${spec.parts[Number(p)].input}) failed for good, its rows become error rows: ${reason}`);
     for (let r = 1; r <= plan.rounds; r++) await phase('select', r, layout.selectState(runId, r));
     const finalState = plan.rounds === 0 ? plan.state : (await readRunJson<SelectFile>(store, layout.selectState(runId, plan.rounds))).state;
     await phase('decide', undefined, layout.decided(runId));
@@ -109,7 +173,7 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
     const result = await assembleOutputs({
       store,
       spec,
-      source: plan0,
+      source,
       plan,
       thresholds: radixThresholds(finalState),
       decideFailed: decided.failed,
@@ -131,7 +195,7 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
  * Runs one phase as a flow (or finds it done / in progress) and waits for its merge job.
  * @throws ERR_DBPRUNE_CLUSTER_JOB when the merge fails for good.
  */
-async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase: Phase, round: number | undefined, output: string, opts: ClusterPruneOptions, signal?: AbortSignal): Promise<void> {
+async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase: Phase, round: number | undefined, output: string, opts: CommonOptions, signal?: AbortSignal): Promise<void> {
   if (await store.exists(output)) return; // finished before (resume)
   const { runId } = spec;
   const parentId = mergeJobId(runId, phase, round);

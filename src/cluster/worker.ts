@@ -15,7 +15,8 @@ import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { DEFAULT_STALL, describeConnection, probeRedis, type RedisConnection, type StallSettings } from './connection.js';
 import { decidePart } from './decide-job.js';
 import { MERGE_JOB, PART_JOB, partOfJobId, phaseKey, type ClusterJobData, type PartJobResult } from './jobs.js';
-import { mapPart } from './map-job.js';
+import { mapPart, readMapSummary } from './map-job.js';
+import { mapShardPart } from './map-shard-job.js';
 import { WorkerCaches, type RunContext } from './run-context.js';
 import { layout, readPartFiles } from './run-spec.js';
 import { mergeMap, mergeSelect, selectPart } from './select-job.js';
@@ -61,7 +62,8 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
     jobs++;
     const ms = performance.now() - started;
     log(`dbprune worker ${name}: done ${what} in ${(ms / 1000).toFixed(2)} s${computed ? '' : ' (already done)'}`);
-    return { part: d.part, rows: ctx.spec.parts[d.part].rows, computed, ms };
+    const rows = ctx.spec.parts[d.part].rows >= 0 ? ctx.spec.parts[d.part].rows : ((await readMapSummary(ctx, d.part))?.rows ?? 0);
+    return { part: d.part, rows, computed, ms };
   };
   const worker = new Worker<ClusterJobData>(opts.queue, processor, {
     connection: opts.connection,
@@ -94,7 +96,7 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
 async function runPart(ctx: RunContext, phase: ClusterJobData['phase'], part: number, round: number): Promise<boolean> {
   switch (phase) {
     case 'map':
-      return mapPart(ctx, part);
+      return ctx.spec.kind === 'run' ? mapShardPart(ctx, part) : mapPart(ctx, part);
     case 'select':
       await selectPart(ctx, round, part);
       return true;
