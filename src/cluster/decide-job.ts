@@ -5,11 +5,11 @@
  * good becomes `error:worker` rows (its keys from the metadata when readable, else row numbers), so
  * no part is ever missing from the output.
  */
+import { basename } from 'node:path';
 import { ErrorCodes } from '../core/errors.js';
 import { denseTies, radixThresholds } from '../core/radix-select.js';
 import { decisionRow, errorRow, type ManifestRow, type RowError, type SampleRef } from '../core/sample.js';
 import { ThresholdSelector } from '../core/select.js';
-import { basename } from 'node:path';
 import { partRefBatches, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { indexKey } from '../io/metadata.js';
 import { readMapPart } from './map-job.js';
