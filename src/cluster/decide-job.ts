@@ -68,7 +68,7 @@ async function* shardRefs(ctx: RunContext, p: number): AsyncGenerator<RefItem[]>
 /** Runs (or skips, when already done) the decide job of part `p`. */
 export async function decidePart(ctx: RunContext, p: number): Promise<boolean> {
   const { spec, store } = ctx;
-  if (await readPartFiles(store, layout.decideDone(spec.runId, p), [])) return false;
+  if (await readPartFiles(store, layout.decideDone(spec.runId, p))) return false; // done and every checksum verifies
   const plan = await readRunJson<PlanFile>(store, layout.plan(spec.runId));
   const failure = plan.failed[p];
   const summary: DecideSummary = { part: p, rows: 0, kept: 0, errors: {}, keptPerCluster: {} };

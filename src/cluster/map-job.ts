@@ -61,7 +61,7 @@ export function summarize(k: number, cluster: Int32Array, distance: Float32Array
 /** Runs (or skips, when already done) the map job of embeddings part `p`. Returns whether it computed. */
 export async function mapPart(ctx: RunContext, p: number, signal?: AbortSignal, onRows?: (rows: number) => void): Promise<boolean> {
   const { store, spec } = ctx;
-  if (await readPartFiles(store, layout.mapDone(spec.runId, p), [])) return false;
+  if (await readPartFiles(store, layout.mapDone(spec.runId, p))) return false; // done and every checksum verifies
   const part = spec.parts[p];
   const nearest = await ctx.nearest();
   const cluster = new Int32Array(part.rows);

@@ -27,7 +27,7 @@ export interface RefLine extends SampleRef {
 /** Runs (or skips, when already done) the map job of shard part `p`. Returns whether it computed. */
 export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSignal): Promise<boolean> {
   const { store, spec } = ctx;
-  if (await readPartFiles(store, layout.mapDone(spec.runId, p), [])) return false;
+  if (await readPartFiles(store, layout.mapDone(spec.runId, p))) return false; // done and every checksum verifies
   const images = spec.images;
   if (!images) throw new DbpruneError(ErrorCodes.INTERNAL, `run ${spec.runId} has no image settings`);
   const shard = spec.parts[p].input;
