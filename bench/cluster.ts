@@ -27,6 +27,8 @@ import { synthEmbeddings } from './synth.js';
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const reps = Number(process.argv[2] ?? 3);
+/** `latency`, `cpu` or `overhead` to run one part only. */
+const only = process.argv[3];
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-bench-cluster-'));
 let seed = 100;
 
@@ -46,6 +48,11 @@ async function timed(args: string[]): Promise<{ wall: number; rssMB: number }> {
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
   if (!wall || !rss) throw new Error(`no /usr/bin/time output: ${stderr}`);
   return { wall: Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]), rssMB: Number(rss[1]) / 1024 };
+}
+
+/** The map phase's wall time of a cluster run (its stats.json `timings.map_s`). */
+function mapSeconds(out: string): number {
+  return (JSON.parse(readFileSync(join(dir, out, 'stats.json'), 'utf8')) as { timings: { map_s: number } }).timings.map_s;
 }
 
 async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
@@ -136,6 +143,7 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { cores: (await import('node:os')).cpus().length, reps, note: 'shared 2-core machine: other engineers ran builds and tests at the same time' };
   try {
     // CPU-bound embeddings workload.
+    if (!only || only === 'cpu') {
     const cpu = await partsOf(320_000, 256, 256, 8, 'cpu');
     const cpuArgs = (out: string) => ['prune', '--embeddings', cpu.folder, '--centroids', cpu.centroids, '--keep', '0.3', '--out', join(dir, out), '--no-report'];
     const cpuRuns: Record<string, number[]> = { single: [] };
@@ -150,8 +158,10 @@ async function main(): Promise<void> {
     }
     result.cpu = Object.fromEntries(Object.entries(cpuRuns).map(([k, v]) => [k, { median_s: median(v), samples_per_s: Math.round(320_000 / median(v)), runs: v }]));
     process.stderr.write(`cpu ${JSON.stringify(result.cpu)}\n`);
+    }
 
     // Queue overhead per job.
+    if (!only || only === 'overhead') {
     const tiny = await partsOf(6_400, 16, 8, 64, 'tiny');
     const tinyArgs = (out: string) => ['prune', '--embeddings', tiny.folder, '--centroids', tiny.centroids, '--keep', '0.3', '--out', join(dir, out), '--no-report'];
     const ws1 = await startWorkers(redis.url, 1);
@@ -165,20 +175,28 @@ async function main(): Promise<void> {
     const jobs = 64 * 5 + 5;
     process.stderr.write(`overhead single ${JSON.stringify(single)} cluster ${JSON.stringify(cluster)}\n`);
     result.overhead = { jobs, single_s: median(single), cluster_s: median(cluster), ms_per_job: Math.round((1000 * (median(cluster) - median(single))) / jobs * 10) / 10, single, cluster };
+    }
 
     // Latency-bound shard downloads.
+    if (!only || only === 'latency') {
     const { base, server } = await slowServer(await smallShards());
     const urls = Array.from({ length: 20 }, (_, i) => `${base}/${i}.tar`);
     const runArgs = (out: string) => ['run', ...urls, '--model', join(root, 'data-samples', 'model'), '--centroids', join(root, 'data-samples', 'centroids', 'centroids.npy'), '--keep', '0.3', '--out', join(dir, out), '--no-report'];
-    const lat: Record<string, number[]> = {};
+    const lat: Record<string, { wall: number[]; map: number[] }> = {};
     for (const n of [1, 2, 4]) {
-      lat[`workers_${n}`] = [];
+      const m = (lat[`workers_${n}`] = { wall: [] as number[], map: [] as number[] });
       const ws = await startWorkers(redis.url, n);
-      for (let r = 0; r < reps; r++) lat[`workers_${n}`].push((await timed([...runArgs(`l${n}-${r}`), '--cluster', redis.url, '--seed', String(seed++)])).wall);
+      for (let r = 0; r < reps; r++) {
+        m.wall.push((await timed([...runArgs(`l${n}-${r}`), '--cluster', redis.url, '--seed', String(seed++)])).wall);
+        m.map.push(mapSeconds(`l${n}-${r}`));
+      }
       await stopWorkers(ws);
     }
     server.close();
-    result.latency = Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, { median_s: median(v), images_per_s: Math.round(200 / median(v)), runs: v }]));
+    result.latency = Object.fromEntries(
+      Object.entries(lat).map(([k, v]) => [k, { median_s: median(v.wall), images_per_s: Math.round(200 / median(v.wall)), map_phase_median_s: median(v.map), map_images_per_s: Math.round(200 / median(v.map)), runs: v.wall, map_runs: v.map }]),
+    );
+    }
   } finally {
     redis.child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
