@@ -21,7 +21,8 @@ export function addClusterSubmitOptions(cmd: Command): Command {
   return cmd
     .option('--cluster <redis-url>', 'run on `dbprune worker`s through BullMQ on this Redis (redis://HOST:PORT)')
     .option('--work-dir <dir>', 'with --cluster: intermediate files, a path every worker sees (default <out>/.work)')
-    .option('--queue <name>', 'with --cluster: BullMQ queue name', 'dbprune');
+    .option('--queue <name>', 'with --cluster: BullMQ queue name', 'dbprune')
+    .addOption(new Option('--redis-lost-ms <ms>', 'fail once Redis is unreachable this long').argParser(parseNumber('--redis-lost-ms', { min: 100, integer: true })).hideHelp());
 }
 
 /** The worker's hidden timing flags (tests shorten stalled-job detection). */
@@ -75,6 +76,7 @@ export interface ClusterPruneFlags {
   cluster: string;
   workDir?: string;
   queue: string;
+  redisLostMs?: number;
 }
 
 /** Progress and log lines of a submitting command on stderr (parts done/total, samples/s, failures). */
@@ -119,6 +121,7 @@ export async function pruneOnCluster(o: ClusterPruneFlags, params: DbpParams, ct
     connection,
     workDir: o.workDir,
     queue: o.queue,
+    redisLostMs: o.redisLostMs,
     signal: ctx.signal,
     ...submitReporting(o.quiet),
   });
@@ -146,6 +149,7 @@ export interface ClusterRunFlags {
   cluster: string;
   workDir?: string;
   queue: string;
+  redisLostMs?: number;
 }
 
 /** `run <shards> --cluster`: exact DBP over image shards on the workers (= `embed` + `prune`). */
@@ -175,6 +179,7 @@ export async function runShardsOnCluster(shards: string[], o: ClusterRunFlags, p
     connection,
     workDir: o.workDir,
     queue: o.queue,
+    redisLostMs: o.redisLostMs,
     signal: ctx.signal,
     ...submitReporting(o.quiet),
   });

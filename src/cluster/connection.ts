@@ -66,14 +66,62 @@ export async function probeRedis(c: RedisConnection, timeoutMs = 5000): Promise<
     retryStrategy: () => null,
   });
   client.on('error', () => undefined); // reported through the rejected promise below
+  let timer: NodeJS.Timeout | undefined;
+  // ioredis can leave connect() pending when the server dies mid-handshake: a hard deadline too.
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs + 500);
+  });
   try {
-    await client.connect();
-    await client.ping();
+    await Promise.race([(async () => {
+      await client.connect();
+      await client.ping();
+    })(), deadline]);
   } catch (e) {
     throw new DbpruneError(ErrorCodes.CLUSTER_UNREACHABLE, `cannot reach Redis at ${describeConnection(c)}: ${(e as Error).message}`, { url: describeConnection(c) }, { cause: e });
   } finally {
+    clearTimeout(timer);
     client.disconnect();
   }
+}
+
+/**
+ * Watches Redis while a submitter waits: a PING every `everyMs`; when it has failed for `lostMs`
+ * (default 30 s) `lost` rejects with ERR_DBPRUNE_CLUSTER_UNREACHABLE, so a dead Redis ends the
+ * command instead of hanging it (BullMQ itself would wait for a reconnect forever).
+ */
+export function watchRedis(c: RedisConnection, opts: { everyMs?: number; lostMs?: number } = {}): { lost: Promise<never>; stop: () => void } {
+  const everyMs = opts.everyMs ?? 5000;
+  const lostMs = opts.lostMs ?? 30_000;
+  let failingSince: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const lost = new Promise<never>((_, reject) => {
+    const tick = (): void => {
+      probeRedis(c, Math.min(everyMs, 3000)).then(
+        () => {
+          failingSince = undefined;
+        },
+        (e: unknown) => {
+          failingSince ??= Date.now();
+          if (Date.now() - failingSince >= lostMs) {
+            stopped = true;
+            reject(new DbpruneError(ErrorCodes.CLUSTER_UNREACHABLE, `lost Redis at ${describeConnection(c)} for ${Math.round(lostMs / 1000)} s (${(e as Error).message}); the same command resumes the run once it is back`, { url: describeConnection(c) }));
+          }
+        },
+      ).finally(() => {
+        if (!stopped) timer = setTimeout(tick, everyMs);
+      });
+    };
+    timer = setTimeout(tick, everyMs);
+  });
+  lost.catch(() => undefined);
+  return {
+    lost,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** Timing of lock renewal and stalled-job detection (tests shorten them). */

@@ -14,6 +14,7 @@
  * re-adds) the unfinished one, whose finished parts are not recomputed.
  */
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { resolveDbpParams } from '../core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
@@ -27,7 +28,7 @@ import type { ManifestFormat } from '../io/manifest.js';
 import { readNpyHeader } from '../io/npy.js';
 import type { ExactPruneOptions, ExactPruneResult } from '../../pipelines/exact-prune.js';
 import { assembleOutputs } from './assemble.js';
-import { DEFAULT_QUEUE, MERGE_JOB_OPTIONS, PART_JOB_OPTIONS, probeRedis, type RedisConnection } from './connection.js';
+import { DEFAULT_QUEUE, MERGE_JOB_OPTIONS, PART_JOB_OPTIONS, probeRedis, watchRedis, type RedisConnection } from './connection.js';
 import { MERGE_JOB, mergeJobId, PART_JOB, partJobId, phaseKey, type ClusterJobData, type PartJobResult, type Phase } from './jobs.js';
 import { absoluteSource, deriveRunId, layout, readRunJson, type ImageSpec, type PruneRunSpec } from './run-spec.js';
 import type { PlanFile, SelectFile } from './select-job.js';
@@ -42,6 +43,8 @@ export interface ClusterPruneOptions extends Omit<ExactPruneOptions, 'threads' |
   onProgress?: (p: { phase: string; parts: number; totalParts: number; rows: number; totalRows: number; failures: number }) => void;
   /** One line per notable job event (failed attempt, stalled job). */
   log?: (line: string) => void;
+  /** Fail with ERR_DBPRUNE_CLUSTER_UNREACHABLE once Redis has been unreachable this long (default 30 s). */
+  redisLostMs?: number;
 }
 
 interface Clients {
@@ -154,12 +157,17 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
     flow: new FlowProducer({ connection: opts.connection }),
     events: new QueueEvents(queueName, { connection: opts.connection }),
   };
+  // BullMQ's clients report connection trouble as 'error' events; the watchdog below decides.
+  clients.queue.on('error', () => undefined);
+  clients.flow.on('error', () => undefined);
+  clients.events.on('error', () => undefined);
+  const watchdog = watchRedis(opts.connection, opts.redisLostMs === undefined ? {} : { lostMs: opts.redisLostMs, everyMs: Math.min(5000, opts.redisLostMs / 3) });
   try {
-    await clients.events.waitUntilReady();
+    await Promise.race([clients.events.waitUntilReady(), watchdog.lost]);
     const timings: Record<string, number> = {};
     const phase = async (name: Phase, round: number | undefined, output: string): Promise<void> => {
       const t0 = performance.now();
-      await runPhase(clients, store, spec, name, round, output, opts, signal);
+      await Promise.race([runPhase(clients, store, spec, name, round, output, opts, signal), watchdog.lost]);
       timings[`${phaseKey(name, round)}_s`] = (performance.now() - t0) / 1000;
     };
     await phase('map', undefined, layout.plan(runId));
@@ -187,7 +195,12 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
     await store.sweepTemp(runId);
     return { ...result, runId, workDir: store.root };
   } finally {
-    await Promise.allSettled([clients.events.close(), clients.flow.close(), clients.queue.close()]);
+    watchdog.stop();
+    // close() waits for Redis; with Redis gone it would wait forever (and, holding no timer, let the
+    // process exit silently with 0): give it 3 s.
+    const giveUp = new AbortController();
+    await Promise.race([Promise.allSettled([clients.events.close(), clients.flow.close(), clients.queue.close()]), sleep(3000, undefined, { signal: giveUp.signal }).catch(() => undefined)]);
+    giveUp.abort();
   }
 }
 

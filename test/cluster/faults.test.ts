@@ -54,6 +54,18 @@ describe('distributed mode faults', () => {
     expect(bad.stderr).toContain('ERR_DBPRUNE_USAGE');
   }, 60_000);
 
+  it('Redis lost while the submitter waits: ERR_DBPRUNE_CLUSTER_UNREACHABLE and exit 1, not a hang', async () => {
+    const redis = await redisUp();
+    const submit = spawnDbprune(['prune', '--embeddings', data.folder, '--centroids', data.centroids, '--keep', '0.3', '--out', join(dir, 'lost'), '--cluster', redis.url, '--redis-lost-ms', '3000']);
+    started.push(submit);
+    await submit.waitFor(/dbprune cluster map: 0\/5 parts/); // no worker: it waits for the map phase
+    await redis.stop();
+    const exit = await submit.exited;
+    expect(exit.code).toBe(1);
+    expect(submit.stderr()).toMatch(/lost Redis at redis:\/\/127\.0\.0\.1:\d+ .*\[ERR_DBPRUNE_CLUSTER_UNREACHABLE\]/);
+    expect(submit.stderr()).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
+
   it('the submitter killed (and Redis emptied) resumes with the same command; finished parts are not recomputed', async () => {
     const args = ['prune', '--embeddings', data.folder, '--centroids', data.centroids, '--keep', '0.35'];
     const single = join(dir, 'single');
