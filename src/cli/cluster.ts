@@ -37,7 +37,7 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
   addStallOptions(
     program
       .command('worker')
-      .description('take distributed jobs (prune --cluster) from Redis until SIGTERM; run any number, on any machines')
+      .description('take distributed jobs (prune|run --cluster) from Redis until SIGTERM; run any number, on any machines')
       .requiredOption('--cluster <redis-url>', 'Redis of the cluster (redis://HOST:PORT)')
       .option('--concurrency <n>', 'jobs at once in this process', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 1)
       .option('--threads <n>', 'ORT threads per nearest-centroid index (default min(2, cpus))', parseNumber('--threads', { min: 1, max: 256, integer: true }))
