@@ -20,7 +20,7 @@ import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stat
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
 import { ReportCollector } from '../src/io/report-data.js';
-import { findKeyProblems, KEY_DUPLICATE, KEY_OK } from '../src/io/key-problems.js';
+import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/io/report-html.js';
 
 /**
@@ -200,11 +200,7 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
         const j = cluster[i];
         const flag = keyFlags?.[i] ?? KEY_OK;
         if (flag !== KEY_OK) {
-          const where = ref.shard ? ` in shard ${ref.shard}` : '';
-          rows[t] =
-            flag === KEY_DUPLICATE
-              ? errorRow(ref, { reason: 'error:duplicate-key', message: `key ${ref.key} repeats${where}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY })
-              : errorRow(ref, { reason: 'error:invalid-key', message: `key ${JSON.stringify(ref.key)}${where} holds a line break; it cannot be written to kept.txt`, code: ErrorCodes.INPUT_FORMAT });
+          rows[t] = keyProblemRow(ref, flag);
           continue;
         }
         if (j === -1) {

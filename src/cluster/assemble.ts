@@ -122,8 +122,9 @@ export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResul
   const decideFailures = Object.keys(a.decideFailed).length;
   if (decideFailures === 0 && kept !== quotaPlan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${quotaPlan.nTarget}`);
   const seconds = (performance.now() - a.started) / 1000;
-  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates: 0 });
-  stats.totals.errors = errors;
+  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates: 0, keys: plan.keys ?? { duplicates: 0, unwritable: 0 } });
+  // Exact mode counts these itself; add the rows only the distributed run has (failed parts, shard errors).
+  for (const [reason, n] of Object.entries(errors)) if (!['error:embedding', 'error:duplicate-key', 'error:invalid-key'].includes(reason)) stats.totals.errors[reason] = n;
   stats.timings = { ...a.timings, assemble_s: (performance.now() - assembleStart) / 1000 };
   if (collector) {
     collector.setThroughput({ 'map (read+assign, all workers)': total / Math.max(1e-9, a.timings.map_s ?? 0), 'end to end': total / Math.max(1e-9, seconds) });

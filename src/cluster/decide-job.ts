@@ -12,6 +12,7 @@ import { decisionRow, errorRow, type ManifestRow, type RowError, type SampleRef 
 import { ThresholdSelector } from '../core/select.js';
 import { partRefBatches, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { indexKey } from '../io/metadata.js';
+import { keyProblemRow } from '../io/key-problems.js';
 import { readMapPart } from './map-job.js';
 import type { RefLine } from './map-shard-job.js';
 import type { RunContext } from './run-context.js';
@@ -89,6 +90,7 @@ export async function decidePart(ctx: RunContext, p: number): Promise<boolean> {
     if (!part) throw new Error(`map output of part ${p} (${spec.parts[p].input}) vanished or is corrupt`);
     const { cluster, distance } = part.records;
     const offset = plan.offsets[p];
+    const keyFlags = new Map(part.summary.keyFlags ?? []);
     let r = 0;
     for await (const items of spec.kind === 'run' ? shardRefs(ctx, p) : embeddingRefs(ctx, p, false)) {
       for (const { ref, error } of items) {
@@ -97,7 +99,10 @@ export async function decidePart(ctx: RunContext, p: number): Promise<boolean> {
           continue;
         }
         const j = cluster[r];
-        if (j === -1) {
+        const flag = keyFlags.get(r);
+        if (flag !== undefined) {
+          push(keyProblemRow(ref, flag));
+        } else if (j === -1) {
           push(errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING }));
         } else {
           const keep = selector.keep(j, distance[r], offset + r);

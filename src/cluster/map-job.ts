@@ -9,8 +9,11 @@ import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import type { ClusterRecords } from '../core/select.js';
 import { normalizeRows } from '../core/vector.js';
 import { readNpyRows } from '../io/npy.js';
+import type { SampleRef } from '../core/sample.js';
+import { partRefBatches, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
+import { findKeyProblems, KEY_OK } from '../io/key-problems.js';
 import type { RunContext } from './run-context.js';
-import { layout, readPartFiles, writePartFiles } from './run-spec.js';
+import { DECIDE_BATCH_ROWS, layout, readPartFiles, writePartFiles } from './run-spec.js';
 
 /** A map part's summary: what the plan merges (sparse over the clusters the part holds). */
 export interface MapSummary {
@@ -21,6 +24,10 @@ export interface MapSummary {
   recordRows: number;
   /** Samples that failed before assign (download, untar, decode, embedding errors). */
   errorRows: number;
+  /** Record rows whose (shard, key) repeats or whose key holds a line break: [record row, flag] (src/io/key-problems.ts). */
+  keyFlags?: [number, number][];
+  keyDuplicates?: number;
+  keyUnwritable?: number;
   /** Rows whose embedding is NaN/Inf or zero (cluster −1). */
   invalid: number;
   renormalized: number;
@@ -42,6 +49,28 @@ export function decodeRecords(buf: Buffer, rows: number): ClusterRecords {
   if (buf.length !== rows * 8) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `records hold ${buf.length} bytes, expected ${rows * 8}`);
   const copy = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
   return { cluster: new Int32Array(copy, 0, rows), distance: new Float32Array(copy, rows * 4, rows), n: rows };
+}
+
+/**
+ * Repeated (shard, key) pairs and unwritable keys among a part's record rows, as exact mode finds
+ * them: flagged rows leave the statistics (cluster −1 here) and become error rows in decide.
+ */
+export async function flagKeys(
+  cluster: Int32Array,
+  refs: () => AsyncIterable<SampleRef[]>,
+  rows: number,
+  signal?: AbortSignal,
+): Promise<Pick<MapSummary, 'keyFlags' | 'keyDuplicates' | 'keyUnwritable'>> {
+  const kp = await findKeyProblems(refs, rows, signal);
+  if (!kp.flags) return {};
+  const keyFlags: [number, number][] = [];
+  for (let r = 0; r < rows; r++) {
+    if (kp.flags[r] !== KEY_OK) {
+      keyFlags.push([r, kp.flags[r]]);
+      cluster[r] = -1;
+    }
+  }
+  return { keyFlags, keyDuplicates: kp.duplicates, keyUnwritable: kp.unwritable };
 }
 
 /** The summary of a part's records: per-cluster n and exact Σδ (sparse). */
@@ -88,7 +117,8 @@ export async function mapPart(ctx: RunContext, p: number, signal?: AbortSignal, 
     onRows?.(row);
   }
   if (row !== part.rows) throw new DbpruneError(ErrorCodes.INTERNAL, `${part.input}: read ${row} rows, expected ${part.rows}`, { file: part.input });
-  const summary = summarize(spec.k, cluster, distance, { part: p, rows: part.rows, recordRows: part.rows, errorRows: 0, invalid, renormalized });
+  const keys = await flagKeys(cluster, () => partRefBatches(ctx.source as EmbeddingSourcePlan, p, { batchRows: DECIDE_BATCH_ROWS, signal }), part.rows, signal);
+  const summary = summarize(spec.k, cluster, distance, { part: p, rows: part.rows, recordRows: part.rows, errorRows: 0, invalid, renormalized, ...keys });
   await writePartFiles(
     store,
     { [layout.mapRecords(spec.runId, p)]: encodeRecords(cluster, distance), [layout.mapSummary(spec.runId, p)]: JSON.stringify(summary) },

@@ -15,7 +15,7 @@ import { decode } from '../stages/decode.js';
 import { embed } from '../stages/embed.js';
 import { shardsToSamples } from '../stages/fetch-shard.js';
 import { shardSource } from '../stages/shard-source.js';
-import { encodeRecords, summarize } from './map-job.js';
+import { encodeRecords, flagKeys, summarize } from './map-job.js';
 import type { RunContext } from './run-context.js';
 import { layout, readPartFiles, writePartFiles } from './run-spec.js';
 
@@ -35,6 +35,7 @@ export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSig
   const pre = model.preprocessing ? { ...model.preprocessing, ...images.decode } : images.decode;
   const lines: string[] = [];
   const vectors: Float32Array[] = [];
+  const recordRefs: SampleRef[] = [];
   let errorRows = 0;
   const sink = new Writable({
     objectMode: true,
@@ -50,7 +51,10 @@ export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSig
         if (e) {
           ref.error = { reason: e.reason, message: e.message, code: e.code };
           errorRows++;
-        } else vectors.push(b.embeddings.slice(i * b.dim, (i + 1) * b.dim));
+        } else {
+          vectors.push(b.embeddings.slice(i * b.dim, (i + 1) * b.dim));
+          recordRefs.push(ref);
+        }
         lines.push(JSON.stringify(ref));
       }
       cb();
@@ -83,7 +87,15 @@ export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSig
       }
     }
   }
-  const summary = summarize(spec.k, cluster, distance, { part: p, rows: lines.length, recordRows: n, errorRows, invalid: norm.invalidCount, renormalized: norm.renormalized });
+  const keys = await flagKeys(
+    cluster,
+    async function* () {
+      yield recordRefs;
+    },
+    n,
+    signal,
+  );
+  const summary = summarize(spec.k, cluster, distance, { part: p, rows: lines.length, recordRows: n, errorRows, invalid: norm.invalidCount, renormalized: norm.renormalized, ...keys });
   await writePartFiles(
     store,
     {

@@ -45,6 +45,8 @@ export interface PlanFile {
   offsets: number[];
   invalid: number;
   renormalized: number;
+  /** Repeated (shard, key) pairs and unwritable keys (error rows, outside the statistics). */
+  keys: { duplicates: number; unwritable: number };
 }
 
 /** `<runId>/select-R.json`: the state after round R; the last round adds each part's tie offsets. */
@@ -77,6 +79,7 @@ export async function mergeMap(ctx: RunContext, failures: Map<number, string>): 
   const failed: Record<string, string> = {};
   let invalid = 0;
   let renormalized = 0;
+  const keys = { duplicates: 0, unwritable: 0 };
   const rows: number[] = [];
   const offsets: number[] = [];
   let records = 0;
@@ -93,6 +96,8 @@ export async function mergeMap(ctx: RunContext, failures: Map<number, string>): 
     addSummary(acc, s);
     invalid += s.invalid;
     renormalized += s.renormalized;
+    keys.duplicates += s.keyDuplicates ?? 0;
+    keys.unwritable += s.keyUnwritable ?? 0;
   }
   const c = await readNpyFloat32(spec.centroids);
   const centroids = normalizedCopy(c.data, spec.k, spec.dim);
@@ -125,6 +130,7 @@ export async function mergeMap(ctx: RunContext, failures: Map<number, string>): 
     offsets,
     invalid,
     renormalized,
+    keys,
   };
   await store.write(layout.plan(spec.runId), JSON.stringify(file));
   return file;

@@ -45,6 +45,7 @@ function expectSameOutputs(single: string, cluster: string): void {
   const b = readManifest(join(cluster, 'manifest.parquet'));
   expect(b.length).toBe(data.total); // rows in = rows out
   expect(b).toEqual(a);
+  expect(b.filter((r) => r.reason === 'error:duplicate-key')).toHaveLength(1);
   const sa = JSON.parse(readFileSync(join(single, 'stats.json'), 'utf8'));
   const sb = JSON.parse(readFileSync(join(cluster, 'stats.json'), 'utf8'));
   expect(sb.clusters).toEqual(sa.clusters);

@@ -146,7 +146,8 @@ function writeParquetFile(path: string, cols: Record<string, unknown[]>): void {
 /**
  * A clip-retrieval folder (`img_emb/img_emb_N.npy` + `metadata/metadata_N.parquet` with key, uid,
  * url, caption) of `parts` files with the given row counts: points around `k` planted directions,
- * a few exact duplicates (ties) and one zero row (an error row). Plus `centroids.npy`.
+ * a few exact duplicates (ties), one zero row (an error row) and one repeated key in part 1 (an
+ * `error:duplicate-key` row). Plus `centroids.npy`.
  */
 export async function writeClusteredParts(dir: string, rowsPerPart: number[], opts: { dim?: number; k?: number; seed?: number } = {}): Promise<{ folder: string; centroids: string; total: number }> {
   const dim = opts.dim ?? 16;
@@ -169,6 +170,7 @@ export async function writeClusteredParts(dir: string, rowsPerPart: number[], op
     if (p === 0 && n > 5) a.fill(0, 5 * dim, 6 * dim); // a zero row: error:embedding
     await writeNpy(join(folder, 'img_emb', `img_emb_${p}.npy`), a, [n, dim]);
     const keys = Array.from({ length: n }, (_, i) => `p${p}-${String(row + i).padStart(7, '0')}`);
+    if (p === 1 && n > 3) keys[3] = keys[2]; // a repeated (shard, key): error:duplicate-key in exact mode
     const uids = Array.from({ length: n }, (_, i) => (row + i).toString(16).padStart(32, '0'));
     writeParquetFile(join(folder, 'metadata', `metadata_${p}.parquet`), {
       key: keys,
