@@ -5,7 +5,6 @@
  * rows out and kept = N_target. A part whose decide job failed for good becomes `error:worker` rows
  * named by row number.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { errorRow, type ManifestRow } from '../core/sample.js';
@@ -15,7 +14,8 @@ import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type
 import { indexKey } from '../io/metadata.js';
 import { ReportCollector } from '../io/report-data.js';
 import { writeReport } from '../io/report-html.js';
-import { writeJsonAtomic } from '../io/stats.js';
+import { OutputSet, prepareOutputDir } from '../io/output-set.js';
+import { RUN_OUTPUT_FILES, writeJsonAtomic } from '../io/stats.js';
 import { exactStats, type ExactPruneResult } from '../../pipelines/exact-prune.js';
 import type { DecideSummary } from './decide-job.js';
 import { DECIDE_BATCH_ROWS, layout, readPartFiles, type PruneRunSpec } from './run-spec.js';
@@ -68,20 +68,36 @@ async function* partRows(a: AssembleInput, p: number): AsyncGenerator<{ rows: Ma
   }
 }
 
-/** Writes the run's outputs to `out`; returns what `pruneExact` returns. */
+/**
+ * Writes the run's outputs to `out` as single-machine `prune` does: every file to a temporary name,
+ * renamed into place together only when all succeeded (src/io/output-set.ts).
+ */
 export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResult> {
+  await prepareOutputDir(a.out);
+  const outputs = new OutputSet();
+  try {
+    const result = await writeOutputs(a, outputs);
+    await outputs.commit();
+    return result;
+  } catch (e) {
+    await outputs.abort();
+    throw e;
+  }
+}
+
+async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<ExactPruneResult> {
   const { spec, plan } = a;
   const quotaPlan = quotaPlanOf(plan);
-  await mkdir(a.out, { recursive: true });
+  for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(a.out, name));
   const files: ExactPruneResult['files'] = {
     manifest: join(a.out, `manifest.${a.format === 'arrow' ? 'arrow' : a.format}`),
     kept: join(a.out, 'kept.txt'),
     stats: join(a.out, 'stats.json'),
   };
-  const manifest = await createManifestWriter(files.manifest, a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-  const keptWriter = await createKeptKeysWriter(files.kept);
+  const manifest = await createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
   const total = plan.rows.reduce((x, y) => x + y, 0);
-  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(join(a.out, 'kept_uids.npy')) : undefined;
+  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
   const collector = a.report ? new ReportCollector({ k: spec.k, seed: spec.params.seed }) : undefined;
   const keptPerCluster = new Float64Array(spec.k);
   const errors: Record<string, number> = {};
@@ -130,7 +146,7 @@ export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResul
     collector.setThroughput({ 'map (read+assign, all workers)': total / Math.max(1e-9, a.timings.map_s ?? 0), 'end to end': total / Math.max(1e-9, seconds) });
     stats.report = collector.toJSON().report;
   }
-  await writeJsonAtomic(files.stats, stats);
-  if (collector) files.report = await writeReport(a.out, { signal: a.signal });
+  await writeJsonAtomic(files.stats, stats, outputs);
+  if (collector) files.report = await writeReport(a.out, { statsPath: outputs.file(files.stats), thumbnailsPath: null, outputs, signal: a.signal });
   return { stats, plan: { ...quotaPlan, thresholds: a.thresholds }, files };
 }
