@@ -135,6 +135,7 @@ export interface ClusterRunFlags {
   urls?: string[];
   writeShards?: string;
   dedupEps?: number[];
+  allowPrivate?: boolean;
   model: string;
   centroids: string;
   out?: string;
@@ -166,8 +167,10 @@ export async function runShardsOnCluster(shards: string[], o: ClusterRunFlags, p
   if (o.resizeMode !== undefined) decode.mode = o.resizeMode;
   if (o.mean !== undefined) decode.mean = o.mean;
   if (o.std !== undefined) decode.std = o.std;
+  const { hostsOfShardArguments } = await import('./run.js');
   const result = await runShardsCluster({
     shards,
+    fetch: { allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
     model: o.model,
     batchSize: o.batchSize,
     decode,

@@ -62,7 +62,7 @@ export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSig
   });
   await pipeline(
     shardSource({ inputs: [shard], signal }),
-    shardsToSamples({ signal }),
+    shardsToSamples({ allowPrivate: images.fetch?.allowPrivate ?? false, allowPrivateHosts: images.fetch?.allowPrivateHosts ?? [], signal }),
     decode({ ...pre, signal }),
     embed({ model: model.onnxPath, batchSize: images.batchSize, imageSize: pre?.size, signal }),
     sink,

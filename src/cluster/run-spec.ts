@@ -35,6 +35,8 @@ export interface ImageSpec {
   modelSha256: string;
   batchSize: number;
   decode: { size?: number; mode?: 'shortest-center-crop' | 'squash'; mean?: [number, number, number]; std?: [number, number, number] };
+  /** SSRF guard of the shard fetches, as `run` sets it (hosts of the shard URLs typed are exempt). */
+  fetch?: { allowPrivate: boolean; allowPrivateHosts: string[] };
 }
 
 /** Everything a job needs to know about its run; written once to `<runId>/run.json`. */

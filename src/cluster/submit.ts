@@ -102,6 +102,7 @@ export interface ClusterShardsOptions extends CommonOptions {
   /** Embedding micro-batch, default 64 (as the shards-to-embeddings pipeline). */
   batchSize?: number;
   decode?: ImageSpec['decode'];
+  fetch?: ImageSpec['fetch'];
 }
 
 /**
@@ -120,7 +121,7 @@ export async function runShardsCluster(opts: ClusterShardsOptions): Promise<Exac
   const centroids = resolve(opts.centroids);
   const c = await centroidsInfo(centroids, undefined, '');
   const model = await resolveModel(opts.model);
-  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {} };
+  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {}, fetch: opts.fetch };
   const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, shards, images });
   const spec: PruneRunSpec = {
     version: 1,
