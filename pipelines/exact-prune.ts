@@ -8,7 +8,7 @@
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
 import { join } from 'node:path';
-import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
+import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan, type DbpQuotaPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
 import { NearestCentroid } from '../src/core/nearest.js';
 import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
@@ -20,7 +20,7 @@ import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stat
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
 import { ReportCollector } from '../src/io/report-data.js';
-import { findKeyProblems, KEY_DUPLICATE, KEY_OK } from '../src/io/key-problems.js';
+import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/io/report-html.js';
 
 /**
@@ -200,11 +200,7 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
         const j = cluster[i];
         const flag = keyFlags?.[i] ?? KEY_OK;
         if (flag !== KEY_OK) {
-          const where = ref.shard ? ` in shard ${ref.shard}` : '';
-          rows[t] =
-            flag === KEY_DUPLICATE
-              ? errorRow(ref, { reason: 'error:duplicate-key', message: `key ${ref.key} repeats${where}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY })
-              : errorRow(ref, { reason: 'error:invalid-key', message: `key ${JSON.stringify(ref.key)}${where} holds a line break; it cannot be written to kept.txt`, code: ErrorCodes.INPUT_FORMAT });
+          rows[t] = keyProblemRow(ref, flag);
           continue;
         }
         if (j === -1) {
@@ -273,8 +269,9 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
   return { stats, plan, files };
 }
 
-function exactStats(
-  plan: DbpPlan,
+/** stats.json of an exact run (also assembled by the distributed mode, src/cluster/assemble.ts). */
+export function exactStats(
+  plan: DbpQuotaPlan,
   keptPerCluster: Float64Array,
   t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number; duplicates: number; keys: { duplicates: number; unwritable: number } },
 ): RunStats {

@@ -7,7 +7,9 @@ import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseEps, parseList, pa
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
-import { bundled } from './paths.js';
+import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
+import { UsageError } from '../core/errors.js';
+import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
 
 /** img2dataset's URL-list formats (src/io/url-list.ts reads them; kept here so --help loads no reader). */
 const URL_LIST_FORMATS: readonly UrlListFormat[] = ['parquet', 'csv', 'tsv', 'json', 'jsonl', 'txt'];
@@ -28,7 +30,7 @@ function dbpFlags(cmd: Command): Command {
 }
 
 export function registerCommands(program: Command, ctx: CommandContext): void {
-  dbpFlags(
+  const prune = dbpFlags(
     program
       .command('prune')
       .description('exact DBP over precomputed embeddings (two passes; reproduces the reference method)')
@@ -39,7 +41,14 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .requiredOption('--out <dir>', 'output folder')
       .option('--backend <b>', 'nearest-centroid backend: auto | ort | js', parseChoice('--backend', ['auto', 'ort', 'js'] as const), 'auto')
       .option('--json', 'print the stats totals as JSON on stdout instead of the summary'),
-  ).action(async (o) => {
+  );
+  addClusterSubmitOptions(prune).action(async (o) => {
+    if (o.cluster === undefined && (o.workDir !== undefined || o.queue !== 'dbprune')) throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
+    if (o.cluster !== undefined) {
+      if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps is not supported with --cluster yet', { option: 'dedup-eps' });
+      await pruneOnCluster(o, dbpParamsFrom(o), ctx);
+      return;
+    }
     const progress = new Progress({ label: 'prune', quiet: o.quiet });
     const { pruneExact } = await import('../../pipelines/exact-prune.js');
     const result = await pruneExact({
@@ -90,7 +99,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     });
 
-  dbpFlags(
+  const run = dbpFlags(
     program
       .command('run')
       .description('streaming DBP: shards (or precomputed embeddings) in, pruned manifest out; no arguments = the bundled data-samples')
@@ -122,12 +131,19 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--user-agent-token <token>', 'added to the user agent (e.g. your project or contact)')
       .option('--allow-private', 'allow image and shard URLs (and redirects) resolving to loopback/private/link-local addresses (SSRF guard off; hosts of shard URLs given as arguments are always allowed)')
       .option('--write-shards <dir>', 'also write the kept samples as webdataset shards (img2dataset layout)'),
-  ).action(async (shards: string[], o) => {
+  );
+  addClusterSubmitOptions(run).action(async (shards: string[], o) => {
+    if (o.cluster !== undefined) {
+      await runShardsOnCluster(shards, o, dbpParamsFrom(o, DEFAULT_RUN_KEEP), ctx);
+      return;
+    }
+    if (o.workDir !== undefined || o.queue !== 'dbprune') throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
     const { runStreaming } = await import('./run.js');
     await runStreaming(shards, o, ctx);
   });
 
   registerIngest(program, ctx);
+  registerWorker(program, ctx);
 
   program
     .command('report')

@@ -57,7 +57,7 @@ function decodeOverrides(o: RunFlags): { size?: number; mode?: 'shortest-center-
  * `python3 -m http.server` is a normal source); everything else a shard fetch reaches — redirect
  * targets on other hosts, shard URLs read from stdin — passes the guard unless --allow-private.
  */
-function hostsOfShardArguments(shards: readonly string[]): string[] {
+export function hostsOfShardArguments(shards: readonly string[]): string[] {
   const hosts = new Set<string>();
   for (const s of shards) {
     if (!/^https?:\/\//i.test(s)) continue;

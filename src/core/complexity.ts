@@ -3,6 +3,7 @@
  * softmax that turns complexities into sampling proportions. Pure math, no I/O.
  */
 import { checkOption } from './errors.js';
+import { ExactSums } from './exact-sum.js';
 
 /**
  * d_inter_j: the mean cosine distance 1 − ⟨c_j, c_i⟩ from centroid j to its `numNNs` nearest
@@ -38,25 +39,34 @@ export interface ClusterStats {
   dIntra: Float64Array;
 }
 
-/** Accumulates n_j and Σδ per cluster; mergeable, so passes can be split across batches. */
+/**
+ * Accumulates n_j and Σδ per cluster; mergeable, so passes can be split across batches or machines.
+ * Σδ is an {@link ExactSums}: the same bits whatever the order or split of the additions, so a
+ * distributed run merging per-part accumulators plans exactly what one pass would.
+ */
 export class ClusterAccumulator {
   readonly size: Float64Array;
-  readonly sum: Float64Array;
+  readonly sums: ExactSums;
   constructor(readonly k: number) {
     this.size = new Float64Array(k);
-    this.sum = new Float64Array(k);
+    this.sums = new ExactSums(k);
   }
   add(cluster: Int32Array, distance: Float32Array | Float64Array, n = cluster.length): void {
     for (let i = 0; i < n; i++) {
       const c = cluster[i];
       if (c < 0) continue;
       this.size[c] += 1;
-      this.sum[c] += distance[i];
+      this.sums.add(c, distance[i]);
     }
+  }
+  /** Adds another accumulator's counts and sums (exact: the merge order does not matter). */
+  merge(other: ClusterAccumulator): void {
+    for (let j = 0; j < this.k; j++) this.size[j] += other.size[j];
+    this.sums.merge(other.sums);
   }
   stats(): ClusterStats {
     const dIntra = new Float64Array(this.k);
-    for (let j = 0; j < this.k; j++) dIntra[j] = this.size[j] > 0 ? this.sum[j] / this.size[j] : 0;
+    for (let j = 0; j < this.k; j++) dIntra[j] = this.size[j] > 0 ? this.sums.value(j) / this.size[j] : 0;
     return { size: Float64Array.from(this.size), dIntra };
   }
 }

@@ -2,7 +2,7 @@
  * Exact Density-Based Pruning over per-sample (cluster, δ) records: cluster statistics,
  * complexity, softmax proportions, quotas and selection thresholds. Pure math, no I/O.
  */
-import { ClusterAccumulator, clusterComplexity, interClusterDistance, softmax } from './complexity.js';
+import { ClusterAccumulator, clusterComplexity, interClusterDistance, softmax, type ClusterStats } from './complexity.js';
 import { checkOption, UsageError } from './errors.js';
 import { solveQuotas, type QuotaSolution } from './quota.js';
 import { selectionThresholds, SELECTION_POLICIES, ThresholdSelector, type ClusterRecords, type SelectionPolicy, type SelectionThresholds } from './select.js';
@@ -62,6 +62,27 @@ export interface DbpPlan {
   thresholds: SelectionThresholds;
 }
 
+/** Everything {@link planDbp} decides except the selection thresholds (they need the records). */
+export type DbpQuotaPlan = Omit<DbpPlan, 'thresholds'>;
+
+/**
+ * The per-cluster part of the plan from cluster statistics alone: complexity, softmax, quotas.
+ * `dInter` from {@link interClusterDistance} (or calibration). Used by {@link planDbp} and by the
+ * distributed mode, which merges the statistics of many parts.
+ */
+export function planQuotas(stats: ClusterStats, dInter: Float64Array, params: DbpParams): DbpQuotaPlan {
+  const p = resolveDbpParams(params);
+  const { size, dIntra } = stats;
+  const k = size.length;
+  let n = 0;
+  for (let j = 0; j < k; j++) n += size[j];
+  const complexity = clusterComplexity(dInter, dIntra, size);
+  const prob = softmax(complexity, p.temperature);
+  const nTarget = Math.floor(p.keepRatio * n);
+  const quota = solveQuotas({ prob, size, nTarget, balance: p.balance });
+  return { params: p, k, n, nTarget, size, dIntra, dInter, complexity, prob, quota };
+}
+
 /**
  * Plans exact DBP. `centroids` must be unit rows (k×dim); `dInter` may be given (e.g. from
  * calibration) to skip the O(k²·dim) computation.
@@ -77,16 +98,10 @@ export function planDbp(
   const p = resolveDbpParams(params);
   const acc = new ClusterAccumulator(k);
   acc.add(records.cluster, records.distance, records.n);
-  const { size, dIntra } = acc.stats();
-  let n = 0;
-  for (let j = 0; j < k; j++) n += size[j];
   const inter = dInter ?? interClusterDistance(centroids, k, dim, p.numNNs);
-  const complexity = clusterComplexity(inter, dIntra, size);
-  const prob = softmax(complexity, p.temperature);
-  const nTarget = Math.floor(p.keepRatio * n);
-  const quota = solveQuotas({ prob, size, nTarget, balance: p.balance });
-  const thresholds = selectionThresholds(records, size, quota.quota, p.which, p.seed);
-  return { params: p, k, n, nTarget, size, dIntra, dInter: inter, complexity, prob, quota, thresholds };
+  const plan = planQuotas(acc.stats(), inter, p);
+  const thresholds = selectionThresholds(records, plan.size, plan.quota.quota, p.which, p.seed);
+  return { ...plan, thresholds };
 }
 
 /** The decision pass: call `keep` for every valid record in ascending row order. */

@@ -51,6 +51,13 @@ export const ErrorCodes = {
   STATE: 'ERR_DBPRUNE_STATE',
   /** A (shard, key) occurs more than once in one run (`error:duplicate-key`); context names both. */
   DUPLICATE_KEY: 'ERR_DBPRUNE_DUPLICATE_KEY',
+  /** The Redis server of `--cluster redis://…` cannot be reached (or refuses the connection). */
+  CLUSTER_UNREACHABLE: 'ERR_DBPRUNE_CLUSTER_UNREACHABLE',
+  /** A distributed job failed for good (context: job id, phase, part, worker message). */
+  CLUSTER_JOB: 'ERR_DBPRUNE_CLUSTER_JOB',
+  /** The shared work dir of a distributed run is unreadable, unwritable, or holds files of
+   *  another run / a worker sees different inputs than the submitter. */
+  CLUSTER_WORK_DIR: 'ERR_DBPRUNE_CLUSTER_WORK_DIR',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

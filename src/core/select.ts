@@ -138,8 +138,12 @@ export function selectionThresholds(
  */
 export class ThresholdSelector {
   private readonly takenEqual: Float64Array;
-  constructor(private readonly t: SelectionThresholds) {
-    this.takenEqual = new Float64Array(t.threshold.length);
+  /**
+   * `takenBefore[j]`: equal-key rows of cluster j that come before the first row this selector
+   * sees (a distributed part that starts mid-way through the rows); default none.
+   */
+  constructor(private readonly t: SelectionThresholds, takenBefore?: ArrayLike<number>) {
+    this.takenEqual = takenBefore ? Float64Array.from(takenBefore) : new Float64Array(t.threshold.length);
   }
 
   keep(cluster: number, distance: number, row: number): boolean {

@@ -224,6 +224,36 @@ export async function* sampleRefBatches(options: EmbeddingSourceOptions): AsyncG
 }
 
 /**
+ * The SampleRefs of one part of a planned source (`plan.parts[index]`), in the batches
+ * {@link sampleRefBatches} gives that part: the distributed mode reads parts on different machines.
+ * A `keys` file spanning all parts is skipped forward to the part's first row.
+ *
+ * @throws ERR_DBPRUNE_ROW_COUNT_MISMATCH if a key/metadata stream ends early; ERR_DBPRUNE_ABORTED.
+ */
+export async function* partRefBatches(plan: EmbeddingSourcePlan, index: number, options: { batchRows: number; signal?: AbortSignal }): AsyncGenerator<SampleRef[]> {
+  const part = plan.parts[index];
+  checkOption(part !== undefined, 'part', `an index in 0..${plan.parts.length - 1}`, index);
+  const { batchRows, signal } = options;
+  const shard = basename(part.npy).replace(/\.npy$/i, '');
+  const keyTaker = plan.keys !== undefined ? new BatchTaker(readKeyBatches(plan.keys, { batchRows, signal })) : undefined;
+  const metaTaker = part.metadata ? new BatchTaker(readMetadataBatches(part.metadata, { batchRows, rowOffset: part.offset, shard, signal })) : undefined;
+  try {
+    for (let skipped = 0; keyTaker && skipped < part.offset; ) {
+      const got = (await keyTaker.take(Math.min(batchRows, part.offset - skipped))).length;
+      if (got === 0) break;
+      skipped += got;
+    }
+    for (let start = 0; start < part.rows; start += batchRows) {
+      throwIfAborted(signal);
+      yield await refsFor(part, start, Math.min(batchRows, part.rows - start), shard, metaTaker, keyTaker, plan.keys);
+    }
+  } finally {
+    await metaTaker?.close();
+    await keyTaker?.close();
+  }
+}
+
+/**
  * Plans the source, then runs `perPart` on each file in order with a `refs(start, n)` that returns
  * the SampleRefs of that file's rows (from keys.txt, metadata, or row indices), closing every
  * reader whatever happens.

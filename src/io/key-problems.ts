@@ -11,7 +11,8 @@
  * never a wrong flag.
  */
 import { throwIfAborted } from '../core/errors.js';
-import type { SampleRef } from '../core/sample.js';
+import { ErrorCodes } from '../core/errors.js';
+import { errorRow, type ManifestRow, type SampleRef } from '../core/sample.js';
 
 /** Per-row flag values of {@link KeyProblems.flags}. */
 export const KEY_OK = 0;
@@ -90,4 +91,12 @@ export async function findKeyProblems(refs: () => AsyncIterable<SampleRef[]>, to
     }
   }
   return { flags, duplicates, unwritable };
+}
+
+/** The manifest row of a flagged key (`error:duplicate-key` or `error:invalid-key`). */
+export function keyProblemRow(ref: SampleRef, flag: number): ManifestRow {
+  const where = ref.shard ? ` in shard ${ref.shard}` : '';
+  return flag === KEY_DUPLICATE
+    ? errorRow(ref, { reason: 'error:duplicate-key', message: `key ${ref.key} repeats${where}; only its first occurrence is decided`, code: ErrorCodes.DUPLICATE_KEY })
+    : errorRow(ref, { reason: 'error:invalid-key', message: `key ${JSON.stringify(ref.key)}${where} holds a line break; it cannot be written to kept.txt`, code: ErrorCodes.INPUT_FORMAT });
 }

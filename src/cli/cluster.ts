@@ -1,0 +1,191 @@
+/**
+ * The CLI side of the distributed mode (src/cluster/):
+ *
+ *     dbprune worker --cluster redis://HOST:6379 [--concurrency N] [--threads T]
+ *     dbprune prune --embeddings … --centroids … --out DIR --cluster redis://HOST:6379 [--work-dir DIR/.work]
+ *
+ * `worker` runs until SIGTERM/SIGINT, finishes the job(s) it holds, and exits 0 (a second signal
+ * forces exit 130). Redis unreachable: one ERR_DBPRUNE_CLUSTER_UNREACHABLE line, exit 1.
+ */
+import { Option, type Command } from 'commander';
+import type { ExactPruneResult } from '../../pipelines/exact-prune.js';
+import { parseNumber } from './options.js';
+import { fmtInt } from './progress.js';
+import { formatSummary } from './summary.js';
+import type { CommandContext } from './commands.js';
+import type { DbpParams } from '../core/dbp.js';
+import { UsageError } from '../core/errors.js';
+
+/** `--cluster`, `--work-dir` and `--queue` on a submitting command (prune). */
+export function addClusterSubmitOptions(cmd: Command): Command {
+  return cmd
+    .option('--cluster <redis-url>', 'run on `dbprune worker`s through BullMQ on this Redis (redis://HOST:PORT)')
+    .option('--work-dir <dir>', 'with --cluster: intermediate files, a path every worker sees (default <out>/.work)')
+    .option('--queue <name>', 'with --cluster: BullMQ queue name', 'dbprune')
+    .addOption(new Option('--redis-lost-ms <ms>', 'fail once Redis is unreachable this long').argParser(parseNumber('--redis-lost-ms', { min: 100, integer: true })).hideHelp());
+}
+
+/** The worker's hidden timing flags (tests shorten stalled-job detection). */
+function addStallOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--lock-duration-ms <ms>', 'job lock lifetime').argParser(parseNumber('--lock-duration-ms', { min: 100, integer: true })).hideHelp())
+    .addOption(new Option('--stalled-interval-ms <ms>', 'stalled-job check interval').argParser(parseNumber('--stalled-interval-ms', { min: 100, integer: true })).hideHelp())
+    .addOption(new Option('--job-delay-ms <ms>', 'test hook: sleep before each part job').argParser(parseNumber('--job-delay-ms', { min: 0, integer: true })).hideHelp());
+}
+
+export function registerWorker(program: Command, ctx: CommandContext): void {
+  addStallOptions(
+    program
+      .command('worker')
+      .description('take distributed jobs (prune|run --cluster) from Redis until SIGTERM; run any number, on any machines')
+      .requiredOption('--cluster <redis-url>', 'Redis of the cluster (redis://HOST:PORT)')
+      .option('--concurrency <n>', 'jobs at once in this process', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 1)
+      .option('--threads <n>', 'ORT threads per nearest-centroid index (default min(2, cpus))', parseNumber('--threads', { min: 1, max: 256, integer: true }))
+      .option('--queue <name>', 'BullMQ queue name', 'dbprune')
+      .option('-q, --quiet', 'no per-job lines on stderr'),
+  ).action(async (o: { cluster: string; concurrency: number; threads?: number; queue: string; quiet?: boolean; lockDurationMs?: number; stalledIntervalMs?: number; jobDelayMs?: number }) => {
+    const { parseClusterUrl } = await import('../cluster/connection.js');
+    const connection = parseClusterUrl(o.cluster);
+    const { runClusterWorker } = await import('../cluster/worker.js');
+    const { jobs } = await runClusterWorker({
+      connection,
+      queue: o.queue,
+      concurrency: o.concurrency,
+      threads: o.threads,
+      stall: { ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}), ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}) },
+      jobDelayMs: o.jobDelayMs,
+      signal: ctx.signal,
+      log: o.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
+    });
+    if (!o.quiet) process.stderr.write(`dbprune worker: stopped after ${jobs} jobs\n`);
+  });
+}
+
+/** Flags of `prune` that the cluster path reads. */
+export interface ClusterPruneFlags {
+  embeddings: string[];
+  keys?: string;
+  metadata?: string[];
+  centroids: string;
+  out: string;
+  format: 'parquet' | 'arrow' | 'jsonl';
+  backend: 'auto' | 'ort' | 'js';
+  report: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  cluster: string;
+  workDir?: string;
+  queue: string;
+  redisLostMs?: number;
+}
+
+/** Progress and log lines of a submitting command on stderr (parts done/total, samples/s, failures). */
+function submitReporting(quiet: boolean | undefined): { log?: (line: string) => void; onProgress: (p: { phase: string; parts: number; totalParts: number; rows: number; totalRows: number; failures: number }) => void } {
+  let phase = '';
+  let phaseStart = performance.now();
+  const say = quiet ? undefined : (line: string): void => void process.stderr.write(`${line}\n`);
+  return {
+    log: say,
+    onProgress: (p) => {
+      if (p.phase !== phase) {
+        phase = p.phase;
+        phaseStart = performance.now();
+      }
+      const rate = p.rows / Math.max(1e-3, (performance.now() - phaseStart) / 1000);
+      const of = p.totalRows >= 0 ? `/${fmtInt(p.totalRows)}` : '';
+      say?.(`dbprune cluster ${p.phase}: ${p.parts}/${p.totalParts} parts, ${fmtInt(p.rows)}${of} samples, ${fmtInt(Math.round(rate))}/s, failed attempts ${p.failures}`);
+    },
+  };
+}
+
+function printResult(result: ExactPruneResult, json: boolean | undefined): void {
+  if (json) process.stdout.write(`${JSON.stringify(result.stats.totals)}\n`);
+  else process.stdout.write(formatSummary(result.stats, result.files));
+}
+
+/** `prune --cluster`: submits, shows progress from job events, prints the same summary as `prune`. */
+export async function pruneOnCluster(o: ClusterPruneFlags, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
+  const { parseClusterUrl } = await import('../cluster/connection.js');
+  const connection = parseClusterUrl(o.cluster);
+  const { pruneCluster } = await import('../cluster/submit.js');
+  const result = await pruneCluster({
+    embeddings: o.embeddings,
+    keys: o.keys,
+    metadata: o.metadata,
+    centroids: o.centroids,
+    out: o.out,
+    ...params,
+    format: o.format,
+    backend: o.backend,
+    report: o.report,
+    connection,
+    workDir: o.workDir,
+    queue: o.queue,
+    redisLostMs: o.redisLostMs,
+    signal: ctx.signal,
+    ...submitReporting(o.quiet),
+  });
+  printResult(result, o.json);
+  return result;
+}
+
+/** Flags of `run` that the cluster path reads. */
+export interface ClusterRunFlags {
+  embeddings?: string[];
+  urls?: string[];
+  writeShards?: string;
+  dedupEps?: number[];
+  allowPrivate?: boolean;
+  model: string;
+  centroids: string;
+  out?: string;
+  format: 'parquet' | 'arrow' | 'jsonl';
+  batchSize: number;
+  imageSize?: number;
+  resizeMode?: 'shortest-center-crop' | 'squash';
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  report: boolean;
+  quiet?: boolean;
+  cluster: string;
+  workDir?: string;
+  queue: string;
+  redisLostMs?: number;
+}
+
+/** `run <shards> --cluster`: exact DBP over image shards on the workers (= `embed` + `prune`). */
+export async function runShardsOnCluster(shards: string[], o: ClusterRunFlags, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
+  if (o.embeddings || o.urls) throw new UsageError('run --cluster takes image shards; for embeddings use prune --cluster', { option: 'cluster' });
+  if (o.writeShards !== undefined || o.dedupEps !== undefined) throw new UsageError('--write-shards and --dedup-eps are not supported with --cluster yet', { option: 'cluster' });
+  if (shards.length === 0 || shards.includes('-')) throw new UsageError('run --cluster needs shard paths or URLs (not stdin)', { option: 'cluster' });
+  if (o.out === undefined) throw new UsageError('run --cluster needs --out', { option: 'out' });
+  const { parseClusterUrl } = await import('../cluster/connection.js');
+  const connection = parseClusterUrl(o.cluster);
+  const { runShardsCluster } = await import('../cluster/submit.js');
+  const decode: Record<string, unknown> = {};
+  if (o.imageSize !== undefined) decode.size = o.imageSize;
+  if (o.resizeMode !== undefined) decode.mode = o.resizeMode;
+  if (o.mean !== undefined) decode.mean = o.mean;
+  if (o.std !== undefined) decode.std = o.std;
+  const { hostsOfShardArguments } = await import('./run.js');
+  const result = await runShardsCluster({
+    shards,
+    fetch: { allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
+    model: o.model,
+    batchSize: o.batchSize,
+    decode,
+    centroids: o.centroids,
+    out: o.out,
+    ...params,
+    format: o.format,
+    report: o.report,
+    connection,
+    workDir: o.workDir,
+    queue: o.queue,
+    redisLostMs: o.redisLostMs,
+    signal: ctx.signal,
+    ...submitReporting(o.quiet),
+  });
+  printResult(result, false);
+  return result;
+}
