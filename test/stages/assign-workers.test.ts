@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AssignPool } from '../../src/core/assign-pool.js';
@@ -45,11 +45,10 @@ function toBatches(x: Float32Array, n: number, size: number): EmbeddingBatch[] {
   return out;
 }
 
-async function collect(stages: NodeJS.ReadWriteStream[], input: EmbeddingBatch[]): Promise<EmbeddingBatch[]> {
+async function collect(stages: Transform[], input: EmbeddingBatch[]): Promise<EmbeddingBatch[]> {
   const got: EmbeddingBatch[] = [];
-  await pipeline(Readable.from(input, { objectMode: true }), ...(stages as never[]), async (src: AsyncIterable<EmbeddingBatch>) => {
-    for await (const b of src) got.push(b);
-  });
+  const sink = new Writable({ objectMode: true, write: (b: EmbeddingBatch, _e, cb) => (got.push(b), cb()) });
+  await pipeline([Readable.from(input, { objectMode: true }), ...stages, sink]);
   return got;
 }
 
@@ -107,7 +106,7 @@ describe('assign on worker threads', () => {
     const out: Record<number, string> = {};
     for (const workers of [0, 2]) {
       const chunks: string[] = [];
-      const sink = new (await import('node:stream')).Writable({
+      const sink = new Writable({
         write(chunk: Buffer | string, _enc, cb) {
           chunks.push(chunk.toString());
           cb();
