@@ -46,8 +46,11 @@ export interface ImageEncoderOptions {
   model: string;
   /** Decode overrides; the defaults come from the model's preprocessor_config.json. */
   decode?: Omit<DecodeOptions, 'signal'>;
-  /** Embedding micro-batch size (default 64), ORT threads (default 2), and the model's input/output names when not the defaults. */
-  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string };
+  /**
+   * Embedding micro-batch size (default 64), ORT threads (default 2), the model's input/output names
+   * when not the defaults, and the execution provider (`device`: cpu | cuda | cuda:1 | …, see embed).
+   */
+  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string; device?: string };
 }
 
 /**
