@@ -340,23 +340,23 @@ abstract class BufferedWriter implements ManifestWriter {
 // ---------------------------------------------------------------------------------------------
 // JSONL
 
-/** The JSON object of one manifest row, keys in {@link MANIFEST_COLUMNS} order. */
-function jsonLine(r: ManifestRow): string {
+/** A JSON string value, or `null` for null/undefined. */
+const jsonString = (v: string | null | undefined): string => (v === null || v === undefined ? 'null' : JSON.stringify(v));
+
+/**
+ * The JSON object of one manifest row, keys in {@link MANIFEST_COLUMNS} order. Built as text:
+ * the same bytes as `JSON.stringify({ key, shard, … })` (each value goes through JSON.stringify),
+ * without an object per row; JSON.stringify of the whole object was the main thread's largest
+ * cost of `dbprune run > manifest.jsonl` (issue 16).
+ */
+export function jsonLine(r: ManifestRow): string {
   const d = r.distance;
-  return JSON.stringify({
-    key: r.key,
-    shard: r.shard ?? null,
-    url: r.url ?? null,
-    caption: r.caption ?? null,
-    uid: r.uid ?? null,
-    decision: r.decision,
-    reason: r.reason,
-    cluster: r.cluster,
-    distance: d === null || d === undefined || !Number.isFinite(d) ? null : d,
-    duplicate_of: r.duplicate_of ?? null,
-    error: r.error ?? null,
-    status: statusOfReason(r.reason),
-  });
+  const distance = d === null || d === undefined || !Number.isFinite(d) ? 'null' : JSON.stringify(d);
+  return (
+    `{"key":${JSON.stringify(r.key)},"shard":${jsonString(r.shard)},"url":${jsonString(r.url)},"caption":${jsonString(r.caption)},` +
+    `"uid":${jsonString(r.uid)},"decision":${JSON.stringify(r.decision)},"reason":${JSON.stringify(r.reason)},"cluster":${JSON.stringify(r.cluster)},` +
+    `"distance":${distance},"duplicate_of":${jsonString(r.duplicate_of)},"error":${jsonString(r.error)},"status":${JSON.stringify(statusOfReason(r.reason))}}`
+  );
 }
 
 class JsonlWriter implements ManifestWriter {
