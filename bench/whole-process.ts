@@ -15,11 +15,12 @@
  *
  * Usage: node --import tsx bench/whole-process.ts [--n 1000000] [--runs 3] [--baseline-cli PATH]
  *   [--only prune,run-out,...] [--no-profile] [--rss-10m]
+ * `--rss-10m` also runs prune and run --out once each on 10× the rows (peak RSS at 10M).
  * `--baseline-cli` adds the same commands run by another build's dist/src/cli/main.js (e.g. main).
  * Prints one JSON object on the last stdout line.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dataDir, synthEmbeddings } from './synth.js';
@@ -34,6 +35,7 @@ const runs = Number(flag('--runs') ?? 3);
 const only = flag('--only')?.split(',');
 const baselineCli = flag('--baseline-cli');
 const profile = !args.includes('--no-profile');
+const rss10m = args.includes('--rss-10m');
 const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'dist/src/cli/main.js');
 const TIME = '/usr/bin/time';
@@ -183,6 +185,27 @@ try {
       vsNumpy: npWall === undefined ? null : npWall / wall,
     };
   }
+  const at10m: Record<string, Measured> = {};
+  if (rss10m) {
+    // 10M rows: the 1M file ten times over (symlinks; row keys from row numbers), one run each.
+    const dir = join(dataDir, `x10-n${n}`);
+    mkdirSync(dir, { recursive: true });
+    const parts: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const p = join(dir, `part-${i}.npy`);
+      if (!existsSync(p)) symlinkSync(d.x, p);
+      parts.push(p);
+    }
+    const node = process.execPath;
+    const common = ['--embeddings', ...parts, '--centroids', d.c, '--keep', KEEP, '-q'];
+    const out = join(work, 'x10');
+    rmSync(out, { recursive: true, force: true });
+    at10m.prune = await timed([node, cli, 'prune', ...common, '--out', out]);
+    rmSync(out, { recursive: true, force: true });
+    at10m['run-out'] = await timed([node, cli, 'run', ...common, '--calibration', d.cal, '--out', out]);
+    rmSync(out, { recursive: true, force: true });
+    process.stderr.write(`10M: ${JSON.stringify(at10m)}\n`);
+  }
   const stages: Record<string, Record<string, number>> = {};
   if (profile) {
     for (const c of chosen.filter((x) => x.name !== 'numpy' && !x.name.endsWith('(baseline)'))) {
@@ -207,6 +230,7 @@ try {
       loadAvg1mDuringRuns: { min: Math.min(...load), median: median(load), max: Math.max(...load) },
       summary,
       mainThreadSecondsByStage: stages,
+      at10m: rss10m ? at10m : undefined,
       samples,
     }),
   );
