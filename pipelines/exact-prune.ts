@@ -1,7 +1,8 @@
 /**
  * Exact mode over precomputed embeddings: the paper's method, to the sample, in two passes.
  *
- *   pass 1: stream embeddings → L2-normalise → nearest centroid → (cluster, δ) records (8 B/sample)
+ *   pass 1: stream embeddings → L2-normalise → nearest centroid → (cluster, δ) records (8 B/sample);
+ *           the main thread reads, worker threads normalise and assign (AssignPool)
  *   plan:   cluster stats → d_inter · d_intra → softmax(C/τ) → quotas (water-filling) → thresholds
  *   pass 2: stream keys/metadata only (never the embeddings again) → keep/drop → manifest, kept keys
  *
@@ -51,12 +52,16 @@ export interface ExactPruneOptions extends DbpParams {
   format?: ManifestFormat;
   /** Nearest-centroid backend, default auto (ORT MatMul for real sizes). */
   backend?: 'auto' | 'ort' | 'js';
-  /** ORT threads, default min(2, cpus). */
+  /**
+   * ORT threads in all. Pass 1 normalises and assigns on min(2, cpus) worker threads (each with its
+   * own ORT session, 1 intra-op thread by default, ⌊threads / 2⌋ when given), so the main thread
+   * only reads; the js backend and tiny problems (k·dim < 2048) stay on the calling thread.
+   */
   threads?: number;
   /**
-   * Embedding rows per pass-1 batch, default 4096 (1..2^20). Peak RSS grows with it (up to four
-   * batches are alive: read-ahead, two in flight, one copy on the ORT worker); pass 2 reads no
-   * embeddings and uses 16,384-row batches.
+   * Embedding rows per pass-1 batch, default 4096 (1..2^20). Peak RSS grows with it (up to six
+   * batches are alive: read-ahead and two queued per assign worker); pass 2 reads no embeddings
+   * and uses 16,384-row batches.
    */
   batchRows?: number;
   /**
