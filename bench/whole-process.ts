@@ -146,7 +146,7 @@ function breakdown(profileDir: string): Record<string, number> {
 }
 
 const d = await prepare();
-const work = mkdtempSync(join(tmpdir(), 'dbprune-bench-'));
+const work = mkdtempSync(join(tmpdir(), 'dbprune-whole-process-'));
 const list: Command[] = [];
 if (haveNumpy) {
   list.push({ name: 'numpy', argv: () => ['python3', join(root, 'bench/numpy_reference.py'), d.x, d.c, d.keys, KEEP, join(work, 'numpy-kept.txt')] });
