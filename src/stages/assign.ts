@@ -188,6 +188,25 @@ function screenRows(batch: EmbeddingBatch, n: number, dim: number): Uint8Array |
   return skip;
 }
 
+/**
+ * The normalize stage's row errors for rows normalizeRows found invalid (and not already errored);
+ * returns how many it marked.
+ */
+function markInvalid(batch: EmbeddingBatch, bad: Uint8Array | null): number {
+  if (!bad) return 0;
+  const n = batch.rows.length;
+  const errors = batch.errors ?? new Array<RowError | undefined>(n).fill(undefined);
+  let marked = 0;
+  for (let i = 0; i < n; i++) {
+    if (bad[i] && !errors[i]) {
+      errors[i] = { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING };
+      marked++;
+    }
+  }
+  batch.errors = errors;
+  return marked;
+}
+
 /** The row errors {@link screenRows} attaches, from a worker's screen codes (1 NaN/Inf, 2 zero). */
 function screenErrors(batch: EmbeddingBatch, n: number, screen: Uint8Array): void {
   for (let i = 0; i < n; i++) {
@@ -229,20 +248,6 @@ export function assign(opts: AssignOptions): AssignStream {
   ready.catch(() => undefined); // surfaced on the first batch
   const counts = { renormalized: 0, invalid: 0 };
 
-  /** The normalize stage's row errors for rows normalizeRows found invalid (and not already errored). */
-  const markInvalid = (batch: EmbeddingBatch, bad: Uint8Array | null): void => {
-    if (!bad) return;
-    const n = batch.rows.length;
-    const errors = batch.errors ?? new Array<RowError | undefined>(n).fill(undefined);
-    for (let i = 0; i < n; i++) {
-      if (bad[i] && !errors[i]) {
-        errors[i] = { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING };
-        counts.invalid++;
-      }
-    }
-    batch.errors = errors;
-  };
-
   const assignBatch = async (batch: EmbeddingBatch): Promise<EmbeddingBatch> => {
     throwIfAborted(signal);
     await ready;
@@ -265,7 +270,7 @@ export function assign(opts: AssignOptions): AssignStream {
       batch.embeddings = r.x;
       if (v.normalize) {
         counts.renormalized += r.renormalized;
-        markInvalid(batch, r.invalid);
+        counts.invalid += markInvalid(batch, r.invalid);
       } else if (r.screen) {
         screenErrors(batch, n, r.screen);
       }
@@ -284,7 +289,7 @@ export function assign(opts: AssignOptions): AssignStream {
     if (v.normalize) {
       const r = normalizeRows(batch.embeddings, n, dim);
       counts.renormalized += r.renormalized;
-      markInvalid(batch, r.invalid);
+      counts.invalid += markInvalid(batch, r.invalid);
     }
     const cluster = new Int32Array(n);
     const distance = new Float32Array(n);
