@@ -21,6 +21,8 @@ export const BENCHES: BenchSpec[] = [
   { name: 'download', script: 'download.ts' }, // issue 4
   { name: 'dedup', script: 'dedup.ts', args: ['--with-1m'] }, // issue 5
   { name: 'ingest', script: 'ingest.ts' }, // issue 6
+  // issue 16: the CLI as whole processes vs the numpy reference, alternating, medians, stages
+  { name: 'whole', script: 'whole-process.ts', args: ['--runs', '3', '--rss-10m'] },
 ];
 
 const wanted = process.argv.slice(2);

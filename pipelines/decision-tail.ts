@@ -29,11 +29,13 @@ import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stat
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { shardFilesIn } from '../src/io/shard-writer.js';
 import type { ModelLocation } from '../src/io/model-config.js';
-import { assign } from '../src/stages/assign.js';
+import { assign, type AssignStream } from '../src/stages/assign.js';
 import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { embed } from '../src/stages/embed.js';
 import { decide } from '../src/stages/decide.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
+
+const NO_EMBEDDINGS = new Float32Array(0);
 
 /** Side of the JPEG thumbnails collected for the report (a bounded reservoir; see ReportCollector). */
 export const REPORT_THUMBNAIL_PX = 40;
@@ -44,8 +46,11 @@ export interface ImageEncoderOptions {
   model: string;
   /** Decode overrides; the defaults come from the model's preprocessor_config.json. */
   decode?: Omit<DecodeOptions, 'signal'>;
-  /** Embedding micro-batch size (default 64), ORT threads (default 2), and the model's input/output names when not the defaults. */
-  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string };
+  /**
+   * Embedding micro-batch size (default 64), ORT threads (default 2), the model's input/output names
+   * when not the defaults, and the execution provider (`device`: cpu | cuda | cuda:1 | …, see embed).
+   */
+  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string; device?: string };
 }
 
 /**
@@ -82,6 +87,10 @@ export interface DecisionTailOptions extends DbpParams {
   assignMode?: 'auto' | 'exact' | 'hnsw';
   ef?: number;
   threads?: number;
+  /** Assign on this many worker threads (the assign stage's `workers`); default 0 (in-thread). */
+  assignWorkers?: number;
+  /** L2-normalise rows in the assign stage (its `normalize`), on the workers when there are any. */
+  normalize?: boolean;
   tuning?: StreamingDbpTuning;
   signal?: AbortSignal;
   /** Non-fatal notes for the user (stderr in the CLI). */
@@ -118,6 +127,8 @@ export interface DecisionTail {
   calibration?: Calibration;
   /** assign → decide stages, in order. */
   stages: Duplex[];
+  /** The assign stage (one of `stages`), for its counters. */
+  assign: AssignStream;
   sink: ManifestSink;
   counters: RunCounters;
   /**
@@ -234,11 +245,30 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     collector.tick((performance.now() - started) / 1000);
   });
   const dedupStage = opts.dedupEps && opts.dedupEps.length > 0 ? dedup({ eps: opts.dedupEps, dim, k, signal: opts.signal }) : undefined;
+  const assignStage = assign({
+    centroids: c.data,
+    k,
+    dim,
+    mode: opts.assignMode ?? 'auto',
+    ef: opts.ef,
+    threads: opts.threads,
+    workers: opts.assignWorkers,
+    normalize: opts.normalize,
+    signal: opts.signal,
+  });
   const stages: Duplex[] = [
     keyGuard({ onWarning: opts.warn }),
-    assign({ centroids: c.data, k, dim, mode: opts.assignMode ?? 'auto', ef: opts.ef, threads: opts.threads, signal: opts.signal }),
+    assignStage,
     ...(dedupStage ? [dedupStage] : []),
-    tap((b: EmbeddingBatch) => thumbQueue.push(b.thumbnails), { highWaterMark: BATCH_HIGH_WATER_MARK }),
+    tap(
+      (b: EmbeddingBatch) => {
+        thumbQueue.push(b.thumbnails);
+        // Past assign (and dedup) nothing reads the vectors: let them go now rather than when the
+        // batch leaves decide (up to ~8 batches, 4 MB each at d = 512, wait in the queues between).
+        b.embeddings = NO_EMBEDDINGS;
+      },
+      { highWaterMark: BATCH_HIGH_WATER_MARK },
+    ),
     decide({ dbp, signal: opts.signal }),
   ];
 
@@ -248,6 +278,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     dbp,
     calibration,
     stages,
+    assign: assignStage,
     sink,
     counters,
     onRows: (fn) => listeners.push(fn),

@@ -1,7 +1,8 @@
 /**
  * Exact mode over precomputed embeddings: the paper's method, to the sample, in two passes.
  *
- *   pass 1: stream embeddings → L2-normalise → nearest centroid → (cluster, δ) records (8 B/sample)
+ *   pass 1: stream embeddings → L2-normalise → nearest centroid → (cluster, δ) records (8 B/sample);
+ *           the main thread reads, worker threads normalise and assign (AssignPool)
  *   plan:   cluster stats → d_inter · d_intra → softmax(C/τ) → quotas (water-filling) → thresholds
  *   pass 2: stream keys/metadata only (never the embeddings again) → keep/drop → manifest, kept keys
  *
@@ -10,9 +11,10 @@
 import { join } from 'node:path';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan, type DbpQuotaPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
-import { NearestCentroid } from '../src/core/nearest.js';
+import { AssignPool } from '../src/core/assign-pool.js';
+import { NearestCentroid, ORT_MIN_WORK } from '../src/core/nearest.js';
 import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
-import { normalizeRows } from '../src/core/vector.js';
+import { normalizedCopy, normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
 import { Float32ArrayPool, readNpyFloat32 } from '../src/io/npy.js';
@@ -50,12 +52,16 @@ export interface ExactPruneOptions extends DbpParams {
   format?: ManifestFormat;
   /** Nearest-centroid backend, default auto (ORT MatMul for real sizes). */
   backend?: 'auto' | 'ort' | 'js';
-  /** ORT threads, default min(2, cpus). */
+  /**
+   * ORT threads in all. Pass 1 normalises and assigns on min(2, cpus) worker threads (each with its
+   * own ORT session, 1 intra-op thread by default, ⌊threads / 2⌋ when given), so the main thread
+   * only reads; the js backend and tiny problems (k·dim < 2048) stay on the calling thread.
+   */
   threads?: number;
   /**
-   * Embedding rows per pass-1 batch, default 4096 (1..2^20). Peak RSS grows with it (up to four
-   * batches are alive: read-ahead, two in flight, one copy on the ORT worker); pass 2 reads no
-   * embeddings and uses 16,384-row batches.
+   * Embedding rows per pass-1 batch, default 4096 (1..2^20). Peak RSS grows with it (up to six
+   * batches are alive: read-ahead and two queued per assign worker); pass 2 reads no embeddings
+   * and uses 16,384-row batches.
    */
   batchRows?: number;
   /**
@@ -367,54 +373,60 @@ async function assignPass(a: {
   opts: ExactPruneOptions;
 }): Promise<{ cluster: Int32Array; distance: Float32Array; centroids: Float32Array; renormalized: number; invalid: number }> {
   const { source, c, k, dim, total, batchRows, opts } = a;
-  // Pass 1: assign. The next batch is read, and normalised, while up to two batches are being
-  // assigned (ORT scores one while JS finishes the other: float64 δ, near-ties).
-  const nearest = await NearestCentroid.create(c.data, k, dim, { backend: opts.backend ?? 'auto', threads: opts.threads, batchRows, int8: true });
-  const centroids = nearest.centroids;
+  const centroids = normalizedCopy(c.data, k, dim);
   const cluster = new Int32Array(total);
   const distance = new Float32Array(total);
   let row = 0;
   let done = 0;
   let renormalized = 0;
   let invalid = 0;
-  const assignBatch = async (x: Float32Array, start: number, n: number, bad: Uint8Array | null): Promise<void> => {
-    const out = { cluster: cluster.subarray(start, start + n), distance: distance.subarray(start, start + n) };
-    await nearest.assign(x, n, out);
-    if (bad) {
-      for (let i = 0; i < n; i++) {
-        if (bad[i]) {
-          out.cluster[i] = -1;
-          out.distance[i] = NaN;
-        }
+  // Batch buffers go round: read-ahead + one queued and one being assigned per worker.
+  const pool = new Float32ArrayPool(6);
+  if ((opts.backend ?? 'auto') === 'js' || k < 2 || k * dim < ORT_MIN_WORK) {
+    // Small problems (and the js backend): one in-thread NearestCentroid, no workers to start.
+    const nearest = await NearestCentroid.create(c.data, k, dim, { backend: opts.backend ?? 'auto', threads: opts.threads, batchRows });
+    try {
+      for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
+        const n = b.rows.length;
+        const norm = normalizeRows(b.embeddings, n, dim);
+        renormalized += norm.renormalized;
+        invalid += norm.invalidCount;
+        const out = { cluster: cluster.subarray(row, row + n), distance: distance.subarray(row, row + n) };
+        await nearest.assign(b.embeddings, n, out);
+        for (let i = 0; norm.invalid && i < n; i++) if (norm.invalid[i]) (out.cluster[i] = -1), (out.distance[i] = NaN);
+        pool.release(b.embeddings);
+        row += n;
+        opts.onProgress?.({ pass: 1, samples: row, total, kept: 0, errors: invalid });
       }
+    } finally {
+      await nearest.dispose();
     }
-    pool.release(x); // the worker has its own copy once assign resolves
-    done += n;
-    opts.onProgress?.({ pass: 1, samples: done, total, kept: 0, errors: invalid });
-  };
-  const inflight: Promise<void>[] = [];
-  // Batch buffers go round: read-ahead + normalising + two being assigned.
-  const pool = new Float32ArrayPool(4);
-  try {
-    const it = embeddingBatches({ ...source, batchRows, pool })[Symbol.asyncIterator]();
-    let next = it.next();
-    while (true) {
-      const r = await next;
-      if (r.done) break;
-      next = it.next();
-      const b = r.value;
-      const n = b.rows.length;
-      const norm = normalizeRows(b.embeddings, n, dim);
-      renormalized += norm.renormalized;
-      invalid += norm.invalidCount;
-      inflight.push(assignBatch(b.embeddings, row, n, norm.invalid));
-      row += n;
-      if (inflight.length >= 2) await inflight.shift();
+  } else {
+    // The main thread reads; the workers normalise and assign (two batches queued per worker).
+    const workers = await AssignPool.create(c.data, k, dim, { threads: opts.threads === undefined ? undefined : Math.max(1, Math.floor(opts.threads / 2)) });
+    const inflight: Promise<void>[] = [];
+    const assignBatch = async (x: Float32Array, start: number, n: number): Promise<void> => {
+      const r = await workers.assign(x, n, { normalize: 1e-4 });
+      cluster.set(r.cluster, start);
+      distance.set(r.distance, start);
+      renormalized += r.renormalized;
+      if (r.invalid) for (let i = 0; i < n; i++) invalid += r.invalid[i];
+      pool.release(r.x);
+      done += n;
+      opts.onProgress?.({ pass: 1, samples: done, total, kept: 0, errors: invalid });
+    };
+    try {
+      for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
+        const n = b.rows.length;
+        inflight.push(assignBatch(b.embeddings, row, n));
+        row += n;
+        if (inflight.length >= 2 * workers.size) await inflight.shift();
+      }
+      while (inflight.length > 0) await inflight.shift();
+    } finally {
+      await Promise.allSettled(inflight);
+      await workers.dispose();
     }
-    while (inflight.length > 0) await inflight.shift();
-  } finally {
-    await Promise.allSettled(inflight);
-    await nearest.dispose();
   }
   if (row !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 1 read ${row} rows, expected ${total}`);
   return { cluster, distance, centroids, renormalized, invalid };

@@ -10,6 +10,7 @@ import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
 import { UsageError } from '../core/errors.js';
 import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
+import { DEVICES, parseDevice } from '../io/devices.js';
 
 /** img2dataset's URL-list formats (src/io/url-list.ts reads them; kept here so --help loads no reader). */
 const URL_LIST_FORMATS: readonly UrlListFormat[] = ['parquet', 'csv', 'tsv', 'json', 'jsonl', 'txt'];
@@ -112,6 +113,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', ['shortest-center-crop', 'squash'] as const))
       .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
       .option('--std <r,g,b>', "per-channel std (default: the model's config, else CLIP's)", parseTriple('--std', { positive: true }))
+      .option('--device <device>', `where the image encoder runs: ${DEVICES.join(' | ')} (cuda:1 = a device id); GPU providers need onnxruntime-node's GPU binaries (README: GPU)`, (v: string) => (parseDevice(v), v.trim().toLowerCase()))
       .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
       .option('--output-name <name>', 'model output to read (default: image_embeds, else pooler_output, else the first)')
       .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)

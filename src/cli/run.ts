@@ -40,6 +40,7 @@ export interface RunFlags extends DbpParamFlags {
   std?: [number, number, number];
   inputName?: string;
   outputName?: string;
+  device?: string;
 }
 
 /** Decode overrides from flags; only the flags given (the model's config fills the rest). */
@@ -79,6 +80,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
   if (o.writeShards && o.embeddings) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   const usingDefault = kinds === 0;
   if (o.keys && !o.embeddings) throw new UsageError('--keys needs --embeddings');
+  if (o.device !== undefined && o.embeddings) throw new UsageError('--device picks where the image encoder runs: it needs images (shards or --urls), not --embeddings');
   const out = o.out ?? (usingDefault ? 'out' : undefined);
   const progress = new Progress({ label: 'run', quiet: o.quiet });
   const base: DecisionTailOptions = {
@@ -117,7 +119,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       download: { concurrency: o.downloadConcurrency, userAgentToken: o.userAgentToken, allowPrivate: Boolean(o.allowPrivate) },
       model: o.model,
       decode: decodeOverrides(o),
-      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName },
+      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
       onTail,
     });
   } else {
@@ -129,7 +131,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       model: o.model,
       fetch: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
       decode: decodeOverrides(o),
-      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName },
+      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
       onTail,
     });
   }

@@ -39,6 +39,9 @@ export const ErrorCodes = {
   UNTAR: 'ERR_DBPRUNE_UNTAR',
   /** An image could not be decoded (corrupt, unsupported, or over the pixel limit). */
   DECODE: 'ERR_DBPRUNE_DECODE',
+  /** The execution provider asked for (`--device`, embed's `device`) is not available in this
+   *  onnxruntime-node install; the message says how to install its binaries. */
+  DEVICE: 'ERR_DBPRUNE_DEVICE',
   /** A model produced an unusable embedding (NaN or zero norm) for a sample. */
   EMBEDDING: 'ERR_DBPRUNE_EMBEDDING',
   /** A URL (or a redirect target) is not http(s), or resolves to a loopback/private/link-local/

@@ -19,7 +19,7 @@ import os from 'node:os';
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 import { buildInt8Model, certainWinners, nearestSessionOptions, probeExactInt8Kernel, quantizeCentroids, type Int8Top2, type QuantizedCentroids } from './matmul-int8.js';
 import { buildNearestModel, OrtScorer, top2FromOutputs, type Top2 } from './matmul-ort.js';
-import { OrtWorker } from './ort-worker.js';
+import { InThreadOrt, OrtWorker, type OrtRunner } from './ort-worker.js';
 import { argmaxDot, normalizedCopy, type ArgmaxDot } from './vector.js';
 
 /** Float32 scores closer than this are re-decided in float64. */
@@ -60,6 +60,11 @@ export interface NearestOptions {
    * more than half the rows were undecided (then it would only cost time).
    */
   int8?: boolean;
+  /**
+   * With `int8`: run the sessions on the calling thread instead of a worker thread of their own.
+   * For callers that already run on a worker (the assign pool). Default false.
+   */
+  inThread?: boolean;
 }
 
 /** Counters of the int8 pre-filter ({@link NearestCentroid.int8Stats}). */
@@ -225,7 +230,7 @@ export class NearestCentroid {
     readonly backend: 'ort' | 'js',
     private scorer: OrtScorer | null,
     private readonly batchRows: number,
-    private worker: OrtWorker | null = null,
+    private worker: OrtRunner | null = null,
     private readonly qc: QuantizedCentroids | null = null,
   ) {
     this.centroids = centroids;
@@ -269,7 +274,9 @@ export class NearestCentroid {
       }
       if (exact) {
         const qc = quantizeCentroids(c, k, dim);
-        const worker = await OrtWorker.create([buildNearestModel(c, k, dim, 'topk'), buildInt8Model(qc, k, dim)], nearestSessionOptions(threads));
+        const models = [buildNearestModel(c, k, dim, 'topk'), buildInt8Model(qc, k, dim)];
+        const options = nearestSessionOptions(threads);
+        const worker = opts.inThread === true ? await InThreadOrt.create(models, options) : await OrtWorker.create(models, options);
         return new NearestCentroid(c, k, dim, backend, null, batchRows, worker, qc);
       }
     }

@@ -56,14 +56,63 @@ export interface OrtWorkerSessionOptions {
   executionMode?: 'sequential' | 'parallel';
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   executionProviders?: string[];
+  enableCpuMemArena?: boolean;
   extra?: Record<string, unknown>;
 }
+
+/** What {@link NearestCentroid} needs from where its sessions run: a worker thread or this thread. */
+export interface OrtRunner {
+  run(model: number, x: Float32Array, rows: number, dim: number): Promise<OrtOutputs>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * The same sessions on the calling thread: for code that already runs on a worker of its own
+ * (the assign pool), where a second thread would only add a copy per batch and memory.
+ */
+export class InThreadOrt implements OrtRunner {
+  private constructor(private sessions: InferenceSessionLike[]) {}
+
+  /** Creates one session per model. Throws ERR_DBPRUNE_INTERNAL when a session cannot be created. */
+  static async create(models: Uint8Array[], options: OrtWorkerSessionOptions): Promise<InThreadOrt> {
+    const ort = await import('onnxruntime-node');
+    const sessions: InferenceSessionLike[] = [];
+    try {
+      // No CPU memory arena: with one session pair per pool worker the arenas' high-water marks
+      // added up to ~40 MB of peak RSS for buffers a MatMul re-allocates cheaply.
+      const o = { ...options, enableCpuMemArena: false };
+      for (const m of models) sessions.push(await ort.InferenceSession.create(m, o as import('onnxruntime-node').InferenceSession.SessionOptions));
+    } catch (e) {
+      await Promise.allSettled(sessions.map((x) => x.release()));
+      throw new DbpruneError(ErrorCodes.INTERNAL, `cannot create the ORT sessions: ${String(e)}`, {}, { cause: e });
+    }
+    return new InThreadOrt(sessions);
+  }
+
+  async run(model: number, x: Float32Array, rows: number, dim: number): Promise<OrtOutputs> {
+    const session = this.sessions[model];
+    if (!session) throw new DbpruneError(ErrorCodes.INTERNAL, 'ORT session used after dispose()');
+    const { Tensor } = await import('onnxruntime-node');
+    const res = await session.run({ x: new Tensor('float32', x.subarray(0, rows * dim), [rows, dim]) });
+    const out: OrtOutputs = {};
+    for (const key of Object.keys(res)) out[key] = res[key].data as Float32Array | Int32Array;
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    const s = this.sessions;
+    this.sessions = [];
+    await Promise.allSettled(s.map((x) => x.release()));
+  }
+}
+
+type InferenceSessionLike = import('onnxruntime-node').InferenceSession;
 
 /**
  * A worker thread holding one ORT session per model (each with input `x`: float32 [N, dim]).
  * Create with {@link OrtWorker.create}; `run` calls queue in call order.
  */
-export class OrtWorker {
+export class OrtWorker implements OrtRunner {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (o: OrtOutputs) => void; reject: (e: unknown) => void }>();
   private failure: Error | undefined;

@@ -340,24 +340,31 @@ abstract class BufferedWriter implements ManifestWriter {
 // ---------------------------------------------------------------------------------------------
 // JSONL
 
-/** The JSON object of one manifest row, keys in {@link MANIFEST_COLUMNS} order. */
-function jsonLine(r: ManifestRow): string {
+/** A JSON string value, or `null` for null/undefined. */
+const jsonString = (v: string | null | undefined): string => (v === null || v === undefined ? 'null' : JSON.stringify(v));
+
+/**
+ * The JSON object of one manifest row, keys in {@link MANIFEST_COLUMNS} order. Built as text:
+ * the same bytes as `JSON.stringify({ key, shard, … })` (each value goes through JSON.stringify),
+ * without an object per row; JSON.stringify of the whole object was the main thread's largest
+ * cost of `dbprune run > manifest.jsonl` (issue 16).
+ */
+export function jsonLine(r: ManifestRow): string {
   const d = r.distance;
-  return JSON.stringify({
-    key: r.key,
-    shard: r.shard ?? null,
-    url: r.url ?? null,
-    caption: r.caption ?? null,
-    uid: r.uid ?? null,
-    decision: r.decision,
-    reason: r.reason,
-    cluster: r.cluster,
-    distance: d === null || d === undefined || !Number.isFinite(d) ? null : d,
-    duplicate_of: r.duplicate_of ?? null,
-    error: r.error ?? null,
-    status: statusOfReason(r.reason),
-  });
+  const distance = d === null || d === undefined || !Number.isFinite(d) ? 'null' : JSON.stringify(d);
+  return (
+    `{"key":${JSON.stringify(r.key)},"shard":${jsonString(r.shard)},"url":${jsonString(r.url)},"caption":${jsonString(r.caption)},` +
+    `"uid":${jsonString(r.uid)},"decision":${JSON.stringify(r.decision)},"reason":${JSON.stringify(r.reason)},"cluster":${JSON.stringify(r.cluster)},` +
+    `"distance":${distance},"duplicate_of":${jsonString(r.duplicate_of)},"error":${jsonString(r.error)},"status":${JSON.stringify(statusOfReason(r.reason))}}`
+  );
 }
+
+/**
+ * JSONL text is handed to the byte sink every this many rows at most (≈ 2 MB at ~250 B a row): a
+ * 65,536-row flush held ~17 MB of line strings, their join and its UTF-8 copy at once (peak RSS of
+ * `dbprune run > manifest.jsonl`); the bytes written are the same.
+ */
+const JSONL_FLUSH_ROWS = 8192;
 
 class JsonlWriter implements ManifestWriter {
   private count = 0;
@@ -592,7 +599,7 @@ export function createManifestWriter(path: string, format: ManifestFormat, optio
   checkFormat(format, ['parquet', 'arrow', 'jsonl']);
   const rowGroupRows = checkRowGroupRows(options);
   const sink = fileSink(path);
-  if (format === 'jsonl') return new JsonlWriter(sink, rowGroupRows);
+  if (format === 'jsonl') return new JsonlWriter(sink, Math.min(rowGroupRows, JSONL_FLUSH_ROWS));
   if (format === 'arrow') return new ArrowWriter(sink, rowGroupRows, false);
   return new ParquetWriter(sink, rowGroupRows);
 }
@@ -610,7 +617,7 @@ export function writeManifestStream(format: ManifestFormat, out: Writable, optio
   const rowGroupRows = checkRowGroupRows(options);
   const isStdio = out === process.stdout || out === process.stderr;
   const sink = writableSink(out, (options.end ?? true) && !isStdio);
-  if (format === 'jsonl') return new JsonlWriter(sink, rowGroupRows);
+  if (format === 'jsonl') return new JsonlWriter(sink, Math.min(rowGroupRows, JSONL_FLUSH_ROWS));
   if (format === 'arrow') return new ArrowWriter(sink, rowGroupRows, true);
   return new ParquetWriter(sink, rowGroupRows);
 }

@@ -11,9 +11,10 @@ import os from 'node:os';
 import { Transform } from 'node:stream';
 import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { NearestCentroid } from '../core/nearest.js';
+import { AssignPool } from '../core/assign-pool.js';
+import { NearestCentroid, ORT_MIN_WORK } from '../core/nearest.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
-import { normalizedCopy } from '../core/vector.js';
+import { normalizedCopy, normalizeRows } from '../core/vector.js';
 import { destroyOnAbort } from './generator-stage.js';
 
 const { HierarchicalNSW } = hnswlib;
@@ -30,7 +31,13 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
 export const HNSW_MIN_K = 50_000;
 
 /** The stage's stream, with the path it chose. */
-export type AssignStream = Transform & { readonly mode: 'exact' | 'hnsw' };
+export type AssignStream = Transform & {
+  readonly mode: 'exact' | 'hnsw';
+  /** Rows rescaled to unit length (`normalize: true`). */
+  readonly renormalized: number;
+  /** Rows the normalisation found invalid (NaN/Inf or zeros; `normalize: true`). */
+  readonly invalid: number;
+};
 
 /** Options of {@link assign}. */
 export interface AssignOptions {
@@ -48,8 +55,21 @@ export interface AssignOptions {
   M?: number;
   /** HNSW build breadth; default 200, limits 1..4096. */
   efConstruction?: number;
-  /** Exact-path ORT threads; default min(2, cpus), 1..cpus. */
+  /** Exact-path ORT threads; default min(2, cpus), 1..cpus (per worker with `workers`: default 1). */
   threads?: number;
+  /**
+   * Exact path: assign on this many worker threads ({@link AssignPool}; up to two batches queued per
+   * worker, output order kept) instead of the calling thread. Default 0 (in-thread). Pays where the
+   * main thread is the bottleneck (precomputed embeddings); an image pipeline's encoder already
+   * fills the cores. 0..cpus.
+   */
+  workers?: number;
+  /**
+   * L2-normalise each row first, exactly as the {@link normalize} stage does (tolerance 1e-4; rows
+   * holding NaN/Inf or zeros become `error:embedding` rows with the normalize stage's message), on
+   * the workers when `workers` > 0. Counts: the stream's `renormalized` and `invalid`. Default false.
+   */
+  normalize?: boolean;
   signal?: AbortSignal;
 }
 
@@ -62,6 +82,8 @@ interface Validated {
   M: number;
   efConstruction: number;
   threads: number | undefined;
+  workers: number;
+  normalize: boolean;
 }
 
 function validate(o: AssignOptions): Validated {
@@ -85,6 +107,9 @@ function validate(o: AssignOptions): Validated {
   checkOption(Number.isInteger(efConstruction) && efConstruction >= 1 && efConstruction <= 4096, 'efConstruction', 'an integer in 1..4096', efConstruction);
   const cpus = Math.max(1, os.cpus().length);
   checkOption(o.threads === undefined || (Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= cpus), 'threads', `an integer in 1..${cpus}`, o.threads);
+  const workers = o.workers ?? 0;
+  checkOption(Number.isInteger(workers) && workers >= 0 && workers <= cpus, 'workers', `an integer in 0..${cpus}`, workers);
+  checkOption(o.normalize === undefined || typeof o.normalize === 'boolean', 'normalize', 'a boolean', o.normalize);
   return {
     centroids: o.centroids,
     k: o.k,
@@ -94,6 +119,8 @@ function validate(o: AssignOptions): Validated {
     M,
     efConstruction,
     threads: o.threads,
+    workers,
+    normalize: o.normalize ?? false,
   };
 }
 
@@ -162,6 +189,38 @@ function screenRows(batch: EmbeddingBatch, n: number, dim: number): Uint8Array |
 }
 
 /**
+ * The normalize stage's row errors for rows normalizeRows found invalid (and not already errored);
+ * returns how many it marked.
+ */
+function markInvalid(batch: EmbeddingBatch, bad: Uint8Array | null): number {
+  if (!bad) return 0;
+  const n = batch.rows.length;
+  const errors = batch.errors ?? new Array<RowError | undefined>(n).fill(undefined);
+  let marked = 0;
+  for (let i = 0; i < n; i++) {
+    if (bad[i] && !errors[i]) {
+      errors[i] = { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING };
+      marked++;
+    }
+  }
+  batch.errors = errors;
+  return marked;
+}
+
+/** The row errors {@link screenRows} attaches, from a worker's screen codes (1 NaN/Inf, 2 zero). */
+function screenErrors(batch: EmbeddingBatch, n: number, screen: Uint8Array): void {
+  for (let i = 0; i < n; i++) {
+    if (!screen[i] || batch.errors?.[i]) continue;
+    if (!batch.errors || batch.errors.length < n) {
+      const errs = new Array<RowError | undefined>(n).fill(undefined);
+      batch.errors?.forEach((e, j) => (errs[j] = e));
+      batch.errors = errs;
+    }
+    batch.errors[i] = { reason: 'error:embedding', message: screen[i] === 2 ? 'embedding is a zero vector' : 'embedding holds NaN or Inf values' };
+  }
+}
+
+/**
  * Stage: consumes {@link EmbeddingBatch}es and emits each same batch object with `cluster`
  * (Int32Array) and `distance` (Float32Array) filled: nearest centroid and δ per row. Rows with
  * `errors[i]` get −1 / NaN and are otherwise untouched; rows whose embedding is NaN/Inf or zero
@@ -178,13 +237,16 @@ export function assign(opts: AssignOptions): AssignStream {
   const v = validate(opts);
   const { k, dim, signal } = { ...v, signal: opts.signal };
   const unit = normalizedCopy(v.centroids, k, dim);
-  const state: { exact: NearestCentroid | null; index: Hnsw | null } = { exact: null, index: null };
+  const pooled = v.mode === 'exact' && v.workers > 0 && k >= 2 && k * dim >= ORT_MIN_WORK;
+  const state: { exact: NearestCentroid | null; index: Hnsw | null; pool: AssignPool | null } = { exact: null, index: null, pool: null };
   const ready: Promise<void> = (async () => {
     await null; // build after construction returns (an HNSW build over many centroids takes seconds)
-    if (v.mode === 'exact') state.exact = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads, int8: true });
+    if (pooled) state.pool = await AssignPool.create(v.centroids, k, dim, { workers: v.workers, threads: v.threads });
+    else if (v.mode === 'exact') state.exact = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads, int8: true });
     else state.index = buildCentroidIndex(unit, k, dim, { M: v.M, efConstruction: v.efConstruction, ef: v.ef });
   })();
   ready.catch(() => undefined); // surfaced on the first batch
+  const counts = { renormalized: 0, invalid: 0 };
 
   const assignBatch = async (batch: EmbeddingBatch): Promise<EmbeddingBatch> => {
     throwIfAborted(signal);
@@ -201,6 +263,33 @@ export function assign(opts: AssignOptions): AssignStream {
       throw new DbpruneError(ErrorCodes.INTERNAL, `batch holds ${batch.embeddings.length} floats for ${n} rows × ${dim}`, {
         key: batch.rows[0]?.key,
       });
+    }
+    if (state.pool) {
+      // Worker: normalise (or screen) and assign; rows errored upstream are blanked below.
+      const r = await state.pool.assign(batch.embeddings, n, v.normalize ? { normalize: 1e-4 } : { screen: true });
+      batch.embeddings = r.x;
+      if (v.normalize) {
+        counts.renormalized += r.renormalized;
+        counts.invalid += markInvalid(batch, r.invalid);
+      } else if (r.screen) {
+        screenErrors(batch, n, r.screen);
+      }
+      if (batch.errors) {
+        for (let i = 0; i < n; i++) {
+          if (batch.errors[i]) {
+            r.cluster[i] = -1;
+            r.distance[i] = NaN;
+          }
+        }
+      }
+      batch.cluster = r.cluster;
+      batch.distance = r.distance;
+      return batch;
+    }
+    if (v.normalize) {
+      const r = normalizeRows(batch.embeddings, n, dim);
+      counts.renormalized += r.renormalized;
+      counts.invalid += markInvalid(batch, r.invalid);
     }
     const cluster = new Int32Array(n);
     const distance = new Float32Array(n);
@@ -222,16 +311,28 @@ export function assign(opts: AssignOptions): AssignStream {
     return batch;
   };
 
+  // Batches in flight: one in-thread; two per worker with a pool. Output order = input order.
+  const depth = pooled ? 2 * v.workers : 1;
+  const queue: Promise<EmbeddingBatch>[] = [];
   const stream = new Transform({
     objectMode: true,
     highWaterMark: BATCH_HIGH_WATER_MARK,
     transform(batch: EmbeddingBatch, _enc, cb) {
-      assignBatch(batch).then((b) => cb(null, b), cb);
+      const p = assignBatch(batch);
+      p.catch(() => undefined); // surfaced when its turn comes
+      queue.push(p);
+      if (queue.length < depth) return cb();
+      (queue.shift() as Promise<EmbeddingBatch>).then((b) => cb(null, b), cb);
+    },
+    flush(cb) {
+      (async () => {
+        while (queue.length > 0) stream.push(await (queue.shift() as Promise<EmbeddingBatch>));
+      })().then(() => cb(), cb);
     },
     destroy(err, cb) {
       ready
         .catch(() => undefined)
-        .then(() => state.exact?.dispose())
+        .then(() => Promise.all([state.exact?.dispose(), state.pool?.dispose()]))
         .then(
           () => cb(err),
           () => cb(err),
@@ -239,6 +340,8 @@ export function assign(opts: AssignOptions): AssignStream {
     },
   }) as unknown as AssignStream;
   Object.defineProperty(stream, 'mode', { value: v.mode, enumerable: true });
+  Object.defineProperty(stream, 'renormalized', { get: () => counts.renormalized, enumerable: true });
+  Object.defineProperty(stream, 'invalid', { get: () => counts.invalid, enumerable: true });
   return destroyOnAbort(stream, signal);
 }
 

@@ -5,6 +5,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
 import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
+import { checkDevice, deviceError, executionProviders, parseDevice, type Device } from '../io/devices.js';
 import { resolveModel } from '../io/model-config.js';
 
 export interface EmbedOptions {
@@ -17,6 +18,13 @@ export interface EmbedOptions {
   maxDelayMs?: number;
   /** onnxruntime intra-op threads. Default 2, 1..64. */
   threads?: number;
+  /**
+   * Execution provider of the model's session: `cpu` (default), `cuda`, `cuda:1`, `tensorrt`,
+   * `webgpu`, `dml`, `coreml` (see src/io/devices.ts). GPU providers fall back to CPU for the
+   * operators they lack. An unavailable provider fails the stage with ERR_DBPRUNE_DEVICE, whose
+   * message says how to install onnxruntime-node's GPU binaries. Ignored for a given session.
+   */
+  device?: string;
   /** Model input to feed. Default `pixel_values` if present, else the first input. */
   inputName?: string;
   /** Model output to read. Default `image_embeds`, else `pooler_output`, else the first output.
@@ -49,20 +57,23 @@ function toRef(s: DecodedSample): SampleRef {
   return r;
 }
 
-async function loadModel(o: EmbedOptions, threads: number): Promise<ModelInfo> {
+async function loadModel(o: EmbedOptions, threads: number, device: Device): Promise<ModelInfo> {
   let session: InferenceSession;
   let owned = false;
   let configured: number | undefined;
   if (typeof o.model === 'string') {
     const loc = await resolveModel(o.model);
     configured = loc.preprocessing?.size;
+    await checkDevice(device);
     try {
       session = await InferenceSession.create(loc.onnxPath, {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        executionProviders: executionProviders(device) as InferenceSession.SessionOptions['executionProviders'],
       });
     } catch (e) {
+      if (device.name !== 'cpu') throw deviceError(device, loc.onnxPath, e);
       throw new DbpruneError(ErrorCodes.MODEL, `cannot load ONNX model ${loc.onnxPath}: ${(e as Error).message}`, { file: loc.onnxPath }, { cause: e });
     }
     owned = true;
@@ -192,6 +203,12 @@ export function embed(opts: EmbedOptions): EmbedStage {
   checkOption(Number.isFinite(maxDelayMs) && maxDelayMs >= 0 && maxDelayMs <= 60_000, 'maxDelayMs', 'a number in 0..60000', maxDelayMs);
   const threads = opts.threads ?? 2;
   checkOption(Number.isInteger(threads) && threads >= 1 && threads <= 64, 'threads', 'an integer in 1..64', threads);
+  let device: Device;
+  try {
+    device = parseDevice(opts.device ?? 'cpu');
+  } catch (e) {
+    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `invalid option device: ${(e as Error).message}`, { option: 'device' });
+  }
   const imageSize = opts.imageSize;
   checkOption(imageSize === undefined || (Number.isInteger(imageSize) && imageSize >= 1 && imageSize <= 8192), 'imageSize', 'an integer in 1..8192', imageSize);
   const { signal } = opts;
@@ -265,7 +282,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
     construct(cb: (err?: Error | null) => void): void {
       if (signal?.aborted) return cb(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
-      loadModel(opts, threads).then(
+      loadModel(opts, threads, device).then(
         (m) => {
           model = m;
           markReady();
