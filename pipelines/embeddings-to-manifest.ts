@@ -13,6 +13,8 @@ import { embeddingBatches } from '../src/io/embeddings-source.js';
 import { cpus } from 'node:os';
 import { tap } from '../src/stages/tap.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../src/core/sample.js';
+import { dataCompFilterStages } from './datacomp-stages.js';
+import type { DataCompFilterOptions } from './datacomp-filters.js';
 import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
 
 /**
@@ -23,7 +25,16 @@ import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type Str
 export const DEFAULT_EMBEDDING_BATCH_ROWS = 2048;
 
 export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
-  embeddings: string | string[];
+  embeddings?: string | string[];
+  /** DataComp shards instead of `embeddings` (see ExactPruneOptions.datacomp). */
+  datacomp?: string | string[];
+  /** npz member read with `datacomp`, default l14_img. */
+  embeddingKey?: string;
+  /**
+   * DataComp filters before assign/dedup/decide (needs `datacomp`). Streaming: `clipScore.top` is a
+   * running estimate of the reference threshold (see clipScoreFilter).
+   */
+  filters?: DataCompFilterOptions;
   keys?: string;
   metadata?: string | string[];
   /** Rows per batch read from the .npy files. Default {@link DEFAULT_EMBEDDING_BATCH_ROWS}. */
@@ -42,14 +53,19 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   opts.onTail?.(tail);
   let rowsIn = 0;
   try {
+    const filters = dataCompFilterStages(opts);
     await pipeline(
-      Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }), { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK }),
+      Readable.from(
+        embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }),
+        { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK },
+      ),
       tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),
+      ...filters.stages,
       ...tail.stages,
       tail.sink,
       { signal },
     );
-    return await tail.finish(rowsIn, { renormalized: tail.assign.renormalized });
+    return await tail.finish(rowsIn, { renormalized: tail.assign.renormalized, sections: filters.stats() });
   } catch (e) {
     return tail.fail(e);
   }

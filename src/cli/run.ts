@@ -8,7 +8,7 @@ import { bundled } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 
-export interface RunFlags extends DbpParamFlags {
+export interface RunFlags extends DbpParamFlags, DataCompFlags {
   embeddings?: string[];
   keys?: string;
   metadata?: string[];
@@ -73,10 +73,14 @@ export function hostsOfShardArguments(shards: readonly string[]): string[] {
 
 import { DEFAULT_RUN_KEEP } from './paths.js';
 import { dbpParamsFrom, type DbpParamFlags } from './options.js';
+import { dataCompFrom, type DataCompFlags } from './datacomp-options.js';
 
 export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandContext): Promise<StreamingResult> {
-  const kinds = [shards.length > 0, Boolean(o.embeddings), Boolean(o.urls)].filter(Boolean).length;
-  if (kinds > 1) throw new UsageError('give one input: shards, --embeddings or --urls');
+  const dc = dataCompFrom(o);
+  if (o.embeddings && o.datacomp) throw new UsageError('give one of --embeddings and --datacomp');
+  const kinds = [shards.length > 0, Boolean(o.embeddings || o.datacomp), Boolean(o.urls)].filter(Boolean).length;
+  if (kinds > 1) throw new UsageError('give one input: shards, --embeddings, --datacomp or --urls');
+  if (o.writeShards && o.datacomp) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   if (o.writeShards && o.embeddings) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   const usingDefault = kinds === 0;
   if (o.keys && !o.embeddings) throw new UsageError('--keys needs --embeddings');
@@ -104,9 +108,9 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
     tail.onRows(() => progress.update({ samples: tail.counters.samples, kept: tail.counters.kept, errors: tail.counters.errors, duplicates: tail.counters.duplicates }));
   };
   let result: StreamingResult;
-  if (o.embeddings) {
+  if (o.embeddings || o.datacomp) {
     const { embeddingsToManifest } = await import('../../pipelines/embeddings-to-manifest.js');
-    result = await embeddingsToManifest({ ...base, embeddings: o.embeddings, keys: o.keys, metadata: o.metadata, onTail });
+    result = await embeddingsToManifest({ ...base, embeddings: o.embeddings, keys: o.keys, metadata: o.metadata, ...dc, onTail });
   } else if (o.urls) {
     const stdin = o.urls.length === 1 && o.urls[0] === '-';
     if (stdin && !o.inputFormat) throw new UsageError('--urls - (stdin) needs --input-format');
