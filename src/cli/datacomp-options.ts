@@ -13,6 +13,7 @@ export interface DataCompFlags {
   clipScoreFrom?: 'l14' | 'b32';
   basicFilter?: boolean;
   basicFilterNoLanguage?: boolean;
+  textModel?: string;
 }
 
 export function addDataCompOptions(cmd: Command): Command {
@@ -24,7 +25,8 @@ export function addDataCompOptions(cmd: Command): Command {
     .option('--clip-score-col <name>', 'score column (default clip_l14_similarity_score)')
     .option('--clip-score-from <tower>', 'compute the score as cosine(<tower>_img, <tower>_txt) from the npz: l14 | b32', parseChoice('--clip-score-from', ['l14', 'b32'] as const))
     .option('--basic-filter', "DataComp's basic filter: English caption, > 2 words, > 5 chars, min side ≥ 200, aspect ≤ 3")
-    .option('--basic-filter-no-language', 'the basic filter without the English test');
+    .option('--basic-filter-no-language', 'the basic filter without the English test')
+    .option('--text-model <dir>', 'run with images: CLIP text tower (onnx/text_model.onnx + tokenizer.json) scoring cosine(image, caption) for --clip-score-min/--clip-score-top');
 }
 
 /** The DataComp part of the pipeline options from the flags; UsageError for contradictions. */
@@ -35,7 +37,14 @@ export function dataCompFrom(o: DataCompFlags): { datacomp?: string[]; embedding
   const scoring = o.clipScoreMin !== undefined || o.clipScoreTop !== undefined;
   if (!scoring && (o.clipScoreCol !== undefined || o.clipScoreFrom !== undefined)) throw new UsageError('--clip-score-col/--clip-score-from need --clip-score-min or --clip-score-top', { option: 'clip-score-col' });
   const filtering = scoring || o.basicFilter || o.basicFilterNoLanguage;
-  if (filtering && !o.datacomp) throw new UsageError('the DataComp filters need --datacomp', { option: 'datacomp' });
+  if (o.textModel !== undefined) {
+    if (o.datacomp) throw new UsageError('--text-model scores images; with --datacomp use the score column or --clip-score-from', { option: 'text-model' });
+    if (!scoring || o.basicFilter || o.basicFilterNoLanguage || o.clipScoreCol || o.clipScoreFrom) {
+      throw new UsageError('--text-model goes with --clip-score-min or --clip-score-top only', { option: 'text-model' });
+    }
+    return {};
+  }
+  if (filtering && !o.datacomp) throw new UsageError('the DataComp filters need --datacomp (or --text-model with images)', { option: 'datacomp' });
   if (!o.datacomp) return {};
   const filters: DataCompFilterOptions = {};
   if (o.basicFilter) filters.basic = 'full';

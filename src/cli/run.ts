@@ -83,8 +83,10 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
   if (o.writeShards && o.datacomp) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   if (o.writeShards && o.embeddings) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   const usingDefault = kinds === 0;
+  if (o.textModel && (o.embeddings || o.datacomp)) throw new UsageError('--text-model needs images: use it with shards or --urls');
+  const alignment = o.textModel ? { textModel: o.textModel, min: o.clipScoreMin, top: o.clipScoreTop } : undefined;
   if (o.keys && !o.embeddings) throw new UsageError('--keys needs --embeddings');
-  if (o.device !== undefined && o.embeddings) throw new UsageError('--device picks where the image encoder runs: it needs images (shards or --urls), not --embeddings');
+  if (o.device !== undefined && (o.embeddings || o.datacomp)) throw new UsageError('--device picks where the image encoder runs: it needs images (shards or --urls), not --embeddings');
   const out = o.out ?? (usingDefault ? 'out' : undefined);
   const progress = new Progress({ label: 'run', quiet: o.quiet });
   const base: DecisionTailOptions = {
@@ -124,6 +126,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       model: o.model,
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
+      alignment,
       onTail,
     });
   } else {
@@ -136,6 +139,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       fetch: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
+      alignment,
       onTail,
     });
   }

@@ -4,7 +4,7 @@
  * language test is a stage (src/stages/basic-filter.ts) because it needs a language identifier.
  */
 import { checkOption } from './errors.js';
-import { RowReservoir } from './reservoir.js';
+import { Rng } from './rng.js';
 
 /**
  * The reference's CLIP-score threshold for keeping a fraction `fraction` of the pool:
@@ -89,13 +89,16 @@ export function basicFilterFailure(text: string | null, width: number, height: n
 
 /**
  * Streaming `--clip-score-top f`: the reference rule applied to a seeded uniform reservoir of the
- * scores seen so far (Algorithm L), recomputed every `every` scores. The caller holds back the first
+ * scores seen so far (Algorithm R, float64 so that the threshold is one of the scores exactly, as in
+ * the reference), recomputed every `every` scores. The caller holds back the first
  * `warmup` rows and decides them with the threshold of the warm-up sample, so early rows are not
  * decided on nothing. Fidelity against the exact rule is measured in test/core/datacomp-filters.test.ts.
  */
 export class RunningTopThreshold {
-  private readonly reservoir: RowReservoir;
-  private readonly one = new Float32Array(1);
+  private readonly sample: Float64Array;
+  private size = 0;
+  private seen = 0;
+  private readonly rng: Rng;
   private sinceUpdate = 0;
   private current = NaN;
 
@@ -107,7 +110,9 @@ export class RunningTopThreshold {
     this.capacity = opts.capacity ?? 100_000;
     this.every = opts.every ?? 4096;
     checkOption(Number.isInteger(this.every) && this.every >= 1, 'every', 'an integer ≥ 1', this.every);
-    this.reservoir = new RowReservoir(this.capacity, 1, opts.seed ?? 0);
+    checkOption(Number.isInteger(this.capacity) && this.capacity >= 1, 'capacity', 'an integer ≥ 1', this.capacity);
+    this.sample = new Float64Array(this.capacity);
+    this.rng = new Rng(opts.seed ?? 0);
   }
 
   readonly capacity: number;
@@ -116,8 +121,12 @@ export class RunningTopThreshold {
   /** Adds scores (NaN included: the reference counts them in len(pool)). */
   observe(scores: Float64Array): void {
     for (let i = 0; i < scores.length; i++) {
-      this.one[0] = scores[i];
-      this.reservoir.offerRow(this.one, 0);
+      this.seen++;
+      if (this.size < this.capacity) this.sample[this.size++] = scores[i];
+      else {
+        const j = this.rng.int(this.seen);
+        if (j < this.capacity) this.sample[j] = scores[i];
+      }
     }
     this.sinceUpdate += scores.length;
     if (this.sinceUpdate >= this.every || Number.isNaN(this.current)) this.update();
@@ -126,10 +135,8 @@ export class RunningTopThreshold {
   /** Recomputes the threshold from the reservoir now. */
   update(): number {
     this.sinceUpdate = 0;
-    const n = this.reservoir.size;
-    const sample = new Float64Array(n);
-    for (let i = 0; i < n; i++) sample[i] = this.reservoir.data[i];
-    this.current = n > 0 ? clipScoreTopThreshold(sample, this.fraction).threshold : NaN;
+    const n = this.size;
+    this.current = n > 0 ? clipScoreTopThreshold(this.sample.subarray(0, n), this.fraction).threshold : NaN;
     return this.current;
   }
 

@@ -74,6 +74,16 @@ describe('basic filter conditions', () => {
 });
 
 describe('RunningTopThreshold (streaming --clip-score-top)', () => {
+  it('thresholds on the float64 scores themselves (a float32 reservoir dropped the row at t)', () => {
+    const s = Float64Array.from({ length: 10 }, (_, i) => 0.1 + i * 0.01); // not float32-representable
+    const running = new RunningTopThreshold(0.3, { capacity: 100 });
+    running.observe(s);
+    const exact = clipScoreTopThreshold(s, 0.3).threshold;
+    expect(running.threshold).toBe(exact);
+    expect([...s].filter((x) => x >= running.threshold).length).toBe(4);
+  });
+
+
   it('keeps close to the exact set on shuffled input (fidelity measured)', () => {
     const rng = new Rng(5);
     const n = 200_000;

@@ -14,6 +14,9 @@ import type { EmbeddingBatch } from '../../src/core/sample.js';
 import { loadTextEncoder, type TextEncoder } from '../../src/io/text-encoder.js';
 import { clipScore } from '../../src/stages/clip-score.js';
 import { clipScoreFilter } from '../../src/stages/clip-score-filter.js';
+import { shardsToManifest } from '../../pipelines/shards-to-manifest.js';
+import { readManifest } from '../../src/io/manifest.js';
+import { repoRoot } from '../helpers/fixture.js';
 
 let dir = '';
 let enc: TextEncoder;
@@ -88,4 +91,20 @@ describe('clipScore stage', () => {
       for await (const _ of src) yield;
     })).rejects.toMatchObject({ code: 'ERR_DBPRUNE_DIM_MISMATCH' });
   });
+});
+
+describe('run with images and --text-model (shardsToManifest + alignment)', () => {
+  it('scores every captioned image and drops all but the reference top half, nothing lost', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'dbprune-align-'));
+    const shards = join(repoRoot, 'data-samples', 'shards', '00000.tar');
+    const model = join(repoRoot, 'data-samples', 'model');
+    const r = await shardsToManifest({ inputs: shards, model, centroids: join(repoRoot, 'data-samples', 'centroids', 'centroids.npy'), out, keepRatio: 1, report: false, alignment: { textModel: dir, top: 0.5 } });
+    const rows = readManifest(r.files.manifest as string);
+    const n = r.stats.totals.samples;
+    expect(rows.length).toBe(n);
+    const errors = rows.filter((x) => x.reason.startsWith('error:')).length;
+    expect(errors).toBe(0);
+    // n < the 10,000-row warm-up: the pool threshold, so exactly n − (⌊n/2⌋ + 1) drops (no ties in cosines)
+    expect(r.stats.totals.errors['filter:clip-score']).toBe(n - (Math.floor(n / 2) + 1));
+  }, 120_000);
 });
