@@ -87,7 +87,7 @@ export async function exactDataCompFilters(
   const clip = f.clipScore;
   const scores = clip ? new Float64Array(total) : undefined;
   let rows = 0;
-  for await (const cols of dataCompColumnBatches(shards, { score: clip, signal })) {
+  for await (const cols of dataCompColumnBatches(shards, { score: clip, signal, basic: f.basic !== undefined })) {
     if (cols.start + cols.rows > total) throw new DbpruneError(ErrorCodes.INTERNAL, `filter pass read more rows than the ${total} planned`, { shard: cols.shard });
     if (scores && cols.score) scores.set(cols.score, cols.start);
     if (f.basic) {

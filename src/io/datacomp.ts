@@ -108,7 +108,7 @@ export interface DataCompColumns {
   text: (string | null)[];
   width: Float64Array;
   height: Float64Array;
-  /** CLIP score per row (NaN when missing); only when a score source was asked for. */
+  /** CLIP score per row (NaN when missing); only when a score source was asked for. text/width/height are empty when `basic: false`. */
   score?: Float64Array;
 }
 
@@ -152,7 +152,7 @@ function num(v: unknown): number {
  */
 export async function* dataCompColumnBatches(
   shards: readonly DataCompShard[],
-  opts: { score?: ClipScoreSource; signal?: AbortSignal },
+  opts: { score?: ClipScoreSource; signal?: AbortSignal; /** Read text/width/height (default true; false leaves them empty). */ basic?: boolean },
 ): AsyncGenerator<DataCompColumns> {
   const { signal } = opts;
   let start = 0;
@@ -160,7 +160,8 @@ export async function* dataCompColumnBatches(
     const mf = await openMetadata(shard.parquet);
     const scoreCol = opts.score ? (opts.score.column ?? DATACOMP_COLUMNS.clipL14) : undefined;
     const compute = opts.score !== undefined && (opts.score.force === true || !mf.allColumns.includes(scoreCol as string));
-    const names = [DATACOMP_COLUMNS.text, DATACOMP_COLUMNS.width, DATACOMP_COLUMNS.height, ...(scoreCol && !compute ? [scoreCol] : [])];
+    const basic = opts.basic ?? true;
+    const names = [...(basic ? [DATACOMP_COLUMNS.text, DATACOMP_COLUMNS.width, DATACOMP_COLUMNS.height] : []), ...(scoreCol && !compute ? [scoreCol] : [])];
     let npz: NpzFile | undefined;
     let pairs: AsyncGenerator<Float64Array> | undefined;
     try {
@@ -169,12 +170,12 @@ export async function* dataCompColumnBatches(
         pairs = cosineStream(npz, shard, mf.rows, opts.score?.from ?? 'l14', signal);
       }
       for await (const g of parquetColumnGroups(mf, names, signal)) {
-        const width = Float64Array.from(g.cols[1], num);
-        const height = Float64Array.from(g.cols[2], num);
-        const text = g.cols[0].map((v) => (v === null || v === undefined ? null : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v)));
+        const width = basic ? Float64Array.from(g.cols[1], num) : new Float64Array(0);
+        const height = basic ? Float64Array.from(g.cols[2], num) : new Float64Array(0);
+        const text = basic ? g.cols[0].map((v) => (v === null || v === undefined ? null : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v))) : [];
         let score: Float64Array | undefined;
         if (pairs) score = await takeScores(pairs, g.rows, shard);
-        else if (scoreCol) score = Float64Array.from(g.cols[3], num);
+        else if (scoreCol) score = Float64Array.from(g.cols[basic ? 3 : 0], num);
         yield { start, rows: g.rows, shard: shard.name, text, width, height, score };
         start += g.rows;
       }
