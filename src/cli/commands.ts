@@ -55,6 +55,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     }
     const progress = new Progress({ label: 'prune', quiet: o.quiet });
     const { pruneExact } = await import('../../pipelines/exact-prune.js');
+    if (o.textModel) throw new UsageError('--text-model scores images: use it with `dbprune run` on shards or --urls', { option: 'text-model' });
     const dc = dataCompFrom(o);
     if (!o.embeddings && !dc.datacomp) throw new UsageError('give --embeddings or --datacomp', { option: 'embeddings' });
     const result = await pruneExact({

@@ -38,6 +38,12 @@ describe('dbprune --datacomp', () => {
     expect(r.stderr).toContain('ERR_DBPRUNE_USAGE');
   });
 
+  it('prune refuses --text-model (it scores images) instead of ignoring the CLIP-score flags', async () => {
+    const r = await runCli(['prune', '--embeddings', 'e.npy', '--centroids', 'x.npy', '--keep', '0.3', '--text-model', 'tm', '--clip-score-min', '0.2', '--out', 'never']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('ERR_DBPRUNE_USAGE');
+  });
+
   it('filters without --datacomp are a usage error', async () => {
     const r = await runCli(['prune', '--embeddings', 'e.npy', '--centroids', 'x.npy', '--keep', '0.3', '--basic-filter', '--out', 'never']);
     expect(r.code).toBe(2);
