@@ -61,6 +61,10 @@ export class NpzFile {
       zip.close();
       throw npzError(path, `corrupt zip directory (${(e as Error).message})`, e);
     }
+    // Later read failures reach the member streams' consumers; a late 'error' on the archive object
+    // itself must not become an uncaught exception.
+    zip.removeAllListeners('error');
+    zip.on('error', () => undefined);
     return new NpzFile(path, zip, entries);
   }
 
