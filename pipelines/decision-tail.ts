@@ -127,7 +127,7 @@ export interface RunCounters {
 
 export interface StreamingResult {
   stats: RunStats;
-  files: { manifest?: string; kept?: string; stats?: string; report?: string; shards?: string[] };
+  files: { manifest?: string; kept?: string; stats?: string; report?: string; shards?: string[]; uids?: string };
 }
 
 export interface DecisionTail {
@@ -149,6 +149,8 @@ export interface DecisionTail {
   holdImages(): Duplex;
   /** Adds a listener for every written batch (progress, report collector). */
   onRows(fn: (rows: ManifestRow[]) => void): void;
+  /** Where to write one more output file `path` (in `out`): its temporary name, renamed into place with the rest by `finish`. */
+  outputFile(path: string): string;
   /**
    * Checks rows in = rows out, writes stats.json (and the report), renames the run's files into
    * place as one set, returns the result.
@@ -292,6 +294,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     sink,
     counters,
     onRows: (fn) => listeners.push(fn),
+    outputFile: (path) => (outputs ? outputs.file(path) : path),
     wantsThumbnails: opts.out !== undefined && opts.report !== false,
     holdImages: () =>
       tap((s: ImageSample) => {

@@ -13,6 +13,9 @@ import { embeddingBatches } from '../src/io/embeddings-source.js';
 import { cpus } from 'node:os';
 import { tap } from '../src/stages/tap.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../src/core/sample.js';
+import { join } from 'node:path';
+import { createUidSubsetWriter } from '../src/io/manifest.js';
+import type { ManifestRow } from '../src/core/sample.js';
 import { dataCompFilterStages } from './datacomp-stages.js';
 import type { DataCompFilterOptions } from './datacomp-filters.js';
 import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
@@ -51,6 +54,7 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   // second worker only competed with the main thread and added ~50 MB of peak RSS.
   const tail = await openDecisionTail({ assignWorkers: Math.max(1, Math.min(3, cpus().length - 1)), ...opts, normalize: true });
   opts.onTail?.(tail);
+  const uids = opts.datacomp !== undefined && opts.out !== undefined ? keptUidSubset(tail, join(opts.out, 'kept_uids.npy')) : undefined;
   let rowsIn = 0;
   try {
     const filters = dataCompFilterStages(opts);
@@ -65,8 +69,38 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
       tail.sink,
       { signal },
     );
-    return await tail.finish(rowsIn, { renormalized: tail.assign.renormalized, sections: filters.stats() });
+    const uidsPath = uids ? await uids.close() : undefined; // before finish: it commits every output at once
+    const result = await tail.finish(rowsIn, { renormalized: tail.assign.renormalized, sections: filters.stats() });
+    if (uidsPath) result.files.uids = uidsPath;
+    return result;
   } catch (e) {
     return tail.fail(e);
   }
+}
+
+/**
+ * DataComp runs: the kept uids as `kept_uids.npy` (sorted `u8,u8`, the resharder's subset format),
+ * collected from the rows the tail writes. `close` waits for every write and returns the path.
+ */
+function keptUidSubset(tail: DecisionTail, path: string): { close: () => Promise<string> } {
+  const writer = createUidSubsetWriter(tail.outputFile(path));
+  let chain: Promise<void> = Promise.resolve();
+  tail.onRows((rows: ManifestRow[]) => {
+    const kept: string[] = [];
+    for (const r of rows) if (r.decision === 'keep' && r.uid) kept.push(r.uid);
+    if (kept.length > 0) {
+      chain = chain.then(() => writer.write(kept));
+      chain.catch(() => undefined); // surfaced by close(); never an unhandled rejection meanwhile
+    }
+  });
+  return {
+    async close() {
+      try {
+        await chain;
+      } finally {
+        await writer.close();
+      }
+      return path;
+    },
+  };
 }

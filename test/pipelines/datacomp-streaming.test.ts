@@ -3,7 +3,7 @@
  * filters' reasons counted, a fixed --clip-score-min equal to the exact rule, the basic filter's
  * language test on hand-checked captions (eld), and DBP statistics only over survivors.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -46,6 +46,12 @@ describe('run --datacomp (streaming)', () => {
     expect(rows.map((x) => x.uid).length).toBe(360);
     // 360 rows < warm-up (10,000): every row is decided with the threshold of the whole pool = exact
     expect(rows.filter((x) => x.decision === 'keep').map((x) => x.uid as string).sort()).toEqual(exp.clip_top['0.3'].kept);
+    // kept_uids.npy: the same set as DataComp's sorted u8,u8 subset
+    const buf = readFileSync(r.files.uids as string);
+    const h = buf.readUInt16LE(8) + 10;
+    const pairs: [string, string][] = [];
+    for (let o = h; o < buf.length; o += 16) pairs.push([buf.readBigUInt64LE(o).toString(), buf.readBigUInt64LE(o + 8).toString()]);
+    expect(pairs).toEqual(exp['kept_uids_clip_top_0.3']);
   });
 });
 
