@@ -10,7 +10,6 @@ import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
-import { UsageError } from '../core/errors.js';
 import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
 
@@ -50,6 +49,9 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     if (o.cluster === undefined && (o.workDir !== undefined || o.queue !== 'dbprune')) throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
     if (o.cluster !== undefined) {
       if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps is not supported with --cluster yet', { option: 'dedup-eps' });
+      const dataCompFlag = ['datacomp', 'target', 'clipScoreMin', 'clipScoreTop', 'basicFilter', 'basicFilterNoLanguage', 'textModel'].find((f) => o[f] !== undefined);
+      if (dataCompFlag) throw new UsageError(`--${dataCompFlag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} is not supported with --cluster yet`, { option: dataCompFlag });
+      if (!o.embeddings) throw new UsageError('--cluster needs --embeddings', { option: 'embeddings' });
       await pruneOnCluster(o, dbpParamsFrom(o), ctx);
       return;
     }
