@@ -29,6 +29,20 @@ export interface DataCompFilterOptions {
   detect?: LanguageDetector;
 }
 
+/** Exact mode's keep target and DataComp input options (ExactPruneOptions extends this). */
+export interface KeepAndDataCompOptions {
+  /** Keep ratio r: N_target = ⌊r·N⌋ over the valid rows that survive the filters and SemDeDup. */
+  keepRatio?: number;
+  /** Absolute N_target = min(target, N) instead of `keepRatio` (the paper's kept sizes: 112M of 277M). */
+  target?: number;
+  /** DataComp shards (folder or globs of NNNNNNNN.parquet + .npz) instead of `embeddings`. */
+  datacomp?: string | string[];
+  /** npz member read with `datacomp`: l14_img (default) or b32_img. */
+  embeddingKey?: string;
+  /** DataComp filters (need `datacomp`), basic → CLIP score, before SemDeDup and DBP; outside the DBP statistics. */
+  filters?: DataCompFilterOptions;
+}
+
 /** Validates filter options once; UsageError (exit 2) on a bad combination. */
 export function checkDataCompFilters(f: DataCompFilterOptions | undefined): void {
   if (!f) return;

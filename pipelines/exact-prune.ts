@@ -25,7 +25,7 @@ import { ReportCollector } from '../src/io/report-data.js';
 import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/io/report-html.js';
 import type { EmbeddingSourceInput as SourceOptions } from '../src/io/embeddings-source.js';
-import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterOptions, type DataCompFilterResult } from './datacomp-filters.js';
+import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 
 /**
  * Manifest row group (Parquet) / record batch (Arrow): 32,768 rows keeps the writer's buffer small
@@ -39,19 +39,9 @@ const MANIFEST_ROW_GROUP_ROWS = 32_768;
  */
 const PASS2_BATCH_ROWS = 16_384;
 
-export interface ExactPruneOptions extends Omit<DbpParams, 'keepRatio'> {
-  /** Keep ratio r: N_target = ⌊r·N⌋ over the valid rows that survive the filters and SemDeDup. */
-  keepRatio?: number;
-  /** Absolute N_target = min(target, N) instead of `keepRatio` (the paper's kept sizes: 112M of 277M). */
-  target?: number;
+export interface ExactPruneOptions extends Omit<DbpParams, 'keepRatio'>, KeepAndDataCompOptions {
   /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). Or give `datacomp`. */
   embeddings?: string | string[];
-  /** DataComp shards (folder or globs of NNNNNNNN.parquet + .npz) instead of `embeddings`. */
-  datacomp?: string | string[];
-  /** npz member read with `datacomp`: l14_img (default) or b32_img. */
-  embeddingKey?: string;
-  /** DataComp filters (need `datacomp`), basic → CLIP score, before SemDeDup and DBP; outside the DBP statistics. */
-  filters?: DataCompFilterOptions;
   /** keys.txt aligned with the embedding rows. */
   keys?: string;
   /** Parquet metadata aligned with the embedding files. */
