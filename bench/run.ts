@@ -20,6 +20,7 @@ export const BENCHES: BenchSpec[] = [
   { name: 'fidelity', script: 'streaming-fidelity.ts', args: ['--seeds', '5'] }, // issue 3
   { name: 'download', script: 'download.ts' }, // issue 4
   { name: 'dedup', script: 'dedup.ts', args: ['--with-1m'] }, // issue 5
+  { name: 'datacomp', script: 'datacomp.ts', args: ['1000000'] }, // issue 15
   { name: 'ingest', script: 'ingest.ts' }, // issue 6
   // issue 16: the CLI as whole processes vs the numpy reference, alternating, medians, stages
   { name: 'whole', script: 'whole-process.ts', args: ['--runs', '3', '--rss-10m'] },

@@ -32,6 +32,8 @@ import type { ModelLocation } from '../src/io/model-config.js';
 import { assign, type AssignStream } from '../src/stages/assign.js';
 import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { embed } from '../src/stages/embed.js';
+import { clipScore } from '../src/stages/clip-score.js';
+import { clipScoreFilter } from '../src/stages/clip-score-filter.js';
 import { decide } from '../src/stages/decide.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
 
@@ -51,6 +53,11 @@ export interface ImageEncoderOptions {
    * when not the defaults, and the execution provider (`device`: cpu | cuda | cuda:1 | …, see embed).
    */
   embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string; device?: string };
+  /**
+   * Image–text alignment from the images: a CLIP text tower scores cosine(image, caption) per sample
+   * (`clipScore`), then `clipScoreFilter` drops `score < min` (or outside the running top fraction).
+   */
+  alignment?: { textModel: string; min?: number; top?: number };
 }
 
 /**
@@ -66,6 +73,9 @@ export function encoderStages(model: ModelLocation, tail: DecisionTail, opts: Im
     // decoding waits for the model: a size the model cannot take fails before anything is decoded
     decode({ ...pre, ...(tail.wantsThumbnails ? { thumbnail: REPORT_THUMBNAIL_PX } : {}), ...opts.decode, startAfter: embedder.ready, signal }),
     embedder,
+    ...(opts.alignment
+      ? [clipScore({ textModel: opts.alignment.textModel, signal }), clipScoreFilter({ min: opts.alignment.min, top: opts.alignment.top, signal })]
+      : []),
   ];
 }
 
@@ -117,7 +127,7 @@ export interface RunCounters {
 
 export interface StreamingResult {
   stats: RunStats;
-  files: { manifest?: string; kept?: string; stats?: string; report?: string; shards?: string[] };
+  files: { manifest?: string; kept?: string; stats?: string; report?: string; shards?: string[]; uids?: string };
 }
 
 export interface DecisionTail {
@@ -139,6 +149,8 @@ export interface DecisionTail {
   holdImages(): Duplex;
   /** Adds a listener for every written batch (progress, report collector). */
   onRows(fn: (rows: ManifestRow[]) => void): void;
+  /** Where to write one more output file `path` (in `out`): its temporary name, renamed into place with the rest by `finish`. */
+  outputFile(path: string): string;
   /**
    * Checks rows in = rows out, writes stats.json (and the report), renames the run's files into
    * place as one set, returns the result.
@@ -282,6 +294,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     sink,
     counters,
     onRows: (fn) => listeners.push(fn),
+    outputFile: (path) => (outputs ? outputs.file(path) : path),
     wantsThumbnails: opts.out !== undefined && opts.report !== false,
     holdImages: () =>
       tap((s: ImageSample) => {

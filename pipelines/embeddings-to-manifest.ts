@@ -12,7 +12,11 @@ import { pipeline } from 'node:stream/promises';
 import { embeddingBatches } from '../src/io/embeddings-source.js';
 import { cpus } from 'node:os';
 import { tap } from '../src/stages/tap.js';
-import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../src/core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
+import { join } from 'node:path';
+import { createUidSubsetWriter } from '../src/io/manifest.js';
+import { dataCompFilterStages } from './datacomp-stages.js';
+import type { DataCompFilterOptions } from './datacomp-filters.js';
 import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
 
 /**
@@ -23,7 +27,16 @@ import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type Str
 export const DEFAULT_EMBEDDING_BATCH_ROWS = 2048;
 
 export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
-  embeddings: string | string[];
+  embeddings?: string | string[];
+  /** DataComp shards instead of `embeddings` (see ExactPruneOptions.datacomp). */
+  datacomp?: string | string[];
+  /** npz member read with `datacomp`, default l14_img. */
+  embeddingKey?: string;
+  /**
+   * DataComp filters before assign/dedup/decide (needs `datacomp`). Streaming: `clipScore.top` is a
+   * running estimate of the reference threshold (see clipScoreFilter).
+   */
+  filters?: DataCompFilterOptions;
   keys?: string;
   metadata?: string | string[];
   /** Rows per batch read from the .npy files. Default {@link DEFAULT_EMBEDDING_BATCH_ROWS}. */
@@ -40,17 +53,53 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   // second worker only competed with the main thread and added ~50 MB of peak RSS.
   const tail = await openDecisionTail({ assignWorkers: Math.max(1, Math.min(3, cpus().length - 1)), ...opts, normalize: true });
   opts.onTail?.(tail);
+  const uids = opts.datacomp !== undefined && opts.out !== undefined ? keptUidSubset(tail, join(opts.out, 'kept_uids.npy')) : undefined;
   let rowsIn = 0;
   try {
+    const filters = dataCompFilterStages(opts);
     await pipeline(
-      Readable.from(embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }), { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK }),
+      Readable.from(
+        embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }),
+        { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK },
+      ),
       tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),
+      ...filters.stages,
       ...tail.stages,
       tail.sink,
       { signal },
     );
-    return await tail.finish(rowsIn, { renormalized: tail.assign.renormalized });
+    const uidsPath = uids ? await uids.close() : undefined; // before finish: it commits every output at once
+    const result = await tail.finish(rowsIn, { renormalized: tail.assign.renormalized, sections: filters.stats() });
+    if (uidsPath) result.files.uids = uidsPath;
+    return result;
   } catch (e) {
     return tail.fail(e);
   }
+}
+
+/**
+ * DataComp runs: the kept uids as `kept_uids.npy` (sorted `u8,u8`, the resharder's subset format),
+ * collected from the rows the tail writes. `close` waits for every write and returns the path.
+ */
+function keptUidSubset(tail: DecisionTail, path: string): { close: () => Promise<string> } {
+  const writer = createUidSubsetWriter(tail.outputFile(path));
+  let chain: Promise<void> = Promise.resolve();
+  tail.onRows((rows: ManifestRow[]) => {
+    const kept: string[] = [];
+    for (const r of rows) if (r.decision === 'keep' && r.uid) kept.push(r.uid);
+    if (kept.length > 0) {
+      chain = chain.then(() => writer.write(kept));
+      chain.catch(() => undefined); // surfaced by close(); never an unhandled rejection meanwhile
+    }
+  });
+  return {
+    async close() {
+      try {
+        await chain;
+      } finally {
+        await writer.close();
+      }
+      return path;
+    },
+  };
 }

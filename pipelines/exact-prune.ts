@@ -24,6 +24,8 @@ import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupR
 import { ReportCollector } from '../src/io/report-data.js';
 import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/io/report-html.js';
+import type { EmbeddingSourceInput as SourceOptions } from '../src/io/embeddings-source.js';
+import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 
 /**
  * Manifest row group (Parquet) / record batch (Arrow): 32,768 rows keeps the writer's buffer small
@@ -37,9 +39,9 @@ const MANIFEST_ROW_GROUP_ROWS = 32_768;
  */
 const PASS2_BATCH_ROWS = 16_384;
 
-export interface ExactPruneOptions extends DbpParams {
-  /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). */
-  embeddings: string | string[];
+export interface ExactPruneOptions extends Omit<DbpParams, 'keepRatio'>, KeepAndDataCompOptions {
+  /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). Or give `datacomp`. */
+  embeddings?: string | string[];
   /** keys.txt aligned with the embedding rows. */
   keys?: string;
   /** Parquet metadata aligned with the embedding files. */
@@ -83,7 +85,9 @@ export interface ExactPruneResult {
 }
 
 export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneResult> {
-  const params = resolveDbpParams(opts);
+  const resolved = resolveDbpParams({ ...opts, keepRatio: checkKeepOrTarget(opts) });
+  let params = resolved;
+  const wantFilters = checkFilterOptions(opts);
   const format: ManifestFormat = opts.format ?? 'parquet';
   if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
   const batchRows = opts.batchRows ?? 4096;
@@ -91,7 +95,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const { signal } = opts;
   const started = performance.now();
 
-  const source = { embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, signal };
+  const source: SourceOptions = { embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, signal };
   const plan0 = await planEmbeddingSource(source);
   const c = await readNpyFloat32(opts.centroids, { signal });
   if (c.cols !== plan0.dim) {
@@ -114,6 +118,9 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const keyProblems = await findKeyProblems(() => sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS }), total, signal);
   const keyFlags = keyProblems.flags;
   if (keyFlags) for (let r = 0; r < total; r++) if (keyFlags[r] !== KEY_OK) cluster[r] = -1;
+  // DataComp filters (basic → CLIP score), before SemDeDup and DBP: filtered rows leave the records.
+  const filtered = wantFilters ? await filterRows(opts, total, cluster, keyFlags) : undefined;
+  throwIfAborted(signal);
 
   // SemDeDup (the reference rule, cluster by cluster, embeddings re-read in bounded groups).
   // A duplicate's cluster c is stored as −2 − c: negative, so planning and selection skip it.
@@ -130,6 +137,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
     for (let i = 0; i < total; i++) if (dd.duplicateOf[i] >= 0) cluster[i] = -2 - cluster[i];
   }
   const pass1End = performance.now();
+  if (opts.target !== undefined) params = { ...resolved, keepRatio: targetRatio(opts.target, cluster) };
   const plan = planDbp({ cluster, distance, n: total }, centroids, k, dim, params);
   const planEnd = performance.now();
   if (plan.n === 0) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, 'no valid embedding rows: every row holds NaN/Inf or zeros');
@@ -139,7 +147,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   await prepareOutputDir(opts.out);
   const outputs = new OutputSet();
   try {
-    const pass1 = { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, keyProblems, invalid, renormalized, started, pass1End, planEnd };
+    const pass1 = { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, keyProblems, filtered, invalid, renormalized, started, pass1End, planEnd };
     const result = await writeDecisions(pass1, outputs);
     await outputs.commit();
     return result;
@@ -158,7 +166,7 @@ interface Pass2Input {
   opts: ExactPruneOptions;
   format: ManifestFormat;
   params: ReturnType<typeof resolveDbpParams>;
-  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal };
+  source: SourceOptions;
   plan0: Awaited<ReturnType<typeof planEmbeddingSource>>;
   plan: DbpPlan;
   k: number;
@@ -167,6 +175,7 @@ interface Pass2Input {
   distance: Float32Array;
   dd: (SemDedupResult & { passes: number }) | undefined;
   keyProblems: Awaited<ReturnType<typeof findKeyProblems>>;
+  filtered: DataCompFilterResult | undefined;
   invalid: number;
   renormalized: number;
   started: number;
@@ -176,7 +185,7 @@ interface Pass2Input {
 
 /** Pass 2: decide and write every output into `outputs` (the caller commits or aborts them). */
 async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<ExactPruneResult> {
-  const { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, keyProblems, invalid, renormalized, started, pass1End, planEnd } = input;
+  const { opts, format, params, source, plan0, plan, k, total, cluster, distance, dd, keyProblems, filtered, invalid, renormalized, started, pass1End, planEnd } = input;
   const keyFlags = keyProblems.flags;
   const { signal } = opts;
   for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
@@ -207,6 +216,11 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
         const flag = keyFlags?.[i] ?? KEY_OK;
         if (flag !== KEY_OK) {
           rows[t] = keyProblemRow(ref, flag);
+          continue;
+        }
+        const fc = filtered?.codes[i] ?? 0;
+        if (fc !== 0) {
+          rows[t] = errorRow(ref, (filtered as DataCompFilterResult).labels[fc - 1]);
           continue;
         }
         if (j === -1) {
@@ -246,7 +260,8 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
   if (kept !== plan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${plan.nTarget}`);
 
   const seconds = (performance.now() - started) / 1000;
-  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid, renormalized, seconds, duplicates, keys: keyProblems });
+  const stats = exactStats(plan, keptPerCluster, { total, kept, invalid: invalid - (filtered?.invalidFiltered ?? 0), renormalized, seconds, duplicates, keys: keyProblems });
+  addTargetAndFilterStats(stats, plan, opts.target, filtered);
   if (dd) {
     stats.params.dedup_eps = dd.eps;
     stats.dedup = {
@@ -331,7 +346,7 @@ export function exactStats(
 
 /** Re-reads the embeddings for SemDeDup, normalised exactly as pass 1 did, with running row numbers. */
 async function* normalizedRows(
-  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal },
+  source: SourceOptions,
   dim: number,
   batchRows: number,
 ): AsyncGenerator<{ start: number; rows: number; data: Float32Array }> {
@@ -347,7 +362,7 @@ async function* normalizedRows(
 /** Keys of the rows that duplicates point to (one keys-only pass; at most one entry per duplicate). */
 async function duplicateTargetKeys(
   duplicateOf: Int32Array,
-  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal; batchRows: number },
+  source: SourceOptions & { batchRows: number },
 ): Promise<Map<number, string>> {
   const wanted = new Set<number>();
   for (let i = 0; i < duplicateOf.length; i++) if (duplicateOf[i] >= 0) wanted.add(duplicateOf[i]);
@@ -364,7 +379,7 @@ async function duplicateTargetKeys(
 
 /** Pass 1: stream, normalise and assign every row; returns the 8-bytes-per-sample records. */
 async function assignPass(a: {
-  source: { embeddings: string | string[]; keys?: string; metadata?: string | string[]; signal?: AbortSignal };
+  source: SourceOptions;
   c: { data: Float32Array };
   k: number;
   dim: number;

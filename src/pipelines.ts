@@ -1,4 +1,5 @@
 /** dbprune/pipelines — ready-made pipelines composed from the public stages. */
+export * from '../pipelines/datacomp-filters.js';
 export * from '../pipelines/decision-tail.js';
 export * from '../pipelines/embeddings-to-manifest.js';
 export * from '../pipelines/exact-prune.js';

@@ -3,12 +3,13 @@
 // for sharp, undici, hnswlib and the image stages in start-up time or memory.
 import type { Command } from 'commander';
 import type { UrlListFormat } from '../io/url-list.js';
+import { UsageError } from '../core/errors.js';
+import { addDataCompOptions, dataCompFrom } from './datacomp-options.js';
 import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseEps, parseList, parseNumber, parseTriple } from './options.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
-import { UsageError } from '../core/errors.js';
 import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
 
@@ -23,7 +24,7 @@ const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 
 /** Flags shared by `prune` and `run`: the DBP parameters plus output format, dedup, report and quiet. */
 function dbpFlags(cmd: Command): Command {
-  return addDbpParamOptions(cmd)
+  return addDataCompOptions(addDbpParamOptions(cmd))
     .option('--format <fmt>', `manifest format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
     .option('--dedup-eps <eps>', 'SemDeDup before DBP: ε (comma-separated list: the first decides, all are reported)', parseEps)
     .option('--no-report', 'do not write report.html')
@@ -35,7 +36,8 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     program
       .command('prune')
       .description('exact DBP over precomputed embeddings (two passes; reproduces the reference method)')
-      .requiredOption('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder (img_emb/ + metadata/)')
+      .option('--target <n>', 'absolute N_target instead of --keep (kept samples, after filters and SemDeDup)', parseNumber('--target', { min: 1, integer: true }))
+      .option('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder (img_emb/ + metadata/)')
       .option('--keys <txt>', 'keys.txt, one key per embedding row')
       .option('--metadata <parquet...>', 'parquet metadata paired with the .npy files (key/uid/url/caption)')
       .requiredOption('--centroids <npy>', 'k×d centroids (.npy), from `dbprune fit`, faiss or SemDeDup')
@@ -47,18 +49,26 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     if (o.cluster === undefined && (o.workDir !== undefined || o.queue !== 'dbprune')) throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
     if (o.cluster !== undefined) {
       if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps is not supported with --cluster yet', { option: 'dedup-eps' });
+      const dataCompFlag = ['datacomp', 'target', 'clipScoreMin', 'clipScoreTop', 'basicFilter', 'basicFilterNoLanguage', 'textModel'].find((f) => o[f] !== undefined);
+      if (dataCompFlag) throw new UsageError(`--${dataCompFlag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} is not supported with --cluster yet`, { option: dataCompFlag });
+      if (!o.embeddings) throw new UsageError('--cluster needs --embeddings', { option: 'embeddings' });
       await pruneOnCluster(o, dbpParamsFrom(o), ctx);
       return;
     }
     const progress = new Progress({ label: 'prune', quiet: o.quiet });
     const { pruneExact } = await import('../../pipelines/exact-prune.js');
+    if (o.textModel) throw new UsageError('--text-model scores images: use it with `dbprune run` on shards or --urls', { option: 'text-model' });
+    const dc = dataCompFrom(o);
+    if (!o.embeddings && !dc.datacomp) throw new UsageError('give --embeddings or --datacomp', { option: 'embeddings' });
     const result = await pruneExact({
       embeddings: o.embeddings,
       keys: o.keys,
       metadata: o.metadata,
       centroids: o.centroids,
       out: o.out,
-      ...dbpParamsFrom(o),
+      ...dbpParamsFrom(o, o.target !== undefined ? 1 : undefined),
+      ...(o.target !== undefined ? { keepRatio: o.keep, target: o.target } : {}),
+      ...dc,
       format: o.format,
       backend: o.backend,
       dedupEps: o.dedupEps,
@@ -74,7 +84,9 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   program
     .command('fit')
     .description('spherical k-means centroids + calibration statistics for streaming mode')
-    .requiredOption('--embeddings <npy...>', '.npy file(s) or glob')
+    .option('--embeddings <npy...>', '.npy file(s) or glob')
+    .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
+    .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
     .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
     .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
     .option('--sample <n>', 'uniform reservoir sample size', parseNumber('--sample', { min: 1, integer: true }), 100_000)
@@ -85,8 +97,11 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     .option('-q, --quiet', 'no progress on stderr')
     .action(async (o) => {
       const { fit } = await import('./fit.js');
+      if (!o.embeddings === !o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
       const result = await fit({
         embeddings: o.embeddings,
+        datacomp: o.datacomp,
+        embeddingKey: o.embeddingKey,
         k: o.k,
         centroids: o.centroids,
         sample: o.sample,

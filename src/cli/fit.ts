@@ -21,12 +21,32 @@ import { planEmbeddingSource } from '../io/embeddings-source.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
 import { CALIBRATION_FILE, CALIBRATION_VERSION, CENTROIDS_FILE, serializeCalibration, type Calibration } from '../io/calibration.js';
 import { sha256Hex } from '../io/hash.js';
-import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy } from '../io/npy.js';
+import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy, type NpyRowBatch } from '../io/npy.js';
+import { NpzFile } from '../io/npz.js';
+import type { EmbeddingPart } from '../io/embeddings-source.js';
+
+/** The rows of one embedding file: a `.npy`, or a DataComp `.npz` member. */
+async function* partRows(part: EmbeddingPart, signal: AbortSignal | undefined): AsyncGenerator<NpyRowBatch> {
+  if (part.npzMember === undefined) {
+    yield* readNpyRows(part.npy, { batchRows: 8192, signal });
+    return;
+  }
+  const npz = await NpzFile.open(part.npy);
+  try {
+    yield* npz.rows(part.npzMember, { batchRows: 8192, signal });
+  } finally {
+    npz.close();
+  }
+}
 
 /** Options of {@link fit}. */
 export interface FitOptions {
-  /** `.npy` embedding files: paths, globs, brace ranges, or a clip-retrieval folder. */
-  embeddings: string | string[];
+  /** `.npy` embedding files: paths, globs, brace ranges, or a clip-retrieval folder. Or `datacomp`. */
+  embeddings?: string | string[];
+  /** DataComp shards (folder or globs of NNNNNNNN.parquet + .npz) instead of `embeddings`. */
+  datacomp?: string | string[];
+  /** npz member read with `datacomp`, default l14_img. */
+  embeddingKey?: string;
   /** Clusters; default 500, limits 1..1,000,000 and ≤ sample (UsageError otherwise). Ignored with `centroids`. */
   k?: number;
   /** Existing centroids `.npy` (k × d) to use as-is instead of running k-means. */
@@ -107,7 +127,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     if (given.rows < 1) throw new UsageError(`${opts.centroids} holds no centroids`, { file: opts.centroids });
   }
 
-  const plan = await planEmbeddingSource({ embeddings: opts.embeddings, signal });
+  const plan = await planEmbeddingSource({ embeddings: opts.embeddings, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, signal });
   const dim = plan.dim;
   if (given && given.cols !== dim) {
     throw new DbpruneError(
@@ -123,7 +143,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   let rowsRead = 0;
   let skipped = 0;
   for (const part of plan.parts) {
-    for await (const b of readNpyRows(part.npy, { batchRows: 8192, signal })) {
+    for await (const b of partRows(part, signal)) {
       const x = b.data;
       for (let r = 0; r < b.rows; r++) {
         const o = r * dim;

@@ -8,7 +8,7 @@ import { bundled } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 
-export interface RunFlags extends DbpParamFlags {
+export interface RunFlags extends DbpParamFlags, DataCompFlags {
   embeddings?: string[];
   keys?: string;
   metadata?: string[];
@@ -73,14 +73,20 @@ export function hostsOfShardArguments(shards: readonly string[]): string[] {
 
 import { DEFAULT_RUN_KEEP } from './paths.js';
 import { dbpParamsFrom, type DbpParamFlags } from './options.js';
+import { dataCompFrom, type DataCompFlags } from './datacomp-options.js';
 
 export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandContext): Promise<StreamingResult> {
-  const kinds = [shards.length > 0, Boolean(o.embeddings), Boolean(o.urls)].filter(Boolean).length;
-  if (kinds > 1) throw new UsageError('give one input: shards, --embeddings or --urls');
+  const dc = dataCompFrom(o);
+  if (o.embeddings && o.datacomp) throw new UsageError('give one of --embeddings and --datacomp');
+  const kinds = [shards.length > 0, Boolean(o.embeddings || o.datacomp), Boolean(o.urls)].filter(Boolean).length;
+  if (kinds > 1) throw new UsageError('give one input: shards, --embeddings, --datacomp or --urls');
+  if (o.writeShards && o.datacomp) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   if (o.writeShards && o.embeddings) throw new UsageError('--write-shards needs images: use it with shards or --urls');
   const usingDefault = kinds === 0;
+  if (o.textModel && (o.embeddings || o.datacomp)) throw new UsageError('--text-model needs images: use it with shards or --urls');
+  const alignment = o.textModel ? { textModel: o.textModel, min: o.clipScoreMin, top: o.clipScoreTop } : undefined;
   if (o.keys && !o.embeddings) throw new UsageError('--keys needs --embeddings');
-  if (o.device !== undefined && o.embeddings) throw new UsageError('--device picks where the image encoder runs: it needs images (shards or --urls), not --embeddings');
+  if (o.device !== undefined && (o.embeddings || o.datacomp)) throw new UsageError('--device picks where the image encoder runs: it needs images (shards or --urls), not --embeddings');
   const out = o.out ?? (usingDefault ? 'out' : undefined);
   const progress = new Progress({ label: 'run', quiet: o.quiet });
   const base: DecisionTailOptions = {
@@ -104,9 +110,9 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
     tail.onRows(() => progress.update({ samples: tail.counters.samples, kept: tail.counters.kept, errors: tail.counters.errors, duplicates: tail.counters.duplicates }));
   };
   let result: StreamingResult;
-  if (o.embeddings) {
+  if (o.embeddings || o.datacomp) {
     const { embeddingsToManifest } = await import('../../pipelines/embeddings-to-manifest.js');
-    result = await embeddingsToManifest({ ...base, embeddings: o.embeddings, keys: o.keys, metadata: o.metadata, onTail });
+    result = await embeddingsToManifest({ ...base, embeddings: o.embeddings, keys: o.keys, metadata: o.metadata, ...dc, onTail });
   } else if (o.urls) {
     const stdin = o.urls.length === 1 && o.urls[0] === '-';
     if (stdin && !o.inputFormat) throw new UsageError('--urls - (stdin) needs --input-format');
@@ -120,6 +126,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       model: o.model,
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
+      alignment,
       onTail,
     });
   } else {
@@ -132,6 +139,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       fetch: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
+      alignment,
       onTail,
     });
   }

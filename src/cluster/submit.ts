@@ -34,7 +34,12 @@ import { absoluteSource, deriveRunId, layout, readRunJson, type ImageSpec, type 
 import type { PlanFile, SelectFile } from './select-job.js';
 import { openWorkStore, type WorkStore } from './work-store.js';
 
-export interface ClusterPruneOptions extends Omit<ExactPruneOptions, 'threads' | 'batchRows' | 'dedupEps' | 'onProgress'> {
+export interface ClusterPruneOptions
+  extends Omit<ExactPruneOptions, 'threads' | 'batchRows' | 'dedupEps' | 'onProgress' | 'keepRatio' | 'target' | 'embeddings' | 'datacomp' | 'embeddingKey' | 'filters'> {
+  /** Keep ratio r (the cluster path has no --target or DataComp filters yet). */
+  keepRatio: number;
+  /** `.npy` path(s)/glob, or a clip-retrieval folder. */
+  embeddings: string | string[];
   connection: RedisConnection;
   /** Shared by every worker; default `<out>/.work`. */
   workDir?: string;

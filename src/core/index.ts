@@ -16,3 +16,4 @@ export * from './ssrf.js';
 export * from './streaming-dbp.js';
 export * from './streaming-guard.js';
 export * from './vector.js';
+export * from './datacomp-filters.js';

@@ -73,8 +73,22 @@ export interface EmbeddingBatch {
   distance?: Float32Array;
   /** Set by `dedup`: the key of the earlier kept sample this row duplicates. */
   duplicateOf?: (string | undefined)[];
+  /**
+   * Metadata columns carried for filter stages (aligned with rows), e.g. DataComp's `text`,
+   * `original_width`, `original_height`, `clip_score`. Set by the source or a column stage.
+   */
+  fields?: BatchFields;
   /** Thumbnails carried through for the report (aligned with rows). */
   thumbnails?: (Buffer | undefined)[];
+}
+
+/** Columnar per-row metadata of a batch (see {@link EmbeddingBatch.fields}). */
+export interface BatchFields {
+  text?: readonly (string | null)[];
+  original_width?: Float64Array;
+  original_height?: Float64Array;
+  /** The CLIP score the score filter reads (a column, or computed). NaN when missing. */
+  clip_score?: Float64Array;
 }
 
 /** One manifest row: what the sink writes for every sample, exactly once. */

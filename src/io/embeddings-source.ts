@@ -8,7 +8,9 @@
  */
 import { basename, join } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, UsageError, checkOption, throwIfAborted } from '../core/errors.js';
+import { planDataCompSource } from './datacomp-source.js';
+import { NpzFile } from './npz.js';
 import type { EmbeddingBatch, SampleRef } from '../core/sample.js';
 import { expandInputs, naturalCompare } from './glob.js';
 import { BatchTaker, countKeys, readKeyBatches } from './keys.js';
@@ -20,7 +22,14 @@ export interface EmbeddingSourceOptions {
    * `.npy` files: paths, globs or brace ranges, or a clip-retrieval output folder (holding
    * `img_emb/`, and `metadata/` which is then used unless `metadata` is given).
    */
-  embeddings: string | string[];
+  embeddings?: string | string[];
+  /**
+   * DataComp shards instead of `embeddings`: a folder or paths/globs of `NNNNNNNN.parquet` (each with
+   * its `NNNNNNNN.npz`); rows come from the npz member `embeddingKey`, keys are the uids.
+   */
+  datacomp?: string | string[];
+  /** The npz member read with `datacomp`: `l14_img` (default) or `b32_img` (any member works). */
+  embeddingKey?: string;
   /** A key file (one key a line) covering all embedding rows in order. Optional. */
   keys?: string;
   /** Parquet metadata files, paired with the `.npy` files by the last number in their names. Optional. */
@@ -32,9 +41,15 @@ export interface EmbeddingSourceOptions {
   signal?: AbortSignal;
 }
 
+/** The source options without the per-pass ones (batch size, buffer pool). */
+export type EmbeddingSourceInput = Omit<EmbeddingSourceOptions, 'batchRows' | 'pool'>;
+
 /** One embedding file and its metadata partner. */
 export interface EmbeddingPart {
+  /** The `.npy` file, or the `.npz` archive when `npzMember` is set. */
   npy: string;
+  /** DataComp: the member of the `.npz` archive `npy` that holds the rows. */
+  npzMember?: string;
   header: NpyHeader;
   rows: number;
   /** First row of this part in the whole source. */
@@ -128,6 +143,13 @@ function pairFiles(npys: string[], metas: string[]): (string | undefined)[] {
  */
 export async function planEmbeddingSource(options: Omit<EmbeddingSourceOptions, 'batchRows'>): Promise<EmbeddingSourcePlan> {
   throwIfAborted(options.signal);
+  if (options.datacomp !== undefined) {
+    if (options.embeddings !== undefined || options.metadata !== undefined || options.keys !== undefined) {
+      throw new UsageError('--datacomp reads embeddings, keys and metadata from the shards: give it without --embeddings, --metadata or --keys', { option: 'datacomp' });
+    }
+    return planDataCompSource(options.datacomp, options.embeddingKey ?? 'l14_img');
+  }
+  if (options.embeddings === undefined) throw new UsageError('give --embeddings (or --datacomp)', { option: 'embeddings' });
   const { npys, metas } = await resolveFiles(options.embeddings, options.metadata);
   const pairedMeta = metas ? pairFiles(npys, metas) : npys.map(() => undefined);
   const parts: EmbeddingPart[] = [];
@@ -200,6 +222,17 @@ export async function countEmbeddingRows(options: Omit<EmbeddingSourceOptions, '
  */
 export async function* embeddingBatches(options: EmbeddingSourceOptions): AsyncGenerator<EmbeddingBatch> {
   yield* walkParts(options, async function* (part, refs, batchRows, dim, signal) {
+    if (part.npzMember !== undefined) {
+      const npz = await NpzFile.open(part.npy);
+      try {
+        for await (const b of npz.rows(part.npzMember, { batchRows, signal })) {
+          yield { rows: await refs(b.start, b.rows), dim, embeddings: b.data };
+        }
+      } finally {
+        npz.close();
+      }
+      return;
+    }
     for await (const b of readNpyRows(part.npy, { batchRows, signal, pool: options.pool })) {
       yield { rows: await refs(b.start, b.rows), dim, embeddings: b.data };
     }
@@ -275,7 +308,7 @@ async function* walkParts<T>(
   const keyTaker = plan.keys !== undefined ? new BatchTaker(readKeyBatches(plan.keys, { batchRows, signal })) : undefined;
   try {
     for (const part of plan.parts) {
-      const shard = basename(part.npy).replace(/\.npy$/i, '');
+      const shard = basename(part.npy).replace(/\.np[yz]$/i, '');
       const metaTaker = part.metadata
         ? new BatchTaker(readMetadataBatches(part.metadata, { batchRows, rowOffset: part.offset, shard, signal }))
         : undefined;

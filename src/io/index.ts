@@ -18,3 +18,6 @@ export * from './state-store.js';
 export * from './stats.js';
 export * from './tar.js';
 export * from './url-list.js';
+export * from './npz.js';
+export * from './datacomp.js';
+export * from './text-encoder.js';

@@ -193,6 +193,24 @@ export async function readNpyHeader(path: string): Promise<NpyHeader> {
   }
 }
 
+/**
+ * Parses a `.npy` header from its first bytes (for `.npy` data that is not a plain file, e.g. an
+ * `.npz` member). `buf` must hold the whole header; `name` is used in error messages.
+ * @throws ERR_DBPRUNE_NPY_FORMAT for a bad magic, header or unsupported dtype, or a short `buf`.
+ */
+export function parseNpyHeaderBytes(name: string, buf: Buffer): NpyHeader {
+  return parseHeader(name, buf);
+}
+
+/**
+ * Bytes needed to hold the whole header, from its first 12 bytes (magic, version, length), or
+ * undefined when fewer than 12 bytes are given.
+ */
+export function npyHeaderLength(first: Buffer): number | undefined {
+  if (first.length < 12) return undefined;
+  return first[6] === 1 ? 10 + first.readUInt16LE(8) : 12 + first.readUInt32LE(8);
+}
+
 // ---------------------------------------------------------------------------------------------
 // float16 <-> float32
 
@@ -277,6 +295,14 @@ function toFloat32(dtype: NpyDtype, bytes: Uint8Array, count: number, out: Float
       out.set(new Float32Array(buf, off, count));
       return;
   }
+}
+
+/**
+ * Converts `count` little-endian elements of `dtype` to float32 into `out`. `bytes` must start at an
+ * offset aligned to the element size (copy it first otherwise).
+ */
+export function npyElementsToFloat32(dtype: NpyDtype, bytes: Uint8Array, count: number, out: Float32Array): void {
+  toFloat32(dtype, bytes, count, out);
 }
 
 /** One chunk of rows from {@link readNpyRows}. */

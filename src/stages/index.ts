@@ -13,3 +13,7 @@ export * from './normalize.js';
 export * from './shard-source.js';
 export * from './tap.js';
 export * from './untar.js';
+export * from './basic-filter.js';
+export * from './clip-score-filter.js';
+export * from './clip-score.js';
+export * from './datacomp-fields.js';
