@@ -10,6 +10,8 @@ import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
+import { addImageFlags, imageOptionsFrom, registerEmbed } from './embed.js';
+import { UsageError } from '../core/errors.js';
 import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
 
@@ -81,39 +83,45 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     else process.stdout.write(formatSummary(result.stats, result.files));
   });
 
-  program
-    .command('fit')
-    .description('spherical k-means centroids + calibration statistics for streaming mode')
-    .option('--embeddings <npy...>', '.npy file(s) or glob')
-    .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
-    .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
-    .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
-    .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
-    .option('--sample <n>', 'uniform reservoir sample size', parseNumber('--sample', { min: 1, integer: true }), 100_000)
-    .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
-    .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
-    .option('--minibatch', 'mini-batch k-means instead of Lloyd')
-    .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
-    .option('-q, --quiet', 'no progress on stderr')
-    .action(async (o) => {
+  addImageFlags(
+    program
+      .command('fit')
+      .description('spherical k-means centroids + calibration statistics for streaming mode, from embeddings or straight from images')
+      .argument('[shards...]', 'image shards to embed a uniform sample of (with --model), instead of --embeddings')
+      .option('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder')
+      .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
+      .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
+      .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
+      .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
+      .option('--sample <n>', 'uniform reservoir sample size (rows, or images embedded)', parseNumber('--sample', { min: 1, integer: true }), 100_000)
+      .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
+      .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
+      .option('--minibatch', 'mini-batch k-means instead of Lloyd')
+      .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
+      .option('-q, --quiet', 'no progress on stderr'),
+  ).action(async (shards: string[], o) => {
+    const common = {
+      k: o.k,
+      centroids: o.centroids,
+      sample: o.sample,
+      iters: o.iters,
+      seed: o.seed,
+      minibatch: Boolean(o.minibatch),
+      out: o.out,
+      signal: ctx.signal,
+      log: o.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
+    };
+    if (o.embeddings || o.datacomp) {
+      if (o.embeddings && o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
+      if (shards.length > 0 || o.urls) throw new UsageError('give one input: --embeddings, --datacomp, shards or --urls');
       const { fit } = await import('./fit.js');
-      if (!o.embeddings === !o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
-      const result = await fit({
-        embeddings: o.embeddings,
-        datacomp: o.datacomp,
-        embeddingKey: o.embeddingKey,
-        k: o.k,
-        centroids: o.centroids,
-        sample: o.sample,
-        iters: o.iters,
-        seed: o.seed,
-        minibatch: Boolean(o.minibatch),
-        out: o.out,
-        signal: ctx.signal,
-        log: o.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
-      });
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    });
+      process.stdout.write(`${JSON.stringify(await fit({ ...common, embeddings: o.embeddings, datacomp: o.datacomp, embeddingKey: o.embeddingKey }))}\n`);
+      return;
+    }
+    const images = imageOptionsFrom(shards, o);
+    const { fitFromImages } = await import('../../pipelines/fit-images.js');
+    process.stdout.write(`${JSON.stringify(await fitFromImages({ ...common, ...images }))}\n`);
+  });
 
   const run = dbpFlags(
     program
@@ -159,6 +167,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     await runStreaming(shards, o, ctx);
   });
 
+  registerEmbed(program, ctx);
   registerIngest(program, ctx);
   registerWorker(program, ctx);
 
