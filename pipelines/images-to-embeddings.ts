@@ -19,8 +19,8 @@
  * before decoding (for URL lists, before downloading).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Transform, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
@@ -28,7 +28,7 @@ import * as parquet from 'parquet-wasm';
 import { checkOption, DbpruneError, ErrorCodes, UsageError } from '../src/core/errors.js';
 import { statusOfReason, type EmbeddingBatch, type ImageSample } from '../src/core/sample.js';
 import { resolveModel } from '../src/io/model-config.js';
-import { NpyWriter } from '../src/io/npy.js';
+import { NpyWriter, readNpyHeader } from '../src/io/npy.js';
 import { urlListSource, type UrlListOptions } from '../src/io/url-list.js';
 import { decode } from '../src/stages/decode.js';
 import { download, type DownloadOptions } from '../src/stages/download.js';
@@ -95,7 +95,10 @@ function partPaths(out: string, n: number): { npy: string; metadata: string } {
   return { npy: join(out, 'img_emb', `img_emb_${n}.npy`), metadata: join(out, 'metadata', `metadata_${n}.parquet`) };
 }
 
-/** Leading complete parts of an earlier run (both files present); removes anything after them. */
+/**
+ * Leading complete parts of an earlier run: both files present and exactly `partRows` rows (a
+ * shorter last part was the end of an earlier input and is redone). Removes everything after them.
+ */
 async function completeParts(out: string, state: { model: string; partRows: number }, resume: boolean): Promise<number> {
   const statePath = join(out, EMBED_STATE);
   if (resume && existsSync(statePath)) {
@@ -103,8 +106,22 @@ async function completeParts(out: string, state: { model: string; partRows: numb
     if (prev.partRows !== state.partRows) {
       throw new UsageError(`${out} holds parts of ${prev.partRows} rows, this run asks for ${state.partRows}: use the same --part-rows or another --out`, { file: statePath });
     }
+    if (prev.model !== undefined && resolve(prev.model) !== resolve(state.model)) {
+      throw new UsageError(`${out} holds embeddings from model ${prev.model}, this run uses ${state.model}: use another --out (or --no-resume)`, { file: statePath });
+    }
     let n = 0;
-    while (existsSync(partPaths(out, n).npy) && existsSync(partPaths(out, n).metadata)) n++;
+    for (; ; n++) {
+      const p = partPaths(out, n);
+      if (!existsSync(p.npy) || !existsSync(p.metadata)) break;
+      if ((await readNpyHeader(p.npy)).shape[0] !== state.partRows) break;
+    }
+    for (const dir of ['img_emb', 'metadata']) {
+      if (!existsSync(join(out, dir))) continue;
+      for (const f of await readdir(join(out, dir))) {
+        const m = /_(\d+)\.(npy|parquet)(\.tmp)?$/.exec(f);
+        if (!m || m[3] || Number(m[1]) >= n) await rm(join(out, dir, f), { force: true });
+      }
+    }
     return n;
   }
   await rm(join(out, 'img_emb'), { recursive: true, force: true });
