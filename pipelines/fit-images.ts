@@ -18,11 +18,9 @@ import { throwIfAborted, UsageError } from '../src/core/errors.js';
 import { Rng } from '../src/core/rng.js';
 import type { EmbeddingBatch } from '../src/core/sample.js';
 import { resolveModel } from '../src/io/model-config.js';
-import { decode } from '../src/stages/decode.js';
-import { embed } from '../src/stages/embed.js';
 import { checkGivenDim, fitSample, readGivenCentroids, resolveFitOptions, type FitOptions, type FitResult } from '../src/cli/fit.js';
 import type { ImageEncoderOptions } from './decision-tail.js';
-import { imageSampleStages, type ImageInputOptions } from './images-to-embeddings.js';
+import { decodeEmbedStages, imageSampleStages, type ImageInputOptions } from './images-to-embeddings.js';
 
 export interface FitFromImagesOptions extends Omit<FitOptions, 'embeddings'>, ImageInputOptions, ImageEncoderOptions {}
 
@@ -47,7 +45,6 @@ export async function fitFromImages(opts: FitFromImagesOptions): Promise<FitFrom
   const r = resolveFitOptions(opts);
   const given = await readGivenCentroids(opts.centroids, signal);
   const model = await resolveModel(opts.model);
-  const pre = model.preprocessing;
   throwIfAborted(signal);
 
   const capacity = r.sample;
@@ -109,8 +106,7 @@ export async function fitFromImages(opts: FitFromImagesOptions): Promise<FitFrom
   await pipeline(
     [
       ...imageSampleStages(opts, choose, signal),
-      decode({ ...pre, ...opts.decode, signal }),
-      embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
+      ...decodeEmbedStages(model, opts, signal),
       sink,
     ] as (NodeJS.ReadableStream | Duplex | Writable)[],
     { signal },

@@ -27,7 +27,7 @@ import { Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-ar
 import * as parquet from 'parquet-wasm';
 import { checkOption, DbpruneError, ErrorCodes, UsageError } from '../src/core/errors.js';
 import { statusOfReason, type EmbeddingBatch, type ImageSample } from '../src/core/sample.js';
-import { resolveModel } from '../src/io/model-config.js';
+import { resolveModel, type ModelLocation } from '../src/io/model-config.js';
 import { NpyWriter, readNpyHeader } from '../src/io/npy.js';
 import { urlListSource, type UrlListOptions } from '../src/io/url-list.js';
 import { decode } from '../src/stages/decode.js';
@@ -61,6 +61,18 @@ export function imageSampleStages(opts: ImageInputOptions, filter: Transform | u
     return [urlListSource({ ...opts.list, input: opts.urls, signal }), ...f, download({ ...opts.download, signal })];
   }
   return [shardSource({ inputs: opts.inputs as string | string[] | NodeJS.ReadableStream, signal }), shardsToSamples({ ...opts.fetch, signal }), ...f];
+}
+
+/**
+ * decode → embed for a resolved model: the model's preprocessing with `opts.decode` overrides, and
+ * `opts.embed` (batch size default 64). Shared by `embed`, `fit <shards…>` and shardsToEmbeddings.
+ */
+export function decodeEmbedStages(model: ModelLocation, opts: Omit<ImageEncoderOptions, 'model'>, signal?: AbortSignal): Duplex[] {
+  const pre = model.preprocessing;
+  return [
+    decode({ ...pre, ...opts.decode, signal }),
+    embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
+  ];
 }
 
 export interface ImagesToEmbeddingsOptions extends ImageInputOptions, ImageEncoderOptions {
@@ -194,7 +206,6 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
   checkOption(Number.isInteger(partRows) && partRows >= 1 && partRows <= 1e9, 'partRows', 'an integer in 1..1e9', partRows);
   checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
   const model = await resolveModel(opts.model);
-  const pre = model.preprocessing;
   await mkdir(opts.out, { recursive: true });
   const done = await completeParts(opts.out, { model: opts.model, partRows }, opts.resume ?? true);
   await mkdir(join(opts.out, 'img_emb'), { recursive: true });
@@ -256,8 +267,7 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
     [
       ...imageSampleStages(opts, done > 0 ? skipFirst(done * partRows) : undefined, signal),
       sidecarTap(sidecars),
-      decode({ ...pre, ...opts.decode, signal }),
-      embed({ model: model.onnxPath, ...opts.embed, batchSize: opts.embed?.batchSize ?? 64, imageSize: opts.decode?.size ?? pre?.size, signal }),
+      ...decodeEmbedStages(model, opts, signal),
       sink,
     ],
     { signal },
