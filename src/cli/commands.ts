@@ -118,6 +118,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       process.stdout.write(`${JSON.stringify(await fit({ ...common, embeddings: o.embeddings, datacomp: o.datacomp, embeddingKey: o.embeddingKey }))}\n`);
       return;
     }
+    if (shards.length === 0 && !o.urls) throw new UsageError('give --embeddings, or image shards (or --urls) with --model');
     const images = imageOptionsFrom(shards, o);
     const { fitFromImages } = await import('../../pipelines/fit-images.js');
     process.stdout.write(`${JSON.stringify(await fitFromImages({ ...common, ...images }))}\n`);
