@@ -236,25 +236,36 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
     objectMode: true,
     write(b: EmbeddingBatch, _enc, cb) {
       (async () => {
-        result.dim = b.dim;
+        const dim = b.dim;
+        result.dim = dim;
+        // This batch's rows (failed ones NaN), written in runs that end at part boundaries.
+        const rows = b.embeddings.slice(0, b.rows.length * dim);
+        let start = 0;
+        const flush = async (end: number): Promise<void> => {
+          if (end === start) return;
+          npy ??= await NpyWriter.create(`${partPaths(opts.out, partNo).npy}.tmp`, 'float32', dim);
+          await npy.write(rows.subarray(start * dim, end * dim));
+          start = end;
+        };
         for (let i = 0; i < b.rows.length; i++) {
-          npy ??= await NpyWriter.create(`${partPaths(opts.out, partNo).npy}.tmp`, 'float32', b.dim);
           const ref = b.rows[i];
           const err = b.errors?.[i];
-          const json = sidecars.shift();
-          const row = err ? new Float32Array(b.dim).fill(NaN) : b.embeddings.subarray(i * b.dim, (i + 1) * b.dim);
-          await npy.write(row);
+          if (err) rows.fill(NaN, i * dim, (i + 1) * dim);
           meta.add(
             { key: ref.key, shard: ref.shard ?? null, url: ref.url ?? null, caption: ref.caption ?? null, uid: ref.uid ?? null, status: err ? statusOfReason(err.reason) : 'success', error: err?.reason ?? null, error_message: err?.message ?? null },
-            json,
+            sidecars.shift(),
           );
           result.samples++;
           if (err) {
             result.errors++;
             result.errorsByReason[err.reason] = (result.errorsByReason[err.reason] ?? 0) + 1;
           } else result.embedded++;
-          if (meta.rows === partRows) await commit();
+          if (meta.rows === partRows) {
+            await flush(i + 1);
+            await commit();
+          }
         }
+        await flush(b.rows.length);
         opts.onProgress?.({ samples: result.samples, errors: result.errors });
       })().then(() => cb(), cb);
     },
@@ -263,15 +274,21 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
     },
   });
 
-  await pipeline(
-    [
-      ...imageSampleStages(opts, done > 0 ? skipFirst(done * partRows) : undefined, signal),
-      sidecarTap(sidecars),
-      ...decodeEmbedStages(model, opts, signal),
-      sink,
-    ],
-    { signal },
-  );
+  try {
+    await pipeline(
+      [
+        ...imageSampleStages(opts, done > 0 ? skipFirst(done * partRows) : undefined, signal),
+        sidecarTap(sidecars),
+        ...decodeEmbedStages(model, opts, signal),
+        sink,
+      ],
+      { signal },
+    );
+  } catch (e) {
+    // The open part stays a .tmp file (removed by the next run); only its handle is released here.
+    await npy?.close().catch(() => {});
+    throw e;
+  }
   if (sidecars.length !== 0) throw new DbpruneError(ErrorCodes.INTERNAL, `${sidecars.length} samples entered decode but never left embed`);
   if (result.embedded + result.errors !== result.samples) throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${result.samples}) != embedded (${result.embedded}) + errors (${result.errors})`);
   result.seconds = (performance.now() - t0) / 1000;
