@@ -12,7 +12,7 @@ import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
 import { addImageFlags, imageOptionsFrom, registerEmbed } from './embed.js';
 import { UsageError } from '../core/errors.js';
-import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
+import { DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
 
 /** img2dataset's URL-list formats (src/io/url-list.ts reads them; kept here so --help loads no reader). */
@@ -132,7 +132,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--embeddings <npy...>', 'stream precomputed embeddings instead of images (.npy, glob, or clip-retrieval folder)')
       .option('--keys <txt>', 'keys.txt for --embeddings')
       .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
-      .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
+      .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder); default: the bundled real MobileNetV2 with no input, else the tiny synthetic encoder')
       .option('--image-size <px>', "model input side (default: the model's preprocessor_config.json, else 224)", parseNumber('--image-size', { min: 1, max: 8192, integer: true }))
       .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', ['shortest-center-crop', 'squash'] as const))
       .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
@@ -140,7 +140,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--device <device>', `where the image encoder runs: ${DEVICES.join(' | ')} (cuda:1 = a device id); GPU providers need onnxruntime-node's GPU binaries (README: GPU)`, (v: string) => (parseDevice(v), v.trim().toLowerCase()))
       .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
       .option('--output-name <name>', 'model output to read (default: image_embeds, else pooler_output, else the first)')
-      .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
+      .option('--centroids <npy>', 'k×d centroids .npy; default: the bundled real ones with no input, else the synthetic ones')
       .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
       .option('--out <dir>', 'output folder; without it, JSONL manifest rows go to stdout (default out/ for the bundled sample)')
       .option('--concurrency <n>', 'shards fetched at once', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 2)

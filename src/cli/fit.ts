@@ -209,9 +209,7 @@ export async function fitSample(
   t0: number,
 ): Promise<FitResult> {
   const log = opts.log ?? (() => {});
-  const { signal } = opts;
   const { n, dim, valid, skipped, rowsRead } = sample;
-  const { seed, bins, numNNs } = r;
   const data = sample.data.subarray(0, n * dim);
   normalizeRows(data, n, dim);
   log(`fit: read ${rowsRead} rows, skipped ${skipped} (NaN/Inf/zero), sample ${n} of ${valid} valid rows`);
@@ -222,7 +220,7 @@ export async function fitSample(
   await prepareOutputDir(opts.out);
   const outputs = new OutputSet();
   try {
-    const result = await centroidsAndCalibration({ opts, given, data, n, dim, valid, skipped, rowsRead, k0, iters, seed, bins, numNNs, t0, log }, outputs);
+    const result = await centroidsAndCalibration({ opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log }, outputs);
     await outputs.commit();
     return result;
   } catch (e) {
@@ -232,7 +230,7 @@ export async function fitSample(
 }
 
 interface FitState {
-  opts: FitOptions;
+  opts: Omit<FitOptions, 'embeddings'>;
   given: { data: Float32Array; rows: number; cols: number } | undefined;
   /** The normalised sample (n × dim). */
   data: Float32Array;
@@ -241,18 +239,15 @@ interface FitState {
   valid: number;
   skipped: number;
   rowsRead: number;
-  k0: number;
-  iters: number;
-  seed: number;
-  bins: number;
-  numNNs: number;
+  r: ResolvedFitOptions;
   t0: number;
   log: (line: string) => void;
 }
 
 /** Steps 2 and 3 of {@link fit}, writing into `outputs`. */
 async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Promise<FitResult> {
-  const { opts, given, data, n, dim, valid, skipped, rowsRead, k0, iters, seed, bins, numNNs, t0, log } = state;
+  const { opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log } = state;
+  const { seed, bins, numNNs } = r;
   const { signal } = opts;
   // 2. Centroids.
   const centroidsPath = join(opts.out, CENTROIDS_FILE);

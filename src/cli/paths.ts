@@ -37,7 +37,7 @@ export const bundled = {
 
 /**
  * The synthetic sample (1,200 generated images of 12 concepts, a tiny 64-d encoder, its centroids):
- * fast, for tests and for `ingest`'s defaults.
+ * fast, for tests; `ingest`'s defaults, and `run`'s `--model`/`--centroids` when an input is given.
  */
 export const synthetic = {
   shards: join(samplesDir, 'shards'),
