@@ -11,7 +11,6 @@ import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
 import { addImageFlags, imageOptionsFrom, registerEmbed } from './embed.js';
-import { UsageError } from '../core/errors.js';
 import { DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
 
