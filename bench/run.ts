@@ -24,6 +24,7 @@ export const BENCHES: BenchSpec[] = [
   { name: 'ingest', script: 'ingest.ts' }, // issue 6
   // issue 16: the CLI as whole processes vs the numpy reference, alternating, medians, stages
   { name: 'whole', script: 'whole-process.ts', args: ['--runs', '3', '--rss-10m'] },
+  { name: 'real-encoder', script: 'real-encoder.ts', args: ['--rounds', '3'] }, // issue 13 (needs dist/)
 ];
 
 const wanted = process.argv.slice(2);

@@ -16,11 +16,9 @@ import type { EmbeddingBatch } from '../src/core/sample.js';
 import { createKeptKeysWriter } from '../src/io/manifest.js';
 import { resolveModel } from '../src/io/model-config.js';
 import { NpyWriter } from '../src/io/npy.js';
-import { decode } from '../src/stages/decode.js';
-import { embed } from '../src/stages/embed.js';
-import { shardsToSamples, type ShardsToSamplesOptions } from '../src/stages/fetch-shard.js';
-import { shardSource } from '../src/stages/shard-source.js';
+import type { ShardsToSamplesOptions } from '../src/stages/fetch-shard.js';
 import { tap } from '../src/stages/tap.js';
+import { decodeEmbedStages, imageSampleStages } from './images-to-embeddings.js';
 
 export interface ShardsToEmbeddingsOptions {
   inputs: string | string[] | NodeJS.ReadableStream;
@@ -43,7 +41,6 @@ export interface ShardsToEmbeddingsResult {
 export async function shardsToEmbeddings(opts: ShardsToEmbeddingsOptions): Promise<ShardsToEmbeddingsResult> {
   const { signal } = opts;
   const model = await resolveModel(opts.model);
-  const pre = model.preprocessing;
   await mkdir(opts.out, { recursive: true });
   const files = { embeddings: join(opts.out, 'embeddings.npy'), keys: join(opts.out, 'keys.txt'), errors: join(opts.out, 'errors.jsonl') };
   let npy: NpyWriter | undefined;
@@ -76,12 +73,7 @@ export async function shardsToEmbeddings(opts: ShardsToEmbeddingsOptions): Promi
     },
   });
   await pipeline(
-    shardSource({ inputs: opts.inputs, signal }),
-    shardsToSamples({ ...opts.fetch, signal }),
-    tap(() => samples++),
-    decode({ ...pre, signal }),
-    embed({ model: model.onnxPath, batchSize: opts.batchSize ?? 64, imageSize: pre?.size, signal }),
-    sink,
+    [...imageSampleStages({ inputs: opts.inputs, fetch: opts.fetch }, tap(() => samples++), signal), ...decodeEmbedStages(model, { embed: { batchSize: opts.batchSize } }, signal), sink],
     { signal },
   );
   await keys.close();

@@ -233,9 +233,10 @@ const CONCEPTS: Concept[] = [
 /** Number of shards written. */
 export const SHARDS = 6;
 /** Fixed timestamp in tar headers, parquet-free metadata and stats, for reproducible bytes. */
-const EPOCH = new Date('2024-05-01T00:00:00Z');
+export const EPOCH = new Date('2024-05-01T00:00:00Z');
 
-interface Row {
+/** One row of a shard's parquet (and, less `format`, its `.json` sidecar). */
+export interface Row {
   key: string;
   url: string;
   caption: string;
@@ -258,7 +259,8 @@ async function encode(cv: Canvas, format: 'jpg' | 'png' | 'webp'): Promise<Buffe
   return img.removeAlpha().jpeg({ quality: 80 }).toBuffer();
 }
 
-function tarBytes(entries: { name: string; data: Buffer }[]): Promise<Buffer> {
+/** A tar of `entries` with fixed mtimes/owners (reproducible bytes). */
+export function tarBytes(entries: { name: string; data: Buffer }[]): Promise<Buffer> {
   return new Promise((resolveP, reject) => {
     const p = tarPack();
     const chunks: Buffer[] = [];
@@ -272,7 +274,8 @@ function tarBytes(entries: { name: string; data: Buffer }[]): Promise<Buffer> {
   });
 }
 
-function parquetBytes(rows: Row[]): Uint8Array {
+/** img2dataset's per-shard parquet (snappy) of `rows`. */
+export function parquetBytes(rows: Row[]): Uint8Array {
   const col = <K extends keyof Row>(k: K): Row[K][] => rows.map((r) => r[k]);
   const table = tableFromArrays({
     key: col('key'),
@@ -290,6 +293,21 @@ function parquetBytes(rows: Row[]): Uint8Array {
   const wasmTable = parquet.Table.fromIPCStream(tableToIPC(table, 'stream'));
   const props = new parquet.WriterPropertiesBuilder().setCompression(parquet.Compression.SNAPPY).build();
   return parquet.writeParquet(wasmTable, props);
+}
+
+/** img2dataset's `NNNNN_stats.json` for a shard of `count` successful samples. */
+export function shardStatsJson(count: number): string {
+  const stats = {
+    count,
+    successes: count,
+    failed_to_download: 0,
+    failed_to_resize: 0,
+    duration: 0,
+    start_time: EPOCH.getTime() / 1000,
+    end_time: EPOCH.getTime() / 1000,
+    status_dict: { success: count },
+  };
+  return JSON.stringify(stats, null, 2) + '\n';
 }
 
 /** Writes all shards under `outDir`; returns the number of samples. */
@@ -340,17 +358,7 @@ export async function writeSamples(outDir: string, seed = 7): Promise<number> {
     const name = String(s).padStart(5, '0');
     writeFileSync(join(outDir, `${name}.tar`), await tarBytes(entries));
     writeFileSync(join(outDir, `${name}.parquet`), parquetBytes(rows));
-    const stats = {
-      count: rows.length,
-      successes: rows.length,
-      failed_to_download: 0,
-      failed_to_resize: 0,
-      duration: 0,
-      start_time: EPOCH.getTime() / 1000,
-      end_time: EPOCH.getTime() / 1000,
-      status_dict: { success: rows.length },
-    };
-    writeFileSync(join(outDir, `${name}_stats.json`), JSON.stringify(stats, null, 2) + '\n');
+    writeFileSync(join(outDir, `${name}_stats.json`), shardStatsJson(rows.length));
   }
   return all.length;
 }

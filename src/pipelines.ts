@@ -3,6 +3,8 @@ export * from '../pipelines/datacomp-filters.js';
 export * from '../pipelines/decision-tail.js';
 export * from '../pipelines/embeddings-to-manifest.js';
 export * from '../pipelines/exact-prune.js';
+export * from '../pipelines/fit-images.js';
+export * from '../pipelines/images-to-embeddings.js';
 export * from '../pipelines/ingest.js';
 export * from '../pipelines/shards-to-embeddings.js';
 export * from '../pipelines/shards-to-manifest.js';

@@ -15,6 +15,7 @@ import { formatSummary } from './summary.js';
 import type { CommandContext } from './commands.js';
 import type { DbpParams } from '../core/dbp.js';
 import { UsageError } from '../core/errors.js';
+import { synthetic } from './paths.js';
 
 /** `--cluster`, `--work-dir` and `--queue` on a submitting command (prune). */
 export function addClusterSubmitOptions(cmd: Command): Command {
@@ -136,8 +137,9 @@ export interface ClusterRunFlags {
   writeShards?: string;
   dedupEps?: number[];
   allowPrivate?: boolean;
-  model: string;
-  centroids: string;
+  /** Default (as for `run` with an input): the synthetic encoder and centroids. */
+  model?: string;
+  centroids?: string;
   out?: string;
   format: 'parquet' | 'arrow' | 'jsonl';
   batchSize: number;
@@ -171,10 +173,10 @@ export async function runShardsOnCluster(shards: string[], o: ClusterRunFlags, p
   const result = await runShardsCluster({
     shards,
     fetch: { allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
-    model: o.model,
+    model: o.model ?? synthetic.model,
     batchSize: o.batchSize,
     decode,
-    centroids: o.centroids,
+    centroids: o.centroids ?? synthetic.centroids,
     out: o.out,
     ...params,
     format: o.format,

@@ -10,7 +10,8 @@ import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
 import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
-import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
+import { addImageFlags, imageOptionsFrom, registerEmbed } from './embed.js';
+import { DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
 
 /** img2dataset's URL-list formats (src/io/url-list.ts reads them; kept here so --help loads no reader). */
@@ -81,39 +82,46 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     else process.stdout.write(formatSummary(result.stats, result.files));
   });
 
-  program
-    .command('fit')
-    .description('spherical k-means centroids + calibration statistics for streaming mode')
-    .option('--embeddings <npy...>', '.npy file(s) or glob')
-    .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
-    .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
-    .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
-    .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
-    .option('--sample <n>', 'uniform reservoir sample size', parseNumber('--sample', { min: 1, integer: true }), 100_000)
-    .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
-    .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
-    .option('--minibatch', 'mini-batch k-means instead of Lloyd')
-    .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
-    .option('-q, --quiet', 'no progress on stderr')
-    .action(async (o) => {
+  addImageFlags(
+    program
+      .command('fit')
+      .description('spherical k-means centroids + calibration statistics for streaming mode, from embeddings or straight from images')
+      .argument('[shards...]', 'image shards to embed a uniform sample of (with --model), instead of --embeddings')
+      .option('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder')
+      .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
+      .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
+      .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
+      .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
+      .option('--sample <n>', 'uniform reservoir sample size (rows, or images embedded)', parseNumber('--sample', { min: 1, integer: true }), 100_000)
+      .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
+      .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
+      .option('--minibatch', 'mini-batch k-means instead of Lloyd')
+      .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
+      .option('-q, --quiet', 'no progress on stderr'),
+  ).action(async (shards: string[], o) => {
+    const common = {
+      k: o.k,
+      centroids: o.centroids,
+      sample: o.sample,
+      iters: o.iters,
+      seed: o.seed,
+      minibatch: Boolean(o.minibatch),
+      out: o.out,
+      signal: ctx.signal,
+      log: o.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
+    };
+    if (o.embeddings || o.datacomp) {
+      if (o.embeddings && o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
+      if (shards.length > 0 || o.urls) throw new UsageError('give one input: --embeddings, --datacomp, shards or --urls');
       const { fit } = await import('./fit.js');
-      if (!o.embeddings === !o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
-      const result = await fit({
-        embeddings: o.embeddings,
-        datacomp: o.datacomp,
-        embeddingKey: o.embeddingKey,
-        k: o.k,
-        centroids: o.centroids,
-        sample: o.sample,
-        iters: o.iters,
-        seed: o.seed,
-        minibatch: Boolean(o.minibatch),
-        out: o.out,
-        signal: ctx.signal,
-        log: o.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
-      });
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    });
+      process.stdout.write(`${JSON.stringify(await fit({ ...common, embeddings: o.embeddings, datacomp: o.datacomp, embeddingKey: o.embeddingKey }))}\n`);
+      return;
+    }
+    if (shards.length === 0 && !o.urls) throw new UsageError('give --embeddings, or image shards (or --urls) with --model');
+    const images = imageOptionsFrom(shards, o);
+    const { fitFromImages } = await import('../../pipelines/fit-images.js');
+    process.stdout.write(`${JSON.stringify(await fitFromImages({ ...common, ...images }))}\n`);
+  });
 
   const run = dbpFlags(
     program
@@ -123,7 +131,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--embeddings <npy...>', 'stream precomputed embeddings instead of images (.npy, glob, or clip-retrieval folder)')
       .option('--keys <txt>', 'keys.txt for --embeddings')
       .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
-      .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
+      .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder); default: the bundled real MobileNetV2 with no input, else the tiny synthetic encoder')
       .option('--image-size <px>', "model input side (default: the model's preprocessor_config.json, else 224)", parseNumber('--image-size', { min: 1, max: 8192, integer: true }))
       .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', ['shortest-center-crop', 'squash'] as const))
       .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
@@ -131,7 +139,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
       .option('--device <device>', `where the image encoder runs: ${DEVICES.join(' | ')} (cuda:1 = a device id); GPU providers need onnxruntime-node's GPU binaries (README: GPU)`, (v: string) => (parseDevice(v), v.trim().toLowerCase()))
       .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
       .option('--output-name <name>', 'model output to read (default: image_embeds, else pooler_output, else the first)')
-      .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
+      .option('--centroids <npy>', 'k×d centroids .npy; default: the bundled real ones with no input, else the synthetic ones')
       .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
       .option('--out <dir>', 'output folder; without it, JSONL manifest rows go to stdout (default out/ for the bundled sample)')
       .option('--concurrency <n>', 'shards fetched at once', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 2)
@@ -159,6 +167,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     await runStreaming(shards, o, ctx);
   });
 
+  registerEmbed(program, ctx);
   registerIngest(program, ctx);
   registerWorker(program, ctx);
 

@@ -92,6 +92,49 @@ export interface FitResult {
   seconds: number;
 }
 
+/** {@link FitOptions} validated, with defaults filled in. */
+export interface ResolvedFitOptions {
+  k: number;
+  sample: number;
+  iters: number;
+  seed: number;
+  bins: number;
+  numNNs: number;
+  minibatch: boolean;
+}
+
+/**
+ * Validates the options shared by every fit (k, sample, iters, seed, bins, numNNs, out).
+ * Throws ERR_DBPRUNE_INVALID_OPTION, or ERR_DBPRUNE_USAGE for k > sample without `centroids`.
+ */
+export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): ResolvedFitOptions {
+  const k = opts.k ?? 500;
+  const sample = opts.sample ?? 100_000;
+  const iters = opts.iters ?? 25;
+  const seed = opts.seed ?? 0;
+  const bins = opts.bins ?? DEFAULT_BINS;
+  const numNNs = opts.numNNs ?? 20;
+  checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
+  checkOption(Number.isInteger(k) && k >= 1 && k <= 1_000_000, 'k', 'an integer in 1..1000000', k);
+  checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
+  checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
+  checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
+  checkOption(Number.isInteger(bins) && bins >= 1 && bins <= 1 << 20, 'bins', 'an integer in 1..1048576', bins);
+  checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
+  if (opts.centroids === undefined && k > sample) {
+    throw new UsageError(`--k ${k} is larger than --sample ${sample}: k-means needs at least k sample rows`, { k, sample });
+  }
+  return { k, sample, iters, seed, bins, numNNs, minibatch: opts.minibatch ?? false };
+}
+
+/** Reads and checks `--centroids` given to fit (k × d, at least one row). */
+export async function readGivenCentroids(path: string | undefined, signal?: AbortSignal): Promise<{ data: Float32Array; rows: number; cols: number } | undefined> {
+  if (path === undefined) return undefined;
+  const given = await readNpyFloat32(path, { signal });
+  if (given.rows < 1) throw new UsageError(`${path} holds no centroids`, { file: path });
+  return given;
+}
+
 /**
  * Fits centroids and calibration statistics. Options and defaults in {@link FitOptions}.
  * Throws ERR_DBPRUNE_USAGE for k > sample (or fewer valid rows than k), ERR_DBPRUNE_INVALID_OPTION
@@ -102,51 +145,26 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
   const { signal } = opts;
-  const k0 = opts.k ?? 500;
-  const sample = opts.sample ?? 100_000;
-  const iters = opts.iters ?? 25;
-  const seed = opts.seed ?? 0;
-  const bins = opts.bins ?? DEFAULT_BINS;
-  const numNNs = opts.numNNs ?? 20;
-  checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
-  checkOption(Number.isInteger(k0) && k0 >= 1 && k0 <= 1_000_000, 'k', 'an integer in 1..1000000', k0);
-  checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
-  checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
-  checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
-  checkOption(Number.isInteger(bins) && bins >= 1 && bins <= 1 << 20, 'bins', 'an integer in 1..1048576', bins);
-  checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
-  if (opts.centroids === undefined && k0 > sample) {
-    throw new UsageError(`--k ${k0} is larger than --sample ${sample}: k-means needs at least k sample rows`, { k: k0, sample });
-  }
+  const r = resolveFitOptions(opts);
   throwIfAborted(signal);
 
   // Centroids given: check them before the long pass.
-  let given: { data: Float32Array; rows: number; cols: number } | undefined;
-  if (opts.centroids !== undefined) {
-    given = await readNpyFloat32(opts.centroids, { signal });
-    if (given.rows < 1) throw new UsageError(`${opts.centroids} holds no centroids`, { file: opts.centroids });
-  }
+  const given = await readGivenCentroids(opts.centroids, signal);
 
   const plan = await planEmbeddingSource({ embeddings: opts.embeddings, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, signal });
   const dim = plan.dim;
-  if (given && given.cols !== dim) {
-    throw new DbpruneError(
-      ErrorCodes.DIM_MISMATCH,
-      `centroids ${opts.centroids} have dimension ${given.cols} but the embeddings have ${dim}`,
-      { file: opts.centroids, expected: dim, got: given.cols },
-    );
-  }
-  log(`fit: ${plan.totalRows} rows × ${dim} in ${plan.parts.length} file(s); sampling ${Math.min(sample, plan.totalRows)} rows (seed ${seed})`);
+  checkGivenDim(given, opts.centroids, dim);
+  log(`fit: ${plan.totalRows} rows × ${dim} in ${plan.parts.length} file(s); sampling ${Math.min(r.sample, plan.totalRows)} rows (seed ${r.seed})`);
 
   // 1. Reservoir sample of the valid rows.
-  const reservoir = new RowReservoir(Math.max(1, Math.min(sample, plan.totalRows)), dim, seed);
+  const reservoir = new RowReservoir(Math.max(1, Math.min(r.sample, plan.totalRows)), dim, r.seed);
   let rowsRead = 0;
   let skipped = 0;
   for (const part of plan.parts) {
     for await (const b of partRows(part, signal)) {
       const x = b.data;
-      for (let r = 0; r < b.rows; r++) {
-        const o = r * dim;
+      for (let i = 0; i < b.rows; i++) {
+        const o = i * dim;
         let s = 0;
         for (let t = 0; t < dim; t++) s += x[o + t] * x[o + t];
         if (!Number.isFinite(s) || s === 0) skipped++;
@@ -156,18 +174,53 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     }
   }
   const n = reservoir.size;
-  const valid = reservoir.seen;
-  const data = reservoir.data.subarray(0, n * dim);
+  return fitSample({ data: reservoir.data.subarray(0, n * dim), n, dim, valid: reservoir.seen, skipped, rowsRead }, given, r, opts, t0);
+}
+
+/** Throws ERR_DBPRUNE_DIM_MISMATCH when given centroids and the embeddings differ in width. */
+export function checkGivenDim(given: { cols: number } | undefined, path: string | undefined, dim: number): void {
+  if (given && given.cols !== dim) {
+    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `centroids ${path} have dimension ${given.cols} but the embeddings have ${dim}`, { file: path, expected: dim, got: given.cols });
+  }
+}
+
+/** A uniform sample of valid embedding rows (not yet normalised) and how it was drawn. */
+export interface FitSample {
+  data: Float32Array;
+  n: number;
+  dim: number;
+  /** Valid rows the sample was drawn from. */
+  valid: number;
+  /** Rows skipped as invalid (NaN/Inf/zero, or failed samples). */
+  skipped: number;
+  /** Rows read in all. */
+  rowsRead: number;
+}
+
+/**
+ * Steps 2–3 of fit on a drawn sample: normalise it, k-means (or the given centroids), calibration;
+ * writes `<out>/centroids.npy` and `<out>/calibration.json`.
+ */
+export async function fitSample(
+  sample: FitSample,
+  given: { data: Float32Array; rows: number; cols: number } | undefined,
+  r: ResolvedFitOptions,
+  opts: Omit<FitOptions, 'embeddings'>,
+  t0: number,
+): Promise<FitResult> {
+  const log = opts.log ?? (() => {});
+  const { n, dim, valid, skipped, rowsRead } = sample;
+  const data = sample.data.subarray(0, n * dim);
   normalizeRows(data, n, dim);
   log(`fit: read ${rowsRead} rows, skipped ${skipped} (NaN/Inf/zero), sample ${n} of ${valid} valid rows`);
-  if (valid === 0) throw new UsageError(`no valid embedding rows to fit on (${skipped} skipped as NaN/Inf/zero)`, { skipped });
+  if (valid === 0 || n === 0) throw new UsageError(`no valid embedding rows to fit on (${skipped} skipped as NaN/Inf/zero)`, { skipped });
 
   // 2 and 3 write centroids.npy and calibration.json as one set: both or neither (a calibration
   // always matches the centroids beside it).
   await prepareOutputDir(opts.out);
   const outputs = new OutputSet();
   try {
-    const result = await centroidsAndCalibration({ opts, given, data, n, dim, valid, skipped, rowsRead, k0, iters, seed, bins, numNNs, t0, log }, outputs);
+    const result = await centroidsAndCalibration({ opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log }, outputs);
     await outputs.commit();
     return result;
   } catch (e) {
@@ -177,7 +230,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
 }
 
 interface FitState {
-  opts: FitOptions;
+  opts: Omit<FitOptions, 'embeddings'>;
   given: { data: Float32Array; rows: number; cols: number } | undefined;
   /** The normalised sample (n × dim). */
   data: Float32Array;
@@ -186,18 +239,15 @@ interface FitState {
   valid: number;
   skipped: number;
   rowsRead: number;
-  k0: number;
-  iters: number;
-  seed: number;
-  bins: number;
-  numNNs: number;
+  r: ResolvedFitOptions;
   t0: number;
   log: (line: string) => void;
 }
 
 /** Steps 2 and 3 of {@link fit}, writing into `outputs`. */
 async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Promise<FitResult> {
-  const { opts, given, data, n, dim, valid, skipped, rowsRead, k0, iters, seed, bins, numNNs, t0, log } = state;
+  const { opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log } = state;
+  const { seed, bins, numNNs } = r;
   const { signal } = opts;
   // 2. Centroids.
   const centroidsPath = join(opts.out, CENTROIDS_FILE);
@@ -216,11 +266,11 @@ async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Pro
       await writeNpy((centroidsWritten = outputs.file(centroidsPath)), given.data, [k, dim], 'float32');
     }
   } else {
-    k = k0;
+    k = r.k;
     if (k > n) {
       throw new UsageError(`--k ${k} is larger than the ${n} valid rows available to sample`, { k, sampleSize: n });
     }
-    const km = await sphericalKMeans(data, n, dim, { k, iters, seed, minibatch: opts.minibatch ?? false, signal, log });
+    const km = await sphericalKMeans(data, n, dim, { k, iters: r.iters, seed, minibatch: r.minibatch, signal, log });
     iterations = km.iterations;
     await writeNpy((centroidsWritten = outputs.file(centroidsPath)), km.centroids, [k, dim], 'float32');
   }

@@ -14,7 +14,7 @@ import { UsageError } from '../core/errors.js';
 import { parseListenAddress } from '../io/ingest-listener.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseNumber, type DbpParamFlags } from './options.js';
-import { bundled, DEFAULT_RUN_KEEP } from './paths.js';
+import { synthetic as bundled, DEFAULT_RUN_KEEP } from './paths.js';
 
 const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 

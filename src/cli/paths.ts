@@ -23,7 +23,23 @@ function findPackageRoot(): string {
 export const packageRoot = findPackageRoot();
 export const samplesDir = join(packageRoot, 'data-samples');
 
+/**
+ * The default of `dbprune run` with no flags: ~1,000 real openclipart drawings (22 categories), the
+ * real MobileNetV2 encoder converted from nsfwjs, and centroids fitted on them
+ * (scripts/make-openclipart.ts).
+ */
 export const bundled = {
+  shards: join(samplesDir, 'openclipart', 'shards'),
+  model: join(samplesDir, 'openclipart', 'model'),
+  centroids: join(samplesDir, 'openclipart', 'centroids', 'centroids.npy'),
+  calibration: join(samplesDir, 'openclipart', 'centroids'),
+};
+
+/**
+ * The synthetic sample (1,200 generated images of 12 concepts, a tiny 64-d encoder, its centroids):
+ * fast, for tests; `ingest`'s defaults, and `run`'s `--model`/`--centroids` when an input is given.
+ */
+export const synthetic = {
   shards: join(samplesDir, 'shards'),
   model: join(samplesDir, 'model'),
   centroids: join(samplesDir, 'centroids', 'centroids.npy'),

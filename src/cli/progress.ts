@@ -21,6 +21,8 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Disable output entirely (--quiet). */
   quiet?: boolean;
+  /** Word before the `kept` percentage; default "kept" (`embed` says "embedded"). */
+  keptLabel?: string;
 }
 
 export class Progress {
@@ -72,7 +74,7 @@ export class Progress {
     const pct = c.total ? ` (${((100 * c.samples) / c.total).toFixed(1)}%)` : '';
     const kept = c.samples > 0 ? ((100 * c.kept) / c.samples).toFixed(1) : '0.0';
     const dup = c.duplicates ? ` dup ${c.duplicates}` : '';
-    return `dbprune ${this.opts.label}: ${fmtInt(c.samples)} samples${pct} ${fmtInt(Math.round(rate))}/s kept ${kept}%${dup} errors ${fmtInt(c.errors)} ${secs.toFixed(1)}s`;
+    return `dbprune ${this.opts.label}: ${fmtInt(c.samples)} samples${pct} ${fmtInt(Math.round(rate))}/s ${this.opts.keptLabel ?? 'kept'} ${kept}%${dup} errors ${fmtInt(c.errors)} ${secs.toFixed(1)}s`;
   }
 }
 

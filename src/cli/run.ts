@@ -4,7 +4,7 @@ import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../p
 import { UsageError } from '../core/errors.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import type { CommandContext } from './commands.js';
-import { bundled } from './paths.js';
+import { bundled, synthetic } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 
@@ -12,8 +12,8 @@ export interface RunFlags extends DbpParamFlags, DataCompFlags {
   embeddings?: string[];
   keys?: string;
   metadata?: string[];
-  model: string;
-  centroids: string;
+  model?: string;
+  centroids?: string;
   calibration?: string;
   out?: string;
   format: ManifestFormat;
@@ -88,10 +88,15 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
   if (o.keys && !o.embeddings) throw new UsageError('--keys needs --embeddings');
   if (o.device !== undefined && (o.embeddings || o.datacomp)) throw new UsageError('--device picks where the image encoder runs: it needs images (shards or --urls), not --embeddings');
   const out = o.out ?? (usingDefault ? 'out' : undefined);
+  // No input at all: the real bundled sample with its encoder and centroids. With your own input,
+  // --model / --centroids default to the small synthetic ones (as they always did): pass yours.
+  const defaults = usingDefault ? bundled : synthetic;
+  const model = o.model ?? defaults.model;
+  const centroids = o.centroids ?? defaults.centroids;
   const progress = new Progress({ label: 'run', quiet: o.quiet });
   const base: DecisionTailOptions = {
     ...dbpParamsFrom(o, DEFAULT_RUN_KEEP),
-    centroids: o.centroids,
+    centroids,
     calibration: o.calibration,
     out,
     format: o.format,
@@ -123,7 +128,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       urls: stdin ? process.stdin : o.urls,
       list: { format: o.inputFormat, urlCol: o.urlCol, captionCol: o.captionCol, saveAdditionalColumns: o.saveAdditionalColumns, samplesPerShard: o.samplesPerShard },
       download: { concurrency: o.downloadConcurrency, userAgentToken: o.userAgentToken, allowPrivate: Boolean(o.allowPrivate) },
-      model: o.model,
+      model,
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
       alignment,
@@ -135,7 +140,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
     result = await shardsToManifest({
       ...base,
       inputs,
-      model: o.model,
+      model,
       fetch: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
       decode: decodeOverrides(o),
       embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },

@@ -1,5 +1,6 @@
 /**
- * `dbprune run` through the real CLI: the bundled default with no flags, shards from stdin to
+ * `dbprune run` through the real CLI on the synthetic sample (the real no-flag default is checked in
+ * test/cli/real-sample.test.ts): shards into out/, shards from stdin to
  * JSONL on stdout, and URL lists downloaded from a loopback server into a manifest and pruned
  * webdataset shards — with the SSRF guard refusing loopback unless --allow-private is given.
  */
@@ -15,6 +16,8 @@ import { startServer, tempDir } from '../stages/image-fixtures.js';
 
 const tmp = tempDir('dbprune-run-cli-');
 const shards = join(repoRoot, 'data-samples', 'shards');
+/** The synthetic sample's model and centroids, named explicitly: the no-flag default is the real (slower) set. */
+const synth = ['--model', join(repoRoot, 'data-samples', 'model'), '--centroids', join(repoRoot, 'data-samples', 'centroids', 'centroids.npy')];
 let server: Awaited<ReturnType<typeof startServer>>;
 const images = new Map<string, ImageSample>();
 
@@ -37,8 +40,8 @@ afterAll(async () => {
 });
 
 describe('dbprune run (CLI)', () => {
-  it('no flags: prunes the bundled data-samples into out/ and prints the summary and report path', async () => {
-    const r = await runCli(['run', '-q'], { cwd: tmp.dir });
+  it('synthetic shards into out/: prints the summary and the report path', async () => {
+    const r = await runCli(['run', shards, ...synth, '--out', 'out', '-q'], { cwd: tmp.dir });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/kept \d+ of 1,200 samples/);
@@ -51,7 +54,7 @@ describe('dbprune run (CLI)', () => {
   });
 
   it('shards from stdin, JSONL manifest rows on stdout when no --out is given', async () => {
-    const r = await runCli(['run', '-', '-q'], { input: `${join(shards, '00000.tar')}\n# a comment\n${join(shards, '00001.tar')}\n` });
+    const r = await runCli(['run', '-', ...synth, '-q'], { input: `${join(shards, '00000.tar')}\n# a comment\n${join(shards, '00001.tar')}\n` });
     expect(r.code).toBe(0);
     const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(rows.length).toBe(400);
@@ -67,7 +70,7 @@ describe('dbprune run (CLI)', () => {
     writeFileSync(list, `${lines.join('\n')}\n`);
     const out = join(tmp.dir, 'urls-out');
     const shardsOut = join(tmp.dir, 'pruned-shards');
-    const r = await runCli(['run', '--urls', list, '--allow-private', '--out', out, '--write-shards', shardsOut, '--save-additional-columns', 'license', '--samples-per-shard', '40', '--keep', '0.5', '-q']);
+    const r = await runCli(['run', '--urls', list, '--allow-private', '--out', out, '--write-shards', shardsOut, '--save-additional-columns', 'license', '--samples-per-shard', '40', '--keep', '0.5', ...synth, '-q']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const rows = readManifest(join(out, 'manifest.parquet'));
@@ -92,15 +95,15 @@ describe('dbprune run (CLI)', () => {
     mkdirSync(bare, { recursive: true });
     copyFileSync(join(repoRoot, 'data-samples', 'model', 'onnx', 'vision_model.onnx'), join(bare, 'encoder.onnx'));
     const shard = join(shards, '00000.tar');
-    const without = await runCli(['run', shard, '--model', join(bare, 'encoder.onnx'), '--out', join(tmp.dir, 'bare-1'), '-q']);
+    const without = await runCli(['run', shard, '--model', join(bare, 'encoder.onnx'), '--centroids', synth[3], '--out', join(tmp.dir, 'bare-1'), '-q']);
     expect(without.code).toBe(1);
     expect(without.stderr).toContain('ERR_DBPRUNE_DIM_MISMATCH');
     const out = join(tmp.dir, 'bare-2');
-    const r = await runCli(['run', shard, '--model', join(bare, 'encoder.onnx'), '--image-size', '32', '--mean', '0.48145466,0.4578275,0.40821073', '--std', '0.26862954,0.26130258,0.27577711', '--input-name', 'pixel_values', '--output-name', 'image_embeds', '--out', out, '--format', 'jsonl', '-q']);
+    const r = await runCli(['run', shard, '--model', join(bare, 'encoder.onnx'), '--centroids', synth[3], '--image-size', '32', '--mean', '0.48145466,0.4578275,0.40821073', '--std', '0.26862954,0.26130258,0.27577711', '--input-name', 'pixel_values', '--output-name', 'image_embeds', '--out', out, '--format', 'jsonl', '-q']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     // Same preprocessing as the bundled config ⇒ the same decisions as with the model folder.
-    const ref = await runCli(['run', shard, '--out', join(tmp.dir, 'bare-ref'), '--format', 'jsonl', '-q']);
+    const ref = await runCli(['run', shard, ...synth, '--out', join(tmp.dir, 'bare-ref'), '--format', 'jsonl', '-q']);
     expect(ref.code).toBe(0);
     const strip = (p: string) => readManifest(p).map((row) => [row.key, row.decision, row.cluster]);
     expect(strip(join(out, 'manifest.jsonl'))).toEqual(strip(join(tmp.dir, 'bare-ref', 'manifest.jsonl')));
@@ -110,7 +113,7 @@ describe('dbprune run (CLI)', () => {
     const list = join(tmp.dir, 'one.txt');
     writeFileSync(list, `${server.url}/img/${[...images.keys()][0]}.jpg\n`);
     const out = join(tmp.dir, 'ssrf-out');
-    const r = await runCli(['run', '--urls', list, '--out', out, '--format', 'jsonl', '-q']);
+    const r = await runCli(['run', '--urls', list, ...synth, '--out', out, '--format', 'jsonl', '-q']);
     expect(r.code).toBe(0);
     const rows = readManifest(join(out, 'manifest.jsonl'));
     expect(rows.length).toBe(1);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
 import { CLIP_MEAN, CLIP_STD, preprocessingFromConfig, resolveModel } from '../../src/io/model-config.js';
+import { repoRoot } from '../helpers/fixture.js';
 import { tempDir } from '../stages/image-fixtures.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -27,6 +28,12 @@ describe('preprocessingFromConfig', () => {
   it('reads a SigLIP-style config (squash to height×width, bilinear, 0.5 mean/std)', () => {
     const p = preprocessingFromConfig({ do_center_crop: false, size: { height: 256, width: 256 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], resample: 2 });
     expect(p).toMatchObject({ size: 256, mode: 'squash', mean: [0.5, 0.5, 0.5], kernel: 'linear' });
+  });
+
+  it('reads the bundled real encoder (nsfwjs MobileNetV2): squash to 224, bilinear, x/255 with no mean/std', async () => {
+    const m = await resolveModel(join(repoRoot, 'data-samples', 'openclipart', 'model'));
+    expect(m.onnxPath).toBe(join(repoRoot, 'data-samples', 'openclipart', 'model', 'onnx', 'vision_model.onnx'));
+    expect(m.preprocessing).toEqual({ size: 224, mode: 'squash', mean: [0, 0, 0], std: [1, 1, 1], kernel: 'linear', rescaleFactor: 1 / 255 });
   });
 
   it('rejects malformed or non-square configs', () => {
