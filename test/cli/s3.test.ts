@@ -18,6 +18,7 @@ import { expandInputs } from '../../src/io/glob.js';
 import { createManifestWriter, readManifest, type ManifestRecord } from '../../src/io/manifest.js';
 import { openMetadata, readMetadataBatches } from '../../src/io/metadata.js';
 import { writeNpy } from '../../src/io/npy.js';
+import { OutputSet } from '../../src/io/output-set.js';
 import { readTarSamples } from '../../src/io/tar.js';
 import { urlListBatches } from '../../src/io/url-list.js';
 import { listLocation, openWrite, readLocation, statLocation, writeLocation } from '../../src/io/storage/index.js';
@@ -198,6 +199,25 @@ describe('s3:// through the CLI (s3rver on loopback)', { timeout: 240_000 }, () 
     expect(found.length).toBe(1_050);
     expect(found.slice(0, 3)).toEqual(['s3://bucket/many/item-0.txt', 's3://bucket/many/item-1.txt', 's3://bucket/many/item-2.txt']);
     expect(found[1_049]).toBe('s3://bucket/many/item-1049.txt');
+  });
+
+  it('an output set on s3:// deletes stale objects at commit, and its abort aborts the uploads still open', async () => {
+    await writeLocation('s3://bucket/set/manifest.jsonl', 'from an earlier run');
+    const set = new OutputSet();
+    set.replaces('s3://bucket/set/manifest.jsonl');
+    await set.writeFile('s3://bucket/set/stats.json', '{}');
+    await set.commit();
+    expect(await statLocation('s3://bucket/set/manifest.jsonl')).toBeUndefined();
+    expect((await readLocation('s3://bucket/set/stats.json')).toString()).toBe('{}');
+
+    const failing = new OutputSet();
+    const out = await openWrite(failing.file('s3://bucket/set/manifest.parquet'));
+    out.stream.write(Buffer.alloc(6 << 20, 1)); // more than one part: a multipart upload is under way
+    await new Promise((r) => setTimeout(r, 500));
+    await failing.abort();
+    expect(await statLocation('s3://bucket/set/manifest.parquet')).toBeUndefined();
+    await out.commit(); // a no-op after the abort
+    expect(await statLocation('s3://bucket/set/manifest.parquet')).toBeUndefined();
   });
 
   it('uploads an output larger than one part in parts; nothing is under the name before commit', async () => {
