@@ -6,8 +6,7 @@
  * plus what a run needs around it: centroids and calibration loading, output files, counters
  * (rows in = rows out is checked at the end), progress, stats.json and the report.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { joinLocation as join, locationExists, parentLocation as dirname } from '../src/io/storage/index.js';
 import type { Duplex } from 'node:stream';
 import { interClusterDistance } from '../src/core/complexity.js';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
@@ -174,7 +173,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
   const c = await readNpyFloat32(opts.centroids, { signal: opts.signal });
   const k = c.rows;
   const dim = c.cols;
-  const calDir = opts.calibration ?? (existsSync(join(dirname(opts.centroids), CALIBRATION_FILE)) ? dirname(opts.centroids) : undefined);
+  const calDir = opts.calibration ?? ((await locationExists(join(dirname(opts.centroids), CALIBRATION_FILE))) ? dirname(opts.centroids) : undefined);
   let calibration: Calibration | undefined;
   if (calDir !== undefined) {
     calibration = await loadCalibration(calDir, opts.centroids);

@@ -8,7 +8,7 @@
  *
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
-import { join } from 'node:path';
+import { joinLocation as join } from '../src/io/storage/index.js';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan, type DbpQuotaPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
 import { AssignPool } from '../src/core/assign-pool.js';

@@ -21,7 +21,7 @@ import { synthetic } from './paths.js';
 export function addClusterSubmitOptions(cmd: Command): Command {
   return cmd
     .option('--cluster <redis-url>', 'run on `dbprune worker`s through BullMQ on this Redis (redis://HOST:PORT)')
-    .option('--work-dir <dir>', 'with --cluster: intermediate files, a path every worker sees (default <out>/.work)')
+    .option('--work-dir <dir>', 'with --cluster: intermediate files, a path or s3:// prefix every worker sees (default <out>/.work)')
     .option('--queue <name>', 'with --cluster: BullMQ queue name', 'dbprune')
     .addOption(new Option('--redis-lost-ms <ms>', 'fail once Redis is unreachable this long').argParser(parseNumber('--redis-lost-ms', { min: 100, integer: true })).hideHelp());
 }

@@ -8,7 +8,8 @@
  * 3. Calibration over the sample: per-cluster counts, d_intra, δ histograms, d_inter.
  * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
  */
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { isS3Uri, readLocation } from '../io/storage/index.js';
 import { join, resolve } from 'node:path';
 import { ClusterAccumulator, interClusterDistance } from '../core/complexity.js';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
@@ -115,6 +116,8 @@ export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): Resolve
   const bins = opts.bins ?? DEFAULT_BINS;
   const numNNs = opts.numNNs ?? 20;
   checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
+  // fit writes centroids.npy in place (positional writes) and hashes it: a local folder only.
+  checkOption(!isS3Uri(opts.out), 'out', 'a local folder (fit reads s3:// inputs but writes locally; copy the folder up afterwards)', opts.out);
   checkOption(Number.isInteger(k) && k >= 1 && k <= 1_000_000, 'k', 'an integer in 1..1000000', k);
   checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
   checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
@@ -261,7 +264,12 @@ async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Pro
     const header = await readNpyHeader(opts.centroids as string);
     const samePath = resolve(opts.centroids as string) === resolve(centroidsPath);
     if (header.descr === '<f4' && header.shape.length === 2 && !header.fortranOrder) {
-      if (!samePath) await copyFile(opts.centroids as string, (centroidsWritten = outputs.file(centroidsPath)));
+      if (!samePath) {
+        const from = opts.centroids as string;
+        centroidsWritten = outputs.file(centroidsPath);
+        if (isS3Uri(from)) await writeFile(centroidsWritten, await readLocation(from));
+        else await copyFile(from, centroidsWritten);
+      }
     } else {
       await writeNpy((centroidsWritten = outputs.file(centroidsPath)), given.data, [k, dim], 'float32');
     }

@@ -15,6 +15,7 @@ import { parseListenAddress } from '../io/ingest-listener.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseNumber, type DbpParamFlags } from './options.js';
 import { synthetic as bundled, DEFAULT_RUN_KEEP } from './paths.js';
+import { parseLocalDir } from './storage-options.js';
 
 const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 
@@ -53,9 +54,9 @@ interface IngestFlags extends DbpParamFlags {
 export function registerIngest(program: Command, ctx: { signal: AbortSignal }): void {
   addDbpParamOptions(program.command('ingest'))
     .description('continuous ingestion: shards / URL lists / embeddings keep arriving; crash-safe checkpoints, resumable')
-    .requiredOption('--state <dir>', 'state folder (journal, commits); resume by running again with the same one')
-    .requiredOption('--out <dir>', 'output folder for manifest segments part-<seq>.<format>')
-    .option('--watch <dir>', 'take new .tar shards / URL lists (or .npy with --embeddings) appearing in this folder')
+    .requiredOption('--state <dir>', 'state folder (journal, commits); resume by running again with the same one', parseLocalDir('--state', 'it relies on fsync and rename'))
+    .requiredOption('--out <dir>', 'output folder for manifest segments part-<seq>.<format>', parseLocalDir('--out', 'ingest segments are not written to s3:// yet'))
+    .option('--watch <dir>', 'take new .tar shards / URL lists (or .npy with --embeddings) appearing in this folder', parseLocalDir('--watch', 'it is polled on the local disk'))
     .option('--stdin', 'read input paths/URLs from stdin, one a line')
     .option('--listen <host:port>', 'HTTP intake + /healthz + /metrics (POST /shards, POST /urls)')
     .option('--token <secret>', 'token required on every HTTP request (required beyond loopback; or DBPRUNE_INGEST_TOKEN)')

@@ -12,6 +12,8 @@ import { DbpruneError, ErrorCodes, isDbpruneError } from '../core/errors.js';
 import { removeTempFilesSync } from '../io/output-set.js';
 import { exitCodeFor, oneLine } from './errors.js';
 import { registerCommands } from './commands.js';
+import { abortPendingWrites } from '../io/storage/index.js';
+import { addStorageOptions } from './storage-options.js';
 
 const EXIT_BROKEN_PIPE = 128 + constants.signals.SIGPIPE;
 
@@ -39,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError(false);
+  addStorageOptions(program);
   registerCommands(program, { signal: controller.signal });
   try {
     await program.parseAsync(argv);
@@ -59,6 +62,8 @@ async function main(argv: string[]): Promise<number> {
       return 128 + constants.signals[stoppedBy];
     }
     process.stderr.write(`${oneLine(e)}\n`);
+    // A failed run leaves no partial output: temp files removed, multipart uploads aborted.
+    await abortPendingWrites();
     return exitCodeFor(e);
   }
 }

@@ -11,6 +11,8 @@ import { mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { DbpruneError, ErrorCodes, UsageError } from '../core/errors.js';
 import { pathExists } from '../io/fs.js';
+import { isS3Uri } from '../io/storage/index.js';
+import { S3WorkStore } from './s3-work-store.js';
 
 /** Suffix of in-flight temp files (swept by {@link WorkStore.sweepTemp}). */
 export const TEMP_SUFFIX = '.tmp';
@@ -34,9 +36,10 @@ export interface WorkStore {
   sweepTemp(dir: string): Promise<number>;
 }
 
-/** Opens the work dir at `root` (a path every worker sees). s3:// is not supported yet. */
+/** Opens the work dir at `root` (a path or s3:// prefix every worker sees; s3: see s3-work-store.ts). */
 export function openWorkStore(root: string): WorkStore {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(root)) throw new UsageError(`--work-dir ${root}: only file-system paths are supported for now`, { option: 'work-dir' });
+  if (isS3Uri(root)) return new S3WorkStore(root.replace(/\/+$/, ''));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(root)) throw new UsageError(`--work-dir ${root}: only file-system paths and s3:// prefixes are supported`, { option: 'work-dir' });
   return new LocalWorkStore(isAbsolute(root) ? root : resolve(root));
 }
 

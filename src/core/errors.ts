@@ -61,6 +61,12 @@ export const ErrorCodes = {
   /** The shared work dir of a distributed run is unreadable, unwritable, or holds files of
    *  another run / a worker sees different inputs than the submitter. */
   CLUSTER_WORK_DIR: 'ERR_DBPRUNE_CLUSTER_WORK_DIR',
+  /** An object-store request failed after the SDK's retries (server errors, a missing bucket on
+   *  write, an upload that could not complete); context.file names the s3:// URI. */
+  STORAGE: 'ERR_DBPRUNE_STORAGE',
+  /** The object store refused the credentials or the access (403, bad key or signature, no
+   *  credentials found); context.file names the s3:// URI. */
+  STORAGE_AUTH: 'ERR_DBPRUNE_STORAGE_AUTH',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

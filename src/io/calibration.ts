@@ -12,8 +12,7 @@
  * is `sha256:` + SHA-256 of the file's JSON without the `checksum` member.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readLocation, joinLocation as join } from './storage/index.js';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { base64ToUint32, ClusterSketches, SKETCH_MAX, SKETCH_MIN, uint32ToBase64 } from '../core/sketch.js';
 import { hashFile, sha256Hex } from './hash.js';
@@ -109,8 +108,8 @@ export function serializeCalibration(c: Calibration): string {
 }
 
 /**
- * Writes `<dir>/calibration.json` atomically (temp file + rename). The directory must exist.
- * Resolves with the file path.
+ * Writes `<dir>/calibration.json` atomically (temp file + rename, or an s3:// object that appears
+ * whole). Resolves with the file path.
  */
 export async function saveCalibration(dir: string, c: Calibration): Promise<string> {
   return writeFileAtomic(join(dir, CALIBRATION_FILE), serializeCalibration(c));
@@ -204,7 +203,7 @@ export async function loadCalibration(dir: string, centroids?: string | Uint8Arr
   const file = join(dir, CALIBRATION_FILE);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readLocation(file)).toString('utf8');
   } catch (e) {
     throw calError(`${file}: cannot read calibration statistics (${(e as NodeJS.ErrnoException).code ?? String(e)}); run \`dbprune fit\` to create them`, file, {}, e);
   }
@@ -215,7 +214,7 @@ export async function loadCalibration(dir: string, centroids?: string | Uint8Arr
   else {
     cpath = centroids ?? join(dir, CENTROIDS_FILE);
     try {
-      bytes = await readFile(cpath);
+      bytes = await readLocation(cpath);
     } catch (e) {
       throw calError(`${file}: cannot read the centroids ${cpath} to check them (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file, { centroids: cpath }, e);
     }

@@ -6,8 +6,7 @@
  *   `keys.txt` spanning all of them in order, or Parquet metadata files paired by number.
  * Every pair's row counts and every file's dimension are checked before the first batch.
  */
-import { basename, join } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { DbpruneError, ErrorCodes, UsageError, checkOption, throwIfAborted } from '../core/errors.js';
 import { planDataCompSource } from './datacomp-source.js';
 import { NpzFile } from './npz.js';
@@ -16,6 +15,7 @@ import { expandInputs, naturalCompare } from './glob.js';
 import { BatchTaker, countKeys, readKeyBatches } from './keys.js';
 import { indexKey, openMetadata, readMetadataBatches, type MetadataFile } from './metadata.js';
 import { readNpyHeader, readNpyRows, type Float32ArrayPool, type NpyHeader } from './npy.js';
+import { joinLocation as join, statLocation } from './storage/index.js';
 
 export interface EmbeddingSourceOptions {
   /**
@@ -65,12 +65,9 @@ export interface EmbeddingSourcePlan {
   keys?: string;
 }
 
+/** A local folder or an s3:// prefix with objects under it. */
 async function isDirectory(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
+  return (await statLocation(p))?.kind === 'directory';
 }
 
 /** The last run of digits in a file name (`img_emb_12.npy` → 12), or undefined. */

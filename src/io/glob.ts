@@ -7,6 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
 import { pathExists } from './fs.js';
+import { isS3Uri, listLocation, parseS3Uri } from './storage/index.js';
 
 const RANGE_RE = /^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$/;
 /** Upper bound on what one pattern may expand to (guards against `{0..999999999}` typos). */
@@ -217,13 +218,44 @@ async function globFiles(pattern: string): Promise<string[]> {
   return [...new Set(results)].sort(naturalCompare);
 }
 
+/** Regex for a whole key suffix: `*` and `?` stay within a segment, `**` (a whole segment) spans any depth. */
+function keyGlobRegex(pattern: string): RegExp {
+  const segs = pattern.split('/');
+  let re = '';
+  segs.forEach((seg, i) => {
+    const last = i === segs.length - 1;
+    if (seg === '**') re += last ? '.*' : '(?:[^/]+/)*';
+    else re += segmentRegex(seg).source.slice(1, -1) + (last ? '' : '/');
+  });
+  return new RegExp(`^${re}$`);
+}
+
 /**
- * Expands input patterns to a list of local paths and URLs, in order:
+ * Matches a glob against the keys of an S3 bucket: lists (ListObjectsV2, every page) the fixed
+ * prefix up to the first glob character and keeps the keys the pattern matches, naturally sorted.
+ */
+async function globS3(pattern: string): Promise<string[]> {
+  const { bucket, key } = parseS3Uri(pattern);
+  const firstGlob = key.search(/[*?]/);
+  const fixedDir = key.slice(0, key.lastIndexOf('/', firstGlob) + 1);
+  const re = keyGlobRegex(key.slice(fixedDir.length));
+  const out: string[] = [];
+  for await (const e of listLocation(`s3://${bucket}/${fixedDir}`)) {
+    const rest = e.location.slice(`s3://${bucket}/${fixedDir}`.length);
+    if (re.test(rest)) out.push(e.location);
+  }
+  return out.sort(naturalCompare);
+}
+
+/**
+ * Expands input patterns to a list of local paths, s3:// URIs and URLs, in order:
  * - brace ranges `{00000..00099}` (zero-padded like webdataset) and `{a,b}` alternation, for
  *   paths and URLs alike;
  * - `*`, `?` (within one path segment) and `**` (any depth) globs on local paths, results sorted
  *   naturally (`2` before `10`); hidden entries only when the pattern names them;
- * - http(s) URLs pass through (brace-expanded, never globbed or checked).
+ * - http(s) URLs pass through (brace-expanded, never globbed or checked);
+ * - `s3://bucket/key` URIs: globs are matched against a ListObjectsV2 listing of the prefix before
+ *   the first glob character (all pages); a literal URI passes through unchecked, like a URL.
  * Duplicates are dropped (first occurrence wins).
  *
  * @throws ERR_DBPRUNE_INPUT_NOT_FOUND (context.file = pattern) when a glob matches nothing or a
@@ -243,12 +275,14 @@ export async function expandInputs(patterns: string | readonly string[]): Promis
   };
   for (const pattern of list) {
     for (const p of expandBraces(pattern)) {
-      if (isUrl(p)) {
+      if (isUrl(p) || (isS3Uri(p) && !hasGlob(p))) {
+        // Not checked here: one HEAD per shard would stall the start of a 100,000-shard run; the
+        // reader reports a missing object (a shard becomes an error row, like a URL's 404).
         push(p);
         continue;
       }
       if (hasGlob(p)) {
-        const found = await globFiles(p);
+        const found = isS3Uri(p) ? await globS3(p) : await globFiles(p);
         if (found.length === 0) {
           throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `no file matches ${p}`, { file: p, pattern });
         }

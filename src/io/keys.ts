@@ -2,9 +2,8 @@
  * Key lists: a text file with one sample key a line (`keys.txt`), read as a stream of string
  * batches that line up with `.npy` row batches.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { openRead } from './storage/index.js';
 
 export interface ReadKeysOptions {
   /** Keys per yielded batch. Default 8192; 1 … 2^24. */
@@ -12,13 +11,6 @@ export interface ReadKeysOptions {
   signal?: AbortSignal;
 }
 
-async function checkExists(path: string): Promise<void> {
-  try {
-    await stat(path);
-  } catch (e) {
-    throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `${path}: no such file`, { file: path }, { cause: e });
-  }
-}
 
 /**
  * Yields the lines of a key file in batches of exactly `batchRows` (the last one shorter).
@@ -34,7 +26,7 @@ export async function* readKeyBatches(path: string, options: ReadKeysOptions = {
   checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
   const { signal } = options;
   throwIfAborted(signal);
-  await checkExists(path);
+  const stream = (await openRead(path, { signal })).setEncoding('utf8');
   let batch: string[] = [];
   let row = 0;
   let carry = '';
@@ -47,7 +39,6 @@ export async function* readKeyBatches(path: string, options: ReadKeysOptions = {
     batch.push(line);
     row++;
   };
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
   try {
     for await (const chunk of stream as AsyncIterable<string>) {
       throwIfAborted(signal);
@@ -83,11 +74,10 @@ export async function* readKeyBatches(path: string, options: ReadKeysOptions = {
  * @throws ERR_DBPRUNE_INPUT_NOT_FOUND when the file does not exist.
  */
 export async function countKeys(path: string, options: { signal?: AbortSignal } = {}): Promise<number> {
-  await checkExists(path);
+  const stream = await openRead(path, { signal: options.signal });
   let n = 0;
   let lastByte = -1;
   let any = false;
-  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       throwIfAborted(options.signal);

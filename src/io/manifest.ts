@@ -40,6 +40,7 @@ import { statusOfReason, type Decision, type DecisionReason, type DownloadStatus
 export type ManifestRecord = ManifestRow & { status: DownloadStatus };
 import { buildNpyHeader } from './npy.js';
 import { outputError } from './output-set.js';
+import { isS3Uri, openWrite, type OutputObject } from './storage/index.js';
 
 /** Manifest file formats. */
 export type ManifestFormat = 'parquet' | 'arrow' | 'jsonl';
@@ -134,8 +135,9 @@ function writableSink(out: Writable, end: boolean, file?: string): ByteSink {
         out.end((e?: Error | null) => (e ? reject(fail(e)) : resolve()));
       });
       if (failure) throw fail(failure);
-      if (file !== undefined) {
-        // What is on disk, not what was handed over: a short write fails here.
+      if (file !== undefined && !isS3Uri(file)) {
+        // What is on disk, not what was handed over: a short write fails here (an s3:// upload
+        // checks its parts itself).
         let size: number;
         try {
           size = (await stat(file)).size;
@@ -148,8 +150,37 @@ function writableSink(out: Writable, end: boolean, file?: string): ByteSink {
   };
 }
 
+/**
+ * A sink into a local file (written in place: callers that want atomic replacement pass a temporary
+ * path) or an s3:// object (src/io/storage: a multipart upload that appears under `path` only when
+ * `end()` commits it; a failed write aborts it, and a run that fails before `end()` leaves it to
+ * `abortPendingWrites`).
+ */
 function fileSink(path: string): ByteSink {
-  return writableSink(createWriteStream(path, { highWaterMark: 1 << 20 }), true, path);
+  if (!isS3Uri(path)) return writableSink(createWriteStream(path, { highWaterMark: 1 << 20 }), true, path);
+  const opening = openWrite(path);
+  opening.catch(() => undefined); // surfaced by the first write or end
+  let sink: ByteSink | undefined;
+  const ready = async (): Promise<{ out: OutputObject; sink: ByteSink }> => {
+    const out = await opening;
+    sink ??= writableSink(out.stream, true, path);
+    return { out, sink };
+  };
+  const failed = async (out: OutputObject, e: unknown): Promise<never> => {
+    await out.abort();
+    throw e;
+  };
+  return {
+    async write(chunk) {
+      const { out, sink } = await ready();
+      await sink.write(chunk).catch((e: unknown) => failed(out, e));
+    },
+    async end() {
+      const { out, sink } = await ready();
+      await sink.end().catch((e: unknown) => failed(out, e));
+      await out.commit().catch((e: unknown) => failed(out, e));
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
  * re-cut into batches of `batchRows` {@link SampleRef}s.
  */
 import { basename } from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { openParquetBuffer } from './parquet-source.js';
 import type { SampleRef } from '../core/sample.js';
 
 /** Column names tried, in order (first match, case-insensitive), for each SampleRef field. */
@@ -51,8 +52,9 @@ export async function openMetadata(path: string, options: { require?: (keyof Met
   let file: AsyncBuffer;
   let meta: FileMetaData;
   try {
-    file = await asyncBufferFromFile(path);
+    file = await openParquetBuffer(path);
   } catch (e) {
+    if (e instanceof DbpruneError) throw e;
     throw inputFormat(path, 'cannot open metadata file', e);
   }
   try {

@@ -2,9 +2,8 @@
  * Locating an ONNX vision encoder and reading its preprocessing from a transformers.js / optimum
  * `preprocessor_config.json` (the layout `onnx/vision_model.onnx` + `preprocessor_config.json`).
  */
-import { readFile, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { joinLocation as join, parentLocation as dirname, readLocation, statLocation } from './storage/index.js';
 
 /** Resize modes of the `decode` stage. */
 export type ResizeMode = 'shortest-center-crop' | 'squash';
@@ -104,7 +103,7 @@ const ONNX_CANDIDATES = ['onnx/vision_model.onnx', 'vision_model.onnx', 'onnx/mo
 
 async function isFile(p: string): Promise<boolean> {
   try {
-    return (await stat(p)).isFile();
+    return (await statLocation(p))?.kind === 'file';
   } catch {
     return false;
   }
@@ -119,14 +118,10 @@ async function isFile(p: string): Promise<boolean> {
  */
 export async function resolveModel(model: string): Promise<ModelLocation> {
   let onnxPath: string | undefined;
-  let st;
-  try {
-    st = await stat(model);
-  } catch {
-    throw new DbpruneError(ErrorCodes.MODEL, `model ${model} does not exist`, { file: model });
-  }
+  const st = await statLocation(model);
+  if (st === undefined) throw new DbpruneError(ErrorCodes.MODEL, `model ${model} does not exist`, { file: model });
   let dirs: string[];
-  if (st.isDirectory()) {
+  if (st.kind === 'directory') {
     for (const c of ONNX_CANDIDATES) {
       if (await isFile(join(model, c))) {
         onnxPath = join(model, c);
@@ -147,7 +142,7 @@ export async function resolveModel(model: string): Promise<ModelLocation> {
     if (!(await isFile(configPath))) continue;
     let cfg: unknown;
     try {
-      cfg = JSON.parse(await readFile(configPath, 'utf8'));
+      cfg = JSON.parse((await readLocation(configPath)).toString('utf8'));
     } catch (e) {
       throw new DbpruneError(ErrorCodes.MODEL, `${configPath} is not valid JSON: ${(e as Error).message}`, { file: configPath }, { cause: e });
     }

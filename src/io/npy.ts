@@ -11,6 +11,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { openRandomAccess, type RandomAccessReader } from './storage/index.js';
 
 /** Element types dbprune reads; writes support the same set. */
 export type NpyDtype = 'float32' | 'float16' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8' | 'uint64';
@@ -145,24 +146,17 @@ function parseHeader(file: string, buf: Buffer, fileSize?: number): NpyHeader {
   };
 }
 
-async function openForRead(path: string): Promise<FileHandle> {
-  try {
-    return await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `${path}: no such file`, { file: path }, { cause: e });
-    }
-    throw e;
-  }
+/** A local file or an s3:// object, read by position (an s3 read is one ranged GET). */
+function openForRead(path: string, signal?: AbortSignal): Promise<RandomAccessReader> {
+  return openRandomAccess(path, signal);
 }
 
-async function readHeaderFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
-  const size = (await fh.stat()).size;
+async function readHeaderFrom(fh: RandomAccessReader, path: string): Promise<NpyHeader> {
+  const size = fh.size;
   let want = Math.min(size, 4096);
   for (;;) {
     const buf = Buffer.alloc(want);
-    const { bytesRead } = await fh.read(buf, 0, want, 0);
+    const bytesRead = await fh.read(buf, 0);
     const b = buf.subarray(0, bytesRead);
     if (b.length >= 12 && b.subarray(0, 6).equals(MAGIC)) {
       const lenBytes = b[6] === 1 ? 2 : 4;
@@ -350,14 +344,8 @@ export interface ReadNpyRowsOptions {
 }
 
 /** Reads `buf.length` bytes at `pos` or until EOF; returns the bytes read. */
-async function readFully(fh: FileHandle, buf: Uint8Array, pos: number): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
+function readFully(fh: RandomAccessReader, buf: Uint8Array, pos: number, signal?: AbortSignal): Promise<number> {
+  return fh.read(buf, pos, signal);
 }
 
 /**
@@ -377,7 +365,7 @@ export async function* readNpyRows(path: string, options: ReadNpyRowsOptions = {
   checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
   const { signal } = options;
   throwIfAborted(signal);
-  const fh = await openForRead(path);
+  const fh = await openForRead(path, signal);
   try {
     const h = await readHeaderFrom(fh, path);
     if (h.fortranOrder && h.shape.length > 1) throw formatError(path, 'Fortran-ordered arrays are not supported (save with np.ascontiguousarray)');
@@ -396,12 +384,12 @@ export async function* readNpyRows(path: string, options: ReadNpyRowsOptions = {
       const bytes = wanted * rowBytes;
       if (h.dtype === 'float32') {
         const data = options.pool ? options.pool.acquire(wanted * cols) : new Float32Array(wanted * cols);
-        const got = await readFully(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h.headerBytes + start * rowBytes);
+        const got = await readFully(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h.headerBytes + start * rowBytes, signal);
         const rows = Math.floor(got / rowBytes);
         return { start, wanted, rows, data: rows === wanted ? data : data.slice(0, rows * cols) };
       }
       const raw = new Uint8Array(bytes);
-      const got = await readFully(fh, raw, h.headerBytes + start * rowBytes);
+      const got = await readFully(fh, raw, h.headerBytes + start * rowBytes, signal);
       const rows = Math.floor(got / rowBytes);
       const data = new Float32Array(rows * cols);
       toFloat32(h.dtype, raw, rows * cols, data);

@@ -13,11 +13,18 @@
  *
  * {@link writeFileAtomic} is the set of one file. Ingest's state store has its own commit protocol
  * (journal + commit record, state-store.ts) and does not use this.
+ *
+ * s3:// final paths (src/io/storage) have no rename, so there each object is replaced on its own:
+ * `file()` returns the final URI itself, which a writer streams to as a multipart upload that
+ * appears whole when that writer completes it (a failed run aborts the uploads still open:
+ * {@link OutputSet.abort} calls `abortPendingWrites`); `writeFile()` PUTs the object whole; stale
+ * objects are deleted at commit.
  */
 import { closeSync, openSync, fsyncSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { abortPendingWrites, isS3Uri, removeLocation, writeLocation } from './storage/index.js';
 
 /** Temporary file → final path, for every open set in this process ({@link removeTempFilesSync}, error messages). */
 const liveTempFiles = new Map<string, string>();
@@ -51,6 +58,7 @@ function processAlive(pid: number): boolean {
  * @throws ERR_DBPRUNE_OUTPUT (context.file) when `dir` names a file, or cannot be created.
  */
 export async function prepareOutputDir(dir: string): Promise<void> {
+  if (isS3Uri(dir)) return; // a prefix needs no creating; no temp objects exist
   try {
     await mkdir(dir, { recursive: true });
     if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error('exists and is not a folder'), { code: 'ENOTDIR' });
@@ -70,16 +78,22 @@ export class OutputSet {
   /** Final path → temporary path, in the order reserved (renamed in that order). */
   private readonly files = new Map<string, string>();
   private readonly stale = new Set<string>();
+  /** s3:// final paths reserved (written straight to their objects). */
+  private readonly remote = new Set<string>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
   /** Final paths reserved so far. */
   get paths(): string[] {
-    return [...this.files.keys()];
+    return [...this.files.keys(), ...this.remote.keys()];
   }
 
-  /** Reserves `finalPath` and returns the temporary path to write it to (same folder). */
+  /** Reserves `finalPath` and returns the temporary path to write it to (same folder; an s3:// URI is returned as is). */
   file(finalPath: string): string {
     if (this.state !== 'open') throw new DbpruneError(ErrorCodes.INTERNAL, `output set already ${this.state}`, { file: finalPath });
+    if (isS3Uri(finalPath)) {
+      this.remote.add(finalPath);
+      return finalPath;
+    }
     const known = this.files.get(finalPath);
     if (known) return known;
     const tmp = join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${++tempCounter}`);
@@ -90,6 +104,10 @@ export class OutputSet {
 
   /** Writes `data` to the temporary file of `finalPath`; resolves with `finalPath`. */
   async writeFile(finalPath: string, data: string | Uint8Array): Promise<string> {
+    if (isS3Uri(finalPath)) {
+      await writeLocation(this.file(finalPath), data);
+      return finalPath;
+    }
     const tmp = this.file(finalPath);
     try {
       await writeFile(tmp, data, { flag: 'w' });
@@ -122,14 +140,15 @@ export class OutputSet {
         liveTempFiles.delete(tmp);
       }
       for (const p of this.stale) {
-        if (this.files.has(p)) continue;
+        if (this.files.has(p) || this.remote.has(p)) continue;
         try {
-          await rm(p, { force: true });
+          if (isS3Uri(p)) await removeLocation(p);
+          else await rm(p, { force: true });
         } catch (e) {
           throw outputError(p, e, 'cannot remove the earlier run\'s');
         }
       }
-      for (const dir of new Set([...this.files.keys(), ...this.stale].map((p) => dirname(p)))) syncDir(dir);
+      for (const dir of new Set([...this.files.keys(), ...this.stale].filter((p) => !isS3Uri(p)).map((p) => dirname(p)))) syncDir(dir);
     } catch (e) {
       await this.abort();
       throw e;
@@ -147,6 +166,7 @@ export class OutputSet {
       await rm(tmp, { force: true }).catch(() => undefined);
       liveTempFiles.delete(tmp);
     }
+    if (this.remote.size > 0) await abortPendingWrites().catch(() => undefined);
   }
 }
 

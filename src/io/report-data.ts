@@ -16,7 +16,7 @@
  * most ~32 MiB; 4 MiB at k = 500), 4 · k doubles of δ extrema, ≤ 2 · k · thumbsPerCluster thumbnails
  * of ≤ maxThumbBytes each, ≤ 2 · maxTimelinePoints timeline points.
  */
-import { join } from 'node:path';
+import { joinLocation as join } from './storage/index.js';
 import { checkOption } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { ManifestRow } from '../core/sample.js';

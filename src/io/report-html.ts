@@ -17,8 +17,7 @@
  * θ_j); otherwise, in exact mode, the smallest kept δ (`hard`) or the largest kept δ (`easy`) from
  * the report section's exact extremes (`report.delta.kept_min` / `kept_max`); `random` has none.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { joinLocation as join, readLocation } from './storage/index.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { writeFileAtomic, type OutputSet } from './output-set.js';
 import type { ReportThumbnails } from './report-data.js';
@@ -51,9 +50,9 @@ export async function writeReport(outDir: string, opts: WriteReportOptions = {})
   throwIfAborted(opts.signal);
   let text: string;
   try {
-    text = await readFile(statsPath, 'utf8');
+    text = (await readLocation(statsPath)).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? ErrorCodes.INPUT_NOT_FOUND : ErrorCodes.INPUT_FORMAT;
+    const code = (e as { code?: string }).code === ErrorCodes.INPUT_NOT_FOUND ? ErrorCodes.INPUT_NOT_FOUND : ErrorCodes.INPUT_FORMAT;
     throw new DbpruneError(code, `${statsPath}: cannot read stats (${(e as Error).message})`, { file: statsPath }, { cause: e });
   }
   let stats: RunStats;
@@ -68,11 +67,11 @@ export async function writeReport(outDir: string, opts: WriteReportOptions = {})
   let thumbNote: string | undefined;
   if (thumbsPath !== null) {
     try {
-      const t = JSON.parse(await readFile(thumbsPath, 'utf8')) as ReportThumbnails;
+      const t = JSON.parse((await readLocation(thumbsPath)).toString('utf8')) as ReportThumbnails;
       if (t && Array.isArray(t.items)) thumbnails = t;
       else thumbNote = 'thumbnails.json has no items list; thumbnails left out.';
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') thumbNote = `thumbnails.json could not be read (${(e as Error).message}); thumbnails left out.`;
+      if ((e as { code?: string }).code !== ErrorCodes.INPUT_NOT_FOUND) thumbNote = `thumbnails.json could not be read (${(e as Error).message}); thumbnails left out.`;
     }
   }
   throwIfAborted(opts.signal);

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isS3Uri, joinLocation as join, listLocation, openWrite, writeLocation, type OutputObject } from './storage/index.js';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Float32, Int32, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
@@ -70,6 +70,21 @@ export interface ShardWriter {
   close(): Promise<{ shards: ShardSummary[]; rows: number; kept: number }>;
 }
 
+
+/**
+ * Where a tar goes: an s3:// multipart upload (committed when the shard finishes), or a local file
+ * written in place (as the parquet and stats beside it are).
+ */
+async function openTar(tarPath: string): Promise<OutputObject> {
+  if (isS3Uri(tarPath)) return openWrite(tarPath);
+  const stream = createWriteStream(tarPath);
+  return { location: tarPath, stream, commit: async () => undefined, abort: async () => void stream.destroy() };
+}
+
+/** A shard's parquet or stats file: written in place locally, an object that appears whole on s3://. */
+function writeShardFile(path: string, data: string | Uint8Array): Promise<void> {
+  return isS3Uri(path) ? writeLocation(path, data) : writeFile(path, data);
+}
 
 /** A tar member base name from a key: only [A-Za-z0-9_-] (webdataset splits names at the first dot). */
 export function safeMemberKey(key: string): string {
@@ -139,11 +154,12 @@ class OpenShard {
   constructor(
     readonly name: string,
     readonly tarPath: string,
+    /** The tar being written (a temp file or a multipart upload); committed when the shard finishes. */
+    readonly output: OutputObject,
     extraCount: number,
-    writePath: string,
   ) {
     this.pack = tarPack();
-    this.done = pipeline(this.pack, createWriteStream(writePath));
+    this.done = pipeline(this.pack, output.stream);
     this.done.catch((e: unknown) => {
       this.failure ??= e;
     });
@@ -257,7 +273,7 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
     await madeDir;
     const name = String(nextId++).padStart(oomShardCount, '0');
     const tarPath = join(dir, `${name}.tar`);
-    return new OpenShard(name, tarPath, extraNames.length, tempPath(tarPath));
+    return new OpenShard(name, tarPath, await openTar(tempPath(tarPath)), extraNames.length);
   };
 
   const finish = async (s: OpenShard): Promise<void> => {
@@ -267,11 +283,17 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
     } catch {
       // reported by check()
     }
-    s.check();
+    try {
+      s.check();
+      await s.output.commit();
+    } catch (e) {
+      await s.output.abort();
+      throw e instanceof DbpruneError ? e : new DbpruneError(ErrorCodes.OUTPUT, `cannot write ${s.tarPath}: ${(e as Error).message}`, { file: s.tarPath }, { cause: e });
+    }
     const parquetPath = join(dir, `${s.name}.parquet`);
     const statsPath = join(dir, `${s.name}_stats.json`);
     try {
-      await writeFile(tempPath(parquetPath), parquetBytes(s.cols, extraNames));
+      await writeShardFile(tempPath(parquetPath), parquetBytes(s.cols, extraNames));
       const end = Date.now();
       const stats = {
         count: s.rows,
@@ -285,8 +307,9 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
         end_time: end / 1000,
         status_dict: Object.fromEntries(s.statusDict),
       };
-      await writeFile(tempPath(statsPath), `${JSON.stringify(stats, null, 4)}\n`);
+      await writeShardFile(tempPath(statsPath), `${JSON.stringify(stats, null, 4)}\n`);
     } catch (e) {
+      if (e instanceof DbpruneError) throw e;
       throw new DbpruneError(ErrorCodes.OUTPUT, `cannot write shard ${s.name} in ${dir}: ${(e as Error).message}`, { file: dir, shard: s.name }, { cause: e });
     }
     shards.push({ shard: s.name, tar: s.tarPath, parquet: parquetPath, stats: statsPath, rows: s.rows, kept: s.kept });
@@ -385,13 +408,18 @@ export function createShardWriter(opts: ShardWriterOptions): ShardWriter {
   };
 }
 
-/** The shard files (`NNNNN.tar`, `NNNNN.parquet`, `NNNNN_stats.json`) in `dir`; none when it does not exist. */
+/** The shard files (`NNNNN.tar`, `NNNNN.parquet`, `NNNNN_stats.json`) in `dir` (a folder or an s3:// prefix); none when it does not exist. */
 export async function shardFilesIn(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
+  let names: string[] = [];
+  if (isS3Uri(dir)) {
+    const prefix = `${dir.replace(/\/+$/, '')}/`;
+    for await (const e of listLocation(prefix)) names.push(e.location.slice(prefix.length));
+  } else {
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
   }
   return names.filter((n) => /^\d+(\.tar|\.parquet|_stats\.json)$/.test(n)).map((n) => join(dir, n));
 }

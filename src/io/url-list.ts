@@ -11,16 +11,17 @@
  * `oomShardCount` digits. With the defaults (10,000 and 5): row 12 of shard 1 is `000010012`,
  * shard `00001`.
  */
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer } from 'hyparquet';
+import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer } from 'hyparquet';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { RowError, SampleRef } from '../core/sample.js';
 import { expandInputs, naturalCompare } from './glob.js';
 import { MAX_LINE_CHARS, textLines } from './lines.js';
+import { isS3Uri, listLocation, openRead, statLocation } from './storage/index.js';
+import { openParquetBuffer } from './parquet-source.js';
 
 /** URL list formats. Text formats may be gzipped (detected from the bytes, whatever the name). */
 export type UrlListFormat = 'parquet' | 'csv' | 'tsv' | 'json' | 'jsonl' | 'txt';
@@ -560,6 +561,11 @@ async function* bytesOfStream(s: Readable): AsyncGenerator<Buffer> {
   for await (const c of s) yield typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
 }
 
+/** The bytes of a local file or an s3:// object, streamed. */
+async function* bytesOfLocation(location: string): AsyncGenerator<Buffer> {
+  yield* bytesOfStream(await openRead(location));
+}
+
 /** Records of one input (a path or a Readable) in the given format. */
 function recordsOf(
   src: string | Readable,
@@ -568,7 +574,7 @@ function recordsOf(
   r: Resolved,
   state: { hasCaption: boolean },
 ): AsyncGenerator<Rec> {
-  const bytes = (): AsyncGenerator<Buffer> => maybeGunzip(typeof src === 'string' ? bytesOfStream(createReadStream(src)) : bytesOfStream(src));
+  const bytes = (): AsyncGenerator<Buffer> => maybeGunzip(typeof src === 'string' ? bytesOfLocation(src) : bytesOfStream(src));
   switch (format) {
     case 'csv':
       return csvRows(bytes(), ',', name, r, state);
@@ -586,8 +592,9 @@ function recordsOf(
         let file: AsyncBuffer;
         if (typeof src === 'string') {
           try {
-            file = await asyncBufferFromFile(src);
+            file = await openParquetBuffer(src);
           } catch (e) {
+            if (e instanceof DbpruneError) throw e;
             throw formatError(name, 'cannot open Parquet file', {}, e);
           }
         } else {
@@ -602,25 +609,35 @@ function recordsOf(
   }
 }
 
+/** `[location, name]` of the files directly inside a folder or s3:// prefix (no hidden ones), naturally sorted. */
+async function filesDirectlyIn(dir: string): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  if (isS3Uri(dir)) {
+    const prefix = `${dir.replace(/\/+$/, '')}/`;
+    for await (const e of listLocation(prefix)) {
+      const name = e.location.slice(prefix.length);
+      if (!name.includes('/') && !name.startsWith('.')) out.push([e.location, name]);
+    }
+  } else {
+    for (const n of await readdir(dir)) {
+      const full = join(dir, n);
+      if (!n.startsWith('.') && (await stat(full)).isFile()) out.push([full, n]);
+    }
+  }
+  return out.sort((a, b) => naturalCompare(a[1], b[1]));
+}
+
 /** Expands the input to `[path, format]` pairs: folders list their files (natural order). */
 async function listInputs(input: string | readonly string[], format: UrlListFormat | undefined): Promise<[string, UrlListFormat][]> {
   const paths = await expandInputs(typeof input === 'string' ? [input] : input);
   const out: [string, UrlListFormat][] = [];
   for (const p of paths) {
-    let isDir = false;
-    try {
-      isDir = (await stat(p)).isDirectory();
-    } catch {
-      isDir = false;
-    }
-    if (isDir) {
-      const names = (await readdir(p)).filter((n) => !n.startsWith('.')).sort(naturalCompare);
+    if ((await statLocation(p))?.kind === 'directory') {
       const found: [string, UrlListFormat][] = [];
-      for (const n of names) {
+      for (const [full, n] of await filesDirectlyIn(p)) {
         const f = urlListFormatFromPath(n);
         if (f === undefined || (format !== undefined && f !== format)) continue;
-        const full = join(p, n);
-        if ((await stat(full)).isFile()) found.push([full, f]);
+        found.push([full, f]);
       }
       if (found.length === 0) {
         throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `${p}: folder holds no ${format ?? 'URL list'} files`, { file: p });

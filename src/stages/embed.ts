@@ -4,6 +4,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
+import { isS3Uri, readLocation } from '../io/storage/index.js';
 import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
 import { checkDevice, deviceError, executionProviders, parseDevice, type Device } from '../io/devices.js';
 import { resolveModel } from '../io/model-config.js';
@@ -66,12 +67,16 @@ async function loadModel(o: EmbedOptions, threads: number, device: Device): Prom
     configured = loc.preprocessing?.size;
     await checkDevice(device);
     try {
-      session = await InferenceSession.create(loc.onnxPath, {
+      // ORT needs the whole model: an s3:// model is read into memory, a local one by path.
+      const sessionOptions: InferenceSession.SessionOptions = {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
         executionProviders: executionProviders(device) as InferenceSession.SessionOptions['executionProviders'],
-      });
+      };
+      session = isS3Uri(loc.onnxPath)
+        ? await InferenceSession.create(new Uint8Array(await readLocation(loc.onnxPath)), sessionOptions)
+        : await InferenceSession.create(loc.onnxPath, sessionOptions);
     } catch (e) {
       if (device.name !== 'cpu') throw deviceError(device, loc.onnxPath, e);
       throw new DbpruneError(ErrorCodes.MODEL, `cannot load ONNX model ${loc.onnxPath}: ${(e as Error).message}`, { file: loc.onnxPath }, { cause: e });

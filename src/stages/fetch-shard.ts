@@ -16,6 +16,7 @@ import type { ShardRef } from './shard-source.js';
 import { isUrl } from '../io/glob.js';
 import { abortedError, isSsrfError, RETRYABLE_NETWORK_CODES, sleep, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from '../io/http.js';
 import { HttpStatusError, streamGet } from '../io/http-stream.js';
+import { isS3Uri, openRead } from '../io/storage/index.js';
 
 export interface FetchShardBytesOptions extends SsrfGuardOptions {
   /** Limit for the response headers and for each wait for body data, ms (time the consumer holds
@@ -90,6 +91,16 @@ function abortError(signal: AbortSignal | undefined, shard?: string): DbpruneErr
 }
 
 async function* attempt(shard: string, o: ResolvedFetchOptions, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  if (isS3Uri(shard)) {
+    // The SDK retries the GET itself (standard mode); its errors come back as ERR_DBPRUNE_*.
+    const body = await openRead(shard, { signal });
+    try {
+      for await (const c of body) yield c as Buffer;
+    } finally {
+      body.destroy();
+    }
+    return;
+  }
   if (!isUrl(shard)) {
     const rs = createReadStream(shard);
     const onAbort = (): void => {

@@ -2,11 +2,11 @@
  * `shardSource`: the first stage of the image pipeline. Turns shard patterns into shard descriptors.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import { expandInputs, isUrl, naturalCompare } from '../io/glob.js';
 import { textLines } from '../io/lines.js';
+import { isS3Uri, joinLocation, listLocation, statLocation } from '../io/storage/index.js';
 
 /** One shard to read: a local path or an http(s) URL of a webdataset tar. */
 export interface ShardRef {
@@ -66,15 +66,13 @@ export function shardSource(opts: ShardSourceOptions): Readable {
       throwIfAborted(signal);
       for (const p of await expandInputs(pattern)) {
         throwIfAborted(signal);
-        if (!isUrl(p) && (await isDirectory(p))) {
-          const tars = (await readdir(p, { withFileTypes: true }))
-            .filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.tar'))
-            .map((e) => e.name)
-            .sort(naturalCompare);
+        // An s3:// name ending in .tar is taken as a shard without a HEAD request per shard.
+        if (!isUrl(p) && !(isS3Uri(p) && /\.tar$/i.test(p)) && (await isDirectory(p))) {
+          const tars = (await tarNamesIn(p, signal)).sort(naturalCompare);
           if (tars.length === 0) {
             throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `directory ${p} holds no .tar shard`, { file: p });
           }
-          for (const name of tars) yield { shard: join(p, name) };
+          for (const name of tars) yield { shard: joinLocation(p, name) };
         } else {
           yield { shard: p };
         }
@@ -86,9 +84,25 @@ export function shardSource(opts: ShardSourceOptions): Readable {
 }
 
 async function isDirectory(p: string): Promise<boolean> {
+  if (isS3Uri(p)) return (await statLocation(p))?.kind === 'directory';
   try {
     return (await stat(p)).isDirectory();
   } catch {
     return false;
   }
+}
+
+/** Names of the `.tar` files directly inside a directory or S3 prefix. */
+async function tarNamesIn(dir: string, signal: AbortSignal | undefined): Promise<string[]> {
+  const isTar = (name: string): boolean => name.toLowerCase().endsWith('.tar');
+  if (!isS3Uri(dir)) {
+    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && isTar(e.name)).map((e) => e.name);
+  }
+  const prefix = `${dir.replace(/\/+$/, '')}/`;
+  const names: string[] = [];
+  for await (const e of listLocation(prefix, signal)) {
+    const name = e.location.slice(prefix.length);
+    if (!name.includes('/') && isTar(name)) names.push(name);
+  }
+  return names;
 }

@@ -37,8 +37,9 @@ describe('work store', () => {
     expect(await readPartFiles(store, 'r/none.done')).toBeUndefined();
   });
 
-  it('refuses object-store URLs for now', () => {
-    expect(() => openWorkStore('s3://bucket/work')).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_USAGE' }));
+  it('opens s3:// prefixes (S3WorkStore; see test/cluster/s3-work-dir.test.ts) and refuses other URLs', () => {
+    expect(openWorkStore('s3://bucket/work/').root).toBe('s3://bucket/work');
+    expect(() => openWorkStore('gs://bucket/work')).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_USAGE' }));
   });
 });
 

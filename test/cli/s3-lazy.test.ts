@@ -1,0 +1,62 @@
+/**
+ * The AWS SDK is loaded only when an s3:// location appears: `--help` and a local `prune` resolve
+ * no `@aws-sdk/*` module; an s3:// path does (checked with a module-resolution hook). Flags that
+ * must stay local (ingest's --state, --out, --watch) refuse s3:// up front.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dbpSmallDir, repoRoot } from '../helpers/fixture.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'dbprune-s3-lazy-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function importsOf(name: string, args: string[]): { code: number | null; specifiers: string[]; stderr: string } {
+  const file = join(tmp, `${name}.txt`);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', import.meta.resolve('tsx'), '--import', join(repoRoot, 'test', 'helpers', 'record-imports.mjs'), join(repoRoot, 'src', 'cli', 'main.ts'), ...args],
+    { env: { ...process.env, DBPRUNE_RECORD_IMPORTS: file, AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' }, encoding: 'utf8', timeout: 60_000 },
+  );
+  let specifiers: string[] = [];
+  try {
+    specifiers = readFileSync(file, 'utf8').split('\n');
+  } catch {
+    /* nothing resolved */
+  }
+  return { code: r.status, specifiers, stderr: r.stderr };
+}
+
+describe('the AWS SDK loads lazily', { timeout: 120_000 }, () => {
+  it('ingest refuses s3:// for --state, --out and --watch (usage error, exit 2), loading no SDK', () => {
+    for (const flag of ['--state', '--out', '--watch']) {
+      const args = ['ingest', '--state', join(tmp, 'st'), '--out', join(tmp, 'seg'), '--stdin'];
+      const i = args.indexOf(flag);
+      if (i >= 0) args[i + 1] = 's3://bucket/x';
+      else args.push(flag, 's3://bucket/x');
+      const r = importsOf(`ingest${flag}`, args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${flag} must be a local folder`));
+      expect(r.specifiers.filter((s) => s.includes('@aws-sdk'))).toEqual([]);
+    }
+  });
+
+
+  it('is not loaded by --help or a local prune, and is by an s3:// path', () => {
+    const help = importsOf('help', ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.specifiers.length).toBeGreaterThan(3);
+    expect(help.specifiers.filter((s) => s.includes('@aws-sdk'))).toEqual([]);
+
+    const args = ['--embeddings', join(dbpSmallDir, 'embeddings.npy'), '--centroids', join(dbpSmallDir, 'centroids.npy'), '--keep', '0.3', '--no-report', '-q'];
+    const local = importsOf('local', ['prune', ...args, '--out', join(tmp, 'out')]);
+    expect(local.code, local.stderr).toBe(0);
+    expect(local.specifiers.filter((s) => s.includes('@aws-sdk'))).toEqual([]);
+
+    const remote = importsOf('remote', ['prune', ...args, '--out', 's3://bucket/out']);
+    expect(remote.code).toBe(1); // nothing listens on 127.0.0.1:9
+    expect(remote.specifiers).toContain('@aws-sdk/client-s3');
+  });
+});
