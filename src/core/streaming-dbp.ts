@@ -55,7 +55,7 @@ import { resolveDbpParams, type DbpParams, type ResolvedDbpParams } from './dbp.
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 import { projectBoxSimplex, quotaBounds } from './quota.js';
 import { rowHash, type SelectionPolicy } from './select.js';
-import { ClusterSketches, DEFAULT_BINS, type ClusterSketchesJSON } from './sketch.js';
+import { ClusterSketches, DEFAULT_BINS, DEFAULT_SKETCH_SCALE, SKETCH_SCALES, type ClusterSketchesJSON, type SketchScale } from './sketch.js';
 import { compareWithCalibration, keepRateGain, type CalibrationCheck } from './streaming-guard.js';
 
 /** Calibration statistics that seed the state (from `fit`, or any sample of the stream). */
@@ -102,6 +102,11 @@ export interface StreamingDbpTuning {
   trustStationary?: boolean;
   /** Sketch bins when calibration brings none. Default 2048 (see sketch.ts limits). */
   bins?: number;
+  /**
+   * Sketch bin layout when calibration brings none (a calibration's sketches impose theirs).
+   * Default `log`: relative accuracy at every δ scale; `linear` cannot resolve tight clusters.
+   */
+  sketchScale?: SketchScale;
 }
 
 export interface StreamingDbpOptions {
@@ -117,6 +122,12 @@ export interface StreamingDbpOptions {
 }
 
 type ResolvedTuning = Required<StreamingDbpTuning>;
+
+/**
+ * Keep fractions at or above this keep all: keepRatio 1 plans f = 1 − 2e-16 after float sums, and a
+ * threshold (cached, or the lower edge of a fine log bin) can then sit above a new cluster minimum.
+ */
+const ALL_KEPT = 1 - 1e-9;
 
 /** Per-cluster statistics of the current state (columnar, length k each). */
 export interface StreamingDbpStats {
@@ -203,7 +214,9 @@ function resolveTuning(k: number, t: StreamingDbpTuning = {}): ResolvedTuning {
     thresholdTolerance: t.thresholdTolerance ?? 0.002,
     trustStationary: t.trustStationary ?? false,
     bins: t.bins ?? DEFAULT_BINS,
+    sketchScale: t.sketchScale ?? DEFAULT_SKETCH_SCALE,
   };
+  checkOption(SKETCH_SCALES.includes(r.sketchScale), 'sketchScale', 'linear or log', r.sketchScale);
   checkOption(Number.isInteger(r.updateInterval) && r.updateInterval >= 1, 'updateInterval', 'an integer ≥ 1', r.updateInterval);
   checkOption(r.priorStrength >= 0 && Number.isFinite(r.priorStrength), 'priorStrength', 'a finite number ≥ 0', r.priorStrength);
   checkOption(r.smoothing > 0 && Number.isFinite(r.smoothing), 'smoothing', 'a finite number > 0', r.smoothing);
@@ -296,7 +309,9 @@ export class StreamingDbp {
         checkOption(cal.sketches.k === k, 'calibration.sketches', `sketches for k = ${k} clusters`, cal.sketches.k);
       }
     }
-    this.sketches = new ClusterSketches(k, cal?.sketches?.bins ?? this.tuning.bins);
+    this.sketches = new ClusterSketches(k, cal?.sketches?.bins ?? this.tuning.bins, cal?.sketches?.scale ?? this.tuning.sketchScale);
+    // The tuning records the layout in use (a calibration's, if any), so snapshots restore it.
+    this.tuning = { ...this.tuning, bins: this.sketches.bins, sketchScale: this.sketches.scale };
     if (cal?.sketches && this.calSize > 0) this.sketches.merge(cal.sketches);
     this.n = new Float64Array(k);
     this.nAtPlan = new Float64Array(k);
@@ -363,13 +378,13 @@ export class StreamingDbp {
     this.sum[j] += d;
     this.sketches.add(j, d);
     let keep: boolean;
-    if (f >= 1) keep = true;
+    if (f >= ALL_KEPT) keep = true;
     else if (f <= 0) keep = false;
     else {
       const horizon = Math.max(this.tuning.feedbackMin, this.tuning.feedbackHorizon * (before + 1));
       const level = Math.min(1, Math.max(0, f + deficit / horizon));
       if (this.policy === 'random') keep = rowHash(idx, this.params.seed) / 4294967296 < level;
-      else if (level >= 1) keep = true;
+      else if (level >= ALL_KEPT) keep = true;
       else if (level <= 0) keep = false;
       else if (this.sketches.count(j) < this.tuning.minSketch) keep = deficit + f >= 0.5;
       else {
@@ -581,7 +596,7 @@ export class StreamingDbp {
       params: s.params,
       dInter: f64(s.dInter, 'dInter'),
       calibration: { counts: f64(s.calCounts, 'calCounts'), dIntra: f64(s.calDIntra, 'calDIntra'), dInter: f64(s.dInter, 'dInter'), sampleSize: s.calSize },
-      tuning: { ...s.tuning, bins: sketches.bins },
+      tuning: { ...s.tuning, bins: sketches.bins, sketchScale: sketches.scale },
     });
     checkOption(sketches.k === k, 'snapshot.sketches', `sketches for k = ${k}`, sketches.k);
     d.sketches.counts.set(sketches.counts);
