@@ -54,3 +54,21 @@ describe('tight clusters (δ ~ 1e-4) with a matching calibration', () => {
     expect(Math.abs(d.keptCount / d.seen - keepRatio), `kept ${d.keptCount / d.seen}`).toBeLessThanOrEqual(0.01);
   });
 });
+
+describe('state saved before the log layout (no scale fields)', () => {
+  it('restores with its linear sketches and decides as the original', () => {
+    const sample = stream(2000, 21);
+    const c = calibrationOf(sample);
+    const linear = new ClusterSketches(k, 2048, 'linear');
+    linear.addBatch(sample.cluster, sample.distance);
+    const s = stream(6000, 22);
+    const ref = new StreamingDbp({ k, params: { keepRatio: 0.3 }, calibration: { ...c, sketches: linear } });
+    for (let i = 0; i < 3000; i++) ref.decide(s.cluster[i], s.distance[i]);
+    const old = JSON.parse(JSON.stringify(ref.snapshot()));
+    delete old.sketches.scale;
+    delete old.tuning.sketchScale;
+    const restored = StreamingDbp.restore(old);
+    expect(restored.snapshot().sketches.scale).toBe('linear');
+    for (let i = 3000; i < s.cluster.length; i++) expect(restored.decide(s.cluster[i], s.distance[i])).toBe(ref.decide(s.cluster[i], s.distance[i]));
+  });
+});
