@@ -5,11 +5,12 @@
  * ratio lands on the target.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
+import { sha256Hex } from '../../src/io/hash.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { repoRoot } from '../helpers/fixture.js';
 import { unitRows } from '../helpers/vectors.js';
@@ -65,4 +66,25 @@ describe('streaming run on tight clusters with a matching calibration', () => {
       expect(cal.histogram.scale).toBe('log');
     });
   }
+
+  it('a version-1 calibration (linear bins) still loads; the run warns that its bins cannot resolve these clusters', { timeout: 120_000 }, () => {
+    const v1Dir = join(dir, 'cal-v1');
+    cpSync(join(dir, 'cal'), v1Dir, { recursive: true });
+    const body = JSON.parse(readFileSync(join(v1Dir, 'calibration.json'), 'utf8'));
+    // What version 1 wrote for these clusters: 2,048 linear bins of width 9.8e-4, every member in bin 0.
+    const bins = 2048;
+    const counts = Buffer.alloc(k * bins * 4);
+    body.counts.forEach((c: number, j: number) => counts.writeUInt32LE(c, j * bins * 4));
+    const { scale: _none, ...histogram } = { ...body.histogram, bins, counts: counts.toString('base64') };
+    const v1: Record<string, unknown> = { ...body, version: 1, histogram };
+    delete v1.checksum;
+    v1.checksum = `sha256:${sha256Hex(JSON.stringify(v1))}`;
+    writeFileSync(join(v1Dir, 'calibration.json'), JSON.stringify(v1));
+    const out = join(dir, 'out-v1');
+    const r = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(v1Dir, 'centroids.npy'), '--keep', '0.277', '--out', out, '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: the calibration in .*cal-v1 has linear δ bins .* refit it/);
+    const own = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal', 'centroids.npy'), '--keep', '0.277', '--out', join(dir, 'out-own'), '-q']);
+    expect(own.stderr).not.toMatch(/linear δ bins/);
+  });
 });
