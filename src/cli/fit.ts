@@ -15,7 +15,7 @@ import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } fro
 import { sphericalKMeans } from '../core/kmeans.js';
 import { NearestCentroid } from '../core/nearest.js';
 import { RowReservoir } from '../core/reservoir.js';
-import { ClusterSketches, DEFAULT_BINS, DEFAULT_SKETCH_SCALE } from '../core/sketch.js';
+import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../core/sketch.js';
 import { normalizeRows } from '../core/vector.js';
 import { planEmbeddingSource } from '../io/embeddings-source.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
@@ -289,7 +289,8 @@ async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Pro
   const acc = new ClusterAccumulator(k);
   acc.add(assigned.cluster, assigned.distance, n);
   const stats = acc.stats();
-  const sketches = new ClusterSketches(k, bins, DEFAULT_SKETCH_SCALE);
+  // The layout with the finer bins at these clusters' δ (log for tight clusters, issue 11 item 14).
+  const sketches = new ClusterSketches(k, bins, sketchScaleFor(stats.dIntra, stats.size, bins));
   sketches.addBatch(assigned.cluster, assigned.distance, n);
   const dInter = interClusterDistance(nc.centroids, k, dim, numNNs);
   let inertia = 0;

@@ -4,7 +4,8 @@
  *
  * - `linear`: bin b covers [2b/bins, 2(b+1)/bins) (absolute accuracy 2/bins; the layout of
  *   version-1 calibrations and snapshots, which carry no `scale`).
- * - `log` (what `fit` and streaming mode now build, {@link DEFAULT_SKETCH_SCALE}): bin 0 holds
+ * - `log` (streaming mode's default, {@link DEFAULT_SKETCH_SCALE}; `fit` picks the finer layout for
+ *   its clusters, {@link sketchScaleFor}): bin 0 holds
  *   δ < {@link LOG_MIN} (zero and float noise), bins 1..bins−1 are geometric from LOG_MIN to 2, so
  *   every quantile has relative accuracy ln(2/LOG_MIN)/(bins − 1) (0.82% at 2,048 bins) at every
  *   scale, as DDSketch does. Linear bins of width ~1e-3 cannot tell apart the members of a tight
@@ -30,7 +31,7 @@ export const LOG_MIN = 1e-7;
 /** Bin layout of a sketch (module comment). */
 export type SketchScale = 'linear' | 'log';
 export const SKETCH_SCALES: readonly SketchScale[] = ['linear', 'log'];
-/** The layout `fit` and streaming mode build. The classes default to `linear` (the JSON default). */
+/** The default layout of new sketches (JSON without a scale is `linear`, the version-1 layout). */
 export const DEFAULT_SKETCH_SCALE: SketchScale = 'log';
 
 function checkBins(bins: number, scale: SketchScale): void {
@@ -61,6 +62,22 @@ export function binEdges(bins: number, scale: SketchScale = DEFAULT_SKETCH_SCALE
   e[bins] = SKETCH_MAX;
   edgeCache.set(key, e);
   return e;
+}
+
+/**
+ * The layout whose bins are finer at the typical cluster's δ: `log` when the median mean δ of the
+ * non-empty clusters is below the crossover δ* = (2/bins) / ln-step (0.119 at 2,048 bins, where a
+ * geometric bin is as wide as a linear one), `linear` otherwise (absolute resolution 2/bins is
+ * finer above δ*: on dbp-small, δ ≈ 0.3, log bins cost up to 0.003 mean Jaccard at keep 0.1).
+ * `log` when no cluster has members.
+ */
+export function sketchScaleFor(dIntra: ArrayLike<number>, counts: ArrayLike<number>, bins: number = DEFAULT_BINS): SketchScale {
+  const means: number[] = [];
+  for (let j = 0; j < dIntra.length; j++) if (counts[j] > 0 && Number.isFinite(dIntra[j])) means.push(dIntra[j]);
+  if (means.length === 0 || bins < 2) return bins < 2 ? 'linear' : 'log';
+  means.sort((x, y) => x - y);
+  const crossover = SKETCH_MAX / bins / logStep(bins);
+  return means[Math.floor(means.length / 2)] < crossover ? 'log' : 'linear';
 }
 
 /** Bin index of δ, or −1 for NaN. */

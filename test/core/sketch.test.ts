@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
-import { binOf, ClusterSketches, DistanceHistogram, LOG_MIN, SKETCH_MAX, type SketchScale } from '../../src/core/sketch.js';
+import { binOf, ClusterSketches, DistanceHistogram, LOG_MIN, SKETCH_MAX, sketchScaleFor, type SketchScale } from '../../src/core/sketch.js';
 
 function exactQuantile(sorted: Float64Array, q: number): number {
   // Lower empirical quantile: the smallest value with at least q·n values ≤ it.
@@ -109,6 +109,18 @@ describe('DistanceHistogram', () => {
     expect(() => DistanceHistogram.fromJSON(bad)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     expect(() => h.merge(new DistanceHistogram(16, 'linear'))).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     expect(() => new ClusterSketches(2, 1, 'log')).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+  });
+});
+
+describe('sketchScaleFor', () => {
+  it('picks log for tight clusters, linear where linear bins are finer, log when nothing is known', () => {
+    expect(sketchScaleFor([2e-4, 4e-4, 6e-4], [10, 10, 10])).toBe('log');
+    expect(sketchScaleFor([0.2, 0.3, 0.45, 1e-4], [10, 10, 10, 10])).toBe('linear');
+    expect(sketchScaleFor([0.05, 0.08, 0.3], [10, 10, 0])).toBe('log'); // the empty cluster does not count
+    expect(sketchScaleFor([0.3], [0])).toBe('log');
+    // crossover: where a geometric bin is as wide as a linear one (0.119 at 2,048 bins)
+    expect(sketchScaleFor([0.118], [1])).toBe('log');
+    expect(sketchScaleFor([0.12], [1])).toBe('linear');
   });
 });
 
