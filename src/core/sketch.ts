@@ -338,6 +338,23 @@ export class ClusterSketches {
     return fractionAboveOf(this.counts, j * this.bins, this.edges, this.scale, this.totals[j], theta);
   }
 
+  /** The bin index of δ in this layout (−1 for NaN). */
+  binIndex(d: number): number {
+    return binOf(d, this.bins, this.scale);
+  }
+
+  /**
+   * Shares of cluster j's values inside bin b and above it (O(bins)); NaN when the cluster is empty.
+   * Streaming mode uses them where one bin holds too much of a cluster for a threshold to split it.
+   */
+  binShares(j: number, b: number): { inside: number; above: number } {
+    const o = j * this.bins;
+    let above = 0;
+    for (let t = b + 1; t < this.bins; t++) above += this.counts[o + t];
+    const total = this.totals[j];
+    return { inside: this.counts[o + b] / total, above: above / total };
+  }
+
   /** A copy of cluster j as a standalone {@link DistanceHistogram}. */
   histogram(j: number): DistanceHistogram {
     return DistanceHistogram.fromCounts(this.counts.subarray(j * this.bins, (j + 1) * this.bins), this.scale);
