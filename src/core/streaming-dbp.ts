@@ -130,6 +130,8 @@ type ResolvedTuning = Required<StreamingDbpTuning>;
 const ALL_KEPT = 1 - 1e-9;
 /** Share of a cluster in θ_j's bin above which that bin's members are kept at random (keepInCoarseBin). */
 const COARSE_BIN_SHARE = 0.05;
+/** ...and at least this many values: in a sparse sketch one value is 5% without being a concentration. */
+const COARSE_BIN_MIN_COUNT = 32;
 
 /** Per-cluster statistics of the current state (columnar, length k each). */
 export interface StreamingDbpStats {
@@ -405,14 +407,14 @@ export class StreamingDbp {
 
   /**
    * A sample in the bin that holds θ_j: when that bin holds more than {@link COARSE_BIN_SHARE} of
-   * the cluster, the sketch cannot split its members (δ spread below the bin width, e.g. the
+   * the cluster (and ≥ {@link COARSE_BIN_MIN_COUNT} values), the sketch cannot split its members (δ spread below the bin width, e.g. the
    * fixed-norm noise of bench/synth.ts: ±0.5% relative), and interpolating inside it misses the
    * level by up to the whole share. Keep it then with the probability that meets the level,
    * (level − share beyond the bin) / share inside (seeded hash of the row); else `keep` stands.
    */
   private keepInCoarseBin(j: number, b: number, level: number, idx: number, keep: boolean): boolean {
     const { inside, above } = this.sketches.binShares(j, b);
-    if (!(inside > COARSE_BIN_SHARE)) return keep;
+    if (!(inside > COARSE_BIN_SHARE && inside * this.sketches.count(j) >= COARSE_BIN_MIN_COUNT)) return keep;
     const beyond = this.policy === 'hard' ? above : 1 - above - inside;
     const p = (level - beyond) / inside;
     return rowHash(idx, this.params.seed) / 4294967296 < p;
