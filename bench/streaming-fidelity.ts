@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { interClusterDistance } from '../src/core/complexity.js';
 import { createDecider, planDbp, type DbpParams } from '../src/core/dbp.js';
 import { Rng } from '../src/core/rng.js';
-import { ClusterSketches } from '../src/core/sketch.js';
+import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../src/core/sketch.js';
 import { StreamingDbp, type StreamingCalibration, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { normalizedCopy } from '../src/core/vector.js';
 import { readNpyFloat32 } from '../src/io/npy.js';
@@ -53,15 +53,23 @@ export function sampleCalibration(r: FixtureRecords, fraction: number, seed: num
   }
   const counts = new Float64Array(r.k);
   const sum = new Float64Array(r.k);
-  const sketches = new ClusterSketches(r.k);
+  const picked: [number, number][] = [];
   for (let i = 0; i < m; i++) {
     const row = idx[i];
     counts[r.cluster[row]]++;
     sum[r.cluster[row]] += r.distance[row];
-    sketches.add(r.cluster[row], r.distance[row]);
+    picked.push([r.cluster[row], r.distance[row]]);
   }
   const dIntra = counts.map((c, j) => (c > 0 ? sum[j] / c : 0));
-  return { counts, dIntra, dInter: r.dInter, sketches, sampleSize: m };
+  return { counts, dIntra, dInter: r.dInter, sketches: sketchesOf(r.k, picked, counts, sum), sampleSize: m };
+}
+
+/** The calibration sketches of the picked (cluster, δ) rows, in the layout `fit` would choose for them. */
+function sketchesOf(k: number, picked: [number, number][], counts: Float64Array, sum: Float64Array): ClusterSketches {
+  const dIntra = counts.map((c, j) => (c > 0 ? sum[j] / c : 0));
+  const sketches = new ClusterSketches(k, DEFAULT_BINS, sketchScaleFor(dIntra, counts));
+  for (const [j, d] of picked) sketches.add(j, d);
+  return sketches;
 }
 
 /**
@@ -72,18 +80,18 @@ export function biasedCalibration(r: FixtureRecords, seed: number): StreamingCal
   const rng = new Rng(seed);
   const counts = new Float64Array(r.k);
   const sum = new Float64Array(r.k);
-  const sketches = new ClusterSketches(r.k);
+  const picked: [number, number][] = [];
   let m = 0;
   for (let i = 0; i < r.n; i++) {
     const j = r.cluster[i];
     if (rng.next() < (j < r.k / 2 ? 0.075 : 0.025)) {
       counts[j]++;
       sum[j] += r.distance[i];
-      sketches.add(j, r.distance[i]);
+      picked.push([j, r.distance[i]]);
       m++;
     }
   }
-  return { counts, dIntra: counts.map((c, j) => (c > 0 ? sum[j] / c : 0)), dInter: r.dInter, sketches, sampleSize: m };
+  return { counts, dIntra: counts.map((c, j) => (c > 0 ? sum[j] / c : 0)), dInter: r.dInter, sketches: sketchesOf(r.k, picked, counts, sum), sampleSize: m };
 }
 
 /**
@@ -95,7 +103,7 @@ export function foreignCalibration(r: FixtureRecords, seed: number): StreamingCa
   const rng = new Rng(seed);
   const counts = new Float64Array(r.k);
   const sum = new Float64Array(r.k);
-  const sketches = new ClusterSketches(r.k);
+  const picked: [number, number][] = [];
   let m = 0;
   for (let i = 0; i < r.n; i++) {
     const j = r.cluster[i];
@@ -103,11 +111,11 @@ export function foreignCalibration(r: FixtureRecords, seed: number): StreamingCa
       const d = 0.75 * r.distance[i];
       counts[j]++;
       sum[j] += d;
-      sketches.add(j, d);
+      picked.push([j, d]);
       m++;
     }
   }
-  return { counts, dIntra: counts.map((c, j) => (c > 0 ? sum[j] / c : 0)), dInter: r.dInter, sketches, sampleSize: m };
+  return { counts, dIntra: counts.map((c, j) => (c > 0 ? sum[j] / c : 0)), dInter: r.dInter, sketches: sketchesOf(r.k, picked, counts, sum), sampleSize: m };
 }
 
 export type OrderName = 'original' | 'shuffled' | 'sorted' | 'reverse-sorted' | 'sorted-shuffled-within' | 'random-runs' | 'interleaved-halves';

@@ -180,6 +180,8 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     if (calibration.k !== k || calibration.dim !== dim) {
       throw new DbpruneError(ErrorCodes.CALIBRATION, `calibration in ${calDir} is for k=${calibration.k}, d=${calibration.dim}; centroids ${opts.centroids} are k=${k}, d=${dim}`, { file: calDir });
     }
+    const coarse = coarseSketchWarning(calibration, calDir);
+    if (coarse) opts.warn?.(coarse);
   } else {
     opts.warn?.(`dbprune: no ${CALIBRATION_FILE} beside ${opts.centroids}: streaming decisions start cold (run \`dbprune fit --centroids ${opts.centroids}\` to calibrate)`);
   }
@@ -439,4 +441,21 @@ function streamingStats(
       ...(t.calibrated ? { calibration_check: calibrationCheckJson(dbp) } : {}),
     },
   };
+}
+
+/**
+ * A warning when a version-1 calibration's linear δ bins (width 2/bins) are too coarse for its
+ * clusters: median d_intra under 8 bin widths, where thresholds cannot split the members and the
+ * keep ratio falls short of the target (issue 11, item 14). Undefined otherwise.
+ */
+function coarseSketchWarning(c: Calibration, calDir: string): string | undefined {
+  if (c.sketches.scale !== 'linear') return undefined;
+  const d = Array.from(c.dIntra).filter((_, j) => c.counts[j] > 0).sort((a, b) => a - b);
+  const median = d.length > 0 ? d[Math.floor(d.length / 2)] : Infinity;
+  const width = 2 / c.sketches.bins;
+  if (!(median < 8 * width)) return undefined;
+  return (
+    `dbprune: warning: the calibration in ${calDir} has linear δ bins of width ${width.toPrecision(2)} but a median cluster δ of ` +
+    `${median.toPrecision(2)}: streaming thresholds cannot resolve such tight clusters; refit it with \`dbprune fit\` (log-spaced bins)`
+  );
 }

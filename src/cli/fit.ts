@@ -16,7 +16,7 @@ import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } fro
 import { sphericalKMeans } from '../core/kmeans.js';
 import { NearestCentroid } from '../core/nearest.js';
 import { RowReservoir } from '../core/reservoir.js';
-import { ClusterSketches, DEFAULT_BINS } from '../core/sketch.js';
+import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../core/sketch.js';
 import { normalizeRows } from '../core/vector.js';
 import { planEmbeddingSource } from '../io/embeddings-source.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
@@ -60,7 +60,7 @@ export interface FitOptions {
   seed?: number;
   /** Mini-batch k-means instead of Lloyd; default false. */
   minibatch?: boolean;
-  /** Histogram bins over δ ∈ [0, 2]; default 2048, 1..1,048,576. */
+  /** Histogram bins over δ ∈ [0, 2] (log-spaced, see core/sketch.ts); default 2048, 2..1,048,576. */
   bins?: number;
   /** d_inter neighbours; default 20, ≥ 1. */
   numNNs?: number;
@@ -122,7 +122,7 @@ export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): Resolve
   checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
   checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
   checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
-  checkOption(Number.isInteger(bins) && bins >= 1 && bins <= 1 << 20, 'bins', 'an integer in 1..1048576', bins);
+  checkOption(Number.isInteger(bins) && bins >= 2 && bins <= 1 << 20, 'bins', 'an integer in 2..1048576', bins);
   checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
   if (opts.centroids === undefined && k > sample) {
     throw new UsageError(`--k ${k} is larger than --sample ${sample}: k-means needs at least k sample rows`, { k, sample });
@@ -297,7 +297,8 @@ async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Pro
   const acc = new ClusterAccumulator(k);
   acc.add(assigned.cluster, assigned.distance, n);
   const stats = acc.stats();
-  const sketches = new ClusterSketches(k, bins);
+  // The layout with the finer bins at these clusters' δ (log for tight clusters, issue 11 item 14).
+  const sketches = new ClusterSketches(k, bins, sketchScaleFor(stats.dIntra, stats.size, bins));
   sketches.addBatch(assigned.cluster, assigned.distance, n);
   const dInter = interClusterDistance(nc.centroids, k, dim, numNNs);
   let inertia = 0;

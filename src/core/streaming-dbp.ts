@@ -55,7 +55,7 @@ import { resolveDbpParams, type DbpParams, type ResolvedDbpParams } from './dbp.
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 import { projectBoxSimplex, quotaBounds } from './quota.js';
 import { rowHash, type SelectionPolicy } from './select.js';
-import { ClusterSketches, DEFAULT_BINS, type ClusterSketchesJSON } from './sketch.js';
+import { ClusterSketches, DEFAULT_BINS, DEFAULT_SKETCH_SCALE, SKETCH_SCALES, type ClusterSketchesJSON, type SketchScale } from './sketch.js';
 import { compareWithCalibration, keepRateGain, type CalibrationCheck } from './streaming-guard.js';
 
 /** Calibration statistics that seed the state (from `fit`, or any sample of the stream). */
@@ -102,6 +102,11 @@ export interface StreamingDbpTuning {
   trustStationary?: boolean;
   /** Sketch bins when calibration brings none. Default 2048 (see sketch.ts limits). */
   bins?: number;
+  /**
+   * Sketch bin layout when calibration brings none (a calibration's sketches impose theirs).
+   * Default `log`: relative accuracy at every δ scale; `linear` cannot resolve tight clusters.
+   */
+  sketchScale?: SketchScale;
 }
 
 export interface StreamingDbpOptions {
@@ -117,6 +122,16 @@ export interface StreamingDbpOptions {
 }
 
 type ResolvedTuning = Required<StreamingDbpTuning>;
+
+/**
+ * Keep fractions at or above this keep all: keepRatio 1 plans f = 1 − 2e-16 after float sums, and a
+ * threshold (cached, or the lower edge of a fine log bin) can then sit above a new cluster minimum.
+ */
+const ALL_KEPT = 1 - 1e-9;
+/** Share of a cluster in θ_j's bin above which that bin's members are kept at random (keepInCoarseBin). */
+const COARSE_BIN_SHARE = 0.05;
+/** ...and at least this many values: in a sparse sketch one value is 5% without being a concentration. */
+const COARSE_BIN_MIN_COUNT = 32;
 
 /** Per-cluster statistics of the current state (columnar, length k each). */
 export interface StreamingDbpStats {
@@ -203,7 +218,9 @@ function resolveTuning(k: number, t: StreamingDbpTuning = {}): ResolvedTuning {
     thresholdTolerance: t.thresholdTolerance ?? 0.002,
     trustStationary: t.trustStationary ?? false,
     bins: t.bins ?? DEFAULT_BINS,
+    sketchScale: t.sketchScale ?? DEFAULT_SKETCH_SCALE,
   };
+  checkOption(SKETCH_SCALES.includes(r.sketchScale), 'sketchScale', 'linear or log', r.sketchScale);
   checkOption(Number.isInteger(r.updateInterval) && r.updateInterval >= 1, 'updateInterval', 'an integer ≥ 1', r.updateInterval);
   checkOption(r.priorStrength >= 0 && Number.isFinite(r.priorStrength), 'priorStrength', 'a finite number ≥ 0', r.priorStrength);
   checkOption(r.smoothing > 0 && Number.isFinite(r.smoothing), 'smoothing', 'a finite number > 0', r.smoothing);
@@ -296,7 +313,9 @@ export class StreamingDbp {
         checkOption(cal.sketches.k === k, 'calibration.sketches', `sketches for k = ${k} clusters`, cal.sketches.k);
       }
     }
-    this.sketches = new ClusterSketches(k, cal?.sketches?.bins ?? this.tuning.bins);
+    this.sketches = new ClusterSketches(k, cal?.sketches?.bins ?? this.tuning.bins, cal?.sketches?.scale ?? this.tuning.sketchScale);
+    // The tuning records the layout in use (a calibration's, if any), so snapshots restore it.
+    this.tuning = { ...this.tuning, bins: this.sketches.bins, sketchScale: this.sketches.scale };
     if (cal?.sketches && this.calSize > 0) this.sketches.merge(cal.sketches);
     this.n = new Float64Array(k);
     this.nAtPlan = new Float64Array(k);
@@ -363,18 +382,20 @@ export class StreamingDbp {
     this.sum[j] += d;
     this.sketches.add(j, d);
     let keep: boolean;
-    if (f >= 1) keep = true;
+    if (f >= ALL_KEPT) keep = true;
     else if (f <= 0) keep = false;
     else {
       const horizon = Math.max(this.tuning.feedbackMin, this.tuning.feedbackHorizon * (before + 1));
       const level = Math.min(1, Math.max(0, f + deficit / horizon));
       if (this.policy === 'random') keep = rowHash(idx, this.params.seed) / 4294967296 < level;
-      else if (level >= 1) keep = true;
+      else if (level >= ALL_KEPT) keep = true;
       else if (level <= 0) keep = false;
       else if (this.sketches.count(j) < this.tuning.minSketch) keep = deficit + f >= 0.5;
       else {
         const theta = this.thresholdFor(j, level);
         keep = this.policy === 'hard' ? d >= theta : d <= theta;
+        const b = this.sketches.binIndex(theta);
+        if (this.sketches.binIndex(d) === b) keep = this.keepInCoarseBin(j, b, level, idx, keep);
       }
     }
     if (keep) {
@@ -382,6 +403,21 @@ export class StreamingDbp {
       this.keptTotal++;
     }
     return keep;
+  }
+
+  /**
+   * A sample in the bin that holds θ_j: when that bin holds more than {@link COARSE_BIN_SHARE} of
+   * the cluster (and ≥ {@link COARSE_BIN_MIN_COUNT} values), the sketch cannot split its members (δ spread below the bin width, e.g. the
+   * fixed-norm noise of bench/synth.ts: ±0.5% relative), and interpolating inside it misses the
+   * level by up to the whole share. Keep it then with the probability that meets the level,
+   * (level − share beyond the bin) / share inside (seeded hash of the row); else `keep` stands.
+   */
+  private keepInCoarseBin(j: number, b: number, level: number, idx: number, keep: boolean): boolean {
+    const { inside, above } = this.sketches.binShares(j, b);
+    if (!(inside > COARSE_BIN_SHARE && inside * this.sketches.count(j) >= COARSE_BIN_MIN_COUNT)) return keep;
+    const beyond = this.policy === 'hard' ? above : 1 - above - inside;
+    const p = (level - beyond) / inside;
+    return rowHash(idx, this.params.seed) / 4294967296 < p;
   }
 
   private thresholdFor(j: number, level: number): number {
@@ -581,7 +617,7 @@ export class StreamingDbp {
       params: s.params,
       dInter: f64(s.dInter, 'dInter'),
       calibration: { counts: f64(s.calCounts, 'calCounts'), dIntra: f64(s.calDIntra, 'calDIntra'), dInter: f64(s.dInter, 'dInter'), sampleSize: s.calSize },
-      tuning: { ...s.tuning, bins: sketches.bins },
+      tuning: { ...s.tuning, bins: sketches.bins, sketchScale: sketches.scale },
     });
     checkOption(sketches.k === k, 'snapshot.sketches', `sketches for k = ${k}`, sketches.k);
     d.sketches.counts.set(sketches.counts);

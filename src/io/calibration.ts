@@ -4,22 +4,27 @@
  *
  *     { version, k, dim, sampleSize, totalSeen, skipped, seed, numNNs,
  *       counts[k], dIntra[k], dInter[k],
- *       histogram: { bins, min, max, counts: base64(Uint32 LE, k × bins) },
+ *       histogram: { bins, min, max, scale, counts: base64(Uint32 LE, k × bins) },
  *       centroidsSha256, checksum }
  *
  * `counts`/`dIntra` are over the calibration sample, `dInter` over the centroids (numNNs nearest
  * other centroids). `centroidsSha256` is the SHA-256 of the centroids `.npy` file bytes; `checksum`
  * is `sha256:` + SHA-256 of the file's JSON without the `checksum` member.
+ *
+ * Version 2 adds `histogram.scale` (`linear` | `log`, see core/sketch.ts); `fit` writes `log`.
+ * Version 1 files (no scale: linear bins) still load, with the linear layout they were built with.
  */
 import { createHash } from 'node:crypto';
 import { readLocation, joinLocation as join } from './storage/index.js';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { base64ToUint32, ClusterSketches, SKETCH_MAX, SKETCH_MIN, uint32ToBase64 } from '../core/sketch.js';
+import { base64ToUint32, ClusterSketches, SKETCH_MAX, SKETCH_MIN, SKETCH_SCALES, uint32ToBase64, type SketchScale } from '../core/sketch.js';
 import { hashFile, sha256Hex } from './hash.js';
 import { writeFileAtomic } from './output-set.js';
 
 /** Format version written by {@link saveCalibration}. */
-export const CALIBRATION_VERSION = 1;
+export const CALIBRATION_VERSION = 2;
+/** Versions {@link loadCalibration} reads (1: linear histograms without a scale field). */
+const READABLE_VERSIONS = [1, 2];
 /** File name inside the calibration directory. */
 export const CALIBRATION_FILE = 'calibration.json';
 /** Centroids file name `fit` writes beside it. */
@@ -62,7 +67,7 @@ interface CalibrationJSON {
   counts: number[];
   dIntra: number[];
   dInter: number[];
-  histogram: { bins: number; min: number; max: number; counts: string };
+  histogram: { bins: number; min: number; max: number; scale?: SketchScale; counts: string };
   centroidsSha256: string;
   checksum?: string;
 }
@@ -79,7 +84,7 @@ function calError(message: string, file: string, extra: Record<string, unknown> 
 
 function toJSONObject(c: Calibration): CalibrationJSON {
   return {
-    version: c.version,
+    version: CALIBRATION_VERSION,
     k: c.k,
     dim: c.dim,
     sampleSize: c.sampleSize,
@@ -90,7 +95,7 @@ function toJSONObject(c: Calibration): CalibrationJSON {
     counts: Array.from(c.counts),
     dIntra: Array.from(c.dIntra),
     dInter: Array.from(c.dInter),
-    histogram: { bins: c.sketches.bins, min: SKETCH_MIN, max: SKETCH_MAX, counts: uint32ToBase64(c.sketches.counts) },
+    histogram: { bins: c.sketches.bins, min: SKETCH_MIN, max: SKETCH_MAX, scale: c.sketches.scale, counts: uint32ToBase64(c.sketches.counts) },
     centroidsSha256: c.centroidsSha256,
   };
 }
@@ -147,8 +152,8 @@ export function parseCalibration(text: string, file = CALIBRATION_FILE): Calibra
       got: want,
     });
   }
-  if (body.version !== CALIBRATION_VERSION) {
-    throw calError(`${file}: unsupported calibration version ${String(body.version)} (this dbprune reads ${CALIBRATION_VERSION})`, file);
+  if (!READABLE_VERSIONS.includes(body.version)) {
+    throw calError(`${file}: unsupported calibration version ${String(body.version)} (this dbprune reads ${READABLE_VERSIONS.join(', ')})`, file);
   }
   const { k, dim } = body;
   if (!isIntIn(k, 1) || !isIntIn(dim, 1)) throw calError(`${file}: k and dim must be positive integers`, file);
@@ -162,19 +167,19 @@ export function parseCalibration(text: string, file = CALIBRATION_FILE): Calibra
   if (!h || !isIntIn(h.bins, 1, 1 << 20) || h.min !== SKETCH_MIN || h.max !== SKETCH_MAX || typeof h.counts !== 'string') {
     throw calError(`${file}: histogram must give bins (1..1048576), min ${SKETCH_MIN}, max ${SKETCH_MAX} and base64 counts`, file);
   }
+  const scale: SketchScale | undefined = body.version === 1 ? (h.scale === undefined ? 'linear' : undefined) : h.scale;
+  if (scale === undefined || !SKETCH_SCALES.includes(scale) || (scale === 'log' && h.bins < 2)) {
+    throw calError(`${file}: histogram.scale must be linear or log in version 2 (log needs ≥ 2 bins) and absent in version 1`, file, { scale: h.scale });
+  }
   let counts: Uint32Array;
   try {
     counts = base64ToUint32(h.counts, k * h.bins);
   } catch (e) {
     throw calError(`${file}: histogram counts do not hold k × bins = ${k} × ${h.bins} values`, file, {}, e);
   }
-  const sketches = new ClusterSketches(k, h.bins);
+  const sketches = new ClusterSketches(k, h.bins, scale);
   sketches.counts.set(counts);
-  for (let j = 0; j < k; j++) {
-    let t = 0;
-    for (let b = 0; b < h.bins; b++) t += counts[j * h.bins + b];
-    sketches.totals[j] = t;
-  }
+  sketches.recountTotals();
   return {
     version: body.version,
     k,

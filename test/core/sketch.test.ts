@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
-import { binOf, ClusterSketches, DistanceHistogram } from '../../src/core/sketch.js';
+import { binOf, ClusterSketches, DistanceHistogram, LOG_MIN, SKETCH_MAX, sketchScaleFor, type SketchScale } from '../../src/core/sketch.js';
 
 function exactQuantile(sorted: Float64Array, q: number): number {
   // Lower empirical quantile: the smallest value with at least q·n values ≤ it.
@@ -19,16 +19,19 @@ function randomDistances(rng: Rng, n: number): Float64Array {
 }
 
 describe('DistanceHistogram', () => {
-  it('quantiles are within one bin of the exact sorted quantiles', () => {
+  it.each(['linear', 'log'] as const)('quantiles are within one bin of the exact sorted quantiles (%s)', (scale: SketchScale) => {
     const rng = new Rng(1);
     const xs = randomDistances(rng, 50_000);
-    const h = new DistanceHistogram();
+    const h = new DistanceHistogram(2048, scale);
     h.addMany(xs);
     expect(h.count).toBe(xs.length);
     const sorted = Float64Array.from(xs).sort();
-    const w = 2 / h.bins;
+    // Width of the bin holding v: 2/bins (linear), or v·(e^step − 1) (log, geometric bins).
+    const step = Math.log(SKETCH_MAX / LOG_MIN) / (h.bins - 1);
+    const width = (v: number): number => (scale === 'linear' ? 2 / h.bins : Math.max(LOG_MIN, v * Math.expm1(step)));
     for (const q of [0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.7, 0.9, 0.99, 0.999, 1]) {
-      expect(Math.abs(h.quantile(q) - exactQuantile(sorted, q))).toBeLessThanOrEqual(w + 1e-12);
+      const exact = exactQuantile(sorted, q);
+      expect(Math.abs(h.quantile(q) - exact)).toBeLessThanOrEqual(width(exact) + 1e-12);
     }
     // fractionAbove is the inverse of quantile, and close to the exact fraction.
     for (const q of [0.05, 0.3, 0.5, 0.8, 0.97]) expect(h.fractionAbove(h.quantile(q))).toBeCloseTo(1 - q, 9);
@@ -56,7 +59,7 @@ describe('DistanceHistogram', () => {
   });
 
   it('clamps out-of-range values, ignores NaN, is NaN when empty, round-trips through JSON', () => {
-    const h = new DistanceHistogram(16);
+    const h = new DistanceHistogram(16, 'linear');
     expect(h.quantile(0.5)).toBeNaN();
     expect(h.fractionAbove(0.5)).toBeNaN();
     h.addMany([-1e-7, 0, 2, 5, NaN, 1]);
@@ -69,6 +72,55 @@ describe('DistanceHistogram', () => {
     expect(back.count).toBe(5);
     expect(() => DistanceHistogram.fromJSON({ ...h.toJSON(), count: 4 })).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     expect(() => new DistanceHistogram(0)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+  });
+
+  it('log bins resolve tight clusters (δ ~ 1e-4) to 1% relative error, where 2,048 linear bins cannot', () => {
+    const rng = new Rng(5);
+    // 1 − cos of 512-d noise around a centre: δ concentrated around its mean (~6% relative spread).
+    const xs = Float64Array.from({ length: 20_000 }, () => 2.4e-4 * (1 + 0.06 * rng.normal()));
+    const sorted = Float64Array.from(xs).sort();
+    const log = new DistanceHistogram(2048, 'log');
+    const linear = new DistanceHistogram(2048, 'linear');
+    log.addMany(xs);
+    linear.addMany(xs);
+    expect(linear.counts[0]).toBe(xs.length); // every member in the first linear bin
+    for (const q of [0.01, 0.1, 0.277, 0.5, 0.723, 0.9, 0.99]) {
+      const exact = exactQuantile(sorted, q);
+      expect(Math.abs(log.quantile(q) - exact) / exact, `q ${q}`).toBeLessThan(0.01);
+      const above = sorted.filter((v) => v > log.quantile(q)).length / xs.length;
+      expect(Math.abs(above - (1 - q)), `q ${q}`).toBeLessThan(0.01);
+    }
+    expect(Math.abs(linear.quantile(0.5) - exactQuantile(sorted, 0.5)) / exactQuantile(sorted, 0.5)).toBeGreaterThan(0.5);
+  });
+
+  it('log layout: zero bin, clamping, JSON round trip; JSON without scale is linear; layouts do not merge', () => {
+    const h = new DistanceHistogram(16, 'log');
+    h.addMany([-1e-7, 0, LOG_MIN / 2, 2, 5, NaN, 1e-3]);
+    expect(h.counts[0]).toBe(3);
+    expect(h.counts[15]).toBe(2);
+    expect(binOf(1e-3, 16, 'log')).toBeGreaterThan(0);
+    expect(h.fractionAbove(h.quantile(0.6))).toBeCloseTo(0.4, 9);
+    const back = DistanceHistogram.fromJSON(JSON.parse(JSON.stringify(h)));
+    expect(back.scale).toBe('log');
+    expect(Array.from(back.counts)).toEqual(Array.from(h.counts));
+    const { scale: _omit, ...v1 } = new DistanceHistogram(16, 'linear').toJSON();
+    expect(DistanceHistogram.fromJSON(v1).scale).toBe('linear');
+    const bad = { ...h.toJSON(), scale: 'cubic' } as unknown as Parameters<typeof DistanceHistogram.fromJSON>[0];
+    expect(() => DistanceHistogram.fromJSON(bad)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+    expect(() => h.merge(new DistanceHistogram(16, 'linear'))).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+    expect(() => new ClusterSketches(2, 1, 'log')).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+  });
+});
+
+describe('sketchScaleFor', () => {
+  it('picks log for tight clusters, linear where linear bins are finer, log when nothing is known', () => {
+    expect(sketchScaleFor([2e-4, 4e-4, 6e-4], [10, 10, 10])).toBe('log');
+    expect(sketchScaleFor([0.2, 0.3, 0.45, 1e-4], [10, 10, 10, 10])).toBe('linear');
+    expect(sketchScaleFor([0.05, 0.08, 0.3], [10, 10, 0])).toBe('log'); // the empty cluster does not count
+    expect(sketchScaleFor([0.3], [0])).toBe('log');
+    // crossover: where a geometric bin is as wide as a linear one (0.119 at 2,048 bins)
+    expect(sketchScaleFor([0.118], [1])).toBe('log');
+    expect(sketchScaleFor([0.12], [1])).toBe('linear');
   });
 });
 

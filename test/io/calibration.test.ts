@@ -89,4 +89,28 @@ describe('calibration.json', () => {
     await writeFile(file, JSON.stringify(body));
     await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION' });
   });
+
+  it('version 1 files (linear histograms, no scale) still load with their linear layout; a bad scale is a coded error', async () => {
+    const { dir, cal } = await setup();
+    const file = join(dir, 'calibration.json');
+    const v2 = JSON.parse(await readFile(file, 'utf8'));
+    expect(v2.version).toBe(2);
+    expect(v2.histogram.scale).toBe(cal.sketches.scale);
+    const resign = async (body: Record<string, unknown>): Promise<void> => {
+      delete body.checksum;
+      body.checksum = `sha256:${sha256Hex(JSON.stringify(body))}`;
+      await writeFile(file, JSON.stringify(body));
+    };
+    const linear = new ClusterSketches(3, 64, 'linear');
+    linear.addBatch(Int32Array.from([0, 0, 1, 2]), Float32Array.from([0.1, 0.3, 0.5, 1.9]));
+    const { scale: _none, ...v1Histogram } = { ...v2.histogram, counts: Buffer.from(linear.counts.buffer).toString('base64') };
+    await resign({ ...v2, version: 1, histogram: v1Histogram });
+    const back = await loadCalibration(dir);
+    expect(back.sketches.scale).toBe('linear');
+    expect(back.sketches.quantile(0, 0.5)).toBe(linear.quantile(0, 0.5));
+    await resign({ ...v2, histogram: { ...v2.histogram, scale: 'cubic' } });
+    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('scale') });
+    await resign({ ...v2, version: 1 }); // a scale field in a version 1 file
+    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('scale') });
+  });
 });
