@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,28 @@ function dbprune(args: string[], opts: { fileSizeKiB?: number; onSpawn?: (pid: n
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     opts.onSpawn?.(child.pid as number);
   });
+}
+
+/**
+ * Resolves once process `pid` holds `file` open (Linux: /proc/PID/fd), i.e. the CLI is past start-up
+ * (its signal handlers are installed before any input is opened) and inside the work. A fixed delay
+ * sent the signal before the handler existed when the machine was loaded.
+ */
+async function whenReading(pid: number, file: string): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === file) return;
+        } catch {
+          // closed meanwhile
+        }
+      }
+    } catch {
+      return; // gone already: the test's assertions will say so
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** File name → sha256 of every entry in `folder` (dot files included: temporary files must not be left). */
@@ -260,7 +282,7 @@ describe('exit codes and ERR_DBPRUNE_* codes (issue 11, item 12)', () => {
     expect((await dbprune(['prune', '--embeddings', emb, '--centroids', cent, '--keep', '0.5', '--out', out, '-q'])).code).toBe(0);
     const before = snapshot(out);
     const r = await dbprune(['prune', '--embeddings', big, '--centroids', bigCent, '--keep', '0.5', '--out', out, '-q'], {
-      onSpawn: (pid) => void setTimeout(() => process.kill(pid, 'SIGINT'), 700),
+      onSpawn: (pid) => void whenReading(pid, big).then(() => process.kill(pid, 'SIGINT')),
     });
     expect(r.code, r.stderr).toBe(130);
     expect(lastLine(r.stderr)).toMatch(/stopped \(SIGINT\).*(nothing written|before any output was written).*\[ERR_DBPRUNE_ABORTED\]/);
