@@ -3,6 +3,7 @@
  * batches that line up with `.npy` row batches.
  */
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { textLines } from './lines.js';
 import { openRead } from './storage/index.js';
 
 export interface ReadKeysOptions {
@@ -26,46 +27,29 @@ export async function* readKeyBatches(path: string, options: ReadKeysOptions = {
   checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
   const { signal } = options;
   throwIfAborted(signal);
-  const stream = (await openRead(path, { signal })).setEncoding('utf8');
+  const stream = await openRead(path, { signal });
   let batch: string[] = [];
   let row = 0;
-  let carry = '';
-  let first = true;
-  const pushLine = (line: string): void => {
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (line.length === 0) {
-      throw new DbpruneError(ErrorCodes.INPUT_FORMAT, `${path}: empty key on line ${row + 1}`, { file: path, row });
-    }
-    batch.push(line);
-    row++;
-  };
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
+    // textLines splits in linear time and bounds a line (a key file with no newline cannot grow
+    // memory without end); it drops the BOM, the CR of CRLF and a final empty line.
+    for await (const line of textLines(stream as AsyncIterable<Buffer>, { file: path })) {
       throwIfAborted(signal);
-      let text = carry + chunk;
-      if (first) {
-        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-        first = false;
+      if (line.length === 0) {
+        throw new DbpruneError(ErrorCodes.INPUT_FORMAT, `${path}: empty key on line ${row + 1}`, { file: path, row });
       }
-      let startIdx = 0;
-      for (;;) {
-        const nl = text.indexOf('\n', startIdx);
-        if (nl < 0) break;
-        pushLine(text.slice(startIdx, nl));
-        startIdx = nl + 1;
-        if (batch.length === batchRows) {
-          const out = batch;
-          batch = [];
-          yield out;
-          throwIfAborted(signal);
-        }
+      batch.push(line);
+      row++;
+      if (batch.length === batchRows) {
+        const out = batch;
+        batch = [];
+        yield out;
+        throwIfAborted(signal);
       }
-      carry = text.slice(startIdx);
     }
   } finally {
     stream.destroy();
   }
-  if (carry.length > 0 && carry !== '\r') pushLine(carry);
   if (batch.length > 0) yield batch;
 }
 

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ErrorCodes } from '../../src/core/errors.js';
 import { BatchTaker, countKeys, readKeyBatches } from '../../src/io/keys.js';
+import { MAX_LINE_CHARS } from '../../src/io/lines.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-keys-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,6 +41,13 @@ describe('readKeyBatches', () => {
     await expect(all(p, 5)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_INPUT_FORMAT', context: { file: p, row: 1 } });
     await expect(all(join(dir, 'nope.txt'), 5)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_INPUT_NOT_FOUND' });
     await expect(countKeys(join(dir, 'nope.txt'))).rejects.toMatchObject({ code: 'ERR_DBPRUNE_INPUT_NOT_FOUND' });
+  });
+  it('a key file that is one huge line fails fast on the line bound, naming the file and line', async () => {
+    const p = join(dir, 'one-line.txt');
+    writeFileSync(p, `a\n${'k'.repeat(MAX_LINE_CHARS + 1024)}`);
+    const t0 = performance.now();
+    await expect(all(p, 10)).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, message: expect.stringContaining('longer than'), context: { file: p, row: 2 } });
+    expect(performance.now() - t0).toBeLessThan(5000);
   });
   it('an empty file has no keys', async () => {
     const p = join(dir, 'empty.txt');
