@@ -12,6 +12,7 @@
  */
 import { throwIfAborted } from '../core/errors.js';
 import { ErrorCodes } from '../core/errors.js';
+import { fingerprint96 } from '../core/fingerprint-set.js';
 import { errorRow, type ManifestRow, type SampleRef } from '../core/sample.js';
 
 /** Per-row flag values of {@link KeyProblems.flags}. */
@@ -26,23 +27,15 @@ export interface KeyProblems {
   unwritable: number;
 }
 
-/** A 52-bit hash of a string (two 32-bit multiplicative hashes; exact integers in a double). */
+const fp = new Uint32Array(3);
+
+/**
+ * A 52-bit hash of a string (two words of the key guard's {@link fingerprint96}: exact integers in a
+ * double), so streaming and exact mode share one string hash.
+ */
 export function hash52(s: string): number {
-  let a = 0x811c9dc5 | 0;
-  let b = 0x9747b28c | 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 15;
-  }
-  a ^= a >>> 16;
-  a = Math.imul(a, 0x85ebca6b);
-  a ^= a >>> 13;
-  b ^= b >>> 13;
-  b = Math.imul(b, 0xc2b2ae35);
-  b ^= b >>> 16;
-  return (a >>> 0) * 2 ** 20 + ((b >>> 0) >>> 12);
+  fingerprint96(s, fp);
+  return fp[0] * 2 ** 20 + (fp[1] >>> 12);
 }
 
 const identity = (r: SampleRef): string => `${r.shard ?? ''}\u0000${r.key}`;
