@@ -59,17 +59,22 @@ export function addImageFlags(cmd: Command): Command {
     .option('--allow-private', 'allow URLs resolving to loopback/private/link-local addresses (SSRF guard off)');
 }
 
+/** Decode overrides from the image flags; only the flags given (the model's config fills the rest). */
+export function decodeOverrides(o: Pick<ImageFlags, 'imageSize' | 'resizeMode' | 'mean' | 'std'>): NonNullable<ImageEncoderOptions['decode']> {
+  const d: NonNullable<ImageEncoderOptions['decode']> = {};
+  if (o.imageSize !== undefined) d.size = o.imageSize;
+  if (o.resizeMode !== undefined) d.mode = o.resizeMode;
+  if (o.mean !== undefined) d.mean = o.mean;
+  if (o.std !== undefined) d.std = o.std;
+  return d;
+}
+
 /** Input + encoder options of the image pipelines from the flags; exactly one of shards / --urls. */
 export function imageOptionsFrom(shards: string[], o: ImageFlags): ImageInputOptions & ImageEncoderOptions {
   if (shards.length > 0 && o.urls) throw new UsageError('give one input: shards or --urls');
   if (shards.length === 0 && !o.urls) throw new UsageError('give shards (paths, URLs, brace ranges, folders, or - for stdin) or --urls');
   if (!o.model) throw new UsageError('--model is required with image input (an .onnx file or a transformers.js/optimum folder)');
-  const decode: NonNullable<ImageEncoderOptions['decode']> = {};
-  if (o.imageSize !== undefined) decode.size = o.imageSize;
-  if (o.resizeMode !== undefined) decode.mode = o.resizeMode;
-  if (o.mean !== undefined) decode.mean = o.mean;
-  if (o.std !== undefined) decode.std = o.std;
-  const encoder: ImageEncoderOptions = { model: o.model, decode, embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName } };
+  const encoder: ImageEncoderOptions = { model: o.model, decode: decodeOverrides(o), embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName } };
   if (o.urls) {
     const stdin = o.urls.length === 1 && o.urls[0] === '-';
     if (stdin && !o.inputFormat) throw new UsageError('--urls - (stdin) needs --input-format');

@@ -7,6 +7,7 @@ import type { CommandContext } from './commands.js';
 import { bundled, synthetic } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
+import { decodeOverrides } from './embed.js';
 
 export interface RunFlags extends DbpParamFlags, DataCompFlags {
   embeddings?: string[];
@@ -41,16 +42,6 @@ export interface RunFlags extends DbpParamFlags, DataCompFlags {
   inputName?: string;
   outputName?: string;
   device?: string;
-}
-
-/** Decode overrides from flags; only the flags given (the model's config fills the rest). */
-function decodeOverrides(o: RunFlags): { size?: number; mode?: 'shortest-center-crop' | 'squash'; mean?: [number, number, number]; std?: [number, number, number] } {
-  const d: ReturnType<typeof decodeOverrides> = {};
-  if (o.imageSize !== undefined) d.size = o.imageSize;
-  if (o.resizeMode !== undefined) d.mode = o.resizeMode;
-  if (o.mean !== undefined) d.mean = o.mean;
-  if (o.std !== undefined) d.std = o.std;
-  return d;
 }
 
 /**
