@@ -3,19 +3,14 @@ import type { Command } from 'commander';
 import type { DbpParams } from '../core/dbp.js';
 import { UsageError } from '../core/errors.js';
 import { SELECTION_POLICIES, type SelectionPolicy } from '../core/select.js';
+import { describeRange, inRange, type NumberRange } from '../core/validate.js';
 
-export function parseNumber(flag: string, opts: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {}) {
+export function parseNumber(flag: string, opts: NumberRange & { integer?: boolean } = {}) {
+  const kind = opts.integer ? 'integer' : 'number';
   return (value: string): number => {
     const v = Number(value);
-    const bad =
-      value.trim() === '' ||
-      !Number.isFinite(v) ||
-      (opts.integer && !Number.isInteger(v)) ||
-      (opts.min !== undefined && (opts.exclusiveMin ? v <= opts.min : v < opts.min)) ||
-      (opts.max !== undefined && v > opts.max);
-    if (bad) {
-      const range = `${opts.min !== undefined ? (opts.exclusiveMin ? `> ${opts.min}` : `≥ ${opts.min}`) : ''}${opts.max !== undefined ? ` and ≤ ${opts.max}` : ''}`;
-      throw new UsageError(`${flag} must be ${opts.integer ? 'an integer' : 'a number'}${range ? ` ${range.trim()}` : ''}, got '${value}'`, { option: flag });
+    if (value.trim() === '' || !inRange(v, kind, opts)) {
+      throw new UsageError(`${flag} must be ${describeRange(kind, opts)}, got '${value}'`, { option: flag });
     }
     return v;
   };

@@ -2,6 +2,7 @@
 export * from './complexity.js';
 export * from './dbp.js';
 export * from './errors.js';
+export * from './validate.js';
 export * from './kmeans.js';
 export * from './matmul-ort.js';
 export * from './nearest.js';
