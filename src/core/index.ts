@@ -4,7 +4,6 @@ export * from './dbp.js';
 export * from './errors.js';
 export * from './validate.js';
 export * from './kmeans.js';
-export * from './matmul-ort.js';
 export * from './nearest.js';
 export * from './quota.js';
 export * from './reservoir.js';

@@ -17,9 +17,9 @@
  */
 import os from 'node:os';
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
-import { buildInt8Model, certainWinners, nearestSessionOptions, probeExactInt8Kernel, quantizeCentroids, type Int8Top2, type QuantizedCentroids } from './matmul-int8.js';
-import { buildNearestModel, OrtScorer, top2FromOutputs, type Top2 } from './matmul-ort.js';
-import { InThreadOrt, OrtWorker, type OrtRunner } from './ort-worker.js';
+import { buildInt8Model, certainWinners, nearestSessionOptions, probeExactInt8Kernel, quantizeCentroids, type Int8Top2, type QuantizedCentroids } from '../kernels/matmul-int8.js';
+import { buildNearestModel, OrtScorer, top2FromOutputs, type Top2 } from '../kernels/matmul-ort.js';
+import { InThreadOrt, OrtWorker, type OrtRunner } from '../kernels/ort-worker.js';
 import { argmaxDot, normalizedCopy, type ArgmaxDot } from './vector.js';
 
 /** Float32 scores closer than this are re-decided in float64. */

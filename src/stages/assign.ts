@@ -11,7 +11,7 @@ import os from 'node:os';
 import { Transform } from 'node:stream';
 import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { AssignPool } from '../core/assign-pool.js';
+import { AssignPool } from '../kernels/assign-pool.js';
 import { NearestCentroid, ORT_MIN_WORK } from '../core/nearest.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 import { normalizedCopy, normalizeRows } from '../core/vector.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildNearestModel, OrtScorer } from '../../src/core/matmul-ort.js';
+import { buildNearestModel, OrtScorer } from '../../src/kernels/matmul-ort.js';
 import { NearestCentroid, nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
 import { normalizedCopy } from '../../src/core/vector.js';

@@ -12,7 +12,7 @@
  * This module computes scores only; the conventions (float64 δ, tie rules) live in `nearest.ts`.
  */
 import * as ort from 'onnxruntime-node';
-import { DbpruneError, ErrorCodes } from './errors.js';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { intAttr, onnx, valueInfo } from './onnx-graph.js';
 
 

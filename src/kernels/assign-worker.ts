@@ -5,8 +5,8 @@
  * (normalizeRows, NearestCentroid) do the work, so results are bit-identical to an in-thread run.
  */
 import { parentPort } from 'node:worker_threads';
-import { NearestCentroid } from './nearest.js';
-import { normalizeRows } from './vector.js';
+import { NearestCentroid } from '../core/nearest.js';
+import { normalizeRows } from '../core/vector.js';
 import type { AssignPoolInit, AssignPoolReply, AssignPoolRequest } from './assign-pool.js';
 
 /** Row codes of the screen: why a row cannot be assigned. */

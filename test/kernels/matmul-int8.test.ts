@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { certainWinners, probeExactInt8Kernel, Q_HALF, quantizeCentroids } from '../../src/core/matmul-int8.js';
+import { certainWinners, probeExactInt8Kernel, Q_HALF, quantizeCentroids } from '../../src/kernels/matmul-int8.js';
 import { NearestCentroid, nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
 import { normalizedCopy } from '../../src/core/vector.js';

@@ -14,8 +14,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
-import { normalizedCopy } from './vector.js';
+import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
+import { normalizedCopy } from '../core/vector.js';
 
 /** @internal Worker protocol: start-up message. */
 export interface AssignPoolInit {
