@@ -5,7 +5,7 @@
  * (normalizeRows, NearestCentroid) do the work, so results are bit-identical to an in-thread run.
  */
 import { parentPort } from 'node:worker_threads';
-import { NearestCentroid } from '../core/nearest.js';
+import { NearestCentroid } from './nearest-centroid.js';
 import { normalizeRows } from '../core/vector.js';
 import type { AssignPoolInit, AssignPoolReply, AssignPoolRequest } from './assign-pool.js';
 

@@ -4,3 +4,5 @@
  * the pure math loads no native addon. Re-exported by the package root (`dbprune`).
  */
 export * from './matmul-ort.js';
+export * from './nearest-centroid.js';
+export * from './kmeans.js';

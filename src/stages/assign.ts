@@ -12,7 +12,7 @@ import { Transform } from 'node:stream';
 import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { AssignPool } from '../kernels/assign-pool.js';
-import { NearestCentroid, ORT_MIN_WORK } from '../core/nearest.js';
+import { NearestCentroid, ORT_MIN_WORK } from '../kernels/nearest-centroid.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 import { normalizedCopy, normalizeRows } from '../core/vector.js';
 import { destroyOnAbort } from './generator-stage.js';

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildNearestModel, OrtScorer } from '../../src/kernels/matmul-ort.js';
-import { NearestCentroid, nearestBruteForceJs } from '../../src/core/nearest.js';
+import { nearestBruteForceJs } from '../../src/core/nearest.js';
+import { NearestCentroid } from '../../src/kernels/nearest-centroid.js';
 import { Rng } from '../../src/core/rng.js';
 import { normalizedCopy } from '../../src/core/vector.js';
 import { readNpyFloat32 } from '../../src/io/npy.js';
