@@ -40,26 +40,21 @@ export const DEDUP_ORDERS: readonly DedupOrder[] = ['hard', 'easy', 'random'];
 export const MAX_EPS_VALUES = 32;
 
 /**
- * Validates a list of ε values: 1..{@link MAX_EPS_VALUES} finite numbers in (0, 1).
- * Accepts a number, an array or a comma-separated string ("0.01,0.02,0.05"). Returns a new array.
- * Throws ERR_DBPRUNE_INVALID_OPTION (option `eps`).
+ * THE ε parser (library options and the CLI's `--dedup-eps` alike): 1..{@link MAX_EPS_VALUES}
+ * finite numbers in (0, 1). Accepts a number, an array or a comma-separated string
+ * ("0.01, 0.02,0.05"; every part must be a number: "0.1,,0.2" and "0.1," are refused). Returns a
+ * new array. Throws ERR_DBPRUNE_INVALID_OPTION (option `eps`); the CLI maps that to a usage error.
  */
 export function parseEpsList(eps: number | readonly number[] | string): number[] {
-  const list =
-    typeof eps === 'string'
-      ? eps
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s.length > 0)
-          .map(Number)
-      : typeof eps === 'number'
-        ? [eps]
-        : Array.isArray(eps)
-          ? [...eps]
-          : [];
-  checkOption(list.length >= 1 && list.length <= MAX_EPS_VALUES, 'eps', `1..${MAX_EPS_VALUES} values in (0, 1)`, eps);
-  for (const e of list) checkOption(typeof e === 'number' && Number.isFinite(e) && e > 0 && e < 1, 'eps', 'values in (0, 1)', eps);
-  return list;
+  let list: unknown[];
+  if (typeof eps === 'string') list = eps.split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
+  else if (typeof eps === 'number') list = [eps];
+  else if (Array.isArray(eps)) list = (eps as readonly unknown[]).slice();
+  else list = [];
+  const expected = `1..${MAX_EPS_VALUES} numbers in (0, 1)`;
+  checkOption(list.length >= 1 && list.length <= MAX_EPS_VALUES, 'eps', expected, eps);
+  for (const e of list) checkOption(typeof e === 'number' && Number.isFinite(e) && e > 0 && e < 1, 'eps', expected, eps);
+  return list as number[];
 }
 
 /** Per-cluster member lists in dedup order, CSR: members of cluster j are rows[offsets[j] .. offsets[j+1]). */

@@ -80,7 +80,7 @@ port.on('message', (m: AssignPoolInit | AssignPoolRequest | { type: 'close' }) =
     void (nearest?.dispose() ?? Promise.resolve()).finally(() => port.close());
     return;
   }
-  const req = m as AssignPoolRequest;
+  const req = m;
   handle(req).catch((e: unknown) => {
     port.postMessage({ id: req.id, error: String((e as Error)?.stack ?? e), x: req.x }, [req.x.buffer as ArrayBuffer]);
   });

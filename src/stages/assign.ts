@@ -240,7 +240,7 @@ export function assign(opts: AssignOptions): AssignStream {
   const pooled = v.mode === 'exact' && v.workers > 0 && k >= 2 && k * dim >= ORT_MIN_WORK;
   const state: { exact: NearestCentroid | null; index: Hnsw | null; pool: AssignPool | null } = { exact: null, index: null, pool: null };
   const ready: Promise<void> = (async () => {
-    await null; // build after construction returns (an HNSW build over many centroids takes seconds)
+    await Promise.resolve(); // build after construction returns (an HNSW build over many centroids takes seconds)
     if (pooled) state.pool = await AssignPool.create(v.centroids, k, dim, { workers: v.workers, threads: v.threads });
     else if (v.mode === 'exact') state.exact = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads, int8: true });
     else state.index = buildCentroidIndex(unit, k, dim, { M: v.M, efConstruction: v.efConstruction, ef: v.ef });

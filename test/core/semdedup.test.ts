@@ -52,7 +52,8 @@ describe('parseEpsList', () => {
     expect(parseEpsList(0.01)).toEqual([0.01]);
     expect(parseEpsList('0.01, 0.02,0.05')).toEqual([0.01, 0.02, 0.05]);
     expect(parseEpsList([0.1, 0.2])).toEqual([0.1, 0.2]);
-    for (const bad of [0, 1, -0.1, Number.NaN, [], '', 'x', [0.1, 2]]) {
+    // Empty parts are refused (as the CLI's --dedup-eps always did), not skipped.
+    for (const bad of [0, 1, -0.1, Number.NaN, [], '', 'x', [0.1, 2], '0.1,,0.2', '0.1,', ' , ', '0.5,1', Array(33).fill(0.1)]) {
       expect(() => parseEpsList(bad as never)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     }
   });
