@@ -39,7 +39,7 @@ import { resolveDbpParams, type ResolvedDbpParams } from './dbp.js';
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 import { rowHash, type SelectionPolicy } from './select.js';
 import { ClusterSketches } from './sketch.js';
-import { integerOption } from './validate.js';
+import { integerOption, numberOption } from './validate.js';
 import { compareWithCalibration, keepRateGain, type CalibrationCheck } from './streaming-guard.js';
 import {
   checkVector,
@@ -125,11 +125,11 @@ export class StreamingDbp {
     if (cal) {
       checkVector(cal.counts, k, 'calibration.counts');
       checkVector(cal.dIntra, k, 'calibration.dIntra');
-      checkOption(cal.sampleSize >= 0 && Number.isFinite(cal.sampleSize), 'calibration.sampleSize', 'a finite number ≥ 0', cal.sampleSize);
+      numberOption(cal.sampleSize, 'calibration.sampleSize', { min: 0 });
       let s = 0;
       for (let j = 0; j < k; j++) {
         const c = cal.counts[j];
-        checkOption(c >= 0 && Number.isFinite(c), 'calibration.counts', 'finite counts ≥ 0', c);
+        numberOption(c, 'calibration.counts', { min: 0 });
         this.calCounts[j] = c;
         this.calDIntra[j] = c > 0 ? cal.dIntra[j] : 0;
         s += c;
