@@ -257,19 +257,23 @@ export function resolveTop2(
  * d = 512, k = 500 (the ORT backend in src/kernels does ~265k/s there). A {@link NearestAssignerFactory}.
  */
 export function createJsNearest(centroids: Float32Array, k: number, dim: number): Promise<NearestAssigner> {
-  checkCentroids(centroids, k, dim);
-  const c = normalizedCopy(centroids, k, dim);
-  return Promise.resolve({
-    centroids: c,
-    assign(x: Float32Array, n: number, out?: NearestResult): Promise<NearestResult> {
-      checkInput(x, n, dim);
-      const cluster = out?.cluster ?? new Int32Array(n);
-      const distance = out?.distance ?? new Float32Array(n);
-      checkOutput(cluster, distance, n);
-      assignJs(x, n, c, k, dim, cluster, distance);
-      return Promise.resolve({ cluster, distance });
-    },
-    dispose: (): Promise<void> => Promise.resolve(),
+  // Executors turn the validation errors into rejections, as NearestCentroid.create's are.
+  return new Promise((resolve) => {
+    checkCentroids(centroids, k, dim);
+    const c = normalizedCopy(centroids, k, dim);
+    resolve({
+      centroids: c,
+      assign: (x: Float32Array, n: number, out?: NearestResult): Promise<NearestResult> =>
+        new Promise((done) => {
+          checkInput(x, n, dim);
+          const cluster = out?.cluster ?? new Int32Array(n);
+          const distance = out?.distance ?? new Float32Array(n);
+          checkOutput(cluster, distance, n);
+          assignJs(x, n, c, k, dim, cluster, distance);
+          done({ cluster, distance });
+        }),
+      dispose: (): Promise<void> => Promise.resolve(),
+    });
   });
 }
 
