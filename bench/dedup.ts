@@ -23,7 +23,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { NearestCentroid } from '../src/core/nearest.js';
+import { NearestCentroid } from '../src/kernels/nearest-centroid.js';
 import { Rng } from '../src/core/rng.js';
 import type { EmbeddingBatch } from '../src/core/sample.js';
 import { streamingDedupBruteForce } from '../src/core/semdedup.js';

@@ -23,7 +23,7 @@ import { DEFAULT_EMBEDDING_BATCH_ROWS } from '../pipelines/embeddings-to-manifes
 import { shardsToManifest } from '../pipelines/shards-to-manifest.js';
 import { buildConvEncoder, writeModelDir } from '../scripts/make-model.js';
 import { interClusterDistance } from '../src/core/complexity.js';
-import { NearestCentroid } from '../src/core/nearest.js';
+import { NearestCentroid } from '../src/kernels/nearest-centroid.js';
 import { Rng } from '../src/core/rng.js';
 import { normalizedCopy } from '../src/core/vector.js';
 import { embeddingBatches } from '../src/io/embeddings-source.js';

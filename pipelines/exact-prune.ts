@@ -11,8 +11,8 @@
 import { joinLocation as join } from '../src/io/storage/index.js';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan, type DbpQuotaPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
-import { AssignPool } from '../src/core/assign-pool.js';
-import { NearestCentroid, ORT_MIN_WORK } from '../src/core/nearest.js';
+import { AssignPool } from '../src/kernels/assign-pool.js';
+import { NearestCentroid, ORT_MIN_WORK } from '../src/kernels/nearest-centroid.js';
 import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
 import { normalizedCopy, normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';

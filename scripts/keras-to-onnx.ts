@@ -15,7 +15,7 @@
  * Written by hand because no npm package converts tfjs layers models to ONNX (tf2onnx is Python).
  */
 import type { onnx as OnnxTypes } from 'onnx-proto';
-import { onnx } from '../src/core/onnx-graph.js';
+import { onnx } from '../src/kernels/onnx-graph.js';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const UINT8 = onnx.TensorProto.DataType.UINT8;

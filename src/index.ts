@@ -6,6 +6,7 @@
  * `dbprune/pipelines`.
  */
 export * from './core/index.js';
+export * from './kernels/index.js';
 export * from './stages/index.js';
 export * from './io/index.js';
 export * from './pipelines.js';

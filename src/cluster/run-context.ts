@@ -4,7 +4,7 @@
  * jobs of many runs; each is opened once and cached.
  */
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { NearestCentroid } from '../core/nearest.js';
+import { NearestCentroid } from '../kernels/nearest-centroid.js';
 import { planEmbeddingSource, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { hashFile } from '../io/hash.js';
 import { readNpyFloat32 } from '../io/npy.js';

@@ -2,7 +2,7 @@
  * Concept-cluster complexity (DBP, Abbas et al. 2024, §3): C_j = d_inter_j · d_intra_j, and the
  * softmax that turns complexities into sampling proportions. Pure math, no I/O.
  */
-import { checkOption } from './errors.js';
+import { integerOption, numberOption } from './validate.js';
 import { ExactSums } from './exact-sum.js';
 
 /**
@@ -10,7 +10,7 @@ import { ExactSums } from './exact-sum.js';
  * other centroids (float64). Centroids must be unit rows (k×dim). numNNs is capped at k − 1.
  */
 export function interClusterDistance(centroids: Float32Array, k: number, dim: number, numNNs = 20): Float64Array {
-  checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
+  integerOption(numNNs, 'numNNs', { min: 1 });
   const nn = Math.min(numNNs, k - 1);
   const out = new Float64Array(k);
   if (nn <= 0) return out;
@@ -127,7 +127,7 @@ export function clusterComplexity(dInter: Float64Array, dIntra: Float64Array, si
 
 /** Numerically stable softmax(x / temperature). temperature > 0. */
 export function softmax(x: Float64Array, temperature: number): Float64Array {
-  checkOption(temperature > 0 && Number.isFinite(temperature), 'temperature', 'a finite number > 0', temperature);
+  numberOption(temperature, 'temperature', { min: 0, exclusiveMin: true });
   let max = -Infinity;
   for (let j = 0; j < x.length; j++) if (x[j] > max) max = x[j];
   const out = new Float64Array(x.length);

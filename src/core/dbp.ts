@@ -3,7 +3,8 @@
  * complexity, softmax proportions, quotas and selection thresholds. Pure math, no I/O.
  */
 import { ClusterAccumulator, clusterComplexity, interClusterDistance, softmax, type ClusterStats } from './complexity.js';
-import { checkOption, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
+import { integerOption } from './validate.js';
 import { solveQuotas, type QuotaSolution } from './quota.js';
 import { selectionThresholds, SELECTION_POLICIES, ThresholdSelector, type ClusterRecords, type SelectionPolicy, type SelectionThresholds } from './select.js';
 
@@ -42,7 +43,7 @@ export function resolveDbpParams(p: DbpParams): ResolvedDbpParams {
   // the quota problem is infeasible on some inputs, which is knowable here, before any work.
   if (!(r.balance >= 0 && r.balance <= 1)) throw new UsageError(`balance must be in [0, 1], got ${p.balance}`, { option: 'balance' });
   if (!SELECTION_POLICIES.includes(r.which)) throw new UsageError(`which must be hard, easy or random, got ${p.which}`, { option: 'which' });
-  checkOption(Number.isInteger(r.seed), 'seed', 'an integer', r.seed);
+  integerOption(r.seed, 'seed');
   return r;
 }
 

@@ -1,10 +1,9 @@
-/** dbprune/core — pure math: vectors, nearest centroid, complexity, quotas, selection, sketches, k-means, SemDeDup, streaming DBP. No I/O. */
+/** dbprune/core — pure math: vectors, nearest-centroid conventions, complexity, quotas, selection, sketches, k-means, SemDeDup, streaming DBP. No I/O and no native addon (the ORT-backed kernels are in src/kernels, exported by the package root); a test checks the built entry resolves nothing outside this folder. */
 export * from './complexity.js';
 export * from './dbp.js';
 export * from './errors.js';
 export * from './validate.js';
 export * from './kmeans.js';
-export * from './matmul-ort.js';
 export * from './nearest.js';
 export * from './quota.js';
 export * from './reservoir.js';

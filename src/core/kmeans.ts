@@ -1,15 +1,24 @@
 /**
  * Spherical k-means on unit rows under cosine distance δ = 1 − ⟨x, c⟩: k-means++ seeding (seeded,
  * D(x) = δ, which is ½‖x − c‖² on the sphere), then Lloyd or mini-batch (Sculley 2010) updates with
- * centroids re-projected onto the sphere. The assignment step runs on {@link NearestCentroid}
- * (ORT), so one Lloyd pass over 100k × 512 rows at k = 500 takes ~0.4–0.6 s on 2 cores.
+ * centroids re-projected onto the sphere. The assignment step runs on a {@link NearestAssigner}
+ * the caller supplies: `sphericalKMeans` (src/kernels/kmeans.ts) passes the ORT-backed
+ * `NearestCentroid`, so one Lloyd pass over 100k × 512 rows at k = 500 takes ~0.4–0.6 s on 2 cores;
+ * {@link createJsNearest} keeps everything in pure JS (exact, same results, slow at large k·dim).
  * Empty clusters are re-seeded with the points farthest from their centroids.
  *
  * Pure math, no I/O (besides the optional `log` callback).
  */
-import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from './errors.js';
-import { NearestCentroid, type NearestResult } from './nearest.js';
+import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from './errors.js';
+import { kmeansPlusPlus, randomRows } from './kmeans-init.js';
+import { NEAREST_BACKENDS, type NearestAssignerFactory, type NearestBackend, type NearestResult } from './nearest.js';
 import { Rng } from './rng.js';
+import { choiceOption, integerOption, numberOption } from './validate.js';
+
+export { kmeansPlusPlus, randomRows } from './kmeans-init.js';
+
+/** Seeding modes of {@link KMeansOptions.init}. */
+export const KMEANS_INITS = ['auto', 'kmeans++', 'random'] as const;
 
 /** Options of {@link sphericalKMeans}. */
 export interface KMeansOptions {
@@ -30,13 +39,13 @@ export interface KMeansOptions {
    * (default): k-means++ unless its JS cost (initSample·k·dim) exceeds {@link KMEANSPP_MAX_WORK}
    * with initSample ≥ 4·k, i.e. for very large k (tens of thousands), where it falls back to random.
    */
-  init?: 'auto' | 'kmeans++' | 'random';
+  init?: (typeof KMEANS_INITS)[number];
   /** Rows k-means++ seeds from (a seeded uniform subset); default min(n, 16·k, work cap), ≥ k. */
   initSample?: number;
   /** Threads of the assignment backend; see NearestOptions. */
   threads?: number;
-  /** Assignment backend; see NearestOptions (default 'auto'). */
-  backend?: 'auto' | 'ort' | 'js';
+  /** Assignment backend, handed to the assigner factory; see NearestOptions (default 'auto'). */
+  backend?: NearestBackend;
   signal?: AbortSignal;
   /** Progress lines (one per iteration). */
   log?: (line: string) => void;
@@ -63,24 +72,6 @@ export interface KMeansResult {
   reseeded: number;
 }
 
-/** Float64 dot product with four partial sums (seeding only; exact order does not matter here). */
-function dotRow(a: Float32Array, ao: number, b: Float64Array, bo: number, dim: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  const d4 = dim - (dim % 4);
-  let t = 0;
-  for (; t < d4; t += 4) {
-    s0 += a[ao + t] * b[bo + t];
-    s1 += a[ao + t + 1] * b[bo + t + 1];
-    s2 += a[ao + t + 2] * b[bo + t + 2];
-    s3 += a[ao + t + 3] * b[bo + t + 3];
-  }
-  for (; t < dim; t++) s0 += a[ao + t] * b[bo + t];
-  return s0 + s1 + (s2 + s3);
-}
-
 /** Normalises row j of `sums` (float64) into `out` (float32); returns false for a zero row. */
 function normalizeInto(sums: Float64Array, j: number, dim: number, out: Float32Array): boolean {
   const o = j * dim;
@@ -90,96 +81,6 @@ function normalizeInto(sums: Float64Array, j: number, dim: number, out: Float32A
   const inv = 1 / Math.sqrt(s);
   for (let t = 0; t < dim; t++) out[o + t] = sums[o + t] * inv;
   return true;
-}
-
-/**
- * k-means++ seeding on cosine distance: the first centre uniform, each next one drawn with
- * probability ∝ δ to the nearest centre chosen so far, over a seeded uniform subset of
- * `sampleRows` rows (all rows when sampleRows ≥ n). Returns k × dim float32 copies of the rows.
- */
-export function kmeansPlusPlus(data: Float32Array, n: number, dim: number, k: number, rng: Rng, sampleRows: number = n): Float32Array {
-  const m = Math.max(k, Math.min(n, sampleRows));
-  // Seeded subset: partial Fisher–Yates over 0..n−1.
-  let rows: Uint32Array;
-  if (m >= n) {
-    rows = new Uint32Array(n);
-    for (let i = 0; i < n; i++) rows[i] = i;
-  } else {
-    const perm = new Uint32Array(n);
-    for (let i = 0; i < n; i++) perm[i] = i;
-    for (let i = 0; i < m; i++) {
-      const r = i + rng.int(n - i);
-      const tmp = perm[i];
-      perm[i] = perm[r];
-      perm[r] = tmp;
-    }
-    rows = perm.slice(0, m);
-  }
-  const out = new Float32Array(k * dim);
-  const d = new Float64Array(m).fill(Infinity);
-  const chosen = new Uint8Array(m);
-  const centre = new Float64Array(dim);
-  let pick = rng.int(m);
-  for (let c = 0; c < k; c++) {
-    chosen[pick] = 1;
-    const src = rows[pick] * dim;
-    out.set(data.subarray(src, src + dim), c * dim);
-    if (c === k - 1) break;
-    for (let t = 0; t < dim; t++) centre[t] = data[src + t];
-    let total = 0;
-    for (let i = 0; i < m; i++) {
-      if (chosen[i]) {
-        d[i] = 0;
-        continue;
-      }
-      let di = 1 - dotRow(data, rows[i] * dim, centre, 0, dim);
-      if (di < 0) di = 0;
-      if (di < d[i]) d[i] = di;
-      total += d[i];
-    }
-    if (total > 0) {
-      let u = rng.next() * total;
-      pick = -1;
-      let lastPositive = -1;
-      for (let i = 0; i < m; i++) {
-        if (d[i] <= 0) continue;
-        lastPositive = i;
-        u -= d[i];
-        if (u < 0) {
-          pick = i;
-          break;
-        }
-      }
-      if (pick < 0) pick = lastPositive;
-    } else {
-      // Every remaining row coincides with a centre: take any unchosen row.
-      let r = rng.int(m - c - 1);
-      pick = 0;
-      for (let i = 0; i < m; i++) {
-        if (chosen[i]) continue;
-        if (r-- === 0) {
-          pick = i;
-          break;
-        }
-      }
-    }
-  }
-  return out;
-}
-
-/** k distinct rows chosen uniformly (seeded), copied: the faiss-style initialisation. */
-export function randomRows(data: Float32Array, n: number, dim: number, k: number, rng: Rng): Float32Array {
-  const perm = new Uint32Array(n);
-  for (let i = 0; i < n; i++) perm[i] = i;
-  const out = new Float32Array(k * dim);
-  for (let c = 0; c < k; c++) {
-    const r = c + rng.int(n - c);
-    const tmp = perm[c];
-    perm[c] = perm[r];
-    perm[r] = tmp;
-    out.set(data.subarray(perm[c] * dim, perm[c] * dim + dim), c * dim);
-  }
-  return out;
 }
 
 interface Assigned extends NearestResult {
@@ -193,10 +94,10 @@ async function assignAll(
   data: Float32Array,
   n: number,
   dim: number,
-  opts: KMeansOptions,
+  opts: Resolved,
   out?: NearestResult,
 ): Promise<Assigned> {
-  const nc = await NearestCentroid.create(centroids, k, dim, { backend: opts.backend, threads: opts.threads });
+  const nc = await opts.nearest(centroids, k, dim, { backend: opts.backend, threads: opts.threads });
   try {
     const r = await nc.assign(data, n, out);
     let inertia = 0;
@@ -244,37 +145,45 @@ function reseedEmpty(
   return e;
 }
 
+/** Options after validation, with the assigner factory. */
+interface Resolved extends KMeansOptions {
+  nearest: NearestAssignerFactory;
+}
+
 /**
- * Spherical k-means of the `n` unit rows of `data` (n × dim float32). Options (defaults, limits)
- * in {@link KMeansOptions}. Resolves with unit centroids and the assignment that belongs to them.
+ * Spherical k-means of the `n` unit rows of `data` (n × dim float32), assigning with
+ * `createNearest` (a {@link NearestAssignerFactory}). Options (defaults, limits) in
+ * {@link KMeansOptions}. Resolves with unit centroids and the assignment that belongs to them.
  * Throws ERR_DBPRUNE_USAGE when k > n, ERR_DBPRUNE_INVALID_OPTION on a bad option,
  * ERR_DBPRUNE_DIM_MISMATCH when data.length < n × dim, ERR_DBPRUNE_ABORTED on abort.
  */
-export async function sphericalKMeans(data: Float32Array, n: number, dim: number, opts: KMeansOptions): Promise<KMeansResult> {
+export async function sphericalKMeansWith(
+  createNearest: NearestAssignerFactory,
+  data: Float32Array,
+  n: number,
+  dim: number,
+  opts: KMeansOptions,
+): Promise<KMeansResult> {
   const { k } = opts;
-  checkOption(Number.isInteger(n) && n >= 1, 'n', 'an integer ≥ 1', n);
-  checkOption(Number.isInteger(dim) && dim >= 1, 'dim', 'an integer ≥ 1', dim);
-  checkOption(Number.isInteger(k) && k >= 1, 'k', 'an integer ≥ 1', k);
+  integerOption(n, 'n', { min: 1 });
+  integerOption(dim, 'dim', { min: 1 });
+  integerOption(k, 'k', { min: 1 });
   if (k > n) throw new UsageError(`k = ${k} clusters need at least ${k} rows, got ${n}`, { k, n });
   if (data.length < n * dim) {
     throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `data holds ${data.length} floats, fewer than n×dim = ${n}×${dim}`, { n, dim });
   }
-  const iters = opts.iters ?? 25;
-  checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
-  const tol = opts.tol ?? 1e-4;
-  checkOption(typeof tol === 'number' && tol >= 0 && Number.isFinite(tol), 'tol', 'a finite number ≥ 0', tol);
-  const seed = opts.seed ?? 0;
-  checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
-  const batchSize = opts.batchSize ?? 4096;
-  checkOption(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 1 << 20, 'batchSize', 'an integer in 1..1048576', batchSize);
-  const initMode = opts.init ?? 'auto';
-  checkOption(['auto', 'kmeans++', 'random'].includes(initMode), 'init', "'auto' | 'kmeans++' | 'random'", initMode);
+  const iters = integerOption(opts.iters, 'iters', { default: 25, min: 0, max: 10_000 });
+  const tol = numberOption(opts.tol, 'tol', { default: 1e-4, min: 0 });
+  const seed = integerOption(opts.seed, 'seed', { default: 0, min: 0, max: 0xffffffff });
+  const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 4096, min: 1, max: 1 << 20 });
+  const initMode = choiceOption(opts.init, 'init', KMEANS_INITS, 'auto');
+  if (opts.backend !== undefined) choiceOption(opts.backend, 'backend', NEAREST_BACKENDS);
   const capRows = Math.floor(KMEANSPP_MAX_WORK / (k * dim));
-  const initSample = opts.initSample ?? Math.max(k, Math.min(n, Math.max(16 * k, 4096), capRows));
-  checkOption(Number.isInteger(initSample) && initSample >= 1, 'initSample', 'an integer ≥ 1', initSample);
+  const initSample = integerOption(opts.initSample, 'initSample', { default: Math.max(k, Math.min(n, Math.max(16 * k, 4096), capRows)), min: 1 });
   const usePP = initMode === 'kmeans++' || (initMode === 'auto' && (opts.initSample !== undefined || capRows >= Math.min(n, 4 * k)));
   const log = opts.log ?? (() => {});
   const signal = opts.signal;
+  const resolved: Resolved = { ...opts, nearest: createNearest };
 
   throwIfAborted(signal);
   const rng = new Rng(seed);
@@ -288,8 +197,8 @@ export async function sphericalKMeans(data: Float32Array, n: number, dim: number
   throwIfAborted(signal);
 
   const res = opts.minibatch
-    ? await miniBatch(data, n, dim, k, init, rng, iters, tol, batchSize, opts)
-    : await lloyd(data, n, dim, k, init, iters, tol, opts);
+    ? await miniBatch(data, n, dim, k, init, rng, iters, tol, batchSize, resolved)
+    : await lloyd(data, n, dim, k, init, iters, tol, resolved);
   log(`kmeans done: ${res.iterations} iterations, inertia=${res.inertia.toFixed(4)}, mean δ=${(res.inertia / n).toFixed(5)}${res.converged ? ', converged' : ''}`);
   return res;
 }
@@ -302,7 +211,7 @@ async function lloyd(
   init: Float32Array,
   iters: number,
   tol: number,
-  opts: KMeansOptions,
+  opts: Resolved,
 ): Promise<KMeansResult> {
   const log = opts.log ?? (() => {});
   let cur = await assignAll(init, k, data, n, dim, opts);
@@ -359,7 +268,7 @@ async function miniBatch(
   epochs: number,
   tol: number,
   batchSize: number,
-  opts: KMeansOptions,
+  opts: Resolved,
 ): Promise<KMeansResult> {
   const log = opts.log ?? (() => {});
   const b = Math.min(batchSize, n);
@@ -390,7 +299,7 @@ async function miniBatch(
       throwIfAborted(opts.signal);
       const rows = Math.min(b, n - s);
       for (let r = 0; r < rows; r++) xb.set(data.subarray(perm[s + r] * dim, perm[s + r] * dim + dim), r * dim);
-      const nc = await NearestCentroid.create(centroids, k, dim, { backend: opts.backend, threads: opts.threads });
+      const nc = await opts.nearest(centroids, k, dim, { backend: opts.backend, threads: opts.threads });
       try {
         await nc.assign(xb, rows, bout);
       } finally {

@@ -13,28 +13,18 @@
  * Input rows are used as given (callers L2-normalise them). Rows holding NaN/Inf get an unspecified
  * (but in-range) cluster and a NaN distance; callers flag them.
  *
- * Pure math, no I/O (the ORT backend runs in-process).
+ * This file holds the conventions as pure math: the checks, the float64 kernels, the reference
+ * triple loop, the near-tie resolution of a float32 top-2, and a pure-JS {@link NearestAssigner}.
+ * The ORT-backed `NearestCentroid` (src/kernels/nearest-centroid.ts) builds on them. No I/O.
  */
-import os from 'node:os';
-import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
-import { buildInt8Model, certainWinners, nearestSessionOptions, probeExactInt8Kernel, quantizeCentroids, type Int8Top2, type QuantizedCentroids } from './matmul-int8.js';
-import { buildNearestModel, OrtScorer, top2FromOutputs, type Top2 } from './matmul-ort.js';
-import { InThreadOrt, OrtWorker, type OrtRunner } from './ort-worker.js';
+import { DbpruneError, ErrorCodes } from './errors.js';
+import { integerOption } from './validate.js';
 import { argmaxDot, normalizedCopy, type ArgmaxDot } from './vector.js';
 
 /** Float32 scores closer than this are re-decided in float64. */
 export const NEAR_TIE = 1e-5;
 
-/**
- * `backend: 'auto'` uses ORT when k·dim reaches this (and k ≥ 2). Measured on the 2-core box with
- * batches of 16k rows, ORT (2 threads) beats the float64 JS kernel at every size tried, from
- * d×k = 8×4 (9.7M vs 2.1M rows/s) to 512×500 (266k vs 4.7k rows/s; the plain triple loop
- * {@link nearestBruteForceJs} does 1.9k/s); below ~2k floats the JS
- * kernel already runs at millions of rows/s and skips the session set-up (1–30 ms).
- */
-export const ORT_MIN_WORK = 2048;
-
-/** Per-row result arrays of {@link NearestCentroid.assign}. */
+/** Per-row result arrays of a {@link NearestAssigner} (e.g. `NearestCentroid.assign`). */
 export interface NearestResult {
   /** Index of the nearest centroid, 0..k−1. */
   cluster: Int32Array;
@@ -42,44 +32,50 @@ export interface NearestResult {
   distance: Float32Array;
 }
 
-/** Options of {@link NearestCentroid.create}. */
-export interface NearestOptions {
-  /** 'ort' (onnxruntime-node MatMul + TopK), 'js' (float64 JS kernel) or 'auto' (default: by k·dim). */
-  backend?: 'auto' | 'ort' | 'js';
-  /** ORT intra-op threads; default min(2, cpus), limits 1..os.cpus().length. */
-  threads?: number;
-  /** Rows per ORT call; default 8192, limits 1..1,048,576. */
-  batchRows?: number;
-  /** ORT reduction head (benchmarks only): 'topk' (default) or 'argmax' (no near-tie check). */
-  head?: 'topk' | 'argmax';
-  /**
-   * ORT backend only: run ORT on a worker thread (so JS work overlaps it), pre-score in int8
-   * (MatMulInteger) and decide the rows a proven bound separates, the rest in float32 — identical
-   * results, faster at d = 512, k = 500 on clustered data. Default false. Ignored when k < 2, head is 'argmax', or this machine's int8 kernel is not
-   * exact (checked at create). Turned off for the rest of the session when, after 65,536 rows,
-   * more than half the rows were undecided (then it would only cost time).
-   */
-  int8?: boolean;
-  /**
-   * With `int8`: run the sessions on the calling thread instead of a worker thread of their own.
-   * For callers that already run on a worker (the assign pool). Default false.
-   */
-  inThread?: boolean;
+/** Assignment backends: 'ort' (onnxruntime-node MatMul + TopK), 'js' (float64 JS kernel), 'auto' (by k·dim). */
+export const NEAREST_BACKENDS = ['auto', 'ort', 'js'] as const;
+/** One of {@link NEAREST_BACKENDS}. */
+export type NearestBackend = (typeof NEAREST_BACKENDS)[number];
+
+/** Float32 top-2 scores and indices per row, as a float32 scorer (ORT MatMul + TopK) returns them;
+ *  `idx2`/`val2` are −1/−Infinity when k = 1 or the scorer has no runner-up. */
+export interface Top2 {
+  /** Best centroid per row (may be out of range for NaN rows; clamped by {@link resolveTop2}). */
+  idx1: Int32Array;
+  /** Its float32 score ⟨x, c⟩. */
+  val1: Float32Array;
+  /** Second-best centroid per row (−1 when k = 1). */
+  idx2: Int32Array;
+  /** Its float32 score. */
+  val2: Float32Array;
 }
 
-/** Counters of the int8 pre-filter ({@link NearestCentroid.int8Stats}). */
-export interface Int8Stats {
-  /** Whether the int8 path is (still) in use. */
-  active: boolean;
-  /** Rows scored by the int8 path. */
-  rows: number;
-  /** Of those, rows the bound did not decide (re-scored in float32). */
-  fallback: number;
+/** An exact nearest-centroid assigner over one centroid set (see {@link NearestAssignerFactory}). */
+export interface NearestAssigner {
+  /** Unit centroids actually used (k×dim float32). */
+  readonly centroids: Float32Array;
+  /** Assigns the first `n` rows of `x` (n×dim) into `out` when given, else fresh arrays. */
+  assign(x: Float32Array, n: number, out?: NearestResult): Promise<NearestResult>;
+  /** Releases the backend; idempotent. */
+  dispose(): Promise<void>;
 }
 
-function checkCentroids(centroids: Float32Array, k: number, dim: number): void {
-  checkOption(Number.isInteger(k) && k >= 1, 'k', 'an integer ≥ 1', k);
-  checkOption(Number.isInteger(dim) && dim >= 1, 'dim', 'an integer ≥ 1', dim);
+/**
+ * Opens a {@link NearestAssigner} for `centroids` (k×dim). The pure one is {@link createJsNearest};
+ * the ORT-backed one is `NearestCentroid.create` (src/kernels). Algorithms that assign (k-means)
+ * take a factory so that src/core stays free of native code.
+ */
+export type NearestAssignerFactory = (
+  centroids: Float32Array,
+  k: number,
+  dim: number,
+  opts: { backend?: NearestBackend; threads?: number },
+) => Promise<NearestAssigner>;
+
+/** @internal Validates a k×dim centroid matrix (finite, non-zero rows); throws ERR_DBPRUNE_INVALID_OPTION / _DIM_MISMATCH. */
+export function checkCentroids(centroids: Float32Array, k: number, dim: number): void {
+  integerOption(k, 'k', { min: 1 });
+  integerOption(dim, 'dim', { min: 1 });
   if (centroids.length !== k * dim) {
     throw new DbpruneError(
       ErrorCodes.DIM_MISMATCH,
@@ -99,8 +95,9 @@ function checkCentroids(centroids: Float32Array, k: number, dim: number): void {
   }
 }
 
-function checkInput(x: Float32Array, n: number, dim: number): void {
-  checkOption(Number.isInteger(n) && n >= 0, 'n', 'an integer ≥ 0', n);
+/** @internal Checks that `x` holds n×dim floats. */
+export function checkInput(x: Float32Array, n: number, dim: number): void {
+  integerOption(n, 'n', { min: 0 });
   if (x.length < n * dim) {
     throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `input holds ${x.length} floats, fewer than n×dim = ${n}×${dim}`, { n, dim });
   }
@@ -108,9 +105,9 @@ function checkInput(x: Float32Array, n: number, dim: number): void {
 
 /**
  * Float64 dot product of a[ao..ao+dim) and b[bo..bo+dim), summed left to right: the same order as
- * the reference triple loop, so δ matches it bit for bit.
+ * the reference triple loop, so δ matches it bit for bit. @internal
  */
-function dot64(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+export function dot64(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
   let s = 0;
   for (let t = 0; t < dim; t++) s += a[ao + t] * b[bo + t];
   return s;
@@ -119,9 +116,9 @@ function dot64(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: nu
 /**
  * out[i] = float64 ⟨x_(start+i), c_(j[i])⟩ for i < rows. Four rows at a time, each summed left to
  * right exactly like {@link dot64} (so bit-identical), but as four independent chains the CPU can
- * overlap.
+ * overlap. @internal
  */
-function dotsAt(x: Float32Array, start: number, c: Float32Array, j: Int32Array, rows: number, dim: number, out: Float64Array): void {
+export function dotsAt(x: Float32Array, start: number, c: Float32Array, j: Int32Array, rows: number, dim: number, out: Float64Array): void {
   const r4 = rows - (rows % 4);
   let i = 0;
   for (; i < r4; i += 4) {
@@ -153,7 +150,7 @@ function dotsAt(x: Float32Array, start: number, c: Float32Array, j: Int32Array, 
 
 /**
  * Baseline: the plain triple loop (rows × centroids × dims) in float64, with the same conventions
- * as {@link NearestCentroid} (centroids re-normalised, ties to the lowest index). Used as the
+ * as `NearestCentroid` (centroids re-normalised, ties to the lowest index). Used as the
  * benchmark baseline and as the reference in tests. Consumes x (n×dim) and centroids (k×dim).
  * Throws ERR_DBPRUNE_DIM_MISMATCH when the array lengths disagree with k, n, dim.
  */
@@ -181,11 +178,11 @@ export function nearestBruteForceJs(x: Float32Array, n: number, centroids: Float
 }
 
 /**
- * The float64 JS kernel ({@link argmaxDot}): each row widened to float64 once, products of float32
- * values summed in float64 (exact products, left-to-right sums). Exact argmax (lowest index on
- * ties); no near-tie step needed.
+ * The float64 JS kernel ({@link argmaxDot}) over unit centroids `c`: each row widened to float64
+ * once, products of float32 values summed in float64 (exact products, left-to-right sums). Exact
+ * argmax (lowest index on ties); no near-tie step needed. Writes cluster/distance[0..n).
  */
-function assignJs(
+export function assignJs(
   x: Float32Array,
   n: number,
   c: Float32Array,
@@ -212,243 +209,77 @@ function assignJs(
   }
 }
 
+
 /**
- * Exact nearest centroid with a fast backend. Create once per centroid set, then call
- * {@link NearestCentroid.assign} on batches. Concurrent `assign` calls share the session in call order.
+ * The float32 path's finishing step for `rows` rows starting at row `start` of `x`: clamps the
+ * top-1 index, computes its score in float64, re-decides near-ties ({@link NEAR_TIE}) against the
+ * runner-up in float64 (ties to the lower index), and writes cluster/δ at start..start+rows.
+ * `best` is scratch of length ≥ rows. Mutates `top.idx1`.
  */
-export class NearestCentroid {
-  /** Unit centroids actually used (k×dim float32). */
-  readonly centroids: Float32Array;
-  private readonly jsBackend: boolean;
-  /** ORT runs, one at a time in call order; the JS work of different calls may interleave. */
-  private ortTail: Promise<unknown> = Promise.resolve();
-
-  private constructor(
-    centroids: Float32Array,
-    readonly k: number,
-    readonly dim: number,
-    readonly backend: 'ort' | 'js',
-    private scorer: OrtScorer | null,
-    private readonly batchRows: number,
-    private worker: OrtRunner | null = null,
-    private readonly qc: QuantizedCentroids | null = null,
-  ) {
-    this.centroids = centroids;
-    this.jsBackend = backend === 'js';
-    this.i8 = { active: worker !== null, rows: 0, fallback: 0 };
+export function resolveTop2(
+  x: Float32Array,
+  start: number,
+  c: Float32Array,
+  k: number,
+  dim: number,
+  top: Top2,
+  rows: number,
+  best: Float64Array,
+  cluster: Int32Array,
+  distance: Float32Array,
+): void {
+  const { idx1, val1, idx2, val2 } = top;
+  for (let i = 0; i < rows; i++) {
+    const j = idx1[i];
+    idx1[i] = j >= 0 && j < k ? j : 0;
   }
-
-  private readonly i8: Int8Stats;
-
-  /** Counters of the int8 pre-filter (all zero and inactive unless created with `int8: true`). */
-  get int8Stats(): Int8Stats {
-    return { ...this.i8 };
+  dotsAt(x, start, c, idx1, rows, dim, best);
+  for (let i = 0; i < rows; i++) {
+    let j = idx1[i];
+    let s = best[i];
+    const j2 = idx2[i];
+    // `!(a > b)` is also true for NaN scores.
+    if (j2 >= 0 && j2 < k && !(val1[i] - val2[i] > NEAR_TIE)) {
+      const s2 = dot64(x, (start + i) * dim, c, j2 * dim, dim);
+      if (s2 > s || (s2 === s && j2 < j)) {
+        j = j2;
+        s = s2;
+      }
+    }
+    cluster[start + i] = j;
+    distance[start + i] = Number.isFinite(s) ? 1 - s : NaN;
   }
+}
 
-  /**
-   * Validates and re-normalises `centroids` (k×dim row-major), then opens the backend.
-   * Options: `backend` ('auto' | 'ort' | 'js', default 'auto': ORT when k·dim ≥ {@link ORT_MIN_WORK}
-   * and k ≥ 2), `threads` (default min(2, cpus); 1..cpus), `batchRows` (default 8192; 1..1,048,576).
-   * Throws ERR_DBPRUNE_INVALID_OPTION on a bad option or a zero/non-finite centroid,
-   * ERR_DBPRUNE_DIM_MISMATCH when centroids.length ≠ k·dim, ERR_DBPRUNE_INTERNAL if ORT fails.
-   */
-  static async create(centroids: Float32Array, k: number, dim: number, opts: NearestOptions = {}): Promise<NearestCentroid> {
-    const cpus = Math.max(1, os.cpus().length);
-    const backendOpt = opts.backend ?? 'auto';
-    checkOption(['auto', 'ort', 'js'].includes(backendOpt), 'backend', "'auto' | 'ort' | 'js'", backendOpt);
-    const threads = opts.threads ?? Math.min(2, cpus);
-    checkOption(Number.isInteger(threads) && threads >= 1 && threads <= cpus, 'threads', `an integer in 1..${cpus}`, threads);
-    const batchRows = opts.batchRows ?? 8192;
-    checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 1 << 20, 'batchRows', 'an integer in 1..1048576', batchRows);
-    const head = opts.head ?? 'topk';
-    checkOption(head === 'topk' || head === 'argmax', 'head', "'topk' | 'argmax'", head);
+/**
+ * The pure-JS {@link NearestAssigner} ({@link assignJs}): validates and re-normalises `centroids`
+ * (k×dim), then assigns synchronously in float64. Exact; fast for small k·dim, ~5k rows/s at
+ * d = 512, k = 500 (the ORT backend in src/kernels does ~265k/s there). A {@link NearestAssignerFactory}.
+ */
+export function createJsNearest(centroids: Float32Array, k: number, dim: number): Promise<NearestAssigner> {
+  // Executors turn the validation errors into rejections, as NearestCentroid.create's are.
+  return new Promise((resolve) => {
     checkCentroids(centroids, k, dim);
     const c = normalizedCopy(centroids, k, dim);
-    const backend = backendOpt === 'auto' ? (k >= 2 && k * dim >= ORT_MIN_WORK ? 'ort' : 'js') : backendOpt;
-    if (backend === 'ort' && opts.int8 === true && head === 'topk' && k >= 2) {
-      let exact: boolean;
-      try {
-        exact = await probeExactInt8Kernel(1);
-      } catch (e) {
-        throw new DbpruneError(ErrorCodes.INTERNAL, `cannot probe the int8 ONNX kernel: ${String(e)}`, { k, dim }, { cause: e });
-      }
-      if (exact) {
-        const qc = quantizeCentroids(c, k, dim);
-        const models = [buildNearestModel(c, k, dim, 'topk'), buildInt8Model(qc, k, dim)];
-        const options = nearestSessionOptions(threads);
-        const worker = opts.inThread === true ? await InThreadOrt.create(models, options) : await OrtWorker.create(models, options);
-        return new NearestCentroid(c, k, dim, backend, null, batchRows, worker, qc);
-      }
-    }
-    const scorer = backend === 'ort' ? await OrtScorer.create(c, k, dim, { threads, head }) : null;
-    return new NearestCentroid(c, k, dim, backend, scorer, batchRows);
-  }
+    resolve({
+      centroids: c,
+      assign: (x: Float32Array, n: number, out?: NearestResult): Promise<NearestResult> =>
+        new Promise((done) => {
+          checkInput(x, n, dim);
+          const cluster = out?.cluster ?? new Int32Array(n);
+          const distance = out?.distance ?? new Float32Array(n);
+          checkOutput(cluster, distance, n);
+          assignJs(x, n, c, k, dim, cluster, distance);
+          done({ cluster, distance });
+        }),
+      dispose: (): Promise<void> => Promise.resolve(),
+    });
+  });
+}
 
-  /**
-   * Assigns the first `n` rows of `x` (n×dim float32, unit rows) to their nearest centroid.
-   * Writes into `out` when given (arrays of length ≥ n), else allocates. Resolves after all rows.
-   * Calls may overlap (keep a second batch in flight to hide the JS work behind ORT): their ORT
-   * runs are queued in call order and each call writes only its own outputs.
-   * Throws ERR_DBPRUNE_DIM_MISMATCH when x is shorter than n×dim.
-   */
-  assign(x: Float32Array, n: number, out?: NearestResult): Promise<NearestResult> {
-    return this.assignNow(x, n, out);
-  }
-
-  /** Queues an ORT run behind the previous ones (sessions run one call at a time). */
-  private runOrt<T>(f: () => Promise<T>): Promise<T> {
-    const p = this.ortTail.then(f);
-    this.ortTail = p.catch(() => undefined);
-    return p;
-  }
-
-  private async assignNow(x: Float32Array, n: number, out?: NearestResult): Promise<NearestResult> {
-    checkInput(x, n, this.dim);
-    const cluster = out?.cluster ?? new Int32Array(n);
-    const distance = out?.distance ?? new Float32Array(n);
-    if (cluster.length < n || distance.length < n) {
-      throw new DbpruneError(ErrorCodes.INVALID_OPTION, `output arrays shorter than n = ${n}`, { option: 'out' });
-    }
-    const { dim, k } = this;
-    if (this.jsBackend) {
-      assignJs(x, n, this.centroids, k, dim, cluster, distance);
-      return { cluster, distance };
-    }
-    const worker = this.worker;
-    if (worker) {
-      const f32 = (xs: Float32Array, rows: number): Promise<Top2> =>
-        worker.run(0, xs, rows, dim).then((o) => top2FromOutputs(o.values as Float32Array, o.indices as Int32Array, rows, k));
-      if (this.i8.active) {
-        const i8 = (xs: Float32Array, rows: number): Promise<Int8Top2> =>
-          worker.run(1, xs, rows, dim).then((o) => ({ maxAbs: o.m as Float32Array, norm: o.nx as Float32Array, values: o.values as Int32Array, indices: o.indices as Int32Array }));
-        await this.assignInt8(i8, f32, x, n, cluster, distance);
-      } else {
-        await this.assignF32(f32, x, n, cluster, distance);
-      }
-      return { cluster, distance };
-    }
-    const scorer = this.scorer;
-    if (!scorer) throw new DbpruneError(ErrorCodes.INTERNAL, 'NearestCentroid used after dispose()');
-    await this.assignF32((xs, rows) => this.runOrt(() => scorer.top2(xs, rows)), x, n, cluster, distance);
-    return { cluster, distance };
-  }
-
-  /** The float32 path: ORT MatMul + TopK(2), float64 δ, float64 re-check of near-ties. */
-  private async assignF32(
-    top2: (x: Float32Array, rows: number) => Promise<Top2>,
-    x: Float32Array,
-    n: number,
-    cluster: Int32Array,
-    distance: Float32Array,
-  ): Promise<void> {
-    const { dim, k } = this;
-    const c = this.centroids;
-    // Pipelined: ORT scores batch b+1 on its own threads while JS finishes batch b.
-    const score = (start: number): Promise<Top2> => {
-      const rows = Math.min(this.batchRows, n - start);
-      return top2(x.subarray(start * dim, (start + rows) * dim), rows);
-    };
-    const best = new Float64Array(Math.min(this.batchRows, n));
-    let pending: Promise<Top2> | null = n > 0 ? score(0) : null;
-    for (let start = 0; start < n; start += this.batchRows) {
-      const rows = Math.min(this.batchRows, n - start);
-      const { idx1, val1, idx2, val2 } = await (pending as Promise<Top2>);
-      const next = start + this.batchRows;
-      pending = next < n ? score(next) : null;
-      for (let i = 0; i < rows; i++) {
-        const j = idx1[i];
-        idx1[i] = j >= 0 && j < k ? j : 0;
-      }
-      dotsAt(x, start, c, idx1, rows, dim, best);
-      for (let i = 0; i < rows; i++) {
-        let j = idx1[i];
-        let s = best[i];
-        const j2 = idx2[i];
-        // `!(a > b)` is also true for NaN scores.
-        if (j2 >= 0 && j2 < k && !(val1[i] - val2[i] > NEAR_TIE)) {
-          const s2 = dot64(x, (start + i) * dim, c, j2 * dim, dim);
-          if (s2 > s || (s2 === s && j2 < j)) {
-            j = j2;
-            s = s2;
-          }
-        }
-        cluster[start + i] = j;
-        distance[start + i] = Number.isFinite(s) ? 1 - s : NaN;
-      }
-    }
-  }
-
-  /**
-   * The int8 path: rows whose winner the bound proves get it (δ in float64 as above); the others
-   * are gathered and run through {@link assignF32}, so every row ends as the float32 path would.
-   */
-  private async assignInt8(
-    int8: (x: Float32Array, rows: number) => Promise<Int8Top2>,
-    f32: (x: Float32Array, rows: number) => Promise<Top2>,
-    x: Float32Array,
-    n: number,
-    cluster: Int32Array,
-    distance: Float32Array,
-  ): Promise<void> {
-    const { dim } = this;
-    const c = this.centroids;
-    const qc = this.qc as QuantizedCentroids;
-    const score = (start: number): Promise<Int8Top2> => {
-      const rows = Math.min(this.batchRows, n - start);
-      return int8(x.subarray(start * dim, (start + rows) * dim), rows);
-    };
-    const cap = Math.min(this.batchRows, n);
-    const win = new Int32Array(cap);
-    const best = new Float64Array(cap);
-    let pending: Promise<Int8Top2> | null = n > 0 ? score(0) : null;
-    for (let start = 0; start < n; start += this.batchRows) {
-      const rows = Math.min(this.batchRows, n - start);
-      const r = await (pending as Promise<Int8Top2>);
-      const next = start + this.batchRows;
-      pending = next < n ? score(next) : null;
-      const uncertain = certainWinners(r, rows, dim, qc, win);
-      this.i8.rows += rows;
-      this.i8.fallback += uncertain;
-      const idx = win.subarray(0, rows);
-      const rowsOf = new Int32Array(uncertain);
-      for (let i = 0, u = 0; i < rows; i++) {
-        if (idx[i] < 0) {
-          rowsOf[u++] = i;
-          idx[i] = 0;
-        }
-      }
-      dotsAt(x, start, c, idx, rows, dim, best);
-      for (let i = 0; i < rows; i++) {
-        const s = best[i];
-        cluster[start + i] = idx[i];
-        distance[start + i] = Number.isFinite(s) ? 1 - s : NaN;
-      }
-      if (uncertain > 0) {
-        // Gather the undecided rows and decide them exactly as the float32 path does.
-        const xs = new Float32Array(uncertain * dim);
-        for (let u = 0; u < uncertain; u++) {
-          const o = (start + rowsOf[u]) * dim;
-          xs.set(x.subarray(o, o + dim), u * dim);
-        }
-        const cl = new Int32Array(uncertain);
-        const di = new Float32Array(uncertain);
-        await this.assignF32(f32, xs, uncertain, cl, di);
-        for (let u = 0; u < uncertain; u++) {
-          cluster[start + rowsOf[u]] = cl[u];
-          distance[start + rowsOf[u]] = di[u];
-        }
-      }
-    }
-    if (this.i8.rows >= 65_536 && this.i8.fallback * 2 > this.i8.rows) this.i8.active = false;
-  }
-
-  /** Releases the ORT session. Idempotent; `assign` must not be called afterwards. */
-  async dispose(): Promise<void> {
-    const s = this.scorer;
-    const w = this.worker;
-    this.scorer = null;
-    this.worker = null;
-    if (s) await s.dispose();
-    if (w) await w.dispose();
+/** @internal Throws ERR_DBPRUNE_INVALID_OPTION when an output array is shorter than n. */
+export function checkOutput(cluster: Int32Array, distance: Float32Array, n: number): void {
+  if (cluster.length < n || distance.length < n) {
+    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `output arrays shorter than n = ${n}`, { option: 'out' });
   }
 }

@@ -87,7 +87,7 @@ export function advanceRadixSelect(state: RadixSelectState, parts: Iterable<Spar
   for (const [idx, c] of merged) {
     const j = Math.floor(idx / bins);
     let m = byCluster.get(j);
-    if (!m) byCluster.set(j, (m = new Map()));
+    if (!m) byCluster.set(j, (m = new Map<number, number>()));
     m.set(idx - j * bins, c);
   }
   const prefix = state.prefix.slice();

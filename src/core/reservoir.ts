@@ -6,7 +6,7 @@
  * rather than once per row. Every row offered has the same probability capacity/seen of being in
  * the final sample. Deterministic for a given seed and offer sequence. Pure math, no I/O.
  */
-import { checkOption } from './errors.js';
+import { integerOption } from './validate.js';
 import { Rng } from './rng.js';
 
 /** A fixed-capacity uniform sample of `dim`-float rows. */
@@ -28,9 +28,9 @@ export class RowReservoir {
    * `seed` an unsigned 32-bit integer (default 0). Throws ERR_DBPRUNE_INVALID_OPTION otherwise.
    */
   constructor(capacity: number, dim: number, seed = 0) {
-    checkOption(Number.isInteger(capacity) && capacity >= 1, 'capacity', 'an integer ≥ 1', capacity);
-    checkOption(Number.isInteger(dim) && dim >= 1, 'dim', 'an integer ≥ 1', dim);
-    checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
+    integerOption(capacity, 'capacity', { min: 1 });
+    integerOption(dim, 'dim', { min: 1 });
+    integerOption(seed, 'seed', { min: 0, max: 0xffffffff });
     this.capacity = capacity;
     this.dim = dim;
     this.data = new Float32Array(capacity * dim);

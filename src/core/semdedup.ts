@@ -28,6 +28,7 @@
  * floats must fit, as in the reference, which loads one cluster at a time. No m × m matrix is built.
  */
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from './errors.js';
+import { choiceOption, integerOption } from './validate.js';
 import { Rng } from './rng.js';
 import type { ClusterRecords } from './select.js';
 import { argmaxDot, type ArgmaxDot } from './vector.js';
@@ -40,26 +41,21 @@ export const DEDUP_ORDERS: readonly DedupOrder[] = ['hard', 'easy', 'random'];
 export const MAX_EPS_VALUES = 32;
 
 /**
- * Validates a list of ε values: 1..{@link MAX_EPS_VALUES} finite numbers in (0, 1).
- * Accepts a number, an array or a comma-separated string ("0.01,0.02,0.05"). Returns a new array.
- * Throws ERR_DBPRUNE_INVALID_OPTION (option `eps`).
+ * THE ε parser (library options and the CLI's `--dedup-eps` alike): 1..{@link MAX_EPS_VALUES}
+ * finite numbers in (0, 1). Accepts a number, an array or a comma-separated string
+ * ("0.01, 0.02,0.05"; every part must be a number: "0.1,,0.2" and "0.1," are refused). Returns a
+ * new array. Throws ERR_DBPRUNE_INVALID_OPTION (option `eps`); the CLI maps that to a usage error.
  */
 export function parseEpsList(eps: number | readonly number[] | string): number[] {
-  const list =
-    typeof eps === 'string'
-      ? eps
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s.length > 0)
-          .map(Number)
-      : typeof eps === 'number'
-        ? [eps]
-        : Array.isArray(eps)
-          ? [...eps]
-          : [];
-  checkOption(list.length >= 1 && list.length <= MAX_EPS_VALUES, 'eps', `1..${MAX_EPS_VALUES} values in (0, 1)`, eps);
-  for (const e of list) checkOption(typeof e === 'number' && Number.isFinite(e) && e > 0 && e < 1, 'eps', 'values in (0, 1)', eps);
-  return list;
+  let list: unknown[];
+  if (typeof eps === 'string') list = eps.split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
+  else if (typeof eps === 'number') list = [eps];
+  else if (Array.isArray(eps)) list = (eps as readonly unknown[]).slice();
+  else list = [];
+  const expected = `1..${MAX_EPS_VALUES} numbers in (0, 1)`;
+  checkOption(list.length >= 1 && list.length <= MAX_EPS_VALUES, 'eps', expected, eps);
+  for (const e of list) checkOption(typeof e === 'number' && Number.isFinite(e) && e > 0 && e < 1, 'eps', expected, eps);
+  return list as number[];
 }
 
 /** Per-cluster member lists in dedup order, CSR: members of cluster j are rows[offsets[j] .. offsets[j+1]). */
@@ -82,11 +78,11 @@ export interface ClusterMembers {
  * Throws ERR_DBPRUNE_INVALID_OPTION for a bad order/seed, n ≥ 2^31, or a cluster id ≥ k.
  */
 export function sortClusterMembers(records: ClusterRecords, k: number, order: DedupOrder = 'hard', seed = 0): ClusterMembers {
-  checkOption(DEDUP_ORDERS.includes(order), 'order', 'hard | easy | random', order);
-  checkOption(Number.isInteger(seed), 'seed', 'an integer', seed);
-  checkOption(Number.isInteger(k) && k >= 1, 'k', 'an integer ≥ 1', k);
+  choiceOption(order, 'order', DEDUP_ORDERS);
+  integerOption(seed, 'seed');
+  integerOption(k, 'k', { min: 1 });
   const { cluster, distance, n } = records;
-  checkOption(Number.isInteger(n) && n >= 0 && n < 2 ** 31, 'n', 'an integer in [0, 2^31)', n);
+  integerOption(n, 'n', { min: 0, max: 2 ** 31 - 1 });
   const offsets = new Float64Array(k + 1);
   for (let i = 0; i < n; i++) {
     const j = cluster[i];
@@ -253,7 +249,7 @@ export interface ExactSemDedupOptions {
 export async function exactSemDedup(opts: ExactSemDedupOptions): Promise<SemDedupResult> {
   const eps = parseEpsList(opts.eps);
   const { members, dim, signal } = opts;
-  checkOption(Number.isInteger(dim) && dim >= 1, 'dim', 'an integer ≥ 1', dim);
+  integerOption(dim, 'dim', { min: 1 });
   const res = newResult(members, eps);
   for (let j = 0; j < members.k; j++) {
     throwIfAborted(signal);
@@ -294,7 +290,7 @@ export interface ExactSemDedupPassesOptions {
 
 /** Groups consecutive clusters so each group holds ≤ maxRows members (a larger cluster alone). */
 export function planDedupPasses(members: ClusterMembers, maxRows: number): { first: number; end: number; rows: number }[] {
-  checkOption(Number.isInteger(maxRows) && maxRows >= 1, 'maxRowsInMemory', 'an integer ≥ 1', maxRows);
+  integerOption(maxRows, 'maxRowsInMemory', { min: 1 });
   const groups: { first: number; end: number; rows: number }[] = [];
   let first = 0;
   let rows = 0;
@@ -325,7 +321,7 @@ export function planDedupPasses(members: ClusterMembers, maxRows: number): { fir
 export async function exactSemDedupByPasses(opts: ExactSemDedupPassesOptions): Promise<SemDedupResult & { passes: number }> {
   const eps = parseEpsList(opts.eps);
   const { members, dim, signal } = opts;
-  checkOption(Number.isInteger(dim) && dim >= 1, 'dim', 'an integer ≥ 1', dim);
+  integerOption(dim, 'dim', { min: 1 });
   const groups = planDedupPasses(members, opts.maxRowsInMemory ?? 1 << 20);
   const res = newResult(members, eps);
   const slot = new Int32Array(members.n).fill(-1);

@@ -19,6 +19,7 @@
  * Pure math, no I/O. Counts are Uint32 (≤ 4.29e9 per bin); totals are float64.
  */
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
+import { choiceOption, integerOption } from './validate.js';
 
 /** Default number of bins over [0, 2]. */
 export const DEFAULT_BINS = 2048;
@@ -35,9 +36,8 @@ export const SKETCH_SCALES: readonly SketchScale[] = ['linear', 'log'];
 export const DEFAULT_SKETCH_SCALE: SketchScale = 'log';
 
 function checkBins(bins: number, scale: SketchScale): void {
-  checkOption(SKETCH_SCALES.includes(scale), 'scale', 'linear or log', scale);
-  const min = scale === 'log' ? 2 : 1;
-  checkOption(Number.isInteger(bins) && bins >= min && bins <= 1 << 20, 'bins', `an integer in ${min}..1048576`, bins);
+  choiceOption(scale, 'scale', SKETCH_SCALES);
+  integerOption(bins, 'bins', { min: scale === 'log' ? 2 : 1, max: 1 << 20 });
 }
 
 /** ln-width of one geometric bin of a `log` sketch. */
@@ -131,9 +131,7 @@ function sumCounts(counts: Uint32Array): number {
 
 /** The scale of a JSON sketch: absent means `linear` (version-1 files); anything else throws. */
 export function scaleFromJSON(scale: unknown): SketchScale {
-  if (scale === undefined) return 'linear';
-  checkOption(scale === 'linear' || scale === 'log', 'sketch scale', 'linear or log', scale);
-  return scale as SketchScale;
+  return choiceOption(scale, 'sketch scale', SKETCH_SCALES, 'linear');
 }
 
 /** Little-endian base64 of a Uint32Array (the JSON form of the counts). */
@@ -284,7 +282,7 @@ export class ClusterSketches {
 
   /** `k` ≥ 1; `bins` default 2048, limits 1..1,048,576 (2.. for `log`); `scale` default `linear` (ERR_DBPRUNE_INVALID_OPTION otherwise). */
   constructor(k: number, bins: number = DEFAULT_BINS, scale: SketchScale = DEFAULT_SKETCH_SCALE) {
-    checkOption(Number.isInteger(k) && k >= 1, 'k', 'an integer ≥ 1', k);
+    integerOption(k, 'k', { min: 1 });
     checkBins(bins, scale);
     this.k = k;
     this.bins = bins;

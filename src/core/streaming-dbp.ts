@@ -14,23 +14,8 @@
  * f'_j quantile and keeps δ ≤ θ_j; `random` keeps with probability f'_j (seeded hash of the
  * sample's arrival index, so restored state decides identically).
  *
- * **Arrival order.** Running proportions π_run = n/t are unbiased only if the stream is
- * exchangeable; when concepts arrive in runs they are badly biased (a just-started cluster looks
- * tiny and keeps nearly everything). The size estimator therefore shrinks π_run toward the
- * calibration proportions π_cal with inverse-variance weights, where the variance of π_run is
- * *measured*: the two-sample statistic X² = Σ (π_run − π_calRaw)² / (π̄ (1/t + 1/S)) has mean
- * (k − 1) when the stream agrees with calibration; under runs it is inflated by an overdispersion
- * factor φ, estimated as φ = max(1, (X²/df)(1 + t/S) − t/S). Then
- *
- *     π̂ = (t/φ · π_run + S' · π_cal) / (t/φ + S'),   S' = priorStrength · S + smoothing · k
- *
- * On shuffled input φ ≈ 1 and the estimate pools calibration with the stream (running counts
- * dominate as t ≫ S); on cluster-sorted input φ is of the order of t and the plan stays on the
- * calibration proportions; in between (random runs) it moves smoothly. d̂_intra_j pools calibration
- * and stream per cluster, (Σδ_j + c_j·dcal_j)/(n_j + c_j), which is order-robust as long as the
- * members of one cluster arrive in no particular order of δ. A stream that disagrees with
- * calibration is thus planned on calibration for as long as it disagrees; `trustStationary` (off
- * by default) instead trusts a stream whose mix is stationary window to window (stale calibration).
+ * **Arrival order.** The cluster sizes are estimated so that concepts arriving in runs do not
+ * bias the plan (shrinkage toward calibration by measured overdispersion; see streaming-plan.ts).
  *
  * Measured on dbp-small (20000×64, k = 50, keep 0.3, 5% calibration sample; 20 calibration seeds,
  * `npx tsx bench/streaming-fidelity.ts --seeds 20`), vs exact mode: shuffled keep 0.294–0.303,
@@ -50,78 +35,23 @@
  * Pure math, no I/O. State (including the sketches) round-trips through {@link StreamingDbp.snapshot}
  * / {@link StreamingDbp.restore} as plain JSON-able data.
  */
-import { clusterComplexity, softmax } from './complexity.js';
-import { resolveDbpParams, type DbpParams, type ResolvedDbpParams } from './dbp.js';
+import { resolveDbpParams, type ResolvedDbpParams } from './dbp.js';
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
-import { projectBoxSimplex, quotaBounds } from './quota.js';
 import { rowHash, type SelectionPolicy } from './select.js';
-import { ClusterSketches, DEFAULT_BINS, DEFAULT_SKETCH_SCALE, SKETCH_SCALES, type ClusterSketchesJSON, type SketchScale } from './sketch.js';
+import { ClusterSketches } from './sketch.js';
+import { integerOption, numberOption } from './validate.js';
 import { compareWithCalibration, keepRateGain, type CalibrationCheck } from './streaming-guard.js';
+import {
+  checkVector,
+  resolveTuning,
+  type ResolvedTuning,
+  type StreamingDbpOptions,
+  type StreamingDbpSnapshot,
+  type StreamingDbpStats,
+} from './streaming-options.js';
+import { calibrationOverdispersion, planQuotas, windowOverdispersion } from './streaming-plan.js';
 
-/** Calibration statistics that seed the state (from `fit`, or any sample of the stream). */
-export interface StreamingCalibration {
-  /** Per-cluster member counts in the calibration sample (length k). */
-  counts: Float64Array;
-  /** Per-cluster mean δ in the calibration sample (length k; ignored where counts is 0). */
-  dIntra: Float64Array;
-  /** d_inter_j from the centroids (length k); used unless `dInter` is given to the constructor. */
-  dInter: Float64Array;
-  /** Per-cluster δ histograms of the calibration sample; copied, never mutated. */
-  sketches?: ClusterSketches;
-  /** Number of calibration samples (normally Σ counts). 0 means no prior. */
-  sampleSize: number;
-}
-
-/** Tuning knobs; the defaults are the measured single setting for all arrival orders. */
-export interface StreamingDbpTuning {
-  /** Samples between re-plans (cost O(k log k) each). Default max(256, 2k); integer ≥ 1. */
-  updateInterval?: number;
-  /** Weight of the calibration proportions, in stream samples per calibration sample. Default 0.5; ≥ 0. */
-  priorStrength?: number;
-  /**
-   * Pseudo-count per cluster added to calibration counts: unseen clusters stay plannable, and it
-   * offsets the Jensen bias of f_j = x_j / n̂_j (E[1/(c+1)] ≈ 1/E[c] for Poisson counts), which
-   * otherwise over-keeps when the plan rests on calibration (runs). Default 2; > 0.
-   */
-  smoothing?: number;
-  /** Feedback horizon as a multiple of the cluster's seen count. Default 2; > 0. */
-  feedbackHorizon?: number;
-  /** Minimum feedback horizon in samples. Default 64; ≥ 1. */
-  feedbackMin?: number;
-  /** Below this many values in a cluster's sketch, decide by error diffusion instead of a threshold. Default 8; ≥ 1. */
-  minSketch?: number;
-  /** Change of f'_j that forces a fresh quantile (thresholds are cached otherwise). Default 0.002; in (0, 1). */
-  thresholdTolerance?: number;
-  /**
-   * Also trust a stream whose mix is stationary (last window vs its history) where it disagrees
-   * with calibration, i.e. treat disagreement as stale calibration rather than runs. Helps when
-   * calibration is stale (dbp-small, 3:1 biased calibration, shuffled: Jaccard 0.74 → 0.92, keep
-   * 0.318 → 0.298) but hurts when the mix shifts in long blocks (the two halves of the clusters
-   * one after the other, good calibration: Jaccard 0.87 → 0.77). Default false.
-   */
-  trustStationary?: boolean;
-  /** Sketch bins when calibration brings none. Default 2048 (see sketch.ts limits). */
-  bins?: number;
-  /**
-   * Sketch bin layout when calibration brings none (a calibration's sketches impose theirs).
-   * Default `log`: relative accuracy at every δ scale; `linear` cannot resolve tight clusters.
-   */
-  sketchScale?: SketchScale;
-}
-
-export interface StreamingDbpOptions {
-  /** Number of clusters (integer ≥ 1). */
-  k: number;
-  /** DBP parameters as in exact mode (keepRatio, temperature, balance, which, seed; numNNs unused here). */
-  params: DbpParams;
-  /** d_inter per cluster (length k). Default: `calibration.dInter`; one of the two is required. */
-  dInter?: Float64Array;
-  /** Calibration prior. Without it the state starts cold (uniform proportions, empty sketches). */
-  calibration?: StreamingCalibration;
-  tuning?: StreamingDbpTuning;
-}
-
-type ResolvedTuning = Required<StreamingDbpTuning>;
+export type { StreamingCalibration, StreamingDbpOptions, StreamingDbpSnapshot, StreamingDbpStats, StreamingDbpTuning } from './streaming-options.js';
 
 /**
  * Keep fractions at or above this keep all: keepRatio 1 plans f = 1 − 2e-16 after float sums, and a
@@ -132,108 +62,6 @@ const ALL_KEPT = 1 - 1e-9;
 const COARSE_BIN_SHARE = 0.05;
 /** ...and at least this many values: in a sparse sketch one value is 5% without being a concentration. */
 const COARSE_BIN_MIN_COUNT = 32;
-
-/** Per-cluster statistics of the current state (columnar, length k each). */
-export interface StreamingDbpStats {
-  /** Samples decided so far. */
-  seen: number;
-  kept: number;
-  /** kept / seen (NaN before the first sample). */
-  keepRatio: number;
-  /** Measured overdispersion of the running cluster mix vs calibration (1 = consistent). */
-  phi: number;
-  /** Weight of the running proportions in the size estimate, in [0, 1]. */
-  streamWeight: number;
-  /** Keep-rate gain applied to every planned fraction (1 = none; see the keep-rate guard). */
-  gain: number;
-  /** Re-plans so far. */
-  plans: number;
-  clusters: {
-    /** Members seen in the stream. */
-    n: Float64Array;
-    /** Estimated cluster size at the current scale (π̂_j · T). */
-    sizeEstimate: Float64Array;
-    dIntra: Float64Array;
-    dInter: Float64Array;
-    complexity: Float64Array;
-    prob: Float64Array;
-    /** Real-valued quota x_j of the last plan (scale T). */
-    quota: Float64Array;
-    /** Planned keep fraction f_j = x_j / n̂_j. */
-    fraction: Float64Array;
-    /** f_j · n_j: what cluster j should have kept of the members seen. */
-    target: Float64Array;
-    kept: Float64Array;
-    /** Current δ threshold (NaN where none is cached yet). */
-    threshold: Float64Array;
-  };
-}
-
-/** The JSON-able state, as written by {@link StreamingDbp.snapshot}. */
-export interface StreamingDbpSnapshot {
-  version: 1;
-  k: number;
-  params: ResolvedDbpParams;
-  tuning: ResolvedTuning;
-  dInter: number[];
-  calCounts: number[];
-  calDIntra: number[];
-  calSize: number;
-  t: number;
-  keptTotal: number;
-  n: number[];
-  sum: number[];
-  kept: number[];
-  sketches: ClusterSketchesJSON;
-  nextUpdate: number;
-  plans: number;
-  phi: number;
-  streamWeight: number;
-  /** Keep-rate gain (absent in snapshots from before it existed: 1). */
-  gain?: number;
-  fraction: number[];
-  quota: number[];
-  sizeEstimate: number[];
-  dIntraHat: number[];
-  complexity: number[];
-  prob: number[];
-  theta: number[];
-  thetaLevel: number[];
-  thetaEpoch: number[];
-  /** Window state of the stationarity test (−1 stands for +∞). */
-  tAtPlan: number;
-  nAtPlan: number[];
-  phiWindowPrev: number;
-  phiStationary: number;
-}
-
-function resolveTuning(k: number, t: StreamingDbpTuning = {}): ResolvedTuning {
-  const r: ResolvedTuning = {
-    updateInterval: t.updateInterval ?? Math.max(256, 2 * k),
-    priorStrength: t.priorStrength ?? 0.5,
-    smoothing: t.smoothing ?? 2,
-    feedbackHorizon: t.feedbackHorizon ?? 2,
-    feedbackMin: t.feedbackMin ?? 64,
-    minSketch: t.minSketch ?? 8,
-    thresholdTolerance: t.thresholdTolerance ?? 0.002,
-    trustStationary: t.trustStationary ?? false,
-    bins: t.bins ?? DEFAULT_BINS,
-    sketchScale: t.sketchScale ?? DEFAULT_SKETCH_SCALE,
-  };
-  checkOption(SKETCH_SCALES.includes(r.sketchScale), 'sketchScale', 'linear or log', r.sketchScale);
-  checkOption(Number.isInteger(r.updateInterval) && r.updateInterval >= 1, 'updateInterval', 'an integer ≥ 1', r.updateInterval);
-  checkOption(r.priorStrength >= 0 && Number.isFinite(r.priorStrength), 'priorStrength', 'a finite number ≥ 0', r.priorStrength);
-  checkOption(r.smoothing > 0 && Number.isFinite(r.smoothing), 'smoothing', 'a finite number > 0', r.smoothing);
-  checkOption(r.feedbackHorizon > 0 && Number.isFinite(r.feedbackHorizon), 'feedbackHorizon', 'a finite number > 0', r.feedbackHorizon);
-  checkOption(r.feedbackMin >= 1 && Number.isFinite(r.feedbackMin), 'feedbackMin', 'a finite number ≥ 1', r.feedbackMin);
-  checkOption(Number.isInteger(r.minSketch) && r.minSketch >= 1, 'minSketch', 'an integer ≥ 1', r.minSketch);
-  checkOption(r.thresholdTolerance > 0 && r.thresholdTolerance < 1, 'thresholdTolerance', 'a number in (0, 1)', r.thresholdTolerance);
-  return r;
-}
-
-function checkVector(v: ArrayLike<number> | undefined, k: number, name: string): void {
-  checkOption(v !== undefined && v.length === k, name, `an array of length k = ${k}`, v === undefined ? undefined : v.length);
-}
 
 /**
  * The streaming decider. Call {@link decide} (or {@link decideBatch}) once per valid sample, in
@@ -282,8 +110,7 @@ export class StreamingDbp {
    * exact mode) and plans from the calibration prior.
    */
   constructor(options: StreamingDbpOptions) {
-    const { k } = options;
-    checkOption(Number.isInteger(k) && k >= 1, 'k', 'an integer ≥ 1', k);
+    const k = integerOption(options.k, 'k', { min: 1 });
     this.k = k;
     this.params = resolveDbpParams(options.params);
     this.policy = this.params.which;
@@ -298,11 +125,11 @@ export class StreamingDbp {
     if (cal) {
       checkVector(cal.counts, k, 'calibration.counts');
       checkVector(cal.dIntra, k, 'calibration.dIntra');
-      checkOption(cal.sampleSize >= 0 && Number.isFinite(cal.sampleSize), 'calibration.sampleSize', 'a finite number ≥ 0', cal.sampleSize);
+      numberOption(cal.sampleSize, 'calibration.sampleSize', { min: 0 });
       let s = 0;
       for (let j = 0; j < k; j++) {
         const c = cal.counts[j];
-        checkOption(c >= 0 && Number.isFinite(c), 'calibration.counts', 'finite counts ≥ 0', c);
+        numberOption(c, 'calibration.counts', { min: 0 });
         this.calCounts[j] = c;
         this.calDIntra[j] = c > 0 ? cal.dIntra[j] : 0;
         s += c;
@@ -429,76 +256,24 @@ export class StreamingDbp {
     return th;
   }
 
-  /** Recomputes π̂, d̂_intra, complexity, p, quotas and keep fractions (see module docs). */
+  /** Recomputes π̂, d̂_intra, complexity, p, quotas and keep fractions (streaming-plan.ts). */
   private replan(): void {
     const { k, t, calSize } = this;
     const { smoothing, priorStrength } = this.tuning;
-    // Overdispersion of the running mix against the calibration mix.
-    let phi = 1;
-    if (calSize > 0 && t > 0) {
-      let x2 = 0;
-      const pool = t + calSize + smoothing * k;
-      for (let j = 0; j < k; j++) {
-        const diff = this.n[j] / t - this.calCounts[j] / calSize;
-        const pbar = (this.n[j] + this.calCounts[j] + smoothing) / pool;
-        x2 += (diff * diff) / (pbar * (1 / t + 1 / calSize));
-      }
-      const df = Math.max(1, k - 1);
-      phi = Math.max(1, (x2 / df) * (1 + t / calSize) - t / calSize);
-    }
-    // Overdispersion of the last window's mix against the history before it (runs ⇒ ≫ 1). A
-    // stream that is stationary but disagrees with calibration means stale calibration: trust it.
-    const w = t - this.tAtPlan;
-    const prev = this.tAtPlan;
-    let phiWindow = Infinity;
-    if (w > 0 && prev > 0) {
-      let x2 = 0;
-      const pool = t + smoothing * k;
-      for (let j = 0; j < k; j++) {
-        const a = this.n[j] - this.nAtPlan[j];
-        const diff = a / w - this.nAtPlan[j] / prev;
-        const pbar = (this.n[j] + smoothing) / pool;
-        x2 += (diff * diff) / (pbar * (1 / w + 1 / prev));
-      }
-      phiWindow = Math.max(1, x2 / Math.max(1, k - 1));
-    }
+    let phi = calibrationOverdispersion(this.n, t, this.calCounts, calSize, smoothing);
+    // A stream that is stationary but disagrees with calibration means stale calibration: trust it.
+    const phiWindow = windowOverdispersion(this.n, t, this.nAtPlan, this.tAtPlan, smoothing);
     this.phiStationary = Math.max(phiWindow, this.phiWindowPrev);
     this.phiWindowPrev = phiWindow;
     this.nAtPlan.set(this.n);
     this.tAtPlan = t;
     if (this.tuning.trustStationary) phi = Math.min(phi, this.phiStationary);
-    const wRun = t / phi;
-    const wCal = priorStrength * calSize + smoothing * k;
-    const calDen = calSize + smoothing * k;
-    const scale = Math.max(t, calSize, 1);
-    const hasData = new Float64Array(k);
-    for (let j = 0; j < k; j++) {
-      const piCal = (this.calCounts[j] + smoothing) / calDen;
-      const piRun = t > 0 ? this.n[j] / t : 0;
-      this.sizeEstimate[j] = ((wRun * piRun + wCal * piCal) / (wRun + wCal)) * scale;
-      const m = this.n[j] + this.calCounts[j];
-      hasData[j] = m;
-      this.dIntraHat[j] = m > 0 ? (this.sum[j] + this.calCounts[j] * this.calDIntra[j]) / m : 0;
-    }
     this.phi = phi;
-    this.streamWeight = wRun / (wRun + wCal);
-    this.complexity.set(clusterComplexity(this.dInter, this.dIntraHat, hasData));
-    this.prob.set(softmax(this.complexity, this.params.temperature));
-    // Streaming plans keep fractions, not integer counts: no ⌊·⌋ here. (With it, a cold start —
-    // no calibration, t = 0, scale 1 — planned ⌊keep · 1⌋ = 0 and kept nothing until the first re-plan.)
-    const nTarget = this.params.keepRatio * scale;
-    const { lb, ub } = quotaBounds(this.sizeEstimate, nTarget, this.params.balance);
-    let sumLb = 0;
-    for (let j = 0; j < k; j++) sumLb += lb[j];
-    if (sumLb > nTarget) for (let j = 0; j < k; j++) lb[j] *= nTarget / sumLb; // balance > 1: keep it feasible
-    const a = new Float64Array(k);
-    for (let j = 0; j < k; j++) a[j] = this.prob[j] * nTarget;
-    const { x } = projectBoxSimplex(a, lb, ub, nTarget);
-    for (let j = 0; j < k; j++) {
-      this.quota[j] = x[j];
-      const s = this.sizeEstimate[j];
-      this.fraction[j] = s > 0 ? Math.min(1, Math.max(0, x[j] / s)) : 1;
-    }
+    this.streamWeight = planQuotas(
+      { k, t, phi, n: this.n, sum: this.sum, calCounts: this.calCounts, calDIntra: this.calDIntra, calSize, dInter: this.dInter },
+      { priorStrength, smoothing, keepRatio: this.params.keepRatio, temperature: this.params.temperature, balance: this.params.balance },
+      { sizeEstimate: this.sizeEstimate, dIntraHat: this.dIntraHat, complexity: this.complexity, prob: this.prob, quota: this.quota, fraction: this.fraction },
+    );
     this.gain = this.rateGain();
     this.plans++;
   }

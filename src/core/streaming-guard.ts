@@ -14,7 +14,6 @@
  * whatever the order once the running ratio is off by more than 20%, which runs with a good
  * calibration do not reach on dbp-small (bench/streaming-fidelity.ts) but a foreign one does.
  */
-import type { StreamingDbp } from './streaming-dbp.js';
 
 /**
  * Keep-rate guard: trust in the running mix is min(1, STATIONARY_TRUST / φ_stationary). 2 measured

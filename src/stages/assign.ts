@@ -11,9 +11,11 @@ import os from 'node:os';
 import { Transform } from 'node:stream';
 import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { AssignPool } from '../core/assign-pool.js';
-import { NearestCentroid, ORT_MIN_WORK } from '../core/nearest.js';
+import { AssignPool } from '../kernels/assign-pool.js';
+import { NearestCentroid, ORT_MIN_WORK } from '../kernels/nearest-centroid.js';
+import { dot64 } from '../core/nearest.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
+import { booleanOption, choiceOption, integerOption } from '../core/validate.js';
 import { normalizedCopy, normalizeRows } from '../core/vector.js';
 import { destroyOnAbort } from './generator-stage.js';
 
@@ -30,9 +32,19 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
  */
 export const HNSW_MIN_K = 50_000;
 
+/**
+ * Assignment modes of {@link assign} (and of `--assign`): 'exact' (NearestCentroid, ORT), 'hnsw'
+ * (approximate, for very large k) or 'auto' (HNSW when k ≥ {@link HNSW_MIN_K}).
+ */
+export const ASSIGN_MODES = ['auto', 'exact', 'hnsw'] as const;
+/** One of {@link ASSIGN_MODES}. */
+export type AssignMode = (typeof ASSIGN_MODES)[number];
+/** The path a stage runs on: an {@link AssignMode} with 'auto' resolved. */
+export type AssignPath = Exclude<AssignMode, 'auto'>;
+
 /** The stage's stream, with the path it chose. */
 export type AssignStream = Transform & {
-  readonly mode: 'exact' | 'hnsw';
+  readonly mode: AssignPath;
   /** Rows rescaled to unit length (`normalize: true`). */
   readonly renormalized: number;
   /** Rows the normalisation found invalid (NaN/Inf or zeros; `normalize: true`). */
@@ -48,7 +60,7 @@ export interface AssignOptions {
   /** Embedding dimension, ≥ 1. Required. */
   dim: number;
   /** 'exact', 'hnsw' or 'auto' (default: HNSW when k ≥ {@link HNSW_MIN_K}). */
-  mode?: 'auto' | 'exact' | 'hnsw';
+  mode?: AssignMode;
   /** HNSW search breadth; default 64, limits 1..4096. */
   ef?: number;
   /** HNSW graph degree; default 16, limits 2..100. */
@@ -77,7 +89,7 @@ interface Validated {
   centroids: Float32Array;
   k: number;
   dim: number;
-  mode: 'exact' | 'hnsw';
+  mode: AssignPath;
   ef: number;
   M: number;
   efConstruction: number;
@@ -89,38 +101,30 @@ interface Validated {
 function validate(o: AssignOptions): Validated {
   checkOption(o !== null && typeof o === 'object', 'options', 'an object', o);
   checkOption(o.centroids instanceof Float32Array, 'centroids', 'a Float32Array', typeof o.centroids);
-  checkOption(Number.isInteger(o.k) && o.k >= 1, 'k', 'an integer ≥ 1', o.k);
-  checkOption(Number.isInteger(o.dim) && o.dim >= 1, 'dim', 'an integer ≥ 1', o.dim);
-  if (o.centroids.length !== o.k * o.dim) {
-    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `centroids hold ${o.centroids.length} floats, expected k×dim = ${o.k}×${o.dim}`, {
-      k: o.k,
-      dim: o.dim,
-    });
+  const k = integerOption(o.k, 'k', { min: 1 });
+  const dim = integerOption(o.dim, 'dim', { min: 1 });
+  if (o.centroids.length !== k * dim) {
+    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `centroids hold ${o.centroids.length} floats, expected k×dim = ${k}×${dim}`, { k, dim });
   }
-  const mode = o.mode ?? 'auto';
-  checkOption(mode === 'auto' || mode === 'exact' || mode === 'hnsw', 'mode', "'auto' | 'exact' | 'hnsw'", mode);
-  const ef = o.ef ?? 64;
-  checkOption(Number.isInteger(ef) && ef >= 1 && ef <= 4096, 'ef', 'an integer in 1..4096', ef);
-  const M = o.M ?? 16;
-  checkOption(Number.isInteger(M) && M >= 2 && M <= 100, 'M', 'an integer in 2..100', M);
-  const efConstruction = o.efConstruction ?? 200;
-  checkOption(Number.isInteger(efConstruction) && efConstruction >= 1 && efConstruction <= 4096, 'efConstruction', 'an integer in 1..4096', efConstruction);
+  const mode = choiceOption(o.mode, 'mode', ASSIGN_MODES, 'auto');
+  const ef = integerOption(o.ef, 'ef', { default: 64, min: 1, max: 4096 });
+  const M = integerOption(o.M, 'M', { default: 16, min: 2, max: 100 });
+  const efConstruction = integerOption(o.efConstruction, 'efConstruction', { default: 200, min: 1, max: 4096 });
   const cpus = Math.max(1, os.cpus().length);
-  checkOption(o.threads === undefined || (Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= cpus), 'threads', `an integer in 1..${cpus}`, o.threads);
-  const workers = o.workers ?? 0;
-  checkOption(Number.isInteger(workers) && workers >= 0 && workers <= cpus, 'workers', `an integer in 0..${cpus}`, workers);
-  checkOption(o.normalize === undefined || typeof o.normalize === 'boolean', 'normalize', 'a boolean', o.normalize);
+  const threads = o.threads === undefined ? undefined : integerOption(o.threads, 'threads', { min: 1, max: cpus });
+  const workers = integerOption(o.workers, 'workers', { default: 0, min: 0, max: cpus });
+  const normalize = booleanOption(o.normalize, 'normalize', false);
   return {
     centroids: o.centroids,
-    k: o.k,
-    dim: o.dim,
-    mode: mode === 'auto' ? (o.k >= HNSW_MIN_K ? 'hnsw' : 'exact') : mode,
+    k,
+    dim,
+    mode: mode === 'auto' ? (k >= HNSW_MIN_K ? 'hnsw' : 'exact') : mode,
     ef,
     M,
     efConstruction,
-    threads: o.threads,
+    threads,
     workers,
-    normalize: o.normalize ?? false,
+    normalize,
   };
 }
 
@@ -135,12 +139,6 @@ export function buildCentroidIndex(unit: Float32Array, k: number, dim: number, o
   }
   index.setEf(opts.ef ?? 64);
   return index;
-}
-
-function dot64(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
-  let s = 0;
-  for (let t = 0; t < dim; t++) s += a[ao + t] * b[bo + t];
-  return s;
 }
 
 /** HNSW nearest centroid of n rows of x; δ in float64 against the unit centroids. */
@@ -240,7 +238,7 @@ export function assign(opts: AssignOptions): AssignStream {
   const pooled = v.mode === 'exact' && v.workers > 0 && k >= 2 && k * dim >= ORT_MIN_WORK;
   const state: { exact: NearestCentroid | null; index: Hnsw | null; pool: AssignPool | null } = { exact: null, index: null, pool: null };
   const ready: Promise<void> = (async () => {
-    await null; // build after construction returns (an HNSW build over many centroids takes seconds)
+    await Promise.resolve(); // build after construction returns (an HNSW build over many centroids takes seconds)
     if (pooled) state.pool = await AssignPool.create(v.centroids, k, dim, { workers: v.workers, threads: v.threads });
     else if (v.mode === 'exact') state.exact = await NearestCentroid.create(v.centroids, k, dim, { threads: v.threads, int8: true });
     else state.index = buildCentroidIndex(unit, k, dim, { M: v.M, efConstruction: v.efConstruction, ef: v.ef });

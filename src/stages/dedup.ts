@@ -20,17 +20,13 @@
  * still found), but new kept samples are no longer inserted — a later duplicate of such an
  * unindexed kept sample is missed (kept). `stats()` reports capped clusters and unindexed kept rows.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import hnswlib from 'hnswlib-node';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
-import { nearestByDot, parseEpsList } from '../core/semdedup.js';
+import { parseEpsList } from '../core/semdedup.js';
+import { integerOption, optionalOption } from '../core/validate.js';
+import { ClusterIndex, readDedupState, writeDedupState, type DedupCounters, type DedupSettings } from './dedup-index.js';
 import { destroyOnAbort } from './generator-stage.js';
-
-const { HierarchicalNSW } = hnswlib;
-type Hnsw = InstanceType<typeof HierarchicalNSW>;
 
 /**
  * Clusters with at most this many kept samples are searched by brute force. Measured on the shared
@@ -111,145 +107,21 @@ export type DedupStream = Transform & {
   snapshot(dir: string): Promise<DedupSnapshotInfo>;
 };
 
-interface Validated {
-  eps: number[];
-  dim: number;
-  k: number;
-  M: number;
-  efConstruction: number;
-  efSearch: number;
-  maxPerCluster: number;
-  bruteForceMax: number;
-  seed: number;
-}
-
-function validate(o: DedupOptions): Validated {
+function validate(o: DedupOptions): DedupSettings {
   checkOption(o !== null && typeof o === 'object', 'options', 'an object', o);
   const eps = parseEpsList(o.eps);
-  checkOption(Number.isInteger(o.dim) && o.dim >= 1, 'dim', 'an integer ≥ 1', o.dim);
-  checkOption(Number.isInteger(o.k) && o.k >= 1, 'k', 'an integer ≥ 1', o.k);
-  const M = o.M ?? 16;
-  checkOption(Number.isInteger(M) && M >= 2 && M <= 100, 'M', 'an integer in 2..100', M);
-  const efConstruction = o.efConstruction ?? 100;
-  checkOption(Number.isInteger(efConstruction) && efConstruction >= 1 && efConstruction <= 4096, 'efConstruction', 'an integer in 1..4096', efConstruction);
-  const efSearch = o.efSearch ?? 64;
-  checkOption(Number.isInteger(efSearch) && efSearch >= 1 && efSearch <= 4096, 'efSearch', 'an integer in 1..4096', efSearch);
-  const maxPerCluster = o.maxPerCluster ?? 100_000;
-  checkOption(Number.isInteger(maxPerCluster) && maxPerCluster >= 1 && maxPerCluster < 2 ** 31, 'maxPerCluster', 'an integer in 1..2^31−1', maxPerCluster);
+  const dim = integerOption(o.dim, 'dim', { min: 1 });
+  const k = integerOption(o.k, 'k', { min: 1 });
+  const M = integerOption(o.M, 'M', { default: 16, min: 2, max: 100 });
+  const efConstruction = integerOption(o.efConstruction, 'efConstruction', { default: 100, min: 1, max: 4096 });
+  const efSearch = integerOption(o.efSearch, 'efSearch', { default: 64, min: 1, max: 4096 });
+  const maxPerCluster = integerOption(o.maxPerCluster, 'maxPerCluster', { default: 100_000, min: 1, max: 2 ** 31 - 1 });
+  // Irregular: the upper limit is another option's value.
   const bruteForceMax = o.bruteForceMax ?? Math.min(DEFAULT_BRUTE_FORCE_MAX, maxPerCluster);
   checkOption(Number.isInteger(bruteForceMax) && bruteForceMax >= 0 && bruteForceMax <= maxPerCluster, 'bruteForceMax', `an integer in 0..maxPerCluster (${maxPerCluster})`, bruteForceMax);
-  const seed = o.seed ?? 100;
-  checkOption(Number.isInteger(seed) && seed >= 0, 'seed', 'an integer ≥ 0', seed);
-  checkOption(o.restoreFrom === undefined || typeof o.restoreFrom === 'string', 'restoreFrom', 'a folder path', o.restoreFrom);
-  return { eps, dim: o.dim, k: o.k, M, efConstruction, efSearch, maxPerCluster, bruteForceMax, seed };
-}
-
-/** Kept samples of one cluster: a buffer while small, an HNSW index after. Labels = insertion order. */
-class ClusterIndex {
-  keys: string[] = [];
-  buf: Float32Array | null;
-  hnsw: Hnsw | null = null;
-  capped = false;
-
-  constructor(
-    private readonly v: Validated,
-    initial: number,
-  ) {
-    this.buf = new Float32Array(Math.max(1, initial) * v.dim);
-  }
-
-  get count(): number {
-    return this.keys.length;
-  }
-
-  /** Best kept match of q: similarity (float64 when near a threshold) and label; −Infinity/−1 when empty. */
-  nearest(q: Float64Array, qa: number[], thresholds: number[], out: { sim: number; label: number }): void {
-    out.sim = -Infinity;
-    out.label = -1;
-    if (this.count === 0) return;
-    const { dim } = this.v;
-    if (this.buf) {
-      const r = nearestByDot(q, this.buf, this.count, dim);
-      out.sim = r.best;
-      out.label = r.arg;
-      return;
-    }
-    const h = this.hnsw as Hnsw;
-    const res = h.searchKnn(qa, 1);
-    const label = res.neighbors[0];
-    let sim = 1 - res.distances[0];
-    if (thresholds.some((t) => Math.abs(sim - t) < 1e-5)) {
-      const p = h.getPoint(label);
-      let s = 0;
-      for (let t = 0; t < dim; t++) s += q[t] * p[t];
-      sim = s;
-    }
-    out.sim = sim;
-    out.label = label;
-  }
-
-  /** Inserts a kept sample; returns false (and marks the cluster capped) when the cap is reached. */
-  add(q: Float32Array, qo: number, qa: number[], key: string): boolean {
-    const { dim, maxPerCluster, bruteForceMax } = this.v;
-    if (this.count >= maxPerCluster) {
-      this.capped = true;
-      return false;
-    }
-    const label = this.count;
-    if (this.buf && label >= bruteForceMax) this.toHnsw();
-    if (this.buf) {
-      if ((label + 1) * dim > this.buf.length) {
-        const grown = new Float32Array(Math.min(Math.max(bruteForceMax, 1), Math.max(1, label) * 2) * dim);
-        grown.set(this.buf);
-        this.buf = grown;
-      }
-      this.buf.set(q.subarray(qo, qo + dim), label * dim);
-    } else {
-      const h = this.hnsw as Hnsw;
-      if (label >= h.getMaxElements()) h.resizeIndex(Math.min(maxPerCluster, h.getMaxElements() * 2));
-      h.addPoint(qa, label);
-    }
-    this.keys.push(key);
-    return true;
-  }
-
-  private toHnsw(): void {
-    const { dim, M, efConstruction, efSearch, seed, maxPerCluster } = this.v;
-    const h = new HierarchicalNSW('ip', dim);
-    h.initIndex(Math.min(maxPerCluster, Math.max(256, this.count * 2)), M, efConstruction, seed);
-    h.setEf(efSearch);
-    const buf = this.buf as Float32Array;
-    const v = new Array<number>(dim).fill(0);
-    for (let l = 0; l < this.count; l++) {
-      for (let t = 0; t < dim; t++) v[t] = buf[l * dim + t];
-      h.addPoint(v, l);
-    }
-    this.hnsw = h;
-    this.buf = null;
-  }
-
-  bytes(): number {
-    const { dim, M } = this.v;
-    let keyBytes = 0;
-    for (const key of this.keys) keyBytes += 32 + key.length;
-    if (this.buf) return this.buf.byteLength + keyBytes;
-    const h = this.hnsw as Hnsw;
-    // hnswlib level 0: data + 2M links + count + label; upper levels: ~1/(M−1) lists of M links.
-    const perElement = dim * 4 + 2 * M * 4 + 4 + 8 + (M * 4 + 4) / (M - 1) + 16;
-    return h.getMaxElements() * perElement + keyBytes;
-  }
-}
-
-interface SnapshotState {
-  version: 1;
-  dim: number;
-  k: number;
-  eps: number[];
-  seen: number;
-  skipped: number;
-  duplicates: number[];
-  unindexedKept: number;
-  clusters: { j: number; mode: 'buffer' | 'hnsw'; count: number; capped: boolean; keys: string[]; file: string }[];
+  const seed = integerOption(o.seed, 'seed', { default: 100, min: 0 });
+  optionalOption<string>(o.restoreFrom, 'restoreFrom', 'a folder path', (p) => typeof p === 'string');
+  return { eps, dim, k, M, efConstruction, efSearch, maxPerCluster, bruteForceMax, seed };
 }
 
 /**
@@ -270,77 +142,23 @@ interface SnapshotState {
  */
 export function dedup(opts: DedupOptions): DedupStream {
   const v = validate(opts);
-  const { dim, k, eps, signal } = { ...v, signal: opts.signal };
-  const thresholds = eps.map((e) => 1 - e);
-  const clusters: (ClusterIndex | undefined)[] = new Array<ClusterIndex | undefined>(k);
-  const counters = { seen: 0, skipped: 0, unindexedKept: 0, duplicates: eps.map(() => 0) };
+  const { signal } = opts;
+  const st: DedupState = {
+    v,
+    thresholds: v.eps.map((e) => 1 - e),
+    clusters: new Array<ClusterIndex | undefined>(v.k),
+    counters: { seen: 0, skipped: 0, unindexedKept: 0, duplicates: v.eps.map(() => 0) },
+    initial: Math.min(64, Math.max(1, v.bruteForceMax)),
+  };
   let gate: Promise<void> = Promise.resolve();
-  const initial = Math.min(64, Math.max(1, v.bruteForceMax));
 
   const ready: Promise<void> = opts.restoreFrom ? restore(opts.restoreFrom) : Promise.resolve();
   ready.catch(() => undefined);
 
   async function restore(dir: string): Promise<void> {
-    let st: SnapshotState;
-    try {
-      st = JSON.parse(await readFile(join(dir, 'dedup-state.json'), 'utf8')) as SnapshotState;
-    } catch (e) {
-      throw new DbpruneError(ErrorCodes.CALIBRATION, `cannot read the dedup state in ${dir}: ${String(e)}`, { file: join(dir, 'dedup-state.json') }, { cause: e });
-    }
-    if (st.version !== 1 || st.dim !== dim || st.k !== k || st.eps.length !== eps.length || st.eps.some((e, i) => e !== eps[i])) {
-      throw new DbpruneError(ErrorCodes.CALIBRATION, `dedup state in ${dir} was written for dim ${st.dim}, k ${st.k}, eps ${st.eps?.join(',')}; this stage has dim ${dim}, k ${k}, eps ${eps.join(',')}`, {
-        file: join(dir, 'dedup-state.json'),
-      });
-    }
-    counters.seen = st.seen;
-    counters.skipped = st.skipped;
-    counters.unindexedKept = st.unindexedKept;
-    counters.duplicates = [...st.duplicates];
-    for (const c of st.clusters) {
-      const ci = new ClusterIndex(v, initial);
-      ci.keys = c.keys;
-      ci.capped = c.capped;
-      const file = join(dir, c.file);
-      if (c.mode === 'buffer') {
-        const b = await readFile(file);
-        ci.buf = new Float32Array(Math.max(c.count, 1) * dim);
-        ci.buf.set(new Float32Array(b.buffer, b.byteOffset, c.count * dim));
-      } else {
-        const h = new HierarchicalNSW('ip', dim);
-        await h.readIndex(file);
-        h.setEf(v.efSearch);
-        ci.hnsw = h;
-        ci.buf = null;
-      }
-      clusters[c.j] = ci;
-    }
-  }
-
-  function stats(): DedupStats {
-    let indexed = 0;
-    let capped = 0;
-    let hnswClusters = 0;
-    let bytes = 0;
-    for (const c of clusters) {
-      if (!c) continue;
-      indexed += c.count;
-      if (c.capped) capped++;
-      if (c.hnsw) hnswClusters++;
-      bytes += c.bytes();
-    }
-    const { seen } = counters;
-    return {
-      eps: [...eps],
-      duplicates: [...counters.duplicates],
-      keptFraction: counters.duplicates.map((d) => (seen === 0 ? 1 : (seen - d) / seen)),
-      seen,
-      skipped: counters.skipped,
-      indexed,
-      unindexedKept: counters.unindexedKept,
-      cappedClusters: capped,
-      hnswClusters,
-      indexBytesEstimate: bytes,
-    };
+    const restored = await readDedupState(dir, v, st.initial);
+    Object.assign(st.counters, restored.counters);
+    for (const [j, ci] of restored.clusters) st.clusters[j] = ci;
   }
 
   async function snapshot(dir: string): Promise<DedupSnapshotInfo> {
@@ -350,72 +168,11 @@ export function dedup(opts: DedupOptions): DedupStream {
     try {
       await prev;
       await ready;
-      await mkdir(dir, { recursive: true });
-      const st: SnapshotState = {
-        version: 1,
-        dim,
-        k,
-        eps,
-        seen: counters.seen,
-        skipped: counters.skipped,
-        duplicates: counters.duplicates,
-        unindexedKept: counters.unindexedKept,
-        clusters: [],
-      };
-      const files: string[] = [];
-      for (let j = 0; j < k; j++) {
-        const c = clusters[j];
-        if (!c) continue;
-        const file = `cluster-${j}.${c.buf ? 'f32' : 'hnsw'}`;
-        if (c.buf) {
-          const data = c.buf.subarray(0, c.count * dim);
-          await writeFile(join(dir, file), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        } else await (c.hnsw as Hnsw).writeIndex(join(dir, file));
-        files.push(join(dir, file));
-        st.clusters.push({ j, mode: c.buf ? 'buffer' : 'hnsw', count: c.count, capped: c.capped, keys: c.keys, file });
-      }
-      const stateFile = join(dir, 'dedup-state.json');
-      await writeFile(stateFile, JSON.stringify(st));
-      files.push(stateFile);
-      return { dir, files, stats: stats() };
+      const files = await writeDedupState(dir, v, st.clusters, st.counters);
+      return { dir, files, stats: dedupStats(st) };
     } finally {
       release();
     }
-  }
-
-  function processBatch(batch: EmbeddingBatch): void {
-    const n = batch.rows.length;
-    if (batch.dim !== dim) {
-      throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `dedup expects dimension ${dim}, batch has ${batch.dim}`, { expected: dim, got: batch.dim, key: batch.rows[0]?.key });
-    }
-    if (n > 0 && (!batch.cluster || batch.cluster.length < n)) {
-      throw new DbpruneError(ErrorCodes.INTERNAL, 'dedup needs batch.cluster: put the assign stage before dedup', { key: batch.rows[0]?.key });
-    }
-    if (batch.embeddings.length < n * dim) {
-      throw new DbpruneError(ErrorCodes.INTERNAL, `batch holds ${batch.embeddings.length} floats for ${n} rows × ${dim}`, { key: batch.rows[0]?.key });
-    }
-    const dupOf = new Array<string | undefined>(n).fill(undefined);
-    const x = batch.embeddings;
-    const q = new Float64Array(dim);
-    const qa = new Array<number>(dim).fill(0);
-    const best = { sim: -Infinity, label: -1 };
-    for (let i = 0; i < n; i++) {
-      const c = batch.cluster ? batch.cluster[i] : -1;
-      if (batch.errors?.[i] || !(c >= 0 && c < k)) {
-        counters.skipped++;
-        continue;
-      }
-      counters.seen++;
-      const o = i * dim;
-      for (let t = 0; t < dim; t++) q[t] = qa[t] = x[o + t];
-      let ci = clusters[c];
-      if (!ci) clusters[c] = ci = new ClusterIndex(v, initial);
-      ci.nearest(q, qa, thresholds, best);
-      for (let e = 0; e < thresholds.length; e++) if (best.sim >= thresholds[e]) counters.duplicates[e]++;
-      if (best.sim >= thresholds[0]) dupOf[i] = ci.keys[best.label];
-      else if (!ci.add(x, o, qa, batch.rows[i].key)) counters.unindexedKept++;
-    }
-    batch.duplicateOf = dupOf;
   }
 
   // A Transform rather than Duplex.from(generator): destroying a Duplex.from stream whose generator
@@ -428,12 +185,88 @@ export function dedup(opts: DedupOptions): DedupStream {
         throwIfAborted(signal);
         await ready;
         await gate;
-        processBatch(batch);
+        dedupBatch(st, batch);
         return batch;
       })().then((b) => cb(null, b), cb);
     },
   }) as unknown as DedupStream;
-  stream.stats = stats;
+  stream.stats = () => dedupStats(st);
   stream.snapshot = snapshot;
   return destroyOnAbort(stream, signal);
+}
+
+/** The stage's state: settings, the per-cluster indexes and the counters. */
+interface DedupState {
+  v: DedupSettings;
+  /** 1 − ε per ε. */
+  thresholds: number[];
+  clusters: (ClusterIndex | undefined)[];
+  counters: DedupCounters;
+  /** Initial buffer rows of a new cluster. */
+  initial: number;
+}
+
+function dedupStats({ v, clusters, counters }: DedupState): DedupStats {
+  let indexed = 0;
+  let capped = 0;
+  let hnswClusters = 0;
+  let bytes = 0;
+  for (const c of clusters) {
+    if (!c) continue;
+    indexed += c.count;
+    if (c.capped) capped++;
+    if (c.hnsw) hnswClusters++;
+    bytes += c.bytes();
+  }
+  const { seen } = counters;
+  return {
+    eps: [...v.eps],
+    duplicates: [...counters.duplicates],
+    keptFraction: counters.duplicates.map((d) => (seen === 0 ? 1 : (seen - d) / seen)),
+    seen,
+    skipped: counters.skipped,
+    indexed,
+    unindexedKept: counters.unindexedKept,
+    cappedClusters: capped,
+    hnswClusters,
+    indexBytesEstimate: bytes,
+  };
+}
+
+/** Checks every row of `batch` in order against its cluster's kept samples; sets `duplicateOf`. */
+function dedupBatch(st: DedupState, batch: EmbeddingBatch): void {
+  const { v, thresholds, clusters, counters } = st;
+  const { dim, k } = v;
+  const n = batch.rows.length;
+  if (batch.dim !== dim) {
+    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `dedup expects dimension ${dim}, batch has ${batch.dim}`, { expected: dim, got: batch.dim, key: batch.rows[0]?.key });
+  }
+  if (n > 0 && (!batch.cluster || batch.cluster.length < n)) {
+    throw new DbpruneError(ErrorCodes.INTERNAL, 'dedup needs batch.cluster: put the assign stage before dedup', { key: batch.rows[0]?.key });
+  }
+  if (batch.embeddings.length < n * dim) {
+    throw new DbpruneError(ErrorCodes.INTERNAL, `batch holds ${batch.embeddings.length} floats for ${n} rows × ${dim}`, { key: batch.rows[0]?.key });
+  }
+  const dupOf = new Array<string | undefined>(n).fill(undefined);
+  const x = batch.embeddings;
+  const q = new Float64Array(dim);
+  const qa = new Array<number>(dim).fill(0);
+  const best = { sim: -Infinity, label: -1 };
+  for (let i = 0; i < n; i++) {
+    const c = batch.cluster ? batch.cluster[i] : -1;
+    if (batch.errors?.[i] || !(c >= 0 && c < k)) {
+      counters.skipped++;
+      continue;
+    }
+    counters.seen++;
+    const o = i * dim;
+    for (let t = 0; t < dim; t++) q[t] = qa[t] = x[o + t];
+    let ci = clusters[c];
+    if (!ci) clusters[c] = ci = new ClusterIndex(v, st.initial);
+    ci.nearest(q, qa, thresholds, best);
+    for (let e = 0; e < thresholds.length; e++) if (best.sim >= thresholds[e]) counters.duplicates[e]++;
+    if (best.sim >= thresholds[0]) dupOf[i] = ci.keys[best.label];
+    else if (!ci.add(x, o, qa, batch.rows[i].key)) counters.unindexedKept++;
+  }
+  batch.duplicateOf = dupOf;
 }

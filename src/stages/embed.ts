@@ -4,6 +4,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
+import { integerOption, numberOption } from '../core/validate.js';
 import { isS3Uri, readLocation } from '../io/storage/index.js';
 import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
 import { checkDevice, deviceError, executionProviders, parseDevice, type Device } from '../io/devices.js';
@@ -72,7 +73,7 @@ async function loadModel(o: EmbedOptions, threads: number, device: Device): Prom
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
-        executionProviders: executionProviders(device) as InferenceSession.SessionOptions['executionProviders'],
+        executionProviders: executionProviders(device),
       };
       session = isS3Uri(loc.onnxPath)
         ? await InferenceSession.create(new Uint8Array(await readLocation(loc.onnxPath)), sessionOptions)
@@ -175,6 +176,70 @@ async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], mat
   }
 }
 
+/** The embed stage, with `ready`: settles once the model is loaded and checked (rejects with the
+ *  stage's construction error). Hand it to `decode({ startAfter })` so nothing is decoded first. */
+export type EmbedStage = Transform & { readonly ready: Promise<void> };
+
+/** Validated options of {@link embed}. */
+interface EmbedSettings {
+  batchSize: number;
+  maxDelayMs: number;
+  threads: number;
+  device: Device;
+}
+
+function validateEmbed(opts: EmbedOptions): EmbedSettings {
+  checkOption(
+    typeof opts?.model === 'string' ? opts.model.length > 0 : opts?.model instanceof Object && typeof opts.model.run === 'function',
+    'model',
+    'a path to an .onnx file or model directory, or an InferenceSession',
+    typeof opts?.model === 'string' ? opts.model : typeof opts?.model,
+  );
+  const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 32, min: 1, max: 4096 });
+  const maxDelayMs = numberOption(opts.maxDelayMs, 'maxDelayMs', { default: 50, min: 0, max: 60_000 });
+  const threads = integerOption(opts.threads, 'threads', { default: 2, min: 1, max: 64 });
+  let device: Device;
+  try {
+    device = parseDevice(opts.device ?? 'cpu');
+  } catch (e) {
+    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `invalid option device: ${(e as Error).message}`, { option: 'device' });
+  }
+  if (opts.imageSize !== undefined) integerOption(opts.imageSize, 'imageSize', { min: 1, max: 8192 });
+  return { batchSize, maxDelayMs, threads, device };
+}
+
+/**
+ * One micro-batch: checks each sample's pixels against the model input, runs the model on the
+ * valid rows and builds the {@link EmbeddingBatch} (rows in order; error rows keep zeros).
+ * Throws ERR_DBPRUNE_DIM_MISMATCH when a sample's pixel count is not 3·H·W.
+ */
+async function embedBatch(m: ModelInfo, samples: DecodedSample[]): Promise<EmbeddingBatch> {
+  const n = samples.length;
+  const embeddings = new Float32Array(n * m.dim);
+  const errors = new Array<RowError | undefined>(n).fill(undefined);
+  const ok: number[] = [];
+  const per = 3 * m.height * m.width;
+  let anyThumb = false;
+  samples.forEach((s, i) => {
+    if (s.thumbnail) anyThumb = true;
+    if (s.error) errors[i] = s.error;
+    else if (!s.pixels) {
+      errors[i] = { reason: 'error:decode', message: `sample ${s.key} reached embed without pixels`, code: ErrorCodes.DECODE };
+    } else if (s.pixels.length !== per) {
+      throw new DbpruneError(
+        ErrorCodes.DIM_MISMATCH,
+        `sample ${s.key} has ${s.pixels.length} pixel values, the model takes 3×${m.height}×${m.width} = ${per}; decode size must match the model`,
+        { key: s.key, shard: s.shard },
+      );
+    } else ok.push(i);
+  });
+  if (ok.length > 0) await infer(m, samples, ok, embeddings, errors);
+  const batch: EmbeddingBatch = { rows: samples.map(toRef), dim: m.dim, embeddings };
+  if (errors.some((e) => e !== undefined)) batch.errors = errors;
+  if (anyThumb) batch.thumbnails = samples.map((s) => s.thumbnail);
+  return batch;
+}
+
 /**
  * Stage: consumes {@link DecodedSample}s, emits {@link EmbeddingBatch}es (objectMode).
  *
@@ -191,31 +256,8 @@ async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], mat
  * failure), `ERR_DBPRUNE_DIM_MISMATCH` (a sample's pixel count ≠ 3·H·W of the model input — the
  * decode size disagrees with the model), `ERR_DBPRUNE_ABORTED` on `signal`.
  */
-/** The embed stage, with `ready`: settles once the model is loaded and checked (rejects with the
- *  stage's construction error). Hand it to `decode({ startAfter })` so nothing is decoded first. */
-export type EmbedStage = Transform & { readonly ready: Promise<void> };
-
 export function embed(opts: EmbedOptions): EmbedStage {
-  checkOption(
-    typeof opts?.model === 'string' ? opts.model.length > 0 : opts?.model instanceof Object && typeof (opts.model as InferenceSession).run === 'function',
-    'model',
-    'a path to an .onnx file or model directory, or an InferenceSession',
-    typeof opts?.model === 'string' ? opts.model : typeof opts?.model,
-  );
-  const batchSize = opts.batchSize ?? 32;
-  checkOption(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 4096, 'batchSize', 'an integer in 1..4096', batchSize);
-  const maxDelayMs = opts.maxDelayMs ?? 50;
-  checkOption(Number.isFinite(maxDelayMs) && maxDelayMs >= 0 && maxDelayMs <= 60_000, 'maxDelayMs', 'a number in 0..60000', maxDelayMs);
-  const threads = opts.threads ?? 2;
-  checkOption(Number.isInteger(threads) && threads >= 1 && threads <= 64, 'threads', 'an integer in 1..64', threads);
-  let device: Device;
-  try {
-    device = parseDevice(opts.device ?? 'cpu');
-  } catch (e) {
-    throw new DbpruneError(ErrorCodes.INVALID_OPTION, `invalid option device: ${(e as Error).message}`, { option: 'device' });
-  }
-  const imageSize = opts.imageSize;
-  checkOption(imageSize === undefined || (Number.isInteger(imageSize) && imageSize >= 1 && imageSize <= 8192), 'imageSize', 'an integer in 1..8192', imageSize);
+  const { batchSize, maxDelayMs, threads, device } = validateEmbed(opts);
   const { signal } = opts;
 
   let model: ModelInfo | undefined;
@@ -227,31 +269,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
   let failed = false;
 
   const runBatch = async (stream: Transform, samples: DecodedSample[]): Promise<void> => {
-    const m = model as ModelInfo;
-    const n = samples.length;
-    const embeddings = new Float32Array(n * m.dim);
-    const errors: (RowError | undefined)[] = new Array(n).fill(undefined);
-    const ok: number[] = [];
-    const per = 3 * m.height * m.width;
-    let anyThumb = false;
-    samples.forEach((s, i) => {
-      if (s.thumbnail) anyThumb = true;
-      if (s.error) errors[i] = s.error;
-      else if (!s.pixels) {
-        errors[i] = { reason: 'error:decode', message: `sample ${s.key} reached embed without pixels`, code: ErrorCodes.DECODE };
-      } else if (s.pixels.length !== per) {
-        throw new DbpruneError(
-          ErrorCodes.DIM_MISMATCH,
-          `sample ${s.key} has ${s.pixels.length} pixel values, the model takes 3×${m.height}×${m.width} = ${per}; decode size must match the model`,
-          { key: s.key, shard: s.shard },
-        );
-      } else ok.push(i);
-    });
-    if (ok.length > 0) await infer(m, samples, ok, embeddings, errors);
-    const batch: EmbeddingBatch = { rows: samples.map(toRef), dim: m.dim, embeddings };
-    if (errors.some((e) => e !== undefined)) batch.errors = errors;
-    if (anyThumb) batch.thumbnails = samples.map((s) => s.thumbnail);
-    stream.push(batch);
+    stream.push(await embedBatch(model as ModelInfo, samples));
   };
 
   const schedule = (stream: Transform): Promise<void> => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { kmeansPlusPlus, sphericalKMeans } from '../../src/core/kmeans.js';
+import { kmeansPlusPlus, sphericalKMeansWith } from '../../src/core/kmeans.js';
+import { createJsNearest, type NearestAssignerFactory } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
+import { sphericalKMeans } from '../../src/kernels/kmeans.js';
 
 /** `k` random unit centres in `dim` dims, `per` unit points around each with noise `sigma`. */
 function planted(seed: number, k: number, per: number, dim: number, sigma: number) {
@@ -54,6 +56,28 @@ describe('sphericalKMeans', () => {
     // Deterministic for a seed.
     const again = await sphericalKMeans(x, n, dim, { k, seed: 3 });
     expect(Array.from(again.centroids)).toEqual(Array.from(r.centroids));
+  });
+
+  it('the pure core (JS assigner) gives the same result as the ORT kernel, Lloyd and mini-batch', async () => {
+    const k = 16;
+    const dim = 128; // k·dim = 2048: 'auto' picks ORT in the kernel
+    const { x, label, n } = planted(4, k, 60, dim, 0.2);
+    for (const minibatch of [false, true]) {
+      const opts = { k, seed: 5, iters: 6, minibatch, batchSize: 300 };
+      const ort = await sphericalKMeans(x, n, dim, { ...opts, backend: 'ort' });
+      let opened = 0;
+      const counted: NearestAssignerFactory = (c, kk, d) => {
+        opened++;
+        return createJsNearest(c, kk, d);
+      };
+      const js = await sphericalKMeansWith(counted, x, n, dim, opts);
+      expect(opened).toBeGreaterThan(1); // every assignment step went through the given assigner
+      expectRecovered(label, js.assignment, k);
+      expect(Array.from(js.assignment)).toEqual(Array.from(ort.assignment));
+      expect(Array.from(js.centroids)).toEqual(Array.from(ort.centroids));
+      expect(Array.from(js.distance)).toEqual(Array.from(ort.distance));
+      expect(js.iterations).toBe(ort.iterations);
+    }
   });
 
   it('mini-batch recovers planted clusters too', async () => {

@@ -27,7 +27,7 @@ describe('distributed radix select', () => {
         cluster[i] = rng.next() < 0.02 ? -1 : rng.int(k);
         distance[i] = Math.round(rng.next() * 40) / 50;
       }
-      const size = new Array(k).fill(0);
+      const size = new Array<number>(k).fill(0);
       for (let i = 0; i < n; i++) if (cluster[i] >= 0) size[cluster[i]]++;
       const quota = size.map((s, j) => (j % 7 === 0 ? 0 : j % 5 === 0 ? s : Math.floor(s * rng.next())));
       const single = selectionThresholds({ cluster, distance, n }, size, quota, policy, 3);

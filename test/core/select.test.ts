@@ -36,7 +36,7 @@ describe('per-cluster selection (radix select)', () => {
         // Coarse values force many exact ties, which must go to the lower row.
         distance[i] = Math.round(rng.next() * 40) / 50;
       }
-      const size = new Array(k).fill(0);
+      const size = new Array<number>(k).fill(0);
       for (let i = 0; i < n; i++) if (cluster[i] >= 0) size[cluster[i]]++;
       const quota = size.map((s, j) => (j % 7 === 0 ? 0 : j % 5 === 0 ? s : Math.floor(s * rng.next())));
       const t = selectionThresholds({ cluster, distance, n }, size, quota, policy, 42);

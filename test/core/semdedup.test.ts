@@ -36,7 +36,7 @@ function synth(n: number, dim: number, k: number, dupRate: number, seed: number)
     for (let t = 0; t < dim; t++) x[i * dim + t] /= Math.sqrt(s);
     if (src >= 0) cluster[i] = cluster[src];
   }
-  const distance = Float32Array.from({ length: n }, (_, i) => rng.next() * 0.5);
+  const distance = Float32Array.from({ length: n }, () => rng.next() * 0.5);
   distance[3] = distance[5] = distance[7] = 0.25; // ties, to pin the tie rule
   return { x, cluster, distance };
 }
@@ -52,7 +52,8 @@ describe('parseEpsList', () => {
     expect(parseEpsList(0.01)).toEqual([0.01]);
     expect(parseEpsList('0.01, 0.02,0.05')).toEqual([0.01, 0.02, 0.05]);
     expect(parseEpsList([0.1, 0.2])).toEqual([0.1, 0.2]);
-    for (const bad of [0, 1, -0.1, Number.NaN, [], '', 'x', [0.1, 2]]) {
+    // Empty parts are refused (as the CLI's --dedup-eps always did), not skipped.
+    for (const bad of [0, 1, -0.1, Number.NaN, [], '', 'x', [0.1, 2], '0.1,,0.2', '0.1,', ' , ', '0.5,1', Array(33).fill(0.1)]) {
       expect(() => parseEpsList(bad as never)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     }
   });
@@ -123,7 +124,7 @@ describe('exact SemDeDup equals the all-pairs reference rule', () => {
     expect(res.members).toBe(n);
   });
 
-  it('removes an item whose only close earlier neighbour was itself removed (chain rule)', async () => {
+  it('removes an item whose only close earlier neighbour was itself removed (chain rule)', () => {
     const a = [1, 0, 0];
     const b = [Math.cos(0.1), Math.sin(0.1), 0];
     const c = [Math.cos(0.2), Math.sin(0.2), 0];
@@ -142,7 +143,7 @@ describe('exact SemDeDup equals the all-pairs reference rule', () => {
       opened++;
       for (let start = 0; start < n; start += 97) {
         const rows = Math.min(97, n - start);
-        yield { start, rows, data: x.slice(start * dim, (start + rows) * dim) };
+        yield await Promise.resolve({ start, rows, data: x.slice(start * dim, (start + rows) * dim) }); // a reader's await
       }
     }
     const groups = planDedupPasses(members, 150);
@@ -157,7 +158,7 @@ describe('exact SemDeDup equals the all-pairs reference rule', () => {
   it('the pass-by-pass variant reports missing rows', async () => {
     const members: ClusterMembers = sortClusterMembers({ cluster, distance, n }, k, 'hard');
     async function* short(): AsyncGenerator<RowChunk> {
-      yield { start: 0, rows: 10, data: x.slice(0, 10 * dim) };
+      yield await Promise.resolve({ start: 0, rows: 10, data: x.slice(0, 10 * dim) }); // a reader's await
     }
     await expect(exactSemDedupByPasses({ members, dim, eps, readRows: short })).rejects.toMatchObject({ code: 'ERR_DBPRUNE_ROW_COUNT_MISMATCH' });
   });

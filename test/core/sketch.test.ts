@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
-import { binOf, ClusterSketches, DistanceHistogram, LOG_MIN, SKETCH_MAX, sketchScaleFor, type SketchScale } from '../../src/core/sketch.js';
+import { binOf, ClusterSketches, DistanceHistogram, LOG_MIN, SKETCH_MAX, sketchScaleFor, type ClusterSketchesJSON, type DistanceHistogramJSON, type SketchScale } from '../../src/core/sketch.js';
 
 function exactQuantile(sorted: Float64Array, q: number): number {
   // Lower empirical quantile: the smallest value with at least q·n values ≤ it.
@@ -67,7 +67,7 @@ describe('DistanceHistogram', () => {
     expect(h.counts[0]).toBe(2);
     expect(h.counts[15]).toBe(2);
     expect(binOf(NaN, 16)).toBe(-1);
-    const back = DistanceHistogram.fromJSON(JSON.parse(JSON.stringify(h)));
+    const back = DistanceHistogram.fromJSON(JSON.parse(JSON.stringify(h)) as DistanceHistogramJSON);
     expect(Array.from(back.counts)).toEqual(Array.from(h.counts));
     expect(back.count).toBe(5);
     expect(() => DistanceHistogram.fromJSON({ ...h.toJSON(), count: 4 })).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
@@ -100,7 +100,7 @@ describe('DistanceHistogram', () => {
     expect(h.counts[15]).toBe(2);
     expect(binOf(1e-3, 16, 'log')).toBeGreaterThan(0);
     expect(h.fractionAbove(h.quantile(0.6))).toBeCloseTo(0.4, 9);
-    const back = DistanceHistogram.fromJSON(JSON.parse(JSON.stringify(h)));
+    const back = DistanceHistogram.fromJSON(JSON.parse(JSON.stringify(h)) as DistanceHistogramJSON);
     expect(back.scale).toBe('log');
     expect(Array.from(back.counts)).toEqual(Array.from(h.counts));
     const { scale: _omit, ...v1 } = new DistanceHistogram(16, 'linear').toJSON();
@@ -148,7 +148,7 @@ describe('ClusterSketches', () => {
       total += per[j].count;
     }
     expect(s.total).toBe(total);
-    const back = ClusterSketches.fromJSON(JSON.parse(JSON.stringify(s)));
+    const back = ClusterSketches.fromJSON(JSON.parse(JSON.stringify(s)) as ClusterSketchesJSON);
     expect(Array.from(back.totals)).toEqual(Array.from(s.totals));
     expect(back.quantile(3, 0.9)).toBe(s.quantile(3, 0.9));
     expect(() => s.merge(new ClusterSketches(k, 512))).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { SelectionPolicy } from '../../src/core/select.js';
 import { Rng } from '../../src/core/rng.js';
 import { ClusterSketches } from '../../src/core/sketch.js';
-import { StreamingDbp, type StreamingCalibration } from '../../src/core/streaming-dbp.js';
+import { StreamingDbp, type StreamingCalibration, type StreamingDbpSnapshot } from '../../src/core/streaming-dbp.js';
 
 const k = 100;
 const rng = new Rng(7);
@@ -81,10 +81,11 @@ describe('state saved before the log layout (no scale fields)', () => {
     const s = stream(6000, 22);
     const ref = new StreamingDbp({ k, params: { keepRatio: 0.3 }, calibration: { ...c, sketches: linear } });
     for (let i = 0; i < 3000; i++) ref.decide(s.cluster[i], s.distance[i]);
-    const old = JSON.parse(JSON.stringify(ref.snapshot()));
+    // A snapshot from before `scale` existed: the two fields absent.
+    const old = JSON.parse(JSON.stringify(ref.snapshot())) as { sketches: { scale?: string }; tuning: { sketchScale?: string } };
     delete old.sketches.scale;
     delete old.tuning.sketchScale;
-    const restored = StreamingDbp.restore(old);
+    const restored = StreamingDbp.restore(old as unknown as StreamingDbpSnapshot);
     expect(restored.snapshot().sketches.scale).toBe('linear');
     for (let i = 3000; i < s.cluster.length; i++) expect(restored.decide(s.cluster[i], s.distance[i])).toBe(ref.decide(s.cluster[i], s.distance[i]));
   });

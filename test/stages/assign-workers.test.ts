@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AssignPool } from '../../src/core/assign-pool.js';
+import { AssignPool } from '../../src/kernels/assign-pool.js';
 import { Rng } from '../../src/core/rng.js';
 import type { EmbeddingBatch } from '../../src/core/sample.js';
 import { writeNpy } from '../../src/io/npy.js';

@@ -61,7 +61,7 @@ async function run(stage: DedupStream, input: EmbeddingBatch[]): Promise<Embeddi
 
 /** duplicateOf as row indices (−1 when kept) from the stage's keys. */
 function dupRows(out: EmbeddingBatch[]): number[] {
-  return out.flatMap((b) => b.rows.map((_, i) => (b.duplicateOf?.[i] === undefined ? -1 : Number(b.duplicateOf[i]!.slice(1)))));
+  return out.flatMap((b) => b.rows.map((_, i) => (b.duplicateOf?.[i] === undefined ? -1 : Number(b.duplicateOf[i].slice(1)))));
 }
 
 describe('dedup stage on small clusters equals the all-pairs brute force', () => {
@@ -115,7 +115,7 @@ describe('dedup stage: pass-through, limits and errors', () => {
 
   it('passes error rows and cluster −1 rows untouched and unchecked', async () => {
     const [b] = batches(x, cluster, 60, dim, 60);
-    const errs: (RowError | undefined)[] = new Array(60).fill(undefined);
+    const errs = new Array<RowError | undefined>(60).fill(undefined);
     errs[5] = { reason: 'error:decode', message: 'bad' };
     b.errors = errs;
     b.cluster![6] = -1;
@@ -144,7 +144,7 @@ describe('dedup stage: pass-through, limits and errors', () => {
 
   it('rejects bad options at construction and batches without clusters', async () => {
     for (const bad of [{ eps: 0 }, { eps: [0.1, 1.5] }, { M: 1 }, { efSearch: 0 }, { maxPerCluster: 0 }, { bruteForceMax: -1 }, { dim: 0 }]) {
-      expect(() => dedup({ eps: 0.1, dim, k: 2, ...bad } as DedupOptions)).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
+      expect(() => dedup({ eps: 0.1, dim, k: 2, ...bad })).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     }
     const [b] = batches(x, cluster, 10, dim, 10);
     delete b.cluster;

@@ -1,5 +1,5 @@
 /**
- * The fast exact-scoring kernel behind {@link NearestCentroid}: an onnxruntime-node session of a
+ * The fast exact-scoring kernel behind `NearestCentroid` (nearest-centroid.ts): an onnxruntime-node session of a
  * graph built here in JS with `onnx-proto`,
  *
  *     x [N, dim] ──MatMul(x, Cᵀ)──► S [N, k] ──TopK(2)──► values [N, 2], indices [N, 2] (int32)
@@ -9,23 +9,15 @@
  * (`ArgMax + ReduceMax` measured only ~2% faster here at d = 512, k = 500 — 369k vs 360k rows/s
  * raw, 2 threads — and gives no second best; it is kept as `head: 'argmax'` for benchmarks only.)
  *
- * This module computes scores only; the conventions (float64 δ, tie rules) live in `nearest.ts`.
+ * This module computes scores only; the conventions (float64 δ, tie rules) live in src/core/nearest.ts.
  */
 import * as ort from 'onnxruntime-node';
-import { DbpruneError, ErrorCodes } from './errors.js';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import type { Top2 } from '../core/nearest.js';
 import { intAttr, onnx, valueInfo } from './onnx-graph.js';
-
 
 /** Which reduction follows the MatMul. */
 export type OrtHead = 'topk' | 'argmax';
-
-/** Float32 top-2 scores of a batch. `idx2`/`val2` are -1/−Infinity when k = 1 or head = 'argmax'. */
-export interface Top2 {
-  idx1: Int32Array;
-  val1: Float32Array;
-  idx2: Int32Array;
-  val2: Float32Array;
-}
 
 /**
  * Serialises the scoring graph for unit centroids `centroids` (k×dim, row-major float32).

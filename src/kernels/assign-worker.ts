@@ -5,8 +5,8 @@
  * (normalizeRows, NearestCentroid) do the work, so results are bit-identical to an in-thread run.
  */
 import { parentPort } from 'node:worker_threads';
-import { NearestCentroid } from './nearest.js';
-import { normalizeRows } from './vector.js';
+import { NearestCentroid } from './nearest-centroid.js';
+import { normalizeRows } from '../core/vector.js';
 import type { AssignPoolInit, AssignPoolReply, AssignPoolRequest } from './assign-pool.js';
 
 /** Row codes of the screen: why a row cannot be assigned. */
@@ -80,7 +80,7 @@ port.on('message', (m: AssignPoolInit | AssignPoolRequest | { type: 'close' }) =
     void (nearest?.dispose() ?? Promise.resolve()).finally(() => port.close());
     return;
   }
-  const req = m as AssignPoolRequest;
+  const req = m;
   handle(req).catch((e: unknown) => {
     port.postMessage({ id: req.id, error: String((e as Error)?.stack ?? e), x: req.x }, [req.x.buffer as ArrayBuffer]);
   });

@@ -11,7 +11,7 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { DbpruneError, ErrorCodes } from './errors.js';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
 
 /** Output arrays of one run, by output name. */
 export type OrtOutputs = Record<string, Float32Array | Int32Array>;

@@ -14,8 +14,9 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
-import { normalizedCopy } from './vector.js';
+import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
+import { normalizedCopy } from '../core/vector.js';
 
 /** @internal Worker protocol: start-up message. */
 export interface AssignPoolInit {
@@ -132,12 +133,9 @@ export class AssignPool {
    */
   static async create(centroids: Float32Array, k: number, dim: number, opts: AssignPoolOptions = {}): Promise<AssignPool> {
     const cpus = Math.max(1, os.cpus().length);
-    const workers = opts.workers ?? Math.min(2, cpus);
-    checkOption(Number.isInteger(workers) && workers >= 1 && workers <= cpus, 'workers', `an integer in 1..${cpus}`, workers);
-    const threads = opts.threads ?? 1;
-    checkOption(Number.isInteger(threads) && threads >= 1 && threads <= cpus, 'threads', `an integer in 1..${cpus}`, threads);
-    const batchRows = opts.batchRows ?? 1024;
-    checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 1 << 20, 'batchRows', 'an integer in 1..1048576', batchRows);
+    const workers = integerOption(opts.workers, 'workers', { default: Math.min(2, cpus), min: 1, max: cpus });
+    const threads = integerOption(opts.threads, 'threads', { default: 1, min: 1, max: cpus });
+    const batchRows = integerOption(opts.batchRows, 'batchRows', { default: 1024, min: 1, max: 1 << 20 });
     checkOption(centroids.length === k * dim, 'centroids', `k×dim = ${k}×${dim} floats`, centroids.length);
     normalizedCopy(centroids, k, dim); // fail here, not in a worker, on a malformed matrix
     const ts = import.meta.url.endsWith('.ts');

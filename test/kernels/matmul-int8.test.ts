@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { certainWinners, probeExactInt8Kernel, Q_HALF, quantizeCentroids } from '../../src/core/matmul-int8.js';
-import { NearestCentroid, nearestBruteForceJs } from '../../src/core/nearest.js';
+import { certainWinners, probeExactInt8Kernel, Q_HALF, quantizeCentroids } from '../../src/kernels/matmul-int8.js';
+import { nearestBruteForceJs } from '../../src/core/nearest.js';
+import { NearestCentroid } from '../../src/kernels/nearest-centroid.js';
 import { Rng } from '../../src/core/rng.js';
 import { normalizedCopy } from '../../src/core/vector.js';
 import { unitRows } from '../helpers/vectors.js';
