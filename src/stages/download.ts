@@ -15,7 +15,7 @@ import { ByteBudget } from '../core/byte-budget.js';
 import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
 import type { DownloadStatus, ImageSample, RowError, SampleRef } from '../core/sample.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
-import { abortedError, errorCodeOf, isSsrfError, RETRYABLE_NETWORK_CODES, sleep as sleepFor, ssrfGuard } from '../io/http.js';
+import { abortedError, errorCodeOf, isSsrfError, RETRYABLE_NETWORK_CODES, sleep as sleepFor, ssrfGuard } from '../net/http.js';
 
 const gunzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gunzip);
 const inflateAsync = promisify<Buffer, ZlibOptions, Buffer>(inflate);

@@ -14,8 +14,8 @@ import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
 import type { ShardRef } from './shard-source.js';
 import { isUrl } from '../io/glob.js';
-import { abortedError, isSsrfError, RETRYABLE_NETWORK_CODES, sleep, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from '../io/http.js';
-import { HttpStatusError, streamGet } from '../io/http-stream.js';
+import { abortedError, isSsrfError, RETRYABLE_NETWORK_CODES, sleep, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from '../net/http.js';
+import { HttpStatusError, streamGet } from '../net/http-stream.js';
 import { isS3Uri, openRead } from '../io/storage/index.js';
 
 export interface FetchShardBytesOptions extends SsrfGuardOptions {

@@ -7,7 +7,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from '../core/ssrf.js';
+import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from './ssrf.js';
 
 /** Socket and undici error codes of transient failures: a retry may succeed. */
 export const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
