@@ -8,15 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
 import { statusOfReason, type ImageSample, type SampleRef } from '../../src/core/sample.js';
 import type { UrlRef } from '../../src/io/url-list.js';
-import {
-  contentTypeProblem,
-  download,
-  parseRetryAfter,
-  robotsDisallowed,
-  sniffImage,
-  type DownloadEvent,
-  type DownloadOptions,
-} from '../../src/stages/download.js';
+import { contentTypeProblem, robotsDisallowed } from '../../src/net/response-policy.js';
+import { parseRetryAfter } from '../../src/net/retry.js';
+import { download, sniffImage, type DownloadEvent, type DownloadOptions } from '../../src/stages/download.js';
 
 let server: Server;
 let base: string;
@@ -305,7 +299,7 @@ describe('download: failures are rows with the right reason', () => {
     const out = await run([
       { key: 'a' },
       { key: 'b', url: 'not a url' },
-      { key: 'c', url: 'x', error: { reason: 'error:input', message: 'row 3 has no url' } } as UrlRef,
+      { key: 'c', url: 'x', error: { reason: 'error:input', message: 'row 3 has no url' } },
     ]);
     expect(out.map((s) => s.error?.reason)).toEqual(['error:input', 'error:input', 'error:input']);
     expect(out[2].error?.message).toBe('row 3 has no url');
