@@ -55,8 +55,9 @@ export class HostScheduler {
       if (!hs) {
         if (this.o.minIntervalMs === 0) return;
         hs = { nextAt: now, intervalMs: this.o.minIntervalMs };
+        // pruned before the new host is added, so its booking below is not pruned with the idle ones
+        if (this.hosts.size >= this.maxTracked) this.prune(now);
         this.hosts.set(host, hs);
-        if (this.hosts.size > this.maxTracked) this.prune(now);
       }
       if (hs.nextAt <= now) {
         hs.nextAt = now + hs.intervalMs;

@@ -14,12 +14,19 @@ export function errorCodeOf(e: unknown): string | undefined {
   return undefined;
 }
 
+/** A thrown primitive as text (objects without a message say nothing useful). */
+function primitiveText(x: unknown): string {
+  if (typeof x === 'string') return x;
+  if (typeof x === 'number' || typeof x === 'boolean' || typeof x === 'bigint') return x.toString();
+  return 'unknown error';
+}
+
 /** A one-line description of an error and its causes (at most 4 deep), each with its code, without repeats. */
 export function describeError(e: unknown): string {
   const parts: string[] = [];
   for (let x = e, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) {
     const message = (x as { message?: unknown }).message;
-    const m = typeof message === 'string' ? message : typeof x === 'object' ? 'unknown error' : String(x as string | number | boolean | bigint | symbol);
+    const m = typeof message === 'string' ? message : primitiveText(x);
     const c = (x as { code?: unknown }).code;
     const s = typeof c === 'string' && !m.includes(c) ? `${m} (${c})` : m;
     if (s && !parts.some((p) => p.includes(s))) parts.push(s);
