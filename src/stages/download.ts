@@ -338,7 +338,10 @@ async function* emitThroughWindow(source: AsyncIterable<DownloadInput>, dl: Down
     wake = undefined;
     w?.();
   };
-  let fatal: Error | undefined;
+  const failed: { error?: Error } = {}; // set by a job's rejection (an abort), read by the loop
+  const throwIfFailed = (): void => {
+    if (failed.error) throw failed.error;
+  };
   const start = (ref: UrlRef): void => {
     inWindow++;
     const job: Job = { done: false };
@@ -353,7 +356,7 @@ async function* emitThroughWindow(source: AsyncIterable<DownloadInput>, dl: Down
       },
       (e: unknown) => {
         budget.finish(seq);
-        fatal ??= e instanceof Error ? e : new Error(String(e));
+        failed.error ??= e instanceof Error ? e : new Error(String(e));
         job.done = true;
         notify();
       },
@@ -376,14 +379,14 @@ async function* emitThroughWindow(source: AsyncIterable<DownloadInput>, dl: Down
   let buffered: (UrlRef | SampleRef)[] = [];
   try {
     for (;;) {
-      if (fatal !== undefined) throw fatal;
+      throwIfFailed();
       throwIfAborted(o.signal);
       for (const s of emittable()) {
         inWindow--;
         budget.release(s.image?.length ?? 0);
         yield s;
       }
-      if (fatal !== undefined) throw fatal;
+      throwIfFailed();
       // admit more input
       while (inWindow < o.window && buffered.length > 0) start(buffered.shift() as UrlRef);
       if (sourceDone && buffered.length === 0 && inWindow === 0) break;
@@ -403,7 +406,7 @@ async function* emitThroughWindow(source: AsyncIterable<DownloadInput>, dl: Down
   } finally {
     wake = undefined;
     if (!sourceDone) void it.return?.()?.catch(() => undefined);
-    if (fatal !== undefined || o.signal?.aborted) dl.limit.clearQueue();
+    if (failed.error || o.signal?.aborted) dl.limit.clearQueue();
     // Let in-flight requests end (they are aborted by `signal`, or finish quickly), then close.
     void dl.agent.close().catch(() => undefined);
   }
