@@ -363,14 +363,13 @@ async function* emitThroughWindow(source: AsyncIterable<DownloadInput>, dl: Down
     );
     if (o.ordered) pending.push(job);
   };
-  const emittable = (): ImageSample[] => {
-    const out: ImageSample[] = [];
-    if (o.ordered) {
-      while (pending.length > 0 && pending[0].done) out.push((pending.shift() as Job).result as ImageSample);
-    } else {
-      out.push(...ready.splice(0));
-    }
-    return out;
+  /** The next sample that may be emitted now, if any. Re-checked after every yield: jobs that
+   *  finish while the consumer holds the generator back are emitted in the same pass (nothing else
+   *  would wake the loop for them). */
+  const takeEmittable = (): ImageSample | undefined => {
+    if (!o.ordered) return ready.shift();
+    if (pending.length === 0 || !pending[0].done) return undefined;
+    return (pending.shift() as Job).result;
   };
 
   const it = source[Symbol.asyncIterator]();
@@ -381,7 +380,7 @@ async function* emitThroughWindow(source: AsyncIterable<DownloadInput>, dl: Down
     for (;;) {
       throwIfFailed();
       throwIfAborted(o.signal);
-      for (const s of emittable()) {
+      for (let s = takeEmittable(); s !== undefined; s = takeEmittable()) {
         inWindow--;
         budget.release(s.image?.length ?? 0);
         yield s;

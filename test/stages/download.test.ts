@@ -363,6 +363,28 @@ describe('download: stream behaviour', () => {
     expect(unordered.map((s) => s.key).sort()).toEqual(refs.map((r) => r.key).sort());
   });
 
+  it('a slow consumer: downloads that finish while the stage waits on it are still emitted (no hang at the end)', { timeout: 20_000 }, async () => {
+    // The consumer takes 25 ms a sample, so the last downloads complete while the stage is held
+    // at a yield; nothing else wakes it for them once the source has ended.
+    const refs = Array.from({ length: 24 }, (_, i) => ref('/ok.jpg', i));
+    for (const ordered of [true, false]) {
+      const out: string[] = [];
+      await pipeline(
+        Readable.from(refs, { objectMode: true }),
+        download({ ...FAST, concurrency: 8, ordered }),
+        new Writable({
+          objectMode: true,
+          highWaterMark: 1,
+          write(s: ImageSample, _e, cb) {
+            out.push(s.key);
+            setTimeout(cb, 25);
+          },
+        }),
+      );
+      expect(ordered ? out : [...out].sort()).toEqual(refs.map((r) => r.key));
+    }
+  });
+
   it('accepts batches (arrays) as urlListBatches yields them', async () => {
     const batches = [[ref('/ok.jpg', 0), ref('/404', 1)], [ref('/ok.png', 2)]];
     const out: ImageSample[] = [];
