@@ -9,4 +9,5 @@ export * from './core/index.js';
 export * from './kernels/index.js';
 export * from './stages/index.js';
 export * from './io/index.js';
+export * from './net/index.js';
 export * from './pipelines.js';

@@ -12,7 +12,6 @@ export * from './sample.js';
 export * from './select.js';
 export * from './semdedup.js';
 export * from './sketch.js';
-export * from './ssrf.js';
 export * from './streaming-dbp.js';
 export * from './streaming-guard.js';
 export * from './vector.js';

@@ -3,7 +3,6 @@ export * from './calibration.js';
 export * from './embeddings-source.js';
 export * from './glob.js';
 export * from './hash.js';
-export * from './http.js';
 export * from './ingest-listener.js';
 export * from './keys.js';
 export * from './manifest.js';

@@ -9,13 +9,16 @@ import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
-import { DbpruneError, ErrorCodes, checkOption, isDbpruneError } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, isDbpruneError } from '../core/errors.js';
 import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
 import type { ShardRef } from './shard-source.js';
 import { isUrl } from '../io/glob.js';
-import { abortedError, isSsrfError, RETRYABLE_NETWORK_CODES, sleep, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from '../io/http.js';
-import { HttpStatusError, streamGet } from '../io/http-stream.js';
+import { guardOptions, isSsrfError, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from '../net/guard.js';
+import { abortedError, sleep } from '../net/http.js';
+import { HttpStatusError, streamGet } from '../net/http-stream.js';
+import { isRetryableNetworkError, isRetryableStatus, planRetry, retryPolicy, type RetryPolicy } from '../net/retry.js';
+import { integerOption, numberOption, optionalOption, signalOption } from '../core/validate.js';
 import { isS3Uri, openRead } from '../io/storage/index.js';
 
 export interface FetchShardBytesOptions extends SsrfGuardOptions {
@@ -34,14 +37,27 @@ export interface FetchShardBytesOptions extends SsrfGuardOptions {
   /** Retries after the first attempt, for HTTP 408/429/5xx and connection errors (reset, refused,
    *  timeouts) that happen before any byte was passed on. Default 3, 0..20. */
   retries?: number;
-  /** Backoff before retry i (0-based) is `retryBaseMs · 2^i`, ms. Default 500, 0..60_000. */
+  /** Backoff before retry i (0-based) is `min(retryMaxDelayMs, retryBaseMs · 2^i)`, ms (no
+   *  jitter). Default 500, 0..60_000. */
   retryBaseMs?: number;
+  /** Cap on one backoff and on an honoured `Retry-After` of a 429/503, ms; a longer Retry-After
+   *  fails the shard at once. Default 60_000, 0..3_600_000 (the download stage's retry policy). */
+  retryMaxDelayMs?: number;
   /** Fails the shard once it has produced more bytes than this (or announces more in
    *  Content-Length). Default: no cap. 1..2^53. */
   maxShardBytes?: number;
-  /* SSRF guard (from SsrfGuardOptions): `allowPrivate` (default false: a URL shard, or a redirect
-   * target, on a loopback/private/link-local/reserved address is refused with ERR_DBPRUNE_SSRF),
-   * `allowPrivateHosts` (host names exempt, e.g. the hosts of shard URLs a user typed), `lookup`. */
+  /**
+   * SSRF guard. Default false: a URL shard, or any redirect target, that is or resolves to a
+   * loopback/private/link-local/multicast/reserved address is refused with ERR_DBPRUNE_SSRF (an
+   * `error:ssrf` shard row). Leave it false for shard URLs that come from someone else — a POST to
+   * `ingest`, a URL list, stdin — and lift it only for hosts you trust, with `allowPrivateHosts`:
+   * the CLI trusts the hosts of the shard URLs a user typed as arguments (redirects from them to
+   * other hosts stay guarded) and never those of listed or submitted URLs.
+   */
+  allowPrivate?: boolean;
+  /** Host names (exact, case-insensitive; IP literals too) exempt from the guard, e.g. the hosts of
+   *  shard URLs a user typed on the command line. Default none. */
+  allowPrivateHosts?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -50,40 +66,27 @@ interface ResolvedFetchOptions {
   minBytesPerSecond: number;
   rateWindowMs: number;
   maxRedirects: number;
-  retries: number;
-  retryBaseMs: number;
+  retry: RetryPolicy;
   maxShardBytes: number;
   guard: SsrfGuard;
 }
 
+/** Whether a failed attempt may succeed on a retry (the shared policy's statuses and network codes). */
 function retryable(e: unknown): boolean {
-  if (e instanceof HttpStatusError) return e.status >= 500 || e.status === 408 || e.status === 429;
-  const code = (e as { code?: unknown })?.code;
-  return typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code);
+  if (e instanceof HttpStatusError) return isRetryableStatus(e.status);
+  return isRetryableNetworkError(e);
 }
 
-const isInt = (v: number, lo: number, hi: number): boolean => Number.isInteger(v) && v >= lo && v <= hi;
-
 function resolveFetchOptions(o: FetchShardBytesOptions): ResolvedFetchOptions {
-  const timeoutMs = o.timeoutMs ?? 60_000;
-  checkOption(isInt(timeoutMs, 1, 3_600_000), 'timeoutMs', 'an integer in 1..3600000', timeoutMs);
-  const minBytesPerSecond = o.minBytesPerSecond ?? 1024;
-  checkOption(Number.isFinite(minBytesPerSecond) && minBytesPerSecond >= 0 && minBytesPerSecond <= 2 ** 30, 'minBytesPerSecond', 'a number in 0..2^30', minBytesPerSecond);
-  const rateWindowMs = o.rateWindowMs ?? 30_000;
-  checkOption(isInt(rateWindowMs, 100, 3_600_000), 'rateWindowMs', 'an integer in 100..3600000', rateWindowMs);
-  const maxRedirects = o.maxRedirects ?? 5;
-  checkOption(isInt(maxRedirects, 0, 20), 'maxRedirects', 'an integer in 0..20', maxRedirects);
-  const retries = o.retries ?? 3;
-  checkOption(isInt(retries, 0, 20), 'retries', 'an integer in 0..20', retries);
-  const retryBaseMs = o.retryBaseMs ?? 500;
-  checkOption(Number.isFinite(retryBaseMs) && retryBaseMs >= 0 && retryBaseMs <= 60_000, 'retryBaseMs', 'a number in 0..60000', retryBaseMs);
-  const maxShardBytes = o.maxShardBytes ?? Number.MAX_SAFE_INTEGER;
-  checkOption(Number.isInteger(maxShardBytes) && maxShardBytes >= 1, 'maxShardBytes', 'a positive integer', maxShardBytes);
-  const hosts = o.allowPrivateHosts ?? [];
-  checkOption(Array.isArray(hosts) && hosts.every((h) => typeof h === 'string' && h.length > 0), 'allowPrivateHosts', 'a list of host names', hosts);
-  checkOption(o.lookup === undefined || typeof o.lookup === 'function', 'lookup', 'a dns.lookup-like function', typeof o.lookup);
-  const guard = ssrfGuard({ allowPrivate: o.allowPrivate ?? false, allowPrivateHosts: hosts, lookup: o.lookup });
-  return { timeoutMs, minBytesPerSecond, rateWindowMs, maxRedirects, retries, retryBaseMs, maxShardBytes, guard };
+  return {
+    timeoutMs: integerOption(o.timeoutMs, 'timeoutMs', { default: 60_000, min: 1, max: 3_600_000 }),
+    minBytesPerSecond: numberOption(o.minBytesPerSecond, 'minBytesPerSecond', { default: 1024, min: 0, max: 2 ** 30 }),
+    rateWindowMs: integerOption(o.rateWindowMs, 'rateWindowMs', { default: 30_000, min: 100, max: 3_600_000 }),
+    maxRedirects: integerOption(o.maxRedirects, 'maxRedirects', { default: 5, min: 0, max: 20 }),
+    retry: retryPolicy(o, { retries: 3, retryBaseMs: 500, retryMaxDelayMs: 60_000, jitter: false }),
+    maxShardBytes: integerOption(o.maxShardBytes, 'maxShardBytes', { default: Number.MAX_SAFE_INTEGER, min: 1 }),
+    guard: ssrfGuard(guardOptions(o)),
+  };
 }
 
 function abortError(signal: AbortSignal | undefined, shard?: string): DbpruneError {
@@ -115,7 +118,7 @@ async function* attempt(shard: string, o: ResolvedFetchOptions, signal: AbortSig
     }
     return;
   }
-  // node:http, not undici: see src/io/http-stream.ts (undici 7 crashes when a server closes the
+  // node:http, not undici: see src/net/http-stream.ts (undici 7 crashes when a server closes the
   // connection while a backpressured body is paused).
   const res = await streamGet(shard, { ...o, signal });
   try {
@@ -174,16 +177,19 @@ async function* fetchResolved(shard: string, o: ResolvedFetchOptions, signal: Ab
       if (isSsrfError(e)) {
         throw new DbpruneError(ErrorCodes.SSRF, `shard ${shard}: ${(e as Error).message}`, { shard, url: shard }, { cause: e });
       }
-      if (passed === 0 && i < o.retries && retryable(e)) {
-        await sleep(o.retryBaseMs * 2 ** i, signal);
+      const status = e instanceof HttpStatusError ? e.status : undefined;
+      // a failure after the first byte is final: the consumer has already used those bytes
+      const plan = planRetry(o.retry, i, { retryable: passed === 0 && retryable(e), status, retryAfterMs: e instanceof HttpStatusError ? e.retryAfterMs : undefined });
+      if (plan.retry) {
+        await sleep(plan.delayMs, signal);
         continue;
       }
-      const status = e instanceof HttpStatusError ? e.status : undefined;
-      const cause = (e as Error)?.message ?? String(e);
+      const tooLong = plan.retryAfterMs === undefined ? '' : `; Retry-After ${Math.round(plan.retryAfterMs / 1000)} s is above retryMaxDelayMs ${o.retry.maxDelayMs}`;
+      const cause = `${(e as Error)?.message ?? String(e)}${tooLong}`;
       const where = passed > 0 ? ` after ${passed} bytes` : '';
       throw new DbpruneError(
         ErrorCodes.DOWNLOAD,
-        `fetching shard ${shard} failed${where} (attempt ${i + 1} of ${o.retries + 1}): ${cause}`,
+        `fetching shard ${shard} failed${where} (attempt ${i + 1} of ${o.retry.retries + 1}): ${cause}`,
         { shard, url: isUrl(shard) ? shard : undefined, attempts: i + 1, status, bytes: passed },
         { cause: e },
       );
@@ -272,20 +278,18 @@ class BoundedQueue<T> {
  * counts it as one dropped row. Retries and timeouts: see {@link fetchShardBytes}.
  *
  * Options (validated here, `ERR_DBPRUNE_INVALID_OPTION`): `concurrency` 2 (1..64), `readAhead` 64,
- * `timeoutMs` 60_000, `retries` 3, `retryBaseMs` 500, `maxShardBytes` none, `maxMemberBytes`
+ * `timeoutMs` 60_000, `retries` 3, `retryBaseMs` 500, `retryMaxDelayMs` 60_000, `maxShardBytes` none, `maxMemberBytes`
  * 256 MiB, `minBytesPerSecond` 1024, `rateWindowMs` 30_000, `maxRedirects` 5, `allowPrivate` false,
  * `allowPrivateHosts`, `lookup`, `onWarning`, `signal` (on abort the stage fails with `ERR_DBPRUNE_ABORTED`
  * and cancels the downloads in flight).
  */
 export function shardsToSamples(opts: ShardsToSamplesOptions = {}): Duplex {
   const fo = resolveFetchOptions(opts);
-  const concurrency = opts.concurrency ?? 2;
-  checkOption(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64, 'concurrency', 'an integer in 1..64', concurrency);
-  const readAhead = opts.readAhead ?? 64;
-  checkOption(Number.isInteger(readAhead) && readAhead >= 1 && readAhead <= 65_536, 'readAhead', 'an integer in 1..65536', readAhead);
-  const maxMemberBytes = opts.maxMemberBytes ?? DEFAULT_MAX_MEMBER_BYTES;
-  checkOption(Number.isInteger(maxMemberBytes) && maxMemberBytes >= 1, 'maxMemberBytes', 'a positive integer', maxMemberBytes);
-  const { signal, onWarning } = opts;
+  const concurrency = integerOption(opts.concurrency, 'concurrency', { default: 2, min: 1, max: 64 });
+  const readAhead = integerOption(opts.readAhead, 'readAhead', { default: 64, min: 1, max: 65_536 });
+  const maxMemberBytes = integerOption(opts.maxMemberBytes, 'maxMemberBytes', { default: DEFAULT_MAX_MEMBER_BYTES, min: 1 });
+  const signal = signalOption(opts.signal);
+  const onWarning = optionalOption<(w: TarWarning) => void>(opts.onWarning, 'onWarning', 'a function', (v) => typeof v === 'function');
 
   return generatorStage(async function* (source: AsyncIterable<ShardRef | string>): AsyncGenerator<ImageSample> {
     const ac = new AbortController();
@@ -300,7 +304,7 @@ export function shardsToSamples(opts: ShardsToSamplesOptions = {}): Duplex {
     }
     const jobs: Job[] = [];
     let sourceDone = false;
-    let sourceError: unknown;
+    let sourceError: Error | undefined;
     let waiters: (() => void)[] = [];
     const notify = (): void => {
       const w = waiters;
@@ -340,7 +344,7 @@ export function shardsToSamples(opts: ShardsToSamplesOptions = {}): Duplex {
           notify();
         }
       } catch (e) {
-        sourceError = e;
+        sourceError = e instanceof Error ? e : new Error(String(e));
       } finally {
         sourceDone = true;
         notify();

@@ -2,7 +2,7 @@
  * Issue #11 item 1: servers that close the connection (HTTP/1.0 without Content-Length, or
  * `Connection: close`) while a large body is held back by a slow consumer. With undici 7 streaming
  * the shard, the process died with an uncaught `assert(!this.paused)` (nodejs/undici#5360) in most
- * runs of this test; the fetch now goes through node:http (src/io/http-stream.ts).
+ * runs of this test; the fetch now goes through node:http (src/net/http-stream.ts).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';

@@ -8,15 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
 import { statusOfReason, type ImageSample, type SampleRef } from '../../src/core/sample.js';
 import type { UrlRef } from '../../src/io/url-list.js';
-import {
-  contentTypeProblem,
-  download,
-  parseRetryAfter,
-  robotsDisallowed,
-  sniffImage,
-  type DownloadEvent,
-  type DownloadOptions,
-} from '../../src/stages/download.js';
+import { contentTypeProblem, robotsDisallowed } from '../../src/net/response-policy.js';
+import { parseRetryAfter } from '../../src/net/retry.js';
+import { download, sniffImage, type DownloadEvent, type DownloadOptions } from '../../src/stages/download.js';
 
 let server: Server;
 let base: string;
@@ -305,7 +299,7 @@ describe('download: failures are rows with the right reason', () => {
     const out = await run([
       { key: 'a' },
       { key: 'b', url: 'not a url' },
-      { key: 'c', url: 'x', error: { reason: 'error:input', message: 'row 3 has no url' } } as UrlRef,
+      { key: 'c', url: 'x', error: { reason: 'error:input', message: 'row 3 has no url' } },
     ]);
     expect(out.map((s) => s.error?.reason)).toEqual(['error:input', 'error:input', 'error:input']);
     expect(out[2].error?.message).toBe('row 3 has no url');
@@ -367,6 +361,28 @@ describe('download: stream behaviour', () => {
     expect(out.map((s) => s.key)).toEqual(refs.map((r) => r.key));
     const unordered = await run(refs, { ...FAST, retries: 0, ordered: false });
     expect(unordered.map((s) => s.key).sort()).toEqual(refs.map((r) => r.key).sort());
+  });
+
+  it('a slow consumer: downloads that finish while the stage waits on it are still emitted (no hang at the end)', { timeout: 20_000 }, async () => {
+    // The consumer takes 25 ms a sample, so the last downloads complete while the stage is held
+    // at a yield; nothing else wakes it for them once the source has ended.
+    const refs = Array.from({ length: 24 }, (_, i) => ref('/ok.jpg', i));
+    for (const ordered of [true, false]) {
+      const out: string[] = [];
+      await pipeline(
+        Readable.from(refs, { objectMode: true }),
+        download({ ...FAST, concurrency: 8, ordered }),
+        new Writable({
+          objectMode: true,
+          highWaterMark: 1,
+          write(s: ImageSample, _e, cb) {
+            out.push(s.key);
+            setTimeout(cb, 25);
+          },
+        }),
+      );
+      expect(ordered ? out : [...out].sort()).toEqual(refs.map((r) => r.key));
+    }
   });
 
   it('accepts batches (arrays) as urlListBatches yields them', async () => {

@@ -9,8 +9,8 @@ import { pipeline } from 'node:stream/promises';
 
 const SHARDS = 3;
 const PER = 12;
-let tars: Buffer[] = [];
-let keys: string[][] = [];
+const tars: Buffer[] = [];
+const keys: string[][] = [];
 let tmp: ReturnType<typeof tempDir>;
 let server: Awaited<ReturnType<typeof startServer>>;
 const hits = new Map<string, number>();

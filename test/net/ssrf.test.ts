@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, isBlockedAddress, isIpLiteral, parseIPv6 } from '../../src/core/ssrf.js';
+import { classifyAddress, isBlockedAddress, isIpLiteral, parseIPv6 } from '../../src/net/ssrf.js';
 
 describe('classifyAddress', () => {
   it('classifies IPv4 ranges', () => {

@@ -18,7 +18,8 @@
 import { request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { SsrfError, type SsrfGuard } from './http.js';
+import { SsrfError, type SsrfGuard } from './guard.js';
+import { honoursRetryAfter, parseRetryAfter } from './retry.js';
 
 export interface StreamGetOptions {
   /** Limit for the response headers and for each wait for body data, ms. */
@@ -34,11 +35,12 @@ export interface StreamGetOptions {
   signal?: AbortSignal;
 }
 
-/** A non-2xx final answer. */
+/** A non-2xx final answer (with the server's Retry-After, ms, when a 429/503 sent one). */
 export class HttpStatusError extends Error {
   constructor(
     readonly status: number,
     readonly url: string,
+    readonly retryAfterMs?: number,
   ) {
     super(`HTTP ${status} for ${url}`);
   }
@@ -164,7 +166,8 @@ export async function streamGet(href: string, o: StreamGetOptions): Promise<Stre
     if (status < 200 || status >= 300) {
       res.destroy();
       req.destroy();
-      throw new HttpStatusError(status, url.href);
+      const retryAfter = res.headers['retry-after'];
+      throw new HttpStatusError(status, url.href, honoursRetryAfter(status) ? parseRetryAfter(retryAfter) : undefined);
     }
     const len = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
     const close = (): void => {

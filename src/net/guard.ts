@@ -1,61 +1,15 @@
 /**
- * The HTTP vocabulary shared by the stages that fetch over the network (`shardsToSamples`,
- * `download`): which failures are worth a retry, an abortable wait for backoff, and the SSRF
- * guard (a URL check before connecting plus a guarded DNS lookup that refuses non-public answers
- * at connect time, so DNS rebinding cannot slip a private address in after the check).
+ * The SSRF guard of the HTTP client: a URL check before connecting (scheme, IP-literal hosts) plus a
+ * guarded DNS lookup that refuses non-public answers at connect time, so DNS rebinding cannot slip a
+ * private address in after the check. Both the download stage (through an undici Agent, see
+ * guarded-agent.ts) and the shard fetcher (node:http, see http-stream.ts) use it on every hop.
  */
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from '../core/ssrf.js';
-
-/** Socket and undici error codes of transient failures: a retry may succeed. */
-export const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-]);
-
-/** The first string `code` on an error or along its `cause` chain (at most 5 deep). */
-export function errorCodeOf(e: unknown): string | undefined {
-  for (let x = e, i = 0; x && i < 5; x = (x as { cause?: unknown }).cause, i++) {
-    const c = (x as { code?: unknown }).code;
-    if (typeof c === 'string') return c;
-  }
-  return undefined;
-}
-
-/** ERR_DBPRUNE_ABORTED carrying the signal's reason (and the shard, when given). */
-export function abortedError(signal: AbortSignal | undefined, context: { shard?: string } = {}): DbpruneError {
-  return new DbpruneError(ErrorCodes.ABORTED, 'aborted', context, { cause: signal?.reason });
-}
-
-/** Resolves after `ms`, or rejects with ERR_DBPRUNE_ABORTED as soon as `signal` fires. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortedError(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortedError(signal));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+import { ErrorCodes } from '../core/errors.js';
+import { booleanOption, checkOption, optionalOption } from '../core/validate.js';
+import { errorCodeOf } from './http.js';
+import { ALLOWED_SCHEMES, classifyAddress, isIpLiteral } from './ssrf.js';
 
 /** Raised (inside the connection attempt) when a host name resolves to a refused address. */
 export class SsrfError extends Error {
@@ -85,11 +39,23 @@ export interface SsrfGuard {
   readonly lookup: LookupFunction;
 }
 
-/** Builds the guard from validated options (see {@link SsrfGuardOptions}). */
+/**
+ * Validates the guard's options once (ERR_DBPRUNE_INVALID_OPTION): `allowPrivate` a boolean,
+ * `allowPrivateHosts` a list of non-empty host names, `lookup` a function. Returns them resolved.
+ */
+export function guardOptions(o: SsrfGuardOptions): Required<Omit<SsrfGuardOptions, 'lookup'>> & Pick<SsrfGuardOptions, 'lookup'> {
+  const allowPrivate = booleanOption(o.allowPrivate, 'allowPrivate', false);
+  const hosts = o.allowPrivateHosts ?? [];
+  checkOption(Array.isArray(hosts) && hosts.every((h) => typeof h === 'string' && h.length > 0), 'allowPrivateHosts', 'a list of host names', hosts);
+  const lookup = optionalOption<LookupFunction>(o.lookup, 'lookup', 'a dns.lookup-like function', (v) => typeof v === 'function');
+  return { allowPrivate, allowPrivateHosts: [...hosts], lookup };
+}
+
+/** Builds the guard from options validated by {@link guardOptions} (see {@link SsrfGuardOptions}). */
 export function ssrfGuard(o: SsrfGuardOptions = {}): SsrfGuard {
   const allowPrivate = o.allowPrivate ?? false;
   const allowHosts = new Set((o.allowPrivateHosts ?? []).map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')));
-  const resolve = o.lookup ?? (dnsLookup as unknown as LookupFunction);
+  const resolve: LookupFunction = o.lookup ?? dnsLookup;
   const exempt = (host: string): boolean => allowPrivate || allowHosts.has(host.toLowerCase().replace(/^\[|\]$/g, ''));
   const problem = (url: URL): string | undefined => {
     if (!ALLOWED_SCHEMES.has(url.protocol)) return `scheme ${url.protocol} is not http or https`;
@@ -100,7 +66,7 @@ export function ssrfGuard(o: SsrfGuardOptions = {}): SsrfGuard {
   };
   const lookup: LookupFunction = (hostname, options, callback) => {
     const free = exempt(hostname);
-    resolve(hostname, { ...(options as LookupOptions), all: true }, ((err: NodeJS.ErrnoException | null, addresses: string | LookupAddress[], family?: number) => {
+    resolve(hostname, { ...options, all: true }, ((err: NodeJS.ErrnoException | null, addresses: string | LookupAddress[], family?: number) => {
       if (err) {
         callback(err, '', 0);
         return;
@@ -119,9 +85,9 @@ export function ssrfGuard(o: SsrfGuardOptions = {}): SsrfGuard {
           }
         }
       }
-      if ((options as LookupOptions).all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
+      if (options.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, list);
       else callback(null, list[0].address, list[0].family);
-    }) as never);
+    }));
   };
   return { allowPrivate, problem, lookup };
 }
