@@ -8,4 +8,5 @@
 export * from './core/index.js';
 export * from './stages/index.js';
 export * from './io/index.js';
+export * from './report/index.js';
 export * from './pipelines.js';

@@ -16,8 +16,8 @@ import { pruneExact } from '../../pipelines/exact-prune.js';
 import { Rng } from '../../src/core/rng.js';
 import type { ManifestRow } from '../../src/core/sample.js';
 import { readManifest } from '../../src/io/manifest.js';
-import { ReportCollector, writeReportThumbnails, type ReportSection } from '../../src/io/report-data.js';
-import { writeReport } from '../../src/io/report-html.js';
+import { ReportCollector, writeReportThumbnails, type ReportSection } from '../../src/report/report-data.js';
+import { writeReport } from '../../src/report/report-html.js';
 import { writeJsonAtomic, type RunStats } from '../../src/io/stats.js';
 import { dbpSmallDir } from '../helpers/fixture.js';
 

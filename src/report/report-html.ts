@@ -17,11 +17,11 @@
  * θ_j); otherwise, in exact mode, the smallest kept δ (`hard`) or the largest kept δ (`easy`) from
  * the report section's exact extremes (`report.delta.kept_min` / `kept_max`); `random` has none.
  */
-import { joinLocation as join, readLocation } from './storage/index.js';
+import { joinLocation as join, readLocation } from '../io/storage/index.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { writeFileAtomic, type OutputSet } from './output-set.js';
+import { writeFileAtomic, type OutputSet } from '../io/output-set.js';
 import type { ReportThumbnails } from './report-data.js';
-import type { RunStats } from './stats.js';
+import type { RunStats } from '../io/stats.js';
 
 export interface WriteReportOptions {
   /** Page title. Default "dbprune report — <outDir's base name>". At most 200 characters. */

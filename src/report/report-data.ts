@@ -16,12 +16,12 @@
  * most ~32 MiB; 4 MiB at k = 500), 4 · k doubles of δ extrema, ≤ 2 · k · thumbsPerCluster thumbnails
  * of ≤ maxThumbBytes each, ≤ 2 · maxTimelinePoints timeline points.
  */
-import { joinLocation as join } from './storage/index.js';
+import { joinLocation as join } from '../io/storage/index.js';
 import { checkOption } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import type { ManifestRow } from '../core/sample.js';
-import { writeJsonAtomic } from './stats.js';
-import type { OutputSet } from './output-set.js';
+import { writeJsonAtomic } from '../io/stats.js';
+import type { OutputSet } from '../io/output-set.js';
 
 /** Range of the internal fine δ histograms: cosine distance of unit vectors lies in [0, 2]. */
 const DELTA_MAX = 2;
