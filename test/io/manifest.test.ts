@@ -13,6 +13,7 @@ import {
   createUidSubsetWriter,
   readManifest,
   writeManifestStream,
+  MANIFEST_FORMATS,
   type ManifestFormat,
 } from '../../src/io/manifest.js';
 
@@ -48,7 +49,7 @@ async function writeAll(path: string, format: ManifestFormat, rowGroupRows: numb
 }
 
 describe('manifest writers', () => {
-  for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
+  for (const format of MANIFEST_FORMATS) {
     it(`${format}: round-trips every column, nulls and unicode, over several row groups`, async () => {
       const path = join(dir, `m.${format}`);
       expect(await writeAll(path, format, 128)).toEqual({ rows: N });
@@ -77,7 +78,7 @@ describe('manifest writers', () => {
   });
 
   it('empty manifests are valid files in every format', async () => {
-    for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
+    for (const format of MANIFEST_FORMATS) {
       const path = join(dir, `empty.${format}`);
       expect(await createManifestWriter(path, format).close()).toEqual({ rows: 0 });
       expect(readManifest(path)).toEqual([]);
@@ -96,7 +97,7 @@ describe('manifest writers', () => {
   });
 
   it('an unwritable path fails on write/close with ERR_DBPRUNE_OUTPUT naming the file', async () => {
-    for (const format of ['parquet', 'arrow', 'jsonl'] as const) {
+    for (const format of MANIFEST_FORMATS) {
       const path = join(dir, 'no-such-dir', `m.${format}`);
       const w = createManifestWriter(path, format, { rowGroupRows: 10 });
       const err = await (async () => {
