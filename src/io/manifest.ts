@@ -1,5 +1,5 @@
 /**
- * Manifest sinks: every {@link ManifestRow} written once, as Parquet, Arrow IPC or JSONL, in
+ * Manifest sinks: every manifest row (`ManifestRow`) written once, as Parquet, Arrow IPC or JSONL, in
  * bounded memory (rows are buffered up to `rowGroupRows`, then flushed as one record batch / row
  * group). Also the kept-key list (`kept.txt`) and DataComp-style uid subset `.npy` writers, and a
  * reader for small manifests. The parts live in src/io/manifest/; this module is their one entry.
