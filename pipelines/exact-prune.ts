@@ -21,9 +21,9 @@ import { Float32ArrayPool, readNpyFloat32 } from '../src/io/npy.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { exactSemDedupByPasses, parseEpsList, sortClusterMembers, type SemDedupResult } from '../src/core/semdedup.js';
-import { ReportCollector } from '../src/io/report-data.js';
+import { ReportCollector } from '../src/report/report-data.js';
 import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
-import { writeReport } from '../src/io/report-html.js';
+import { writeReport } from '../src/report/report-html.js';
 import type { EmbeddingSourceInput as SourceOptions } from '../src/io/embeddings-source.js';
 import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 

@@ -10,4 +10,5 @@ export * from './kernels/index.js';
 export * from './stages/index.js';
 export * from './io/index.js';
 export * from './net/index.js';
+export * from './report/index.js';
 export * from './pipelines.js';

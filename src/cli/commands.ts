@@ -176,7 +176,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     .description('write report.html for an output folder (stats.json, thumbnails.json)')
     .argument('<out-dir>', 'a folder written by prune or run')
     .action(async (outDir: string) => {
-      const { writeReport } = await import('../io/report-html.js');
+      const { writeReport } = await import('../report/report-html.js');
       const path = await writeReport(outDir, { signal: ctx.signal });
       process.stdout.write(`${path}\n`);
     });

@@ -14,7 +14,6 @@
  * Version 2 adds `histogram.scale` (`linear` | `log`, see core/sketch.ts); `fit` writes `log`.
  * Version 1 files (no scale: linear bins) still load, with the linear layout they were built with.
  */
-import { createHash } from 'node:crypto';
 import { readLocation, joinLocation as join } from './storage/index.js';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { base64ToUint32, ClusterSketches, SKETCH_MAX, SKETCH_MIN, SKETCH_SCALES, uint32ToBase64, type SketchScale } from '../core/sketch.js';

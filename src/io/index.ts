@@ -1,4 +1,4 @@
-/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, report, ingest state; storage (local and s3://). */
+/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, ingest state; storage (local and s3://). */
 export * from './calibration.js';
 export * from './embeddings-source.js';
 export * from './glob.js';
@@ -11,8 +11,6 @@ export * from './model-config.js';
 export * from './npy.js';
 export * from './output-set.js';
 export * from './parquet-source.js';
-export * from './report-data.js';
-export * from './report-html.js';
 export * from './shard-writer.js';
 export * from './state-store.js';
 export * from './stats.js';

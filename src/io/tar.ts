@@ -12,8 +12,10 @@
  * one sample at a time. A shard that holds no sample at all (0 bytes, or no `KEY.ext` member) is an
  * `ERR_DBPRUNE_UNTAR` error, so it becomes a `<shard>:shard` row rather than no row.
  */
-import { extract as tarExtract } from 'tar-stream';
+import { inspect } from 'node:util';
+import { extract as tarExtract, type Extract } from 'tar-stream';
 import { DbpruneError, ErrorCodes, isDbpruneError } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
 import type { ImageSample, RowError } from '../core/sample.js';
 
 /**
@@ -105,6 +107,84 @@ async function drain(entry: AsyncIterable<unknown>): Promise<void> {
 }
 
 /**
+ * Feeds the tar parser from the byte source with backpressure. On a source failure it ends (not
+ * destroys) the parser, so every complete member already received is still parsed; the failure is
+ * kept in `error`, reported by the reader after that.
+ */
+class TarFeed {
+  /** The source's failure, if it failed. */
+  error: unknown;
+  /** Bytes taken from the source. */
+  bytes = 0;
+  /** Set by the reader when it stops early: the feed stops and returns the source's iterator. */
+  stopped = false;
+  readonly done: Promise<void>;
+
+  constructor(source: AsyncIterable<Uint8Array>, extract: Extract) {
+    this.done = this.run(source, extract);
+  }
+
+  private async run(source: AsyncIterable<Uint8Array>, extract: Extract): Promise<void> {
+    const it = source[Symbol.asyncIterator]();
+    try {
+      while (!this.stopped && !extract.destroying) {
+        const r = await it.next();
+        if (r.done) break;
+        this.bytes += r.value.byteLength;
+        if (!extract.write(r.value) && !extract.destroying) await drained(extract);
+      }
+    } catch (e) {
+      this.error = e ?? new Error('source failed');
+    } finally {
+      if (this.stopped) await it.return?.(undefined).catch(() => undefined);
+      extract.end(undefined);
+    }
+  }
+}
+
+/** Resolves when the parser wants more bytes, or has closed. */
+function drained(extract: Extract): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      extract.off('drain', done);
+      extract.off('close', done);
+      resolve();
+    };
+    extract.on('drain', done);
+    extract.on('close', done);
+  });
+}
+
+/** Puts a member's body into its key's group: the (first) image, the caption, or the JSON sidecar. */
+function storeMember(group: Group, kind: 'image' | 'txt' | 'json', member: { name: string; ext: string }, body: Buffer, opts: TarSamplesOptions): void {
+  const { shard, onWarning } = opts;
+  const warn = (message: string): void => onWarning?.({ shard, key: group.key, member: member.name, message });
+  if (kind === 'image') {
+    if (group.image) warn(`second image member ${member.name} ignored`);
+    else {
+      group.image = body;
+      group.imageExt = member.ext;
+    }
+  } else if (kind === 'txt') {
+    group.caption = body.toString('utf8');
+  } else {
+    try {
+      const parsed: unknown = JSON.parse(body.toString('utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) group.json = parsed as Record<string, unknown>;
+      else warn(`sidecar ${member.name} is not a JSON object; ignored`);
+    } catch (e) {
+      warn(`sidecar ${member.name} is not valid JSON (${(e as Error).message}); ignored`);
+    }
+  }
+}
+
+/** The text of a failure: its `message` when it has one. */
+function messageOf(e: unknown): string {
+  if (typeof e === 'object' && e !== null && 'message' in e && typeof e.message === 'string') return e.message;
+  return typeof e === 'string' ? e : inspect(e);
+}
+
+/**
  * Reads tar bytes and yields one {@link ImageSample} per key, in tar order.
  *
  * Consumes: an async iterable of tar bytes (a file stream, an HTTP body, a generator).
@@ -123,43 +203,13 @@ export async function* readTarSamples(
   source: AsyncIterable<Uint8Array>,
   opts: TarSamplesOptions = {},
 ): AsyncGenerator<ImageSample> {
-  const { shard, onWarning, signal } = opts;
-  const maxMemberBytes = opts.maxMemberBytes ?? DEFAULT_MAX_MEMBER_BYTES;
+  const { shard, signal } = opts;
+  const maxMemberBytes = integerOption(opts.maxMemberBytes, 'maxMemberBytes', { default: DEFAULT_MAX_MEMBER_BYTES, min: 1 });
   const extract = tarExtract();
-  let sourceError: unknown;
-  let stopped = false;
-  let sourceBytes = 0;
   let samples = 0;
   let members = 0;
 
-  // Feed the parser with backpressure. On a source failure, end (not destroy) the parser so every
-  // complete member already received is still parsed; the failure is reported after that.
-  const feed = (async () => {
-    const it = source[Symbol.asyncIterator]();
-    try {
-      while (!stopped && !extract.destroying) {
-        const r = await it.next();
-        if (r.done) break;
-        sourceBytes += r.value.byteLength;
-        if (!extract.write(r.value) && !extract.destroying) {
-          await new Promise<void>((resolve) => {
-            const done = (): void => {
-              extract.off('drain', done);
-              extract.off('close', done);
-              resolve();
-            };
-            extract.on('drain', done);
-            extract.on('close', done);
-          });
-        }
-      }
-    } catch (e) {
-      sourceError = e ?? new Error('source failed');
-    } finally {
-      if (stopped) await it.return?.(undefined).catch(() => undefined);
-      extract.end(undefined);
-    }
-  })();
+  const feed = new TarFeed(source, extract);
 
   const abortError = (): DbpruneError =>
     new DbpruneError(ErrorCodes.ABORTED, 'aborted', shard ? { shard } : {}, { cause: signal?.reason });
@@ -200,35 +250,12 @@ export async function* readTarSamples(
           };
           continue;
         }
-        const body = await readMember(entry);
-        if (kind === 'image') {
-          if (group.image) {
-            onWarning?.({ shard, key: parts.key, member: h.name, message: `second image member ${h.name} ignored` });
-          } else {
-            group.image = body;
-            group.imageExt = ext;
-          }
-        } else if (kind === 'txt') {
-          group.caption = body.toString('utf8');
-        } else {
-          try {
-            const parsed: unknown = JSON.parse(body.toString('utf8'));
-            if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) group.json = parsed as Record<string, unknown>;
-            else onWarning?.({ shard, key: parts.key, member: h.name, message: `sidecar ${h.name} is not a JSON object; ignored` });
-          } catch (e) {
-            onWarning?.({
-              shard,
-              key: parts.key,
-              member: h.name,
-              message: `sidecar ${h.name} is not valid JSON (${(e as Error).message}); ignored`,
-            });
-          }
-        }
+        storeMember(group, kind, { name: h.name, ext }, await readMember(entry), opts);
       }
     } catch (e) {
       if (isDbpruneError(e) && e.code === ErrorCodes.ABORTED) throw e;
       // No wait for `feed` here: a source failure is recorded before the parser is ended, so
-      // `sourceError` is already set when the parser fails because of it.
+      // `feed.error` is already set when the parser fails because of it.
       // A group whose image arrived whole is a sample that was read; anything else is lost with the shard.
       if (group?.image || group?.error) {
         const done = group;
@@ -236,16 +263,16 @@ export async function* readTarSamples(
         samples++;
         yield toSample(done, shard);
       }
-      throw classify(e, sourceError, shard);
+      throw classify(e, feed.error, shard);
     }
-    await feed;
-    if (sourceError !== undefined) {
+    await feed.done;
+    if (feed.error !== undefined) {
       if (group?.image || group?.error) {
         const done = group;
         group = undefined;
         yield toSample(done, shard);
       }
-      throw classify(sourceError, sourceError, shard);
+      throw classify(feed.error, feed.error, shard);
     }
     if (signal?.aborted) throw abortError();
     if (group) {
@@ -255,14 +282,14 @@ export async function* readTarSamples(
       yield toSample(done, shard);
     }
     if (samples === 0) {
-      const what = sourceBytes === 0 ? 'is empty (0 bytes)' : `holds no sample (${members} member(s), none named KEY.ext)`;
+      const what = feed.bytes === 0 ? 'is empty (0 bytes)' : `holds no sample (${members} member(s), none named KEY.ext)`;
       throw new DbpruneError(ErrorCodes.UNTAR, `${shard ?? 'tar stream'} ${what}`, shard ? { shard } : {});
     }
   } finally {
-    stopped = true;
+    feed.stopped = true;
     extract.destroy();
     // Not awaited: a stalled source is cancelled by the caller's signal, not by waiting here.
-    feed.catch(() => undefined);
+    feed.done.catch(() => undefined);
   }
 }
 
@@ -272,7 +299,7 @@ function classify(e: unknown, sourceError: unknown, shard: string | undefined): 
     if (isDbpruneError(sourceError)) return sourceError;
     return new DbpruneError(
       ErrorCodes.DOWNLOAD,
-      `reading ${shard ?? 'tar stream'} failed: ${(sourceError as Error)?.message ?? String(sourceError)}`,
+      `reading ${shard ?? 'tar stream'} failed: ${messageOf(sourceError)}`,
       ctx,
       { cause: sourceError },
     );
@@ -280,7 +307,7 @@ function classify(e: unknown, sourceError: unknown, shard: string | undefined): 
   if (isDbpruneError(e)) return e;
   return new DbpruneError(
     ErrorCodes.UNTAR,
-    `${shard ?? 'tar stream'} is not a valid tar: ${(e as Error)?.message ?? String(e)}`,
+    `${shard ?? 'tar stream'} is not a valid tar: ${messageOf(e)}`,
     ctx,
     { cause: e },
   );

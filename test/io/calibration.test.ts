@@ -69,7 +69,7 @@ describe('calibration.json', () => {
     const file = join(dir, 'calibration.json');
     const text = await readFile(file, 'utf8');
     await writeFile(file, text.replace('"totalSeen":10', '"totalSeen":11'));
-    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('checksum') });
+    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('checksum') as unknown });
     await writeFile(file, text.slice(0, 50));
     await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION' });
   });
@@ -80,7 +80,7 @@ describe('calibration.json', () => {
     await writeNpy(other, new Float32Array(12).fill(1), [3, 4]);
     await expect(loadCalibration(dir, other)).rejects.toMatchObject({
       code: 'ERR_DBPRUNE_CALIBRATION',
-      message: expect.stringContaining('other centroids'),
+      message: expect.stringContaining('other centroids') as unknown,
     });
     await expect(loadCalibration(join(dir, 'nope'))).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION' });
     const file = join(dir, 'calibration.json');
@@ -93,7 +93,7 @@ describe('calibration.json', () => {
   it('version 1 files (linear histograms, no scale) still load with their linear layout; a bad scale is a coded error', async () => {
     const { dir, cal } = await setup();
     const file = join(dir, 'calibration.json');
-    const v2 = JSON.parse(await readFile(file, 'utf8'));
+    const v2 = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown> & { version: number; histogram: { scale?: unknown; [field: string]: unknown } };
     expect(v2.version).toBe(2);
     expect(v2.histogram.scale).toBe(cal.sketches.scale);
     const resign = async (body: Record<string, unknown>): Promise<void> => {
@@ -109,8 +109,8 @@ describe('calibration.json', () => {
     expect(back.sketches.scale).toBe('linear');
     expect(back.sketches.quantile(0, 0.5)).toBe(linear.quantile(0, 0.5));
     await resign({ ...v2, histogram: { ...v2.histogram, scale: 'cubic' } });
-    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('scale') });
+    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('scale') as unknown });
     await resign({ ...v2, version: 1 }); // a scale field in a version 1 file
-    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('scale') });
+    await expect(loadCalibration(dir)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_CALIBRATION', message: expect.stringContaining('scale') as unknown });
   });
 });

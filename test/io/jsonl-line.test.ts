@@ -33,7 +33,7 @@ describe('jsonLine', () => {
   it('matches JSON.stringify of the row object, key order included', () => {
     for (const r of rows) {
       expect(jsonLine(r)).toBe(reference(r));
-      expect(Object.keys(JSON.parse(jsonLine(r)))).toEqual([...MANIFEST_COLUMNS]);
+      expect(Object.keys(JSON.parse(jsonLine(r)) as object)).toEqual([...MANIFEST_COLUMNS]);
     }
   });
 });

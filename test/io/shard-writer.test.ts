@@ -81,7 +81,7 @@ describe('createShardWriter', () => {
         tarKeys.push(key);
         expect(m.get(n)?.equals(jpeg)).toBe(true);
         expect(m.get(`${key}.txt`)?.toString()).toBe(`caption ${Number(key)}`);
-        const j = JSON.parse(m.get(`${key}.json`)?.toString() ?? '{}');
+        const j = JSON.parse(m.get(`${key}.json`)?.toString() ?? '{}') as Record<string, unknown>;
         expect(j).toMatchObject({ key, status: 'success', decision: 'keep', reason: 'dbp', width: 20, height: 10, license: Number(key) % 2 ? 'cc0' : 'cc-by' });
       }
       expect(s.kept).toBeLessThanOrEqual(8);
@@ -101,7 +101,7 @@ describe('createShardWriter', () => {
     // stats like img2dataset's
     let count = 0;
     for (const s of res.shards) {
-      const st = JSON.parse(readFileSync(s.stats, 'utf8'));
+      const st = JSON.parse(readFileSync(s.stats, 'utf8')) as { count: number; successes: number; failed_to_download: number; failed_to_resize: number; kept: number; duration: unknown };
       expect(st.count).toBe(s.rows);
       expect(st.successes + st.failed_to_download + st.failed_to_resize).toBe(st.count);
       expect(st.kept).toBe(s.kept);
@@ -121,7 +121,7 @@ describe('createShardWriter', () => {
     const res = await w.close();
     const m = await tarMembers(res.shards[0].tar);
     expect([...m.keys()]).toEqual(['___evil_x.jpg', '___evil_x.json']);
-    expect(JSON.parse(m.get('___evil_x.json')?.toString() ?? '{}').original_key).toBe('../evil.x');
+    expect((JSON.parse(m.get('___evil_x.json')?.toString() ?? '{}') as { original_key?: string }).original_key).toBe('../evil.x');
     expect(readdirSync(root)).not.toContain('evil.x.jpg');
     await expect(w.write(s, errorRow(s, { reason: 'error:x', message: 'm' }))).rejects.toMatchObject({ code: ErrorCodes.INTERNAL });
     await expect(w.close()).resolves.toEqual(res);

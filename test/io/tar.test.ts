@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type AvailableFormatInfo } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decode } from '../../src/stages/decode.js';
 import { ErrorCodes } from '../../src/core/errors.js';
@@ -8,7 +8,10 @@ import { IMAGE_EXTENSIONS, readTarSamples, shardBasename, shardErrorSample, spli
 import { makeTar, runThrough, sampleMembers, solidImage } from '../stages/image-fixtures.js';
 
 async function* chunked(buf: Buffer, size = 700): AsyncGenerator<Buffer> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+  for (let i = 0; i < buf.length; i += size) {
+    await Promise.resolve(); // each chunk arrives in a later microtask, as from a stream
+    yield buf.subarray(i, i + size);
+  }
 }
 
 async function collect(src: AsyncIterable<Uint8Array>, opts = {}): Promise<{ samples: ImageSample[]; error?: unknown }> {
@@ -107,6 +110,7 @@ describe('readTarSamples', () => {
     const tar = await makeTar(members);
     async function* failing(): AsyncGenerator<Buffer> {
       yield tar.subarray(0, Math.floor(tar.length / 2));
+      await Promise.resolve();
       throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
     }
     const { samples, error } = await collect(failing(), { shard: 'x.tar' });
@@ -127,9 +131,9 @@ describe('shardErrorSample', () => {
   it('every format sharp decodes is an image member; any other KEY.ext member still gives its key a row', async () => {
     // every recognised extension is a buffer-decodable input suffix of this sharp build (a build on a
     // global libvips may decode more: those extensions then stay unrecognised, as error rows)
-    const sharpSuffixes = Object.values(sharp.format)
+    const sharpSuffixes = (Object.values(sharp.format) as AvailableFormatInfo[])
       .filter((f) => f.input.buffer)
-      .flatMap((f) => (f.input as { fileSuffix?: string[] }).fileSuffix ?? [])
+      .flatMap((f) => f.input.fileSuffix ?? [])
       .map((x) => x.slice(1))
       .filter((x) => !x.includes('.'));
     for (const ext of IMAGE_EXTENSIONS) expect(sharpSuffixes).toContain(ext);

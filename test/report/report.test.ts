@@ -16,10 +16,15 @@ import { pruneExact } from '../../pipelines/exact-prune.js';
 import { Rng } from '../../src/core/rng.js';
 import type { ManifestRow } from '../../src/core/sample.js';
 import { readManifest } from '../../src/io/manifest.js';
-import { ReportCollector, writeReportThumbnails, type ReportSection } from '../../src/io/report-data.js';
-import { writeReport } from '../../src/io/report-html.js';
+import { ReportCollector, writeReportThumbnails, type ReportSection, type ReportThumbnails } from '../../src/report/report-data.js';
+import { writeReport } from '../../src/report/report-html.js';
 import { writeJsonAtomic, type RunStats } from '../../src/io/stats.js';
 import { dbpSmallDir } from '../helpers/fixture.js';
+
+/** What the page functions below use of a DOM element (tsconfig has no DOM lib: they run in the browser). */
+interface DomElement {
+  getAttribute(name: string): string | null;
+}
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -197,11 +202,11 @@ describe('ReportCollector', () => {
     expect(report.observed.duplicates).toBe(stats.totals.duplicates);
     expect(report.timeline.samples.at(-1)).toBe(stats.totals.samples);
     expect(report.throughput.embed).toBe(820);
-    const payload = JSON.parse(readFileSync(join(out, 'thumbnails.json'), 'utf8'));
+    const payload = JSON.parse(readFileSync(join(out, 'thumbnails.json'), 'utf8')) as ReportThumbnails;
     for (let j = 0; j < 19; j++) {
-      const mine = payload.items.filter((t: { cluster: number }) => t.cluster === j);
-      expect(mine.filter((t: { decision: string }) => t.decision === 'keep').length).toBe(Math.min(4, stats.clusters.kept[j]));
-      expect(mine.filter((t: { decision: string }) => t.decision === 'drop').length).toBeLessThanOrEqual(4);
+      const mine = payload.items.filter((t) => t.cluster === j);
+      expect(mine.filter((t) => t.decision === 'keep').length).toBe(Math.min(4, stats.clusters.kept[j]));
+      expect(mine.filter((t) => t.decision === 'drop').length).toBeLessThanOrEqual(4);
     }
   });
 
@@ -286,7 +291,7 @@ describe.skipIf(!haveChromium)('report.html in headless Chromium', () => {
     expect(path).toBe(join(out, 'report.html'));
     const { page, problems } = await open(path);
 
-    const ids = await page.$$eval('#scatter circle[data-cluster]', (els) => els.map((e) => Number(e.getAttribute('data-cluster'))));
+    const ids = await page.$$eval('#scatter circle[data-cluster]', (els: DomElement[]) => els.map((e) => Number(e.getAttribute('data-cluster'))));
     expect(ids.length).toBe(nonEmpty);
     expect(new Set(ids)).toEqual(new Set(stats.clusters.n.flatMap((n, j) => (n > 0 ? [j] : []))));
 
@@ -303,7 +308,7 @@ describe.skipIf(!haveChromium)('report.html in headless Chromium', () => {
     expect(Number(await page.getAttribute('#cluster-detail [data-field="threshold"]', 'data-value'))).toBe(stats.clusters.threshold![j]);
     expect(await page.$('#hist svg #threshold-line')).not.toBeNull();
     // the quota chart: one group per non-empty cluster, in complexity order
-    const quotaOrder = await page.$$eval('#quota g[data-cluster]', (els) => els.map((e) => Number(e.getAttribute('data-cluster'))));
+    const quotaOrder = await page.$$eval('#quota g[data-cluster]', (els: DomElement[]) => els.map((e) => Number(e.getAttribute('data-cluster'))));
     expect(quotaOrder.length).toBe(nonEmpty);
     for (let i = 1; i < quotaOrder.length; i++) expect(stats.clusters.complexity[quotaOrder[i]]).toBeGreaterThanOrEqual(stats.clusters.complexity[quotaOrder[i - 1]]);
     // thumbnails of the chosen cluster, loaded, with captions
@@ -387,7 +392,7 @@ describe.skipIf(!haveChromium)('report.html in headless Chromium', () => {
     const { nonEmpty } = await synthetic(out, 500, 16, thumbs, 3);
     const path = await writeReport(out);
     const bytes = statSync(path).size;
-    const report = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')).report as ReportSection;
+    const report = (JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as { report: ReportSection }).report;
     console.log(
       `[report.test] k=500: report.html ${(bytes / 1e6).toFixed(2)} MB, stats.json ${(statSync(join(out, 'stats.json')).size / 1e6).toFixed(2)} MB, ` +
         `thumbnails ${report.thumbnails.included} (${(report.thumbnails.jpeg_bytes / 1e6).toFixed(2)} MB jpeg, ${(report.thumbnails.bytes / 1e6).toFixed(2)} MB budgeted, ${report.thumbnails.over_budget} over budget), mean thumb ${(thumbs.reduce((a, b) => a + b.length, 0) / thumbs.length).toFixed(0)} B`,

@@ -16,12 +16,12 @@
  * most ~32 MiB; 4 MiB at k = 500), 4 · k doubles of δ extrema, ≤ 2 · k · thumbsPerCluster thumbnails
  * of ≤ maxThumbBytes each, ≤ 2 · maxTimelinePoints timeline points.
  */
-import { joinLocation as join } from './storage/index.js';
-import { checkOption } from '../core/errors.js';
+import { joinLocation as join } from '../io/storage/index.js';
+import { integerOption, numberOption } from '../core/validate.js';
 import { Rng } from '../core/rng.js';
 import type { ManifestRow } from '../core/sample.js';
-import { writeJsonAtomic } from './stats.js';
-import type { OutputSet } from './output-set.js';
+import { writeJsonAtomic } from '../io/stats.js';
+import type { OutputSet } from '../io/output-set.js';
 
 /** Range of the internal fine δ histograms: cosine distance of unit vectors lies in [0, 2]. */
 const DELTA_MAX = 2;
@@ -136,10 +136,6 @@ interface TimelinePoint {
   duplicates: number;
 }
 
-function intIn(v: number, lo: number, hi: number): boolean {
-  return Number.isInteger(v) && v >= lo && v <= hi;
-}
-
 /**
  * Collects the report's data from the manifest rows of a run. Not thread-safe; one per run.
  * The constructor validates options (ERR_DBPRUNE_INVALID_OPTION).
@@ -181,22 +177,14 @@ export class ReportCollector {
 
   constructor(options: ReportCollectorOptions) {
     const o = options;
-    checkOption(intIn(o.k, 1, 1 << 24), 'k', 'an integer in 1..2^24', o.k);
-    const seed = o.seed ?? 0;
-    checkOption(intIn(seed, 0, 0xffffffff), 'seed', 'an integer in 0..2^32−1', seed);
-    this.k = o.k;
-    this.bins = o.bins ?? 48;
-    checkOption(intIn(this.bins, 4, 512), 'bins', 'an integer in 4..512', this.bins);
-    this.thumbsPerCluster = o.thumbsPerCluster ?? 4;
-    checkOption(intIn(this.thumbsPerCluster, 0, 64), 'thumbsPerCluster', 'an integer in 0..64', this.thumbsPerCluster);
-    this.thumbBudgetBytes = o.thumbBudgetBytes ?? 3_500_000;
-    checkOption(intIn(this.thumbBudgetBytes, 0, 2 ** 30), 'thumbBudgetBytes', 'an integer in 0..2^30', this.thumbBudgetBytes);
-    this.maxThumbBytes = o.maxThumbBytes ?? 8192;
-    checkOption(intIn(this.maxThumbBytes, 256, 1 << 20), 'maxThumbBytes', 'an integer in 256..1048576', this.maxThumbBytes);
-    this.captionChars = o.captionChars ?? 140;
-    checkOption(intIn(this.captionChars, 0, 2000), 'captionChars', 'an integer in 0..2000', this.captionChars);
-    this.maxTimelinePoints = o.maxTimelinePoints ?? 500;
-    checkOption(intIn(this.maxTimelinePoints, 2, 10000), 'maxTimelinePoints', 'an integer in 2..10000', this.maxTimelinePoints);
+    this.k = integerOption(o.k, 'k', { min: 1, max: 1 << 24 });
+    const seed = integerOption(o.seed, 'seed', { default: 0, min: 0, max: 0xffffffff });
+    this.bins = integerOption(o.bins, 'bins', { default: 48, min: 4, max: 512 });
+    this.thumbsPerCluster = integerOption(o.thumbsPerCluster, 'thumbsPerCluster', { default: 4, min: 0, max: 64 });
+    this.thumbBudgetBytes = integerOption(o.thumbBudgetBytes, 'thumbBudgetBytes', { default: 3_500_000, min: 0, max: 2 ** 30 });
+    this.maxThumbBytes = integerOption(o.maxThumbBytes, 'maxThumbBytes', { default: 8192, min: 256, max: 1 << 20 });
+    this.captionChars = integerOption(o.captionChars, 'captionChars', { default: 140, min: 0, max: 2000 });
+    this.maxTimelinePoints = integerOption(o.maxTimelinePoints, 'maxTimelinePoints', { default: 500, min: 2, max: 10000 });
 
     this.fineBins = Math.max(64, Math.min(1024, Math.floor((1 << 22) / this.k)));
     this.histAll = new Uint32Array(this.k * this.fineBins);
@@ -206,7 +194,7 @@ export class ReportCollector {
     this.droppedMin = new Float64Array(this.k).fill(Infinity);
     this.droppedMax = new Float64Array(this.k).fill(-Infinity);
     this.rng = new Rng(seed);
-    this.thumbs = new Array(2 * this.k);
+    this.thumbs = new Array<HeldThumb[] | undefined>(2 * this.k);
     this.thumbSeen = new Float64Array(2 * this.k);
   }
 
@@ -275,7 +263,7 @@ export class ReportCollector {
    * is always the last point.
    */
   tick(elapsedSeconds: number): void {
-    checkOption(Number.isFinite(elapsedSeconds) && elapsedSeconds >= 0, 'elapsedSeconds', 'a finite number ≥ 0', elapsedSeconds);
+    numberOption(elapsedSeconds, 'elapsedSeconds', { min: 0 });
     const p: TimelinePoint = { t: elapsedSeconds, samples: this.samples, kept: this.kept, errors: this.errors, duplicates: this.duplicates };
     this.lastTick = p;
     if (++this.ticksSinceStored < this.tickStride && this.timeline.length > 0) return;
@@ -290,8 +278,7 @@ export class ReportCollector {
   /** Sets (merges) throughput in samples per second by stage name, e.g. { embed: 812.5 }; finite values ≥ 0. */
   setThroughput(perStage: Record<string, number>): void {
     for (const [stage, v] of Object.entries(perStage)) {
-      checkOption(Number.isFinite(v) && v >= 0, `throughput.${stage}`, 'a finite number ≥ 0', v);
-      this.throughput[stage] = v;
+      this.throughput[stage] = numberOption(v, `throughput.${stage}`, { min: 0 });
     }
   }
 
@@ -304,7 +291,7 @@ export class ReportCollector {
     const k = this.k;
     const fb = this.fineBins;
     const fineWidth = DELTA_MAX / fb;
-    const hist: ReportHistograms = { fine_width: fineWidth, lo: new Array(k), width: new Array(k), all: new Array(k), kept: new Array(k) };
+    const hist: ReportHistograms = { fine_width: fineWidth, lo: new Array<number>(k), width: new Array<number>(k), all: new Array<number[]>(k), kept: new Array<number[]>(k) };
     for (let j = 0; j < k; j++) {
       const base = j * fb;
       let first = -1;
