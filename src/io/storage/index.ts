@@ -11,11 +11,13 @@ import { mkdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { localBackend } from './local.js';
 import type { OpenReadOptions, OutputObject, RandomAccessReader, StorageBackend, StorageEntry, StorageStat } from './types.js';
+import { forgetStaging } from './staging.js';
 import { isS3Uri } from './uri.js';
 
 export * from './types.js';
 export * from './uri.js';
 export { configureS3, resolveS3Settings, type S3Settings, type ResolvedS3Settings } from './s3-config.js';
+export { finalNameOf, stagingLocation } from './staging.js';
 
 let s3: Promise<StorageBackend> | undefined;
 
@@ -96,6 +98,43 @@ export async function openWrite(location: string): Promise<OutputObject> {
 /** Deletes a file or object; nothing happens when it is not there. */
 export async function removeLocation(location: string): Promise<void> {
   await (await backendFor(location)).remove(location);
+}
+
+/** Staged objects moved into place at once by {@link publishStaged}. */
+const PUBLISH_CONCURRENCY = 4;
+
+/**
+ * Moves staged outputs (from {@link stagingLocation}) to their final locations, a few at a time
+ * (S3: server-side copies, then the staged objects are deleted). Resolves when all are in place.
+ * @throws ERR_DBPRUNE_STORAGE naming the final location of the first move that failed (no further
+ *   move starts; what moved stays moved).
+ */
+export async function publishStaged(moves: readonly { staged: string; final: string }[]): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < moves.length && errors.length === 0) {
+      const m = moves[next++];
+      try {
+        await (await backendFor(m.final)).move(m.staged, m.final);
+        forgetStaging(m.staged);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, moves.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+}
+
+/** Deletes staged outputs that will not be published (a failed run); never throws. */
+export async function discardStaged(staged: readonly string[]): Promise<void> {
+  await Promise.allSettled(
+    staged.map(async (s) => {
+      await removeLocation(s);
+      forgetStaging(s);
+    }),
+  );
 }
 
 /** Writes a whole (small) output at once: stats.json, report.html, a subset .npy. */
