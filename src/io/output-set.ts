@@ -26,7 +26,7 @@ import { closeSync, openSync, fsyncSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { abortPendingWrites, discardStaged, isS3Uri, publishStaged, removeLocation, stagingLocation, writeLocation } from './storage/index.js';
+import { abortPendingWrites, discardStaged, isS3Uri, publishStaged, removeLocation, removeStaleStaging, stagingLocation, writeLocation } from './storage/index.js';
 
 /** Temporary file → final path, for every open set in this process ({@link removeTempFilesSync}, error messages). */
 const liveTempFiles = new Map<string, string>();
@@ -60,7 +60,10 @@ function processAlive(pid: number): boolean {
  * @throws ERR_DBPRUNE_OUTPUT (context.file) when `dir` names a file, or cannot be created.
  */
 export async function prepareOutputDir(dir: string): Promise<void> {
-  if (isS3Uri(dir)) return; // a prefix needs no creating; no temp objects exist
+  if (isS3Uri(dir)) {
+    await removeStaleStaging(dir); // a prefix needs no creating; a killed run's staged objects go
+    return;
+  }
   try {
     await mkdir(dir, { recursive: true });
     if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error('exists and is not a folder'), { code: 'ENOTDIR' });

@@ -6,8 +6,8 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OutputSet } from '../../src/io/output-set.js';
-import { listLocation, openWrite, readLocation, writeLocation } from '../../src/io/storage/index.js';
+import { OutputSet, prepareOutputDir } from '../../src/io/output-set.js';
+import { listLocation, openWrite, readLocation, STALE_STAGING_MS, writeLocation } from '../../src/io/storage/index.js';
 import { runCli } from '../helpers/cli.js';
 import { dbpSmallDir } from '../helpers/fixture.js';
 import { startFaultProxy, startS3Server, type S3TestServer } from '../helpers/s3.js';
@@ -62,6 +62,17 @@ describe('output sets on s3://', { timeout: 240_000 }, () => {
     await failing.abort();
     expect([...(await snapshot('s3://bucket/set/')).keys()].sort()).toEqual(['a.txt', 'b.txt']);
     expect((await readLocation('s3://bucket/set/a.txt')).toString()).toBe('new a');
+  });
+
+  it("the next run into a prefix deletes a killed run's staged objects older than the limit, and only those", async () => {
+    const old = (Date.now() - STALE_STAGING_MS - 60_000).toString(36);
+    const fresh = (Date.now() - 60_000).toString(36);
+    await writeLocation(`s3://bucket/killed/.manifest.parquet.tmp-4242-${old}-1`, 'debris');
+    await writeLocation(`s3://bucket/killed/.stats.json.tmp-4242-${fresh}-2`, 'another run, still going');
+    await writeLocation(`s3://bucket/killed/sub/.x.tmp-4242-${old}-3`, 'not directly under the prefix');
+    await writeLocation('s3://bucket/killed/manifest.parquet', 'earlier output');
+    await prepareOutputDir('s3://bucket/killed');
+    expect([...(await snapshot('s3://bucket/killed/')).keys()].sort()).toEqual([`.stats.json.tmp-4242-${fresh}-2`, 'manifest.parquet', `sub/.x.tmp-4242-${old}-3`]);
   });
 
   it('a prune that fails on its last object (report.html) leaves the earlier run exactly as it was', async () => {

@@ -9,15 +9,16 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { DbpruneError, ErrorCodes } from '../../core/errors.js';
 import { localBackend } from './local.js';
 import type { OpenReadOptions, OutputObject, RandomAccessReader, StorageBackend, StorageEntry, StorageStat } from './types.js';
-import { forgetStaging } from './staging.js';
+import { forgetStaging, STALE_STAGING_MS, stagedAt } from './staging.js';
 import { isS3Uri } from './uri.js';
 
 export * from './types.js';
 export * from './uri.js';
 export { configureS3, resolveS3Settings, type S3Settings, type ResolvedS3Settings } from './s3-config.js';
-export { finalNameOf, stagingLocation } from './staging.js';
+export { finalNameOf, stagingLocation, STALE_STAGING_MS } from './staging.js';
 
 let s3: Promise<StorageBackend> | undefined;
 
@@ -135,6 +136,32 @@ export async function discardStaged(staged: readonly string[]): Promise<void> {
       forgetStaging(s);
     }),
   );
+}
+
+/**
+ * Deletes the staged objects directly under `dir` (an s3:// prefix) that a killed run left, i.e.
+ * those made more than `maxAgeMs` ago. Resolves with how many were deleted. A no-op for local
+ * folders (OutputSet cleans its own temp files there).
+ */
+export async function removeStaleStaging(dir: string, maxAgeMs = STALE_STAGING_MS, now = Date.now()): Promise<number> {
+  if (!isS3Uri(dir)) return 0;
+  const prefix = `${dir.replace(/\/+$/, '')}/`;
+  let removed = 0;
+  try {
+    for await (const e of listLocation(prefix)) {
+      if (e.location.slice(prefix.length).includes('/')) continue;
+      const at = stagedAt(e.location);
+      if (at !== undefined && now - at > maxAgeMs) {
+        await removeLocation(e.location);
+        removed++;
+      }
+    }
+  } catch (e) {
+    // A missing bucket is an output problem here, not a missing input.
+    if (e instanceof DbpruneError && e.code === ErrorCodes.INPUT_NOT_FOUND) throw new DbpruneError(ErrorCodes.STORAGE, e.message, e.context, { cause: e });
+    throw e;
+  }
+  return removed;
 }
 
 /** Writes a whole (small) output at once: stats.json, report.html, a subset .npy. */

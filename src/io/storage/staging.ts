@@ -7,6 +7,22 @@
  */
 import { joinLocation, locationBasename, parentLocation } from './uri.js';
 
+/** `.NAME.tmp-<pid>-<ms since epoch, base 36>-<n>`: what {@link stagingLocation} makes. */
+const STAGED_NAME = /^\..+\.tmp-\d+-([0-9a-z]+)-\d+$/;
+
+/**
+ * Staged objects older than this are taken for the debris of a killed run and deleted by the next
+ * run into the same prefix. Generous, since another process (even on another host) may be writing
+ * to the same prefix for days; two runs into one prefix at once are a conflict anyway.
+ */
+export const STALE_STAGING_MS = 7 * 24 * 3600 * 1000;
+
+/** When a staged location was made (ms since epoch), or `undefined` when it is not a staged name. */
+export function stagedAt(location: string): number | undefined {
+  const m = STAGED_NAME.exec(locationBasename(location));
+  return m ? parseInt(m[1], 36) : undefined;
+}
+
 /** Staged location → final location, for the outputs of this process not yet moved or discarded. */
 const finals = new Map<string, string>();
 const runTag = `${process.pid}-${Date.now().toString(36)}`;
