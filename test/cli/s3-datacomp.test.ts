@@ -98,4 +98,17 @@ describe('DataComp shards on s3:// (s3rver on loopback)', { timeout: 240_000 }, 
     expect(dataGets.length).toBeGreaterThan(10);
     expect(dataGets.filter((g) => g.range === undefined)).toEqual([]);
   });
+
+  it('a shard without its npz, or a truncated npz, on s3:// → one ERR_DBPRUNE_* line naming the object, exit 1', async () => {
+    await writeLocation('s3://bucket/dc-lonely/00000000.parquet', readFileSync(join(dataCompDir, '00000000.parquet')));
+    await writeLocation('s3://bucket/dc-cut/00000000.parquet', readFileSync(join(dataCompDir, '00000000.parquet')));
+    await writeLocation('s3://bucket/dc-cut/00000000.npz', readFileSync(join(dataCompDir, '00000000.npz')).subarray(0, 1000));
+    const args = (dc: string): string[] => ['prune', '--datacomp', dc, '--centroids', join(tmp, 'not-read.npy'), '--keep', '0.3', '--out', join(tmp, 'never')];
+    const lonely = await runCli(args('s3://bucket/dc-lonely/'), { env: srv.env });
+    expect(lonely.code).toBe(1);
+    expect(lonely.stderr.trim()).toMatch(/^dbprune: DataComp shard 00000000 in s3:\/\/bucket\/dc-lonely has no npz file \(s3:\/\/bucket\/dc-lonely\/00000000\.npz\) \[ERR_DBPRUNE_INPUT_NOT_FOUND\]$/);
+    const cut = await runCli(args('s3://bucket/dc-cut/'), { env: srv.env });
+    expect(cut.code).toBe(1);
+    expect(cut.stderr.trim()).toMatch(/^dbprune: s3:\/\/bucket\/dc-cut\/00000000\.npz: not a readable \.npz \(zip\) file.*\[ERR_DBPRUNE_NPY_FORMAT\]$/);
+  });
 });
