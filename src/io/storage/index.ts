@@ -6,6 +6,8 @@
  *
  * For other modules: take a location string, call these functions, never `node:fs` directly, and
  * the location may be s3://. Configure S3 with {@link configureS3} (the CLI does, from its flags).
+ * Sets of outputs replaced together (OutputSet) write to {@link stagingLocation}s and move them into
+ * place with {@link publishStaged} (S3 has no rename: a server-side copy, then a delete).
  */
 import { mkdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
