@@ -17,18 +17,20 @@
  * order. Each part is written to temporary names and renamed, npy first, metadata last (the commit
  * point). A rerun with the same `out` keeps the leading complete parts and skips their samples
  * before decoding (for URL lists, before downloading).
+ *
+ * `out` may be an `s3://` prefix: each part's npy is spooled to a local temp file and uploaded at
+ * its commit (multipart), then its metadata is PUT (embedding-parts.ts); resuming works the same.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { Transform, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
 import * as parquet from 'parquet-wasm';
-import { checkOption, DbpruneError, ErrorCodes, UsageError } from '../src/core/errors.js';
+import { DbpruneError, ErrorCodes, UsageError } from '../src/core/errors.js';
+import { integerOption, stringOption } from '../src/core/validate.js';
 import { statusOfReason, type EmbeddingBatch, type ImageSample } from '../src/core/sample.js';
 import { resolveModel, type ModelLocation } from '../src/io/model-config.js';
-import { NpyWriter, readNpyHeader } from '../src/io/npy.js';
+import { NpyWriter } from '../src/io/npy.js';
+import { ensureOutputDir } from '../src/io/storage/index.js';
 import { urlListSource, type UrlListOptions } from '../src/io/url-list.js';
 import { decode } from '../src/stages/decode.js';
 import { download, type DownloadOptions } from '../src/stages/download.js';
@@ -36,6 +38,7 @@ import { embed } from '../src/stages/embed.js';
 import { shardsToSamples, type ShardsToSamplesOptions } from '../src/stages/fetch-shard.js';
 import { shardSource } from '../src/stages/shard-source.js';
 import type { ImageEncoderOptions } from './decision-tail.js';
+import { completeParts, partPaths, PartWriter } from './embedding-parts.js';
 
 /** Where the images come from: shards, or a URL list to download. */
 export interface ImageInputOptions {
@@ -76,7 +79,7 @@ export function decodeEmbedStages(model: ModelLocation, opts: Omit<ImageEncoderO
 }
 
 export interface ImagesToEmbeddingsOptions extends ImageInputOptions, ImageEncoderOptions {
-  /** Output folder (created). */
+  /** Output folder (created), or an `s3://` prefix. */
   out: string;
   /** Samples per output part. Default 100,000; 1..10^9. */
   partRows?: number;
@@ -99,46 +102,6 @@ export interface ImagesToEmbeddingsResult {
   dim: number;
   parts: { npy: string; metadata: string; rows: number }[];
   seconds: number;
-}
-
-const EMBED_STATE = 'embed.json';
-
-function partPaths(out: string, n: number): { npy: string; metadata: string } {
-  return { npy: join(out, 'img_emb', `img_emb_${n}.npy`), metadata: join(out, 'metadata', `metadata_${n}.parquet`) };
-}
-
-/**
- * Leading complete parts of an earlier run: both files present and exactly `partRows` rows (a
- * shorter last part was the end of an earlier input and is redone). Removes everything after them.
- */
-async function completeParts(out: string, state: { model: string; partRows: number }, resume: boolean): Promise<number> {
-  const statePath = join(out, EMBED_STATE);
-  if (resume && existsSync(statePath)) {
-    const prev = JSON.parse(await readFile(statePath, 'utf8')) as { model?: string; partRows?: number };
-    if (prev.partRows !== state.partRows) {
-      throw new UsageError(`${out} holds parts of ${prev.partRows} rows, this run asks for ${state.partRows}: use the same --part-rows or another --out`, { file: statePath });
-    }
-    if (prev.model !== undefined && resolve(prev.model) !== resolve(state.model)) {
-      throw new UsageError(`${out} holds embeddings from model ${prev.model}, this run uses ${state.model}: use another --out (or --no-resume)`, { file: statePath });
-    }
-    let n = 0;
-    for (; ; n++) {
-      const p = partPaths(out, n);
-      if (!existsSync(p.npy) || !existsSync(p.metadata)) break;
-      if ((await readNpyHeader(p.npy)).shape[0] !== state.partRows) break;
-    }
-    for (const dir of ['img_emb', 'metadata']) {
-      if (!existsSync(join(out, dir))) continue;
-      for (const f of await readdir(join(out, dir))) {
-        const m = /_(\d+)\.(npy|parquet)(\.tmp)?$/.exec(f);
-        if (!m || m[3] || Number(m[1]) >= n) await rm(join(out, dir, f), { force: true });
-      }
-    }
-    return n;
-  }
-  await rm(join(out, 'img_emb'), { recursive: true, force: true });
-  await rm(join(out, 'metadata'), { recursive: true, force: true });
-  return 0;
 }
 
 /** Skips the first `n` samples (already in complete parts). */
@@ -202,18 +165,15 @@ class PartMetadata {
 export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promise<ImagesToEmbeddingsResult> {
   const t0 = performance.now();
   const { signal } = opts;
-  const partRows = opts.partRows ?? 100_000;
-  checkOption(Number.isInteger(partRows) && partRows >= 1 && partRows <= 1e9, 'partRows', 'an integer in 1..1e9', partRows);
-  checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
+  const partRows = integerOption(opts.partRows, 'partRows', { default: 100_000, min: 1, max: 1e9 });
+  const out = stringOption(opts.out, 'out');
   const model = await resolveModel(opts.model);
-  await mkdir(opts.out, { recursive: true });
-  const done = await completeParts(opts.out, { model: opts.model, partRows }, opts.resume ?? true);
-  await mkdir(join(opts.out, 'img_emb'), { recursive: true });
-  await mkdir(join(opts.out, 'metadata'), { recursive: true });
-  await writeFile(join(opts.out, EMBED_STATE), `${JSON.stringify({ model: opts.model, partRows, format: 'npy' }, null, 2)}\n`);
+  await ensureOutputDir(out);
+  const done = await completeParts(out, { model: opts.model, partRows }, opts.resume ?? true);
+  const parts = await PartWriter.open(out, { model: opts.model, partRows });
 
   const result: ImagesToEmbeddingsResult = { samples: 0, embedded: 0, errors: 0, errorsByReason: {}, resumedSamples: done * partRows, resumedParts: done, dim: 0, parts: [], seconds: 0 };
-  for (let n = 0; n < done; n++) result.parts.push({ ...partPaths(opts.out, n), rows: partRows });
+  for (let n = 0; n < done; n++) result.parts.push({ ...partPaths(out, n), rows: partRows });
   const sidecars: (Record<string, unknown> | undefined)[] = [];
   let partNo = done;
   let npy: NpyWriter | undefined;
@@ -221,11 +181,7 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
 
   const commit = async (): Promise<void> => {
     if (!npy || meta.rows === 0) return;
-    const final = partPaths(opts.out, partNo);
-    await npy.close();
-    await writeFile(`${final.metadata}.tmp`, meta.parquet());
-    await rename(npy.path, final.npy);
-    await rename(`${final.metadata}.tmp`, final.metadata);
+    const final = await parts.commit(partNo, npy, meta.parquet(), signal);
     result.parts.push({ ...final, rows: meta.rows });
     partNo++;
     npy = undefined;
@@ -243,7 +199,7 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
         let start = 0;
         const flush = async (end: number): Promise<void> => {
           if (end === start) return;
-          npy ??= await NpyWriter.create(`${partPaths(opts.out, partNo).npy}.tmp`, 'float32', dim);
+          npy ??= await NpyWriter.create(parts.npyTempPath(partNo), 'float32', dim);
           await npy.write(rows.subarray(start * dim, end * dim));
           start = end;
         };
@@ -288,6 +244,8 @@ export async function imagesToEmbeddings(opts: ImagesToEmbeddingsOptions): Promi
     // The open part stays a .tmp file (removed by the next run); only its handle is released here.
     await npy?.close().catch(() => {});
     throw e;
+  } finally {
+    await parts.close();
   }
   if (sidecars.length !== 0) throw new DbpruneError(ErrorCodes.INTERNAL, `${sidecars.length} samples entered decode but never left embed`);
   if (result.embedded + result.errors !== result.samples) throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${result.samples}) != embedded (${result.embedded}) + errors (${result.errors})`);

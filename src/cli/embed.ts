@@ -94,7 +94,7 @@ export function registerEmbed(program: Command, ctx: CommandContext): void {
       .command('embed')
       .description('images (shards or --urls) → embeddings in the clip-retrieval layout (img_emb/*.npy + metadata/*.parquet), for prune and fit')
       .argument('[shards...]', "shard paths, URLs, brace ranges ('{00000..00099}.tar'), folders, or - to read them from stdin")
-      .requiredOption('--out <dir>', 'output folder (img_emb/, metadata/)')
+      .requiredOption('--out <dir>', 'output folder or s3:// prefix (img_emb/, metadata/, embed.json)')
       .option('--format <fmt>', 'embedding format: npy', parseChoice('--format', ['npy'] as const), 'npy')
       .option('--part-rows <n>', 'samples per output part (the unit of resuming)', parseNumber('--part-rows', { min: 1, max: 1e9, integer: true }), 100_000)
       .option('--no-resume', 'start over instead of keeping the complete parts already in --out')

@@ -1,7 +1,7 @@
 /**
  * Plans a DataComp pool as an embedding source (see embeddings-source.ts): one part per shard, rows
  * from the npz member `embeddingKey`, SampleRefs (uid as key, url, text as caption) from the parquet.
- * Only the npz directory and the member's `.npy` header are read here.
+ * Only the npz directory and the member's `.npy` header are read here (ranged reads on `s3://`).
  */
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { misalignedShard, resolveDataCompShards } from './datacomp.js';

@@ -5,17 +5,17 @@
  * aligned with the parquet's rows).
  *
  * This module finds the shards and streams the metadata columns the filters need (plus a CLIP
- * score computed from the npz when the score column is absent), in global row order.
+ * score computed from the npz when the score column is absent), in global row order. Shards may be
+ * local or on `s3://` (a prefix is listed; the parquet footer and row groups and the npz directory
+ * and members are ranged reads, never whole downloads).
  */
-import { basename, dirname, join } from 'node:path';
-import { stat } from 'node:fs/promises';
 import { parquetRead } from 'hyparquet';
 import { cosineRows } from '../core/datacomp-filters.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { expandInputs, naturalCompare } from './glob.js';
-import { pathExists } from './fs.js';
 import { openMetadata, type MetadataFile } from './metadata.js';
 import { NpzFile } from './npz.js';
+import { joinLocation as join, locationBasename as basename, locationExists, parentLocation as dirname, statLocation } from './storage/index.js';
 
 /** The embedding members of a DataComp `.npz`. */
 export const DATACOMP_EMBEDDING_KEYS = ['l14_img', 'b32_img', 'l14_txt', 'b32_txt'] as const;
@@ -39,7 +39,8 @@ export interface DataCompShard {
 }
 
 /**
- * Finds DataComp shards: a folder (its `*.parquet`), or paths/globs of `.parquet` or `.npz` files.
+ * Finds DataComp shards: a folder or `s3://` prefix (its `*.parquet`), or paths/globs of `.parquet`
+ * or `.npz` files.
  * Every parquet must have its `.npz` beside it (and the other way round).
  *
  * @throws ERR_DBPRUNE_INPUT_NOT_FOUND naming the shard whose partner is missing, or when nothing matches.
@@ -48,12 +49,7 @@ export async function resolveDataCompShards(input: string | readonly string[]): 
   const list = typeof input === 'string' ? [input] : [...input];
   const files: string[] = [];
   for (const p of list) {
-    let isDir = false;
-    try {
-      isDir = (await stat(p)).isDirectory();
-    } catch {
-      isDir = false;
-    }
+    const isDir = (await statLocation(p).catch(() => undefined))?.kind === 'directory';
     if (isDir) {
       const found = await expandInputs(join(p, '*.parquet')).catch(() => [] as string[]);
       const npzs = found.length > 0 ? [] : await expandInputs(join(p, '*.npz')).catch(() => [] as string[]);
@@ -71,7 +67,7 @@ export async function resolveDataCompShards(input: string | readonly string[]): 
     if (byName.has(stem)) continue;
     const shard: DataCompShard = { name: basename(stem), parquet: `${stem}.parquet`, npz: `${stem}.npz` };
     for (const [which, path] of [['parquet', shard.parquet], ['npz', shard.npz]] as const) {
-      if (!(await pathExists(path))) {
+      if (!(await locationExists(path))) {
         throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `DataComp shard ${shard.name} in ${dirname(stem)} has no ${which} file (${path})`, { shard: shard.name, file: path });
       }
     }
@@ -136,6 +132,15 @@ async function* parquetColumnGroups(mf: MetadataFile, names: string[], signal?: 
   }
 }
 
+/** A caption cell as text (`null` stays null; bytes are UTF-8; other values in their JSON form). */
+function textOf(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
 function num(v: unknown): number {
   if (v === null || v === undefined) return NaN;
   if (typeof v === 'bigint') return Number(v);
@@ -166,13 +171,13 @@ export async function* dataCompColumnBatches(
     let pairs: AsyncGenerator<Float64Array> | undefined;
     try {
       if (compute) {
-        npz = await NpzFile.open(shard.npz);
+        npz = await NpzFile.open(shard.npz, signal);
         pairs = cosineStream(npz, shard, mf.rows, opts.score?.from ?? 'l14', signal);
       }
       for await (const g of parquetColumnGroups(mf, names, signal)) {
         const width = basic ? Float64Array.from(g.cols[1], num) : new Float64Array(0);
         const height = basic ? Float64Array.from(g.cols[2], num) : new Float64Array(0);
-        const text = basic ? g.cols[0].map((v) => (v === null || v === undefined ? null : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v))) : [];
+        const text = basic ? g.cols[0].map(textOf) : [];
         let score: Float64Array | undefined;
         if (pairs) score = await takeScores(pairs, g.rows, shard);
         else if (scoreCol) score = Float64Array.from(g.cols[basic ? 3 : 0], num);

@@ -6,11 +6,16 @@
  * Zip parsing and inflation are yauzl's (central directory, zip64, stored and deflated members,
  * size validation); this module only cuts the inflated bytes of one member into `.npy` rows.
  * Several members of one archive may be streamed at the same time (they are independent reads).
+ * An `s3://` archive is read with ranged GETs (storage/zip-reader.ts): the central directory from
+ * the object's tail, then each member's bytes as one streamed range; it is never downloaded whole.
  */
 import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
-import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
 import { npyElementsToFloat32, npyHeaderLength, parseNpyHeaderBytes, type NpyHeader, type NpyRowBatch } from './npy.js';
+import { openObjectZip } from './storage/zip-reader.js';
+import { isS3Uri } from './storage/uri.js';
 
 /** One `.npy` member of an archive. */
 export interface NpzMember {
@@ -34,15 +39,17 @@ export class NpzFile {
   ) {}
 
   /**
-   * Opens an archive and reads its central directory.
-   * @throws ERR_DBPRUNE_INPUT_NOT_FOUND when the file does not exist; ERR_DBPRUNE_NPY_FORMAT when it
-   *   is not a readable zip.
+   * Opens an archive (a local file or an `s3://` object) and reads its central directory.
+   * @throws ERR_DBPRUNE_INPUT_NOT_FOUND when the file or object does not exist; ERR_DBPRUNE_NPY_FORMAT
+   *   when it is not a readable zip; ERR_DBPRUNE_STORAGE* when the object store fails.
    */
-  static async open(path: string): Promise<NpzFile> {
+  static async open(path: string, signal?: AbortSignal): Promise<NpzFile> {
     let zip: yauzl.ZipFile;
+    const options: yauzl.Options = { lazyEntries: true, autoClose: false };
     try {
-      zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false });
+      zip = isS3Uri(path) ? await openObjectZip(path, options, signal) : await yauzl.openPromise(path, options);
     } catch (e) {
+      if (e instanceof DbpruneError) throw e;
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DbpruneError(ErrorCodes.INPUT_NOT_FOUND, `${path}: no such file`, { file: path }, { cause: e });
       throw npzError(path, `not a readable .npz (zip) file (${(e as Error).message})`, e);
     }
@@ -59,6 +66,7 @@ export class NpzFile {
       });
     } catch (e) {
       zip.close();
+      if (e instanceof DbpruneError) throw e;
       throw npzError(path, `corrupt zip directory (${(e as Error).message})`, e);
     }
     // Later read failures reach the member streams' consumers; a late 'error' on the archive object
@@ -98,6 +106,7 @@ export class NpzFile {
     try {
       return await this.zip.openReadStreamPromise(e);
     } catch (err) {
+      if (err instanceof DbpruneError) throw err;
       throw npzError(this.path, `cannot read member ${name}.npy (${(err as Error).message})`, err);
     }
   }
@@ -118,6 +127,7 @@ export class NpzFile {
         if (head.length > 1 << 20) break;
       }
     } catch (e) {
+      if (e instanceof DbpruneError) throw e;
       throw npzError(this.path, `cannot inflate member ${name}.npy (${(e as Error).message})`, e);
     } finally {
       s.destroy();
@@ -134,8 +144,7 @@ export class NpzFile {
    *   ERR_DBPRUNE_ABORTED when `signal` fires.
    */
   async *rows(name: string, options: { batchRows?: number; signal?: AbortSignal } = {}): AsyncGenerator<NpyRowBatch> {
-    const batchRows = options.batchRows ?? 8192;
-    checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
+    const batchRows = integerOption(options.batchRows, 'batchRows', { default: 8192, min: 1, max: 2 ** 24 });
     const { signal } = options;
     throwIfAborted(signal);
     const label = `${this.path}:${name}.npy`;

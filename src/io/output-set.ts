@@ -14,17 +14,19 @@
  * {@link writeFileAtomic} is the set of one file. Ingest's state store has its own commit protocol
  * (journal + commit record, state-store.ts) and does not use this.
  *
- * s3:// final paths (src/io/storage) have no rename, so there each object is replaced on its own:
- * `file()` returns the final URI itself, which a writer streams to as a multipart upload that
- * appears whole when that writer completes it (a failed run aborts the uploads still open:
- * {@link OutputSet.abort} calls `abortPendingWrites`); `writeFile()` PUTs the object whole; stale
- * objects are deleted at commit.
+ * s3:// final paths (src/io/storage) follow the same rule as far as S3 allows: `file()` returns a
+ * staged name beside the final one (`.NAME.tmp-PID-TIME-N`, storage/staging.ts), which a writer
+ * streams to as a multipart upload; {@link OutputSet.commit} moves every staged object into place
+ * (server-side copies, then the staged objects are deleted) and deletes the stale ones;
+ * {@link OutputSet.abort} aborts the uploads still open and deletes the staged objects. So a failed
+ * run leaves the earlier objects as they were; only during the commit's copies can a reader see
+ * some objects new and others old (S3 has no multi-object rename).
  */
 import { closeSync, openSync, fsyncSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { abortPendingWrites, isS3Uri, removeLocation, writeLocation } from './storage/index.js';
+import { abortPendingWrites, discardStaged, isS3Uri, publishStaged, removeLocation, removeStaleStaging, stagingLocation, writeLocation } from './storage/index.js';
 
 /** Temporary file → final path, for every open set in this process ({@link removeTempFilesSync}, error messages). */
 const liveTempFiles = new Map<string, string>();
@@ -58,7 +60,10 @@ function processAlive(pid: number): boolean {
  * @throws ERR_DBPRUNE_OUTPUT (context.file) when `dir` names a file, or cannot be created.
  */
 export async function prepareOutputDir(dir: string): Promise<void> {
-  if (isS3Uri(dir)) return; // a prefix needs no creating; no temp objects exist
+  if (isS3Uri(dir)) {
+    await removeStaleStaging(dir); // a prefix needs no creating; a killed run's staged objects go
+    return;
+  }
   try {
     await mkdir(dir, { recursive: true });
     if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error('exists and is not a folder'), { code: 'ENOTDIR' });
@@ -78,8 +83,8 @@ export class OutputSet {
   /** Final path → temporary path, in the order reserved (renamed in that order). */
   private readonly files = new Map<string, string>();
   private readonly stale = new Set<string>();
-  /** s3:// final paths reserved (written straight to their objects). */
-  private readonly remote = new Set<string>();
+  /** s3:// final path → its staged object, in the order reserved. */
+  private readonly remote = new Map<string, string>();
   private state: 'open' | 'committed' | 'aborted' = 'open';
 
   /** Final paths reserved so far. */
@@ -87,12 +92,13 @@ export class OutputSet {
     return [...this.files.keys(), ...this.remote.keys()];
   }
 
-  /** Reserves `finalPath` and returns the temporary path to write it to (same folder; an s3:// URI is returned as is). */
+  /** Reserves `finalPath` and returns the temporary path to write it to (same folder; for s3:// a staged object beside it). */
   file(finalPath: string): string {
     if (this.state !== 'open') throw new DbpruneError(ErrorCodes.INTERNAL, `output set already ${this.state}`, { file: finalPath });
     if (isS3Uri(finalPath)) {
-      this.remote.add(finalPath);
-      return finalPath;
+      const staged = this.remote.get(finalPath) ?? stagingLocation(finalPath);
+      this.remote.set(finalPath, staged);
+      return staged;
     }
     const known = this.files.get(finalPath);
     if (known) return known;
@@ -139,6 +145,7 @@ export class OutputSet {
         }
         liveTempFiles.delete(tmp);
       }
+      await publishStaged([...this.remote].map(([final, staged]) => ({ staged, final })));
       for (const p of this.stale) {
         if (this.files.has(p) || this.remote.has(p)) continue;
         try {
@@ -166,7 +173,10 @@ export class OutputSet {
       await rm(tmp, { force: true }).catch(() => undefined);
       liveTempFiles.delete(tmp);
     }
-    if (this.remote.size > 0) await abortPendingWrites().catch(() => undefined);
+    if (this.remote.size > 0) {
+      await abortPendingWrites().catch(() => undefined);
+      await discardStaged([...this.remote.values()]);
+    }
   }
 }
 

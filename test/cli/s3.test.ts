@@ -101,8 +101,8 @@ describe('s3:// through the CLI (s3rver on loopback)', { timeout: 240_000 }, () 
     expect(localRows.length).toBe(1200);
     expect(comparable(remoteRows)).toEqual(comparable(localRows));
     expect((await readLocation('s3://bucket/out/kept.txt')).toString()).toBe(readFileSync(join(localOut, 'kept.txt'), 'utf8'));
-    const stats = JSON.parse((await readLocation('s3://bucket/out/stats.json')).toString());
-    const localStats = JSON.parse(readFileSync(join(localOut, 'stats.json'), 'utf8'));
+    const stats = JSON.parse((await readLocation('s3://bucket/out/stats.json')).toString()) as { clusters: unknown };
+    const localStats = JSON.parse(readFileSync(join(localOut, 'stats.json'), 'utf8')) as { clusters: unknown };
     expect(stats.clusters).toEqual(localStats.clusters);
     expect((await statLocation('s3://bucket/out/report.html'))?.kind).toBe('file');
     const localTars = readdirSync(join(tmp, 'local-pruned')).filter((f) => f.endsWith('.tar')).sort();
@@ -273,7 +273,7 @@ describe('multipart outputs from the CLI, and a server fault mid-upload', { time
     const ok = await runCli(['fit', '--embeddings', 's3://bucket/big-in/emb.npy', '--centroids', 's3://bucket/big-in/cent.npy', '--sample', '5000', '-q', '--out', out], { env: srv.env });
     expect(ok.code, ok.stderr).toBe(0);
     expect(readFileSync(join(out, 'centroids.npy')).equals(readFileSync(join(tmp, 'cent.npy')))).toBe(true);
-    expect(JSON.parse(readFileSync(join(out, 'calibration.json'), 'utf8')).k).toBe(8);
+    expect((JSON.parse(readFileSync(join(out, 'calibration.json'), 'utf8')) as { k: number }).k).toBe(8);
     const bad = await runCli(['fit', '--embeddings', 's3://bucket/big-in/emb.npy', '-k', '4', '--out', 's3://bucket/fit'], { env: srv.env });
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toMatch(/option out must be a local folder.*\[ERR_DBPRUNE_INVALID_OPTION\]$/);

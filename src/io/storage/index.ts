@@ -6,16 +6,21 @@
  *
  * For other modules: take a location string, call these functions, never `node:fs` directly, and
  * the location may be s3://. Configure S3 with {@link configureS3} (the CLI does, from its flags).
+ * Sets of outputs replaced together (OutputSet) write to {@link stagingLocation}s and move them into
+ * place with {@link publishStaged} (S3 has no rename: a server-side copy, then a delete).
  */
 import { mkdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { DbpruneError, ErrorCodes } from '../../core/errors.js';
 import { localBackend } from './local.js';
 import type { OpenReadOptions, OutputObject, RandomAccessReader, StorageBackend, StorageEntry, StorageStat } from './types.js';
+import { forgetStaging, STALE_STAGING_MS, stagedAt } from './staging.js';
 import { isS3Uri } from './uri.js';
 
 export * from './types.js';
 export * from './uri.js';
 export { configureS3, resolveS3Settings, type S3Settings, type ResolvedS3Settings } from './s3-config.js';
+export { finalNameOf, stagingLocation, STALE_STAGING_MS } from './staging.js';
 
 let s3: Promise<StorageBackend> | undefined;
 
@@ -96,6 +101,69 @@ export async function openWrite(location: string): Promise<OutputObject> {
 /** Deletes a file or object; nothing happens when it is not there. */
 export async function removeLocation(location: string): Promise<void> {
   await (await backendFor(location)).remove(location);
+}
+
+/** Staged objects moved into place at once by {@link publishStaged}. */
+const PUBLISH_CONCURRENCY = 4;
+
+/**
+ * Moves staged outputs (from {@link stagingLocation}) to their final locations, a few at a time
+ * (S3: server-side copies, then the staged objects are deleted). Resolves when all are in place.
+ * @throws ERR_DBPRUNE_STORAGE naming the final location of the first move that failed (no further
+ *   move starts; what moved stays moved).
+ */
+export async function publishStaged(moves: readonly { staged: string; final: string }[]): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < moves.length && errors.length === 0) {
+      const m = moves[next++];
+      try {
+        await (await backendFor(m.final)).move(m.staged, m.final);
+        forgetStaging(m.staged);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, moves.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+}
+
+/** Deletes staged outputs that will not be published (a failed run); never throws. */
+export async function discardStaged(staged: readonly string[]): Promise<void> {
+  await Promise.allSettled(
+    staged.map(async (s) => {
+      await removeLocation(s);
+      forgetStaging(s);
+    }),
+  );
+}
+
+/**
+ * Deletes the staged objects directly under `dir` (an s3:// prefix) that a killed run left, i.e.
+ * those made more than `maxAgeMs` ago. Resolves with how many were deleted. A no-op for local
+ * folders (OutputSet cleans its own temp files there).
+ */
+export async function removeStaleStaging(dir: string, maxAgeMs = STALE_STAGING_MS, now = Date.now()): Promise<number> {
+  if (!isS3Uri(dir)) return 0;
+  const prefix = `${dir.replace(/\/+$/, '')}/`;
+  let removed = 0;
+  try {
+    for await (const e of listLocation(prefix)) {
+      if (e.location.slice(prefix.length).includes('/')) continue;
+      const at = stagedAt(e.location);
+      if (at !== undefined && now - at > maxAgeMs) {
+        await removeLocation(e.location);
+        removed++;
+      }
+    }
+  } catch (e) {
+    // A missing bucket is an output problem here, not a missing input.
+    if (e instanceof DbpruneError && e.code === ErrorCodes.INPUT_NOT_FOUND) throw new DbpruneError(ErrorCodes.STORAGE, e.message, e.context, { cause: e });
+    throw e;
+  }
+  return removed;
 }
 
 /** Writes a whole (small) output at once: stats.json, report.html, a subset .npy. */

@@ -2,6 +2,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { DbpruneError, ErrorCodes } from '../../core/errors.js';
@@ -83,6 +84,7 @@ let tmpCounter = 0;
 async function openWrite(path: string): Promise<OutputObject> {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${tmpCounter++}`);
   const stream = createWriteStream(tmp, { highWaterMark: 1 << 20 });
+  await once(stream, 'open'); // a missing folder or a refused file fails here, not on the first write
   let state: 'open' | 'committed' | 'aborted' = 'open';
   return {
     location: path,
@@ -111,4 +113,5 @@ export const localBackend: StorageBackend = {
   list: listLocal,
   openWrite,
   remove: (path) => rm(path, { force: true }),
+  move: (from, to) => rename(from, to),
 };

@@ -3,7 +3,14 @@
  * `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`, `AWS_MAX_ATTEMPTS`) plus `AWS_S3_FORCE_PATH_STYLE`,
  * overridable by the CLI's `--s3-endpoint` / `--s3-path-style` through {@link configureS3}.
  */
-import { checkOption } from '../../core/errors.js';
+import { checkOption, integerOption } from '../../core/validate.js';
+
+/** Defaults and limits of the numeric settings (S3's own for the part size). */
+const SPECS = {
+  maxAttempts: { default: 5, min: 1, max: 20 },
+  partSize: { default: 8 * 2 ** 20, min: 5 * 2 ** 20, max: 5 * 2 ** 30 },
+  queueSize: { default: 2, min: 1, max: 16 },
+} as const;
 
 /** Settings of the S3 client and of multipart uploads. Unset fields come from the environment. */
 export interface S3Settings {
@@ -44,15 +51,10 @@ function validate(s: S3Settings): void {
   if (s.endpoint !== undefined) {
     checkOption(/^https?:\/\/[^/]+/i.test(s.endpoint), 's3Endpoint', 'an http(s) URL such as http://127.0.0.1:9000', s.endpoint);
   }
-  if (s.maxAttempts !== undefined) {
-    checkOption(Number.isInteger(s.maxAttempts) && s.maxAttempts >= 1 && s.maxAttempts <= 20, 's3MaxAttempts', 'an integer in 1..20', s.maxAttempts);
-  }
-  if (s.partSize !== undefined) {
-    checkOption(Number.isInteger(s.partSize) && s.partSize >= 5 * 2 ** 20 && s.partSize <= 5 * 2 ** 30, 's3PartSize', 'an integer in 5 MiB..5 GiB', s.partSize);
-  }
-  if (s.queueSize !== undefined) {
-    checkOption(Number.isInteger(s.queueSize) && s.queueSize >= 1 && s.queueSize <= 16, 's3QueueSize', 'an integer in 1..16', s.queueSize);
-  }
+  // undefined stays undefined here: resolveS3Settings applies the defaults after the environment
+  if (s.maxAttempts !== undefined) integerOption(s.maxAttempts, 's3MaxAttempts', SPECS.maxAttempts);
+  if (s.partSize !== undefined) integerOption(s.partSize, 's3PartSize', SPECS.partSize);
+  if (s.queueSize !== undefined) integerOption(s.queueSize, 's3QueueSize', SPECS.queueSize);
 }
 
 function envFlag(v: string | undefined): boolean | undefined {
@@ -74,8 +76,8 @@ export function resolveS3Settings(env: NodeJS.ProcessEnv = process.env): Resolve
     endpoint: pick('endpoint'),
     forcePathStyle: pick('forcePathStyle') ?? false,
     region: pick('region') ?? 'us-east-1',
-    maxAttempts: pick('maxAttempts') ?? 5,
-    partSize: pick('partSize') ?? 8 * 2 ** 20,
-    queueSize: pick('queueSize') ?? 2,
+    maxAttempts: integerOption(pick('maxAttempts'), 's3MaxAttempts', SPECS.maxAttempts),
+    partSize: integerOption(pick('partSize'), 's3PartSize', SPECS.partSize),
+    queueSize: integerOption(pick('queueSize'), 's3QueueSize', SPECS.queueSize),
   };
 }

@@ -9,6 +9,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DbpruneError, ErrorCodes } from '../../core/errors.js';
 import { resolveS3Settings, s3SettingsGeneration } from './s3-config.js';
 import type { OpenReadOptions, OutputObject, RandomAccessReader, StorageBackend, StorageEntry, StorageStat } from './types.js';
+import { finalNameOf } from './staging.js';
 import { formatS3Uri, parseS3Uri } from './uri.js';
 
 type ClientModule = typeof import('@aws-sdk/client-s3');
@@ -59,8 +60,9 @@ interface SdkErrorShape {
 const AUTH_ERRORS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'CredentialsProviderError', 'ExpiredToken', 'InvalidToken']);
 
 /** Maps an SDK failure to an ERR_DBPRUNE_* error naming the URI. */
-export function s3Error(e: unknown, uri: string, op: Operation, signal?: AbortSignal): DbpruneError {
+export function s3Error(e: unknown, location: string, op: Operation, signal?: AbortSignal): DbpruneError {
   if (e instanceof DbpruneError) return e;
+  const uri = finalNameOf(location); // a staged output is reported under the name the user gave
   const err = (e ?? {}) as SdkErrorShape;
   const name = err.name ?? 'Error';
   const status = err.$metadata?.httpStatusCode;
@@ -147,7 +149,7 @@ async function openRandomAccess(uri: string, signal?: AbortSignal): Promise<Rand
       }
       return got;
     },
-    close: async () => undefined,
+    close: () => Promise.resolve(),
   };
 }
 
@@ -279,4 +281,52 @@ async function remove(uri: string): Promise<void> {
   }
 }
 
-export const s3Backend: StorageBackend = { openRead, openRandomAccess, stat, list, openWrite, remove };
+/** CopyObject copies at most 5 GiB; larger objects are copied in parts (UploadPartCopy). */
+const COPY_OBJECT_LIMIT = 5 * 2 ** 30;
+const COPY_PART_BYTES = 2 ** 30;
+
+/** `bucket/key` URL-encoded for CopySource (slashes kept). */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+}
+
+/** Server-side multipart copy of an object over 5 GiB, aborted on failure. */
+async function copyInParts(src: { bucket: string; key: string }, dst: { bucket: string; key: string }, size: number): Promise<void> {
+  const { s3, client } = await sdk();
+  const { UploadId } = await client.send(new s3.CreateMultipartUploadCommand({ Bucket: dst.bucket, Key: dst.key }));
+  try {
+    const parts: { ETag?: string; PartNumber: number }[] = [];
+    for (let start = 0, n = 1; start < size; start += COPY_PART_BYTES, n++) {
+      const end = Math.min(size, start + COPY_PART_BYTES) - 1;
+      const r = await client.send(
+        new s3.UploadPartCopyCommand({ Bucket: dst.bucket, Key: dst.key, UploadId, PartNumber: n, CopySource: copySource(src.bucket, src.key), CopySourceRange: `bytes=${start}-${end}` }),
+      );
+      parts.push({ ETag: r.CopyPartResult?.ETag, PartNumber: n });
+    }
+    await client.send(new s3.CompleteMultipartUploadCommand({ Bucket: dst.bucket, Key: dst.key, UploadId, MultipartUpload: { Parts: parts } }));
+  } catch (e) {
+    await client.send(new s3.AbortMultipartUploadCommand({ Bucket: dst.bucket, Key: dst.key, UploadId })).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Moves a complete object to `to`: a server-side copy (no bytes pass through this process), then
+ * the source is deleted. The destination is replaced whole: readers see the old or the new object.
+ */
+async function move(from: string, to: string): Promise<void> {
+  const { s3, client } = await sdk();
+  const src = parseS3Uri(from);
+  const dst = parseS3Uri(to);
+  const size = await headSize(from);
+  if (size === undefined) throw new DbpruneError(ErrorCodes.STORAGE, `${to}: its staged object ${from} is gone`, { file: to, url: from });
+  try {
+    if (size > COPY_OBJECT_LIMIT) await copyInParts(src, dst, size);
+    else await client.send(new s3.CopyObjectCommand({ Bucket: dst.bucket, Key: dst.key, CopySource: copySource(src.bucket, src.key) }));
+  } catch (e) {
+    throw s3Error(e, to, 'write');
+  }
+  await remove(from);
+}
+
+export const s3Backend: StorageBackend = { openRead, openRandomAccess, stat, list, openWrite, remove, move };

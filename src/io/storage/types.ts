@@ -61,4 +61,6 @@ export interface StorageBackend {
   openWrite(location: string): Promise<OutputObject>;
   /** Deletes a file or object (no error when it is not there). */
   remove(location: string): Promise<void>;
+  /** Moves a complete file/object to `to` (same backend), replacing what is there: a rename, or an S3 server-side copy + delete. */
+  move(from: string, to: string): Promise<void>;
 }
