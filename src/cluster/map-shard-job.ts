@@ -5,7 +5,7 @@
  * order (refs JSONL: key, shard, url, caption, uid, and the error of a sample that failed), and the
  * summary, with a checksum marker last — the same outputs as an embeddings map part.
  */
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import type { EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
@@ -87,14 +87,7 @@ export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSig
       }
     }
   }
-  const keys = await flagKeys(
-    cluster,
-    async function* () {
-      yield recordRefs;
-    },
-    n,
-    signal,
-  );
+  const keys = await flagKeys(cluster, () => Readable.from([recordRefs]) as AsyncIterable<SampleRef[]>, n, signal);
   const summary = summarize(spec.k, cluster, distance, { part: p, rows: lines.length, recordRows: n, errorRows, invalid: norm.invalidCount, renormalized: norm.renormalized, ...keys });
   await writePartFiles(
     store,
