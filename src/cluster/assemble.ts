@@ -94,14 +94,15 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
     kept: join(a.out, 'kept.txt'),
     stats: join(a.out, 'stats.json'),
   };
-  const manifest = await createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-  const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
+  const manifest = createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const total = plan.rows.reduce((x, y) => x + y, 0);
-  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
+  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
   const collector = a.report ? new ReportCollector({ k: spec.k, seed: spec.params.seed }) : undefined;
   const keptPerCluster = new Float64Array(spec.k);
   const errors: Record<string, number> = {};
   let kept = 0;
+  let duplicates = 0;
   let written = 0;
   const assembleStart = performance.now();
   try {
@@ -116,7 +117,8 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
             keptPerCluster[row.cluster]++;
             keptKeys.push(row.key);
             if (row.uid) keptUids.push(row.uid);
-          } else if (row.reason.startsWith('error:')) errors[row.reason] = (errors[row.reason] ?? 0) + 1;
+          } else if (row.reason === 'duplicate') duplicates++;
+          else if (row.reason.startsWith('error:')) errors[row.reason] = (errors[row.reason] ?? 0) + 1;
         }
         written += rows.length;
         await manifest.write(rows);
@@ -138,9 +140,14 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
   const decideFailures = Object.keys(a.decideFailed).length;
   if (decideFailures === 0 && kept !== quotaPlan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${quotaPlan.nTarget}`);
   const seconds = (performance.now() - a.started) / 1000;
-  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates: 0, keys: plan.keys ?? { duplicates: 0, unwritable: 0 } });
+  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates, keys: plan.keys ?? { duplicates: 0, unwritable: 0 } });
   // Exact mode counts these itself; add the rows only the distributed run has (failed parts, shard errors).
   for (const [reason, n] of Object.entries(errors)) if (!['error:embedding', 'error:duplicate-key', 'error:invalid-key'].includes(reason)) stats.totals.errors[reason] = n;
+  if (plan.dedup) {
+    const d = plan.dedup;
+    stats.params.dedup_eps = d.eps;
+    stats.dedup = { mode: 'exact', eps: d.eps, deciding_eps: d.eps[0], removed: d.removed, kept_fraction: d.keptFraction, members: d.members, passes: d.tasks, largest_cluster: d.largestCluster };
+  }
   stats.timings = { ...a.timings, assemble_s: (performance.now() - assembleStart) / 1000 };
   if (collector) {
     collector.setThroughput({ 'map (read+assign, all workers)': total / Math.max(1e-9, a.timings.map_s ?? 0), 'end to end': total / Math.max(1e-9, seconds) });

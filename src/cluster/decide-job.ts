@@ -13,7 +13,7 @@ import { ThresholdSelector } from '../core/select.js';
 import { partRefBatches, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { indexKey } from '../io/metadata.js';
 import { keyProblemRow } from '../io/key-problems.js';
-import { readMapPart } from './map-job.js';
+import { readDedupedPart } from './dedup-records.js';
 import type { RefLine } from './map-shard-job.js';
 import type { RunContext } from './run-context.js';
 import { DECIDE_BATCH_ROWS, layout, readPartFiles, readRunJson, writePartFiles } from './run-spec.js';
@@ -86,7 +86,7 @@ export async function decidePart(ctx: RunContext, p: number): Promise<boolean> {
   } else {
     const sel = plan.rounds === 0 ? { state: plan.state, ties: [] } : await readRunJson<SelectFile>(store, layout.selectState(spec.runId, plan.rounds));
     const selector = new ThresholdSelector(radixThresholds(sel.state), denseTies(spec.k, sel.ties?.[p]));
-    const part = await readMapPart(ctx, p);
+    const part = await readDedupedPart(ctx, p);
     if (!part) throw new Error(`map output of part ${p} (${spec.parts[p].input}) vanished or is corrupt`);
     const { cluster, distance } = part.records;
     const offset = plan.offsets[p];
@@ -104,6 +104,8 @@ export async function decidePart(ctx: RunContext, p: number): Promise<boolean> {
           push(keyProblemRow(ref, flag));
         } else if (j === -1) {
           push(errorRow(ref, { reason: 'error:embedding', message: 'embedding holds NaN/Inf or is all zeros', code: ErrorCodes.EMBEDDING }));
+        } else if (j < -1) {
+          push(decisionRow(ref, 'drop', 'duplicate', -2 - j, distance[r], part.duplicateOf.get(r) ?? null));
         } else {
           const keep = selector.keep(j, distance[r], offset + r);
           if (keep) {

@@ -19,6 +19,8 @@ import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { resolveDbpParams } from '../core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
 import { radixThresholds } from '../core/radix-select.js';
+import { DEDUP_ORDERS, parseEpsList } from '../core/semdedup.js';
+import { choiceOption, integerOption } from '../core/validate.js';
 import { planEmbeddingSource, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { isUrl } from '../io/glob.js';
 import { resolveModel } from '../io/model-config.js';
@@ -30,12 +32,13 @@ import type { ExactPruneOptions, ExactPruneResult } from '../../pipelines/exact-
 import { assembleOutputs } from './assemble.js';
 import { DEFAULT_QUEUE, MERGE_JOB_OPTIONS, PART_JOB_OPTIONS, probeRedis, watchRedis, type RedisConnection } from './connection.js';
 import { MERGE_JOB, mergeJobId, PART_JOB, partJobId, phaseKey, type ClusterJobData, type PartJobResult, type Phase } from './jobs.js';
-import { absoluteSource, deriveRunId, layout, readRunJson, type ImageSpec, type PruneRunSpec } from './run-spec.js';
+import { DEDUP_PAIRS_PER_TASK, type DedupPlanFile } from './dedup-job.js';
+import { absoluteSource, deriveRunId, layout, readRunJson, type DedupSpec, type ImageSpec, type PruneRunSpec } from './run-spec.js';
 import type { PlanFile, SelectFile } from './select-job.js';
 import { openWorkStore, type WorkStore } from './work-store.js';
 
 export interface ClusterPruneOptions
-  extends Omit<ExactPruneOptions, 'threads' | 'batchRows' | 'dedupEps' | 'onProgress' | 'keepRatio' | 'target' | 'embeddings' | 'datacomp' | 'embeddingKey' | 'filters'> {
+  extends Omit<ExactPruneOptions, 'threads' | 'batchRows' | 'onProgress' | 'keepRatio' | 'target' | 'embeddings' | 'datacomp' | 'embeddingKey' | 'filters'> {
   /** Keep ratio r (the cluster path has no --target or DataComp filters yet). */
   keepRatio: number;
   /** `.npy` path(s)/glob, or a clip-retrieval folder. */
@@ -50,6 +53,8 @@ export interface ClusterPruneOptions
   log?: (line: string) => void;
   /** Fail with ERR_DBPRUNE_CLUSTER_UNREACHABLE once Redis has been unreachable this long (default 30 s). */
   redisLostMs?: number;
+  /** With `dedupEps`: compared pairs per dedup job (default {@link DEDUP_PAIRS_PER_TASK}). */
+  dedupTaskPairs?: number;
 }
 
 interface Clients {
@@ -59,7 +64,7 @@ interface Clients {
 }
 
 /** What both submitting commands share: outputs, parameters, cluster and reporting. */
-type CommonOptions = Omit<ClusterPruneOptions, 'embeddings' | 'keys' | 'metadata' | 'backend'>;
+type CommonOptions = Omit<ClusterPruneOptions, 'embeddings' | 'keys' | 'metadata' | 'backend' | 'dedupEps' | 'dedupTaskPairs'>;
 
 /** Checks the centroids against the data's dimension; returns k, dim and their SHA-256. */
 async function centroidsInfo(path: string, dim: number | undefined, where: string): Promise<{ k: number; dim: number; sha256: string }> {
@@ -68,6 +73,19 @@ async function centroidsInfo(path: string, dim: number | undefined, where: strin
     throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `embedding dimension ${dim} (${where}) differs from centroid dimension ${ch.cols} (${path})`, { file: path, embeddingDim: dim, centroidDim: ch.cols });
   }
   return { k: ch.rows, dim: ch.cols, sha256: (await hashFile(path)).sha256 };
+}
+
+/** The SemDeDup settings of a run (undefined without `dedupEps`), checked as exact mode checks them. */
+function dedupSpec(opts: Pick<ClusterPruneOptions, 'dedupEps' | 'dedupTaskPairs'>, which: string): DedupSpec | undefined {
+  if (!opts.dedupEps || opts.dedupEps.length === 0) return undefined;
+  let eps: number[];
+  try {
+    eps = parseEpsList(opts.dedupEps);
+  } catch (e) {
+    throw new UsageError(`--dedup-eps: ${(e as Error).message}`, { option: 'dedup-eps' });
+  }
+  choiceOption(which, 'which', DEDUP_ORDERS);
+  return { eps, pairsPerTask: integerOption(opts.dedupTaskPairs, 'dedupTaskPairs', { default: DEDUP_PAIRS_PER_TASK, min: 1, max: 2 ** 40 }) };
 }
 
 /** Runs exact DBP over embeddings parts on the cluster and writes the single-machine outputs to `out`. */
@@ -79,7 +97,8 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
   const centroids = resolve(opts.centroids);
   const c = await centroidsInfo(centroids, plan0.dim, plan0.parts[0]?.npy ?? '');
   if (c.k > plan0.totalRows) throw new UsageError(`k = ${c.k} centroids but only ${plan0.totalRows} samples`);
-  const runId = await deriveRunId({ kind: 'prune', params, centroidsSha256: c.sha256, plan: plan0, source });
+  const dedup = dedupSpec(opts, params.which);
+  const runId = await deriveRunId({ kind: 'prune', params, centroidsSha256: c.sha256, plan: plan0, source, dedup });
   const spec: PruneRunSpec = {
     version: 1,
     kind: 'prune',
@@ -94,6 +113,7 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
     totalRows: plan0.totalRows,
     dim: plan0.dim,
     k: c.k,
+    ...(dedup ? { dedup } : {}),
   };
   return executeRun(spec, plan0, opts, started);
 }
@@ -171,12 +191,16 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
   try {
     await Promise.race([clients.events.waitUntilReady(), watchdog.lost]);
     const timings: Record<string, number> = {};
-    const phase = async (name: Phase, round: number | undefined, output: string): Promise<void> => {
+    const phase = async (name: Phase, round: number | undefined, output: string, parts = spec.parts.length): Promise<void> => {
       const t0 = performance.now();
-      await Promise.race([runPhase(clients, store, spec, name, round, output, opts, signal), watchdog.lost]);
+      await Promise.race([runPhase(clients, store, spec, { phase: name, round, output, parts }, opts, signal), watchdog.lost]);
       timings[`${phaseKey(name, round)}_s`] = (performance.now() - t0) / 1000;
     };
-    await phase('map', undefined, layout.plan(runId));
+    if (spec.dedup) {
+      await phase('map', undefined, layout.dedupPlan(runId));
+      const tasks = (await readRunJson<DedupPlanFile>(store, layout.dedupPlan(runId))).tasks.length;
+      await phase('dedup', undefined, layout.plan(runId), tasks);
+    } else await phase('map', undefined, layout.plan(runId));
     const plan = await readRunJson<PlanFile>(store, layout.plan(runId));
     for (const [p, reason] of Object.entries(plan.failed)) opts.log?.(`dbprune cluster: part ${p} (${spec.parts[Number(p)].input}) failed for good, its rows become error rows: ${reason}`);
     for (let r = 1; r <= plan.rounds; r++) await phase('select', r, layout.selectState(runId, r));
@@ -214,7 +238,8 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
  * Runs one phase as a flow (or finds it done / in progress) and waits for its merge job.
  * @throws ERR_DBPRUNE_CLUSTER_JOB when the merge fails for good.
  */
-async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase: Phase, round: number | undefined, output: string, opts: CommonOptions, signal?: AbortSignal): Promise<void> {
+async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, what: { phase: Phase; round?: number; output: string; parts: number }, opts: CommonOptions, signal?: AbortSignal): Promise<void> {
+  const { phase, round, output } = what;
   if (await store.exists(output)) return; // finished before (resume)
   const { runId } = spec;
   const parentId = mergeJobId(runId, phase, round);
@@ -234,7 +259,7 @@ async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase:
       queueName: c.queue.name,
       data,
       opts: { ...MERGE_JOB_OPTIONS, jobId: parentId },
-      children: spec.parts.map((_, part) => ({
+      children: Array.from({ length: what.parts }, (_, part) => ({
         name: PART_JOB,
         queueName: c.queue.name,
         data: { ...data, part },
@@ -243,7 +268,7 @@ async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase:
     });
     job = node.job as Job<ClusterJobData>;
   }
-  const progress = { phase: label, parts: 0, totalParts: spec.parts.length, rows: 0, totalRows: spec.totalRows, failures: 0 };
+  const progress = { phase: label, parts: 0, totalParts: what.parts, rows: 0, totalRows: phase === 'dedup' ? -1 : spec.totalRows, failures: 0 };
   const prefix = `${parentId}.`;
   const onCompleted = ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }): void => {
     if (!jobId.startsWith(prefix)) return;

@@ -14,6 +14,7 @@ import { Worker, type Job } from 'bullmq';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { DEFAULT_STALL, describeConnection, probeRedis, type RedisConnection, type StallSettings } from './connection.js';
 import { decidePart } from './decide-job.js';
+import { dedupTask, mergeDedup, planDedup } from './dedup-job.js';
 import { MERGE_JOB, PART_JOB, partOfJobId, phaseKey, type ClusterJobData, type PartJobResult } from './jobs.js';
 import { mapPart, readMapSummary } from './map-job.js';
 import { mapShardPart } from './map-shard-job.js';
@@ -58,11 +59,10 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
     }
     if (job.name !== PART_JOB || d.part === undefined) throw new DbpruneError(ErrorCodes.CLUSTER_JOB, `unknown job ${job.name} (${job.id})`, { jobId: job.id });
     if (opts.jobDelayMs) await sleep(opts.jobDelayMs);
-    const computed = await runPart(ctx, d.phase, d.part, d.round ?? 0);
+    const { computed, rows } = await runPart(ctx, d.phase, d.part, d.round ?? 0);
     jobs++;
     const ms = performance.now() - started;
     log(`dbprune worker ${name}: done ${what} in ${(ms / 1000).toFixed(2)} s${computed ? '' : ' (already done)'}`);
-    const rows = ctx.spec.parts[d.part].rows >= 0 ? ctx.spec.parts[d.part].rows : ((await readMapSummary(ctx, d.part))?.rows ?? 0);
     return { part: d.part, rows, computed, ms };
   };
   const worker = new Worker<ClusterJobData>(opts.queue, processor, {
@@ -93,15 +93,23 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
   return { jobs };
 }
 
-async function runPart(ctx: RunContext, phase: ClusterJobData['phase'], part: number, round: number): Promise<boolean> {
+/** Runs one part job; `rows`: the samples of the part (a dedup task: the items it scored), for progress. */
+async function runPart(ctx: RunContext, phase: ClusterJobData['phase'], part: number, round: number): Promise<{ computed: boolean; rows: number }> {
+  const partRows = async (): Promise<number> => (ctx.spec.parts[part].rows >= 0 ? ctx.spec.parts[part].rows : ((await readMapSummary(ctx, part))?.rows ?? 0));
   switch (phase) {
-    case 'map':
-      return ctx.spec.kind === 'run' ? mapShardPart(ctx, part) : mapPart(ctx, part);
+    case 'map': {
+      const computed = ctx.spec.kind === 'run' ? await mapShardPart(ctx, part) : await mapPart(ctx, part);
+      return { computed, rows: await partRows() };
+    }
+    case 'dedup': {
+      const { computed, items } = await dedupTask(ctx, part);
+      return { computed, rows: items };
+    }
     case 'select':
       await selectPart(ctx, round, part);
-      return true;
+      return { computed: true, rows: await partRows() };
     case 'decide':
-      return decidePart(ctx, part);
+      return { computed: await decidePart(ctx, part), rows: await partRows() };
   }
 }
 
@@ -114,7 +122,11 @@ async function runMerge(ctx: RunContext, job: Job<ClusterJobData>): Promise<void
   }
   switch (d.phase) {
     case 'map':
-      await mergeMap(ctx, failures);
+      if (ctx.spec.dedup) await planDedup(ctx, failures);
+      else await mergeMap(ctx, failures);
+      return;
+    case 'dedup':
+      await mergeDedup(ctx, failures);
       return;
     case 'select':
       if (failures.size > 0) {
