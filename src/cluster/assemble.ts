@@ -1,24 +1,21 @@
 /**
- * The last step of a distributed exact run, in the submitting process: read the decided parts in
- * part order and write what single-machine `prune` writes (manifest, kept.txt, kept_uids.npy,
- * stats.json, report.html) through the same writers, in the same batches, then check rows in =
- * rows out and kept = N_target. A part whose decide job failed for good becomes `error:worker` rows
- * named by row number.
+ * The last step of a distributed exact run, in the submitting process: build each part's rows in
+ * part order (part-rows.ts: row metadata + records + keep flags) and write what single-machine
+ * `prune` writes (manifest, kept.txt, kept_uids.npy, stats.json, report.html) through the same
+ * writers, then check rows in = rows out and kept = N_target.
  */
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { errorRow, type ManifestRow } from '../core/sample.js';
 import type { SelectionThresholds } from '../core/select.js';
 import type { EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../io/manifest.js';
-import { indexKey } from '../io/metadata.js';
 import { ReportCollector } from '../io/report-data.js';
 import { writeReport } from '../io/report-html.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic } from '../io/stats.js';
 import { exactStats, type ExactPruneResult } from '../../pipelines/exact-prune.js';
-import type { DecideSummary } from './decide-job.js';
-import { DECIDE_BATCH_ROWS, layout, readPartFiles, type PruneRunSpec } from './run-spec.js';
+import { partManifestRows } from './part-rows.js';
+import type { PruneRunSpec } from './run-spec.js';
 import { quotaPlanOf, type PlanFile } from './select-job.js';
 import type { WorkStore } from './work-store.js';
 
@@ -40,32 +37,6 @@ export interface AssembleInput {
   started: number;
   timings: Record<string, number>;
   signal?: AbortSignal;
-}
-
-/** The rows of part `p` in pass-2-sized batches. */
-async function* partRows(a: AssembleInput, p: number): AsyncGenerator<{ rows: ManifestRow[]; summary?: DecideSummary }> {
-  const { store, spec } = a;
-  const part = spec.parts[p];
-  const partRows = a.plan.rows[p];
-  const failure = a.decideFailed[p];
-  const files = failure === undefined ? await readPartFiles(store, layout.decideDone(spec.runId, p)) : undefined;
-  if (!files) {
-    const message = `decide job failed: ${failure ?? 'no verified output'}`;
-    const first = a.plan.rows.slice(0, p).reduce((x, y) => x + y, 0);
-    for (let start = 0; start < partRows; start += DECIDE_BATCH_ROWS) {
-      const n = Math.min(DECIDE_BATCH_ROWS, partRows - start);
-      yield { rows: Array.from({ length: n }, (_, i) => errorRow({ key: indexKey(first + start + i), shard: part.input }, { reason: 'error:worker', message, code: ErrorCodes.CLUSTER_JOB })) };
-    }
-    return;
-  }
-  const summary = JSON.parse((files.get(layout.decideSummary(spec.runId, p)) as Buffer).toString('utf8')) as DecideSummary;
-  const text = (files.get(layout.decideRows(spec.runId, p)) as Buffer).toString('utf8');
-  const lines = text.length > 0 ? text.slice(0, -1).split('\n') : [];
-  if (lines.length !== partRows) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `decided part ${p} holds ${lines.length} rows, expected ${partRows}`, { part: p, file: part.input });
-  for (let start = 0; start < lines.length; start += DECIDE_BATCH_ROWS) {
-    const rows = lines.slice(start, start + DECIDE_BATCH_ROWS).map((l) => JSON.parse(l) as ManifestRow);
-    yield { rows, summary: start === 0 ? summary : undefined };
-  }
 }
 
 /**
@@ -107,7 +78,7 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
   const assembleStart = performance.now();
   try {
     for (let p = 0; p < spec.parts.length; p++) {
-      for await (const { rows } of partRows(a, p)) {
+      for await (const rows of partManifestRows({ store: a.store, spec, source: a.source }, plan, p, a.decideFailed[p], a.signal)) {
         throwIfAborted(a.signal);
         const keptKeys: string[] = [];
         const keptUids: string[] = [];
