@@ -95,6 +95,7 @@ export interface ClusterRunFlags extends ClusterSubmitFlags {
   metadata?: string[];
   urls?: string[];
   writeShards?: string;
+  samplesPerShard?: number;
   allowPrivate?: boolean;
   /** Default (as for `run` with an input): the synthetic encoder and centroids. */
   model?: string;
@@ -172,15 +173,15 @@ export async function pruneOnCluster(o: ClusterPruneFlags, params: DbpParams, ct
 
 /**
  * `run --cluster`: exact DBP on the workers over image shards (= `embed` + `prune`) or over
- * `--embeddings` (= `prune` with run's defaults).
+ * `--embeddings` (= `prune` with run's defaults). `--write-shards` re-packs the kept samples of shards.
  */
 export async function runOnCluster(shards: string[], o: ClusterRunFlags, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
   if (o.urls) throw new UsageError('run --urls --cluster is not supported yet: `dbprune embed --urls` then `prune --cluster` gives the same result', { option: 'urls' });
-  if (o.writeShards !== undefined) throw new UsageError('--write-shards is not supported with --cluster yet', { option: 'write-shards' });
   if (o.out === undefined) throw new UsageError('run --cluster needs --out', { option: 'out' });
   let result: ExactPruneResult;
   if (o.embeddings) {
     if (shards.length > 0) throw new UsageError('give one input: shards or --embeddings', { option: 'embeddings' });
+    if (o.writeShards !== undefined) throw new UsageError('--write-shards needs images: use it with shards', { option: 'write-shards' });
     result = await embeddingsOnCluster({ ...o, embeddings: o.embeddings }, o.centroids ?? synthetic.centroids, o.out, params, ctx);
   } else {
     if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps with --cluster needs --embeddings (image shards are not deduplicated on the cluster yet)', { option: 'dedup-eps' });
@@ -201,6 +202,7 @@ export async function runOnCluster(shards: string[], o: ClusterRunFlags, params:
       batchSize: o.batchSize,
       decode,
       centroids: o.centroids ?? synthetic.centroids,
+      writeShards: o.writeShards === undefined ? undefined : { dir: o.writeShards, samplesPerShard: o.samplesPerShard },
     });
   }
   printResult(result, false);

@@ -15,12 +15,16 @@ import { OutputSet, prepareOutputDir } from '../io/output-set.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic } from '../io/stats.js';
 import { exactStats, type ExactPruneResult } from '../../pipelines/exact-prune.js';
 import { partManifestRows } from './part-rows.js';
+import { ShardOutput, type ShardOutputOptions } from './shard-output.js';
 import type { PruneRunSpec } from './run-spec.js';
 import { quotaPlanOf, type PlanFile } from './select-job.js';
 import type { WorkStore } from './work-store.js';
 
 /** As single-machine exact mode (pipelines/exact-prune.ts). */
 const MANIFEST_ROW_GROUP_ROWS = 32_768;
+
+/** What a distributed run returns: exact mode's result, plus the shards of `--write-shards`. */
+export type ClusterPruneResult = ExactPruneResult & { files: ExactPruneResult['files'] & { shards?: string[] } };
 
 export interface AssembleInput {
   store: WorkStore;
@@ -36,6 +40,8 @@ export interface AssembleInput {
   report: boolean;
   started: number;
   timings: Record<string, number>;
+  /** `--write-shards` of an image-shard run. */
+  writeShards?: ShardOutputOptions;
   signal?: AbortSignal;
 }
 
@@ -43,7 +49,7 @@ export interface AssembleInput {
  * Writes the run's outputs to `out` as single-machine `prune` does: every file to a temporary name,
  * renamed into place together only when all succeeded (src/io/output-set.ts).
  */
-export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResult> {
+export async function assembleOutputs(a: AssembleInput): Promise<ClusterPruneResult> {
   await prepareOutputDir(a.out);
   const outputs = new OutputSet();
   try {
@@ -56,11 +62,11 @@ export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResul
   }
 }
 
-async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<ExactPruneResult> {
+async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<ClusterPruneResult> {
   const { spec, plan } = a;
   const quotaPlan = quotaPlanOf(plan);
   for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(a.out, name));
-  const files: ExactPruneResult['files'] = {
+  const files: ClusterPruneResult['files'] = {
     manifest: join(a.out, `manifest.${a.format === 'arrow' ? 'arrow' : a.format}`),
     kept: join(a.out, 'kept.txt'),
     stats: join(a.out, 'stats.json'),
@@ -70,6 +76,7 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
   const total = plan.rows.reduce((x, y) => x + y, 0);
   const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
   const collector = a.report ? new ReportCollector({ k: spec.k, seed: spec.params.seed }) : undefined;
+  const shards = a.writeShards ? new ShardOutput(spec, { ...a.writeShards, tempPath: (p) => outputs.file(p), signal: a.signal }) : undefined;
   const keptPerCluster = new Float64Array(spec.k);
   const errors: Record<string, number> = {};
   let kept = 0;
@@ -78,6 +85,7 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
   const assembleStart = performance.now();
   try {
     for (let p = 0; p < spec.parts.length; p++) {
+      const shardPart = shards?.part(p, a.signal);
       for await (const rows of partManifestRows({ store: a.store, spec, source: a.source }, plan, p, a.decideFailed[p], a.signal)) {
         throwIfAborted(a.signal);
         const keptKeys: string[] = [];
@@ -97,8 +105,11 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
         collector?.observe(rows);
         collector?.tick((performance.now() - a.started) / 1000);
         if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
+        await shardPart?.write(rows);
       }
+      await shardPart?.end();
     }
+    if (shards) files.shards = (await shards.close()).map((s) => s.tar);
   } finally {
     await manifest.close();
     await keptWriter.close();

@@ -28,13 +28,14 @@ import { shardSource, type ShardRef } from '../stages/shard-source.js';
 import { hashFile } from '../io/hash.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { readNpyHeader } from '../io/npy.js';
-import type { ExactPruneOptions, ExactPruneResult } from '../../pipelines/exact-prune.js';
-import { assembleOutputs } from './assemble.js';
+import type { ExactPruneOptions } from '../../pipelines/exact-prune.js';
+import { assembleOutputs, type ClusterPruneResult } from './assemble.js';
 import { DEFAULT_QUEUE, MERGE_JOB_OPTIONS, PART_JOB_OPTIONS, probeRedis, watchRedis, type RedisConnection } from './connection.js';
 import { MERGE_JOB, mergeJobId, PART_JOB, partJobId, phaseKey, type ClusterJobData, type PartJobResult, type Phase } from './jobs.js';
 import { DEDUP_PAIRS_PER_TASK, type DedupPlanFile } from './dedup-job.js';
 import { absoluteSource, deriveRunId, layout, readRunJson, type DedupSpec, type ImageSpec, type PruneRunSpec } from './run-spec.js';
 import type { PlanFile, SelectFile } from './select-job.js';
+import type { ShardOutputOptions } from './shard-output.js';
 import { openWorkStore, type WorkStore } from './work-store.js';
 
 export interface ClusterPruneOptions
@@ -89,7 +90,7 @@ function dedupSpec(opts: Pick<ClusterPruneOptions, 'dedupEps' | 'dedupTaskPairs'
 }
 
 /** Runs exact DBP over embeddings parts on the cluster and writes the single-machine outputs to `out`. */
-export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+export async function pruneCluster(opts: ClusterPruneOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const started = performance.now();
   const params = resolveDbpParams(opts);
   const source = absoluteSource(opts);
@@ -127,6 +128,8 @@ export interface ClusterShardsOptions extends CommonOptions {
   /** Embedding micro-batch, default 64 (as the shards-to-embeddings pipeline). */
   batchSize?: number;
   decode?: ImageSpec['decode'];
+  /** Also write the kept samples as webdataset shards (the single-machine shard writer). */
+  writeShards?: ShardOutputOptions;
   fetch?: ImageSpec['fetch'];
 }
 
@@ -135,7 +138,7 @@ export interface ClusterShardsOptions extends CommonOptions {
  * is the same distributed exact select. Equals the shards-to-embeddings pipeline followed by exact
  * `prune` on its output, plus one error row per sample that could not be embedded.
  */
-export async function runShardsCluster(opts: ClusterShardsOptions): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+export async function runShardsCluster(opts: ClusterShardsOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const started = performance.now();
   const params = resolveDbpParams(opts);
   const shards: string[] = [];
@@ -163,11 +166,11 @@ export async function runShardsCluster(opts: ClusterShardsOptions): Promise<Exac
     dim: c.dim,
     k: c.k,
   };
-  return executeRun(spec, undefined, opts, started);
+  return executeRun(spec, undefined, opts, started, opts.writeShards);
 }
 
 /** Runs the phases of a run (skipping finished ones) and assembles the outputs. */
-async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | undefined, opts: CommonOptions, started: number): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | undefined, opts: CommonOptions, started: number, writeShards?: ShardOutputOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const format: ManifestFormat = opts.format ?? 'parquet';
   if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
   const { signal } = opts;
@@ -218,6 +221,7 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
       out: opts.out,
       format,
       report: opts.report !== false,
+      writeShards,
       started,
       timings: { map_s: timings.map_s ?? 0, ...timings },
       signal,
