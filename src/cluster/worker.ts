@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, type Job } from 'bullmq';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { integerOption, signalOption } from '../core/validate.js';
 import { DEFAULT_STALL, describeConnection, probeRedis, type RedisConnection, type StallSettings } from './connection.js';
 import { decidePart } from './decide-job.js';
 import { dedupTask, mergeDedup, planDedup } from './dedup-job.js';
@@ -39,9 +40,17 @@ export interface ClusterWorkerOptions {
 
 /** Runs a worker until `signal` fires and its current jobs are done. */
 export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jobs: number }> {
+  const concurrency = integerOption(opts.concurrency, 'concurrency', { default: 1, min: 1, max: 64 });
+  const threads = opts.threads === undefined ? undefined : integerOption(opts.threads, 'threads', { min: 1, max: 256 });
+  const stall: StallSettings = {
+    lockDurationMs: integerOption(opts.stall?.lockDurationMs, 'lockDurationMs', { default: DEFAULT_STALL.lockDurationMs, min: 100 }),
+    stalledIntervalMs: integerOption(opts.stall?.stalledIntervalMs, 'stalledIntervalMs', { default: DEFAULT_STALL.stalledIntervalMs, min: 100 }),
+    maxStalledCount: integerOption(opts.stall?.maxStalledCount, 'maxStalledCount', { default: DEFAULT_STALL.maxStalledCount, min: 1 }),
+  };
+  const jobDelayMs = integerOption(opts.jobDelayMs, 'jobDelayMs', { default: 0, min: 0 });
+  signalOption(opts.signal);
   await probeRedis(opts.connection);
-  const stall = { ...DEFAULT_STALL, ...opts.stall };
-  const caches = new WorkerCaches(opts.threads);
+  const caches = new WorkerCaches(threads);
   const name = `${hostname()}:${process.pid}`;
   const log = opts.log ?? (() => undefined);
   let jobs = 0;
@@ -58,7 +67,7 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
       return { merged: phaseKey(d.phase, d.round) };
     }
     if (job.name !== PART_JOB || d.part === undefined) throw new DbpruneError(ErrorCodes.CLUSTER_JOB, `unknown job ${job.name} (${job.id})`, { jobId: job.id });
-    if (opts.jobDelayMs) await sleep(opts.jobDelayMs);
+    if (jobDelayMs > 0) await sleep(jobDelayMs);
     const { computed, rows } = await runPart(ctx, d.phase, d.part, d.round ?? 0);
     jobs++;
     const ms = performance.now() - started;
@@ -67,7 +76,7 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
   };
   const worker = new Worker<ClusterJobData>(opts.queue, processor, {
     connection: opts.connection,
-    concurrency: opts.concurrency ?? 1,
+    concurrency,
     lockDuration: stall.lockDurationMs,
     stalledInterval: stall.stalledIntervalMs,
     maxStalledCount: stall.maxStalledCount,
@@ -82,7 +91,7 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
   };
   if (opts.signal.aborted) stop();
   else opts.signal.addEventListener('abort', stop, { once: true });
-  log(`dbprune worker ${name}: taking jobs from ${describeConnection(opts.connection)} queue ${opts.queue} (concurrency ${opts.concurrency ?? 1})`);
+  log(`dbprune worker ${name}: taking jobs from ${describeConnection(opts.connection)} queue ${opts.queue} (concurrency ${concurrency})`);
   try {
     await worker.run();
   } finally {

@@ -25,7 +25,7 @@ async function tarMembers(bytes: Buffer): Promise<[string, Buffer][]> {
   const done = new Promise<void>((resolve, reject) => {
     ex.on('entry', (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
       stream.on('end', () => {
         out.push([h.name, Buffer.concat(chunks)]);
         next();
