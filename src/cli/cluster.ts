@@ -94,6 +94,12 @@ export interface ClusterRunFlags extends ClusterSubmitFlags {
   keys?: string;
   metadata?: string[];
   urls?: string[];
+  inputFormat?: 'parquet' | 'csv' | 'tsv' | 'json' | 'jsonl' | 'txt';
+  urlCol?: string;
+  captionCol?: string;
+  saveAdditionalColumns?: string[];
+  downloadConcurrency?: number;
+  userAgentToken?: string;
   writeShards?: string;
   samplesPerShard?: number;
   allowPrivate?: boolean;
@@ -148,6 +154,16 @@ function printResult(result: ExactPruneResult, json: boolean | undefined): void 
   else process.stdout.write(formatSummary(result.stats, result.files));
 }
 
+/** The decode settings given on the command line (the model's config fills the rest). */
+function decodeFlags(o: ClusterRunFlags): Record<string, unknown> {
+  const decode: Record<string, unknown> = {};
+  if (o.imageSize !== undefined) decode.size = o.imageSize;
+  if (o.resizeMode !== undefined) decode.mode = o.resizeMode;
+  if (o.mean !== undefined) decode.mean = o.mean;
+  if (o.std !== undefined) decode.std = o.std;
+  return decode;
+}
+
 /** Distributed exact DBP over embeddings (`prune --cluster`, `run --embeddings --cluster`). */
 async function embeddingsOnCluster(o: ClusterSubmitFlags & { embeddings: string[]; keys?: string; metadata?: string[]; backend?: 'auto' | 'ort' | 'js' }, centroids: string, out: string, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
   const { pruneCluster } = await import('../cluster/submit.js');
@@ -173,13 +189,30 @@ export async function pruneOnCluster(o: ClusterPruneFlags, params: DbpParams, ct
 
 /**
  * `run --cluster`: exact DBP on the workers over image shards (= `embed` + `prune`) or over
- * `--embeddings` (= `prune` with run's defaults). `--write-shards` re-packs the kept samples of shards.
+ * `--urls` (= `embed --urls` + `prune`) or `--embeddings` (= `prune` with run's defaults).
+ * `--write-shards` re-packs the kept samples of shards.
  */
 export async function runOnCluster(shards: string[], o: ClusterRunFlags, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
-  if (o.urls) throw new UsageError('run --urls --cluster is not supported yet: `dbprune embed --urls` then `prune --cluster` gives the same result', { option: 'urls' });
   if (o.out === undefined) throw new UsageError('run --cluster needs --out', { option: 'out' });
   let result: ExactPruneResult;
-  if (o.embeddings) {
+  if (o.urls) {
+    if (shards.length > 0 || o.embeddings) throw new UsageError('give one input: shards, --urls or --embeddings', { option: 'urls' });
+    if (o.urls.includes('-')) throw new UsageError('run --urls --cluster reads URL list files (not stdin)', { option: 'urls' });
+    if (o.writeShards !== undefined) throw new UsageError('--write-shards with --urls is not supported with --cluster yet', { option: 'write-shards' });
+    if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps with --cluster needs --embeddings (downloaded images are not deduplicated on the cluster yet)', { option: 'dedup-eps' });
+    const { runUrlsCluster } = await import('../cluster/submit.js');
+    result = await runUrlsCluster({
+      ...(await submitOptions(o, o.out, ctx)),
+      ...params,
+      urls: o.urls,
+      list: { format: o.inputFormat, urlCol: o.urlCol, captionCol: o.captionCol, saveAdditionalColumns: o.saveAdditionalColumns, samplesPerShard: o.samplesPerShard },
+      download: { concurrency: o.downloadConcurrency, userAgentToken: o.userAgentToken, allowPrivate: Boolean(o.allowPrivate) },
+      model: o.model ?? synthetic.model,
+      batchSize: o.batchSize,
+      decode: decodeFlags(o),
+      centroids: o.centroids ?? synthetic.centroids,
+    });
+  } else if (o.embeddings) {
     if (shards.length > 0) throw new UsageError('give one input: shards or --embeddings', { option: 'embeddings' });
     if (o.writeShards !== undefined) throw new UsageError('--write-shards needs images: use it with shards', { option: 'write-shards' });
     result = await embeddingsOnCluster({ ...o, embeddings: o.embeddings }, o.centroids ?? synthetic.centroids, o.out, params, ctx);
@@ -187,11 +220,7 @@ export async function runOnCluster(shards: string[], o: ClusterRunFlags, params:
     if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps with --cluster needs --embeddings (image shards are not deduplicated on the cluster yet)', { option: 'dedup-eps' });
     if (shards.length === 0 || shards.includes('-')) throw new UsageError('run --cluster needs shard paths or URLs (not stdin), or --embeddings', { option: 'cluster' });
     const { runShardsCluster } = await import('../cluster/submit.js');
-    const decode: Record<string, unknown> = {};
-    if (o.imageSize !== undefined) decode.size = o.imageSize;
-    if (o.resizeMode !== undefined) decode.mode = o.resizeMode;
-    if (o.mean !== undefined) decode.mean = o.mean;
-    if (o.std !== undefined) decode.std = o.std;
+    const decode = decodeFlags(o);
     const { hostsOfShardArguments } = await import('./run.js');
     result = await runShardsCluster({
       ...(await submitOptions(o, o.out, ctx)),

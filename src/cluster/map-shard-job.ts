@@ -1,6 +1,7 @@
 /**
  * The map job of `run <shards> --cluster`: one image shard → fetch → untar → decode → embed (the
- * stages of the shards-to-embeddings pipeline, with its settings) → L2-normalise → nearest centroid.
+ * stages of the shards-to-embeddings pipeline, with its settings) → L2-normalise → nearest centroid;
+ * of `run --urls --cluster`: one chunk of the URL list (one img2dataset shard) → download → the same.
  * Writes the records of the embedded samples (8 bytes each), every sample's row metadata in shard
  * order (refs, columnar: key, shard, url, caption, uid, and the error of a sample that failed), and the
  * summary, with a checksum marker last — the same outputs as an embeddings map part.
@@ -13,13 +14,24 @@ import { normalizeRows } from '../core/vector.js';
 import { resolveModel } from '../io/model-config.js';
 import { decode } from '../stages/decode.js';
 import { embed } from '../stages/embed.js';
+import { download } from '../stages/download.js';
 import { shardsToSamples } from '../stages/fetch-shard.js';
+import type { UrlRef } from '../io/url-list.js';
 import { shardSource } from '../stages/shard-source.js';
 import { encodeRecords, flagKeys, summarize } from './map-job.js';
 import type { RefItem } from './part-rows.js';
 import type { RunContext } from './run-context.js';
 import { encodeShardRefs } from './shard-refs.js';
 import { layout, readPartFiles, writePartFiles } from './run-spec.js';
+
+/** The URL refs of chunk part `p` of a URL-list run (written by the submitter). */
+export async function readUrlChunk(ctx: Pick<RunContext, 'store' | 'spec'>, p: number): Promise<UrlRef[]> {
+  const text = (await ctx.store.read(ctx.spec.parts[p].input)).toString('utf8');
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as UrlRef);
+}
 
 /** Runs (or skips, when already done) the map job of shard part `p`. Returns whether it computed. */
 export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSignal): Promise<boolean> {
@@ -57,9 +69,12 @@ export async function mapShardPart(ctx: RunContext, p: number, signal?: AbortSig
       cb();
     },
   });
+  const [source, samples] = images.download
+    ? [Readable.from(await readUrlChunk(ctx, p)), download({ ...images.download, signal })]
+    : [shardSource({ inputs: [shard], signal }), shardsToSamples({ allowPrivate: images.fetch?.allowPrivate ?? false, allowPrivateHosts: images.fetch?.allowPrivateHosts ?? [], signal })];
   await pipeline(
-    shardSource({ inputs: [shard], signal }),
-    shardsToSamples({ allowPrivate: images.fetch?.allowPrivate ?? false, allowPrivateHosts: images.fetch?.allowPrivateHosts ?? [], signal }),
+    source,
+    samples,
     decode({ ...pre, signal }),
     embed({ model: model.onnxPath, batchSize: images.batchSize, imageSize: pre?.size, signal }),
     sink,

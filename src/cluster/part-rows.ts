@@ -13,6 +13,7 @@ import { partRefBatches, type EmbeddingSourcePlan } from '../io/embeddings-sourc
 import { keyProblemRow } from '../io/key-problems.js';
 import { indexKey } from '../io/metadata.js';
 import { readDedupedPart } from './dedup-records.js';
+import { readUrlChunk } from './map-shard-job.js';
 import { readShardRefs } from './shard-refs.js';
 import type { RunContext } from './run-context.js';
 import { DECIDE_BATCH_ROWS, layout, readPartFiles } from './run-spec.js';
@@ -46,6 +47,10 @@ async function* embeddingRefs(ctx: PartContext, p: number, fallback: boolean, si
 async function* failedMapRows(ctx: PartContext, p: number, failure: string, signal?: AbortSignal): AsyncGenerator<ManifestRow[]> {
   const worker: RowError = { reason: 'error:worker', message: `map job failed: ${failure}`, code: ErrorCodes.CLUSTER_JOB };
   const { spec } = ctx;
+  if (spec.images?.download) {
+    yield (await readUrlChunk(ctx, p)).map((ref) => errorRow({ key: ref.key, shard: ref.shard, url: ref.url, caption: ref.caption, uid: ref.uid }, worker));
+    return;
+  }
   if (spec.kind === 'run') {
     yield [errorRow({ key: basename(spec.parts[p].input).replace(/\.tar$/i, ''), shard: spec.parts[p].input }, worker)];
     return;

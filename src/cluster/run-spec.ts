@@ -37,6 +37,10 @@ export interface ImageSpec {
   decode: { size?: number; mode?: 'shortest-center-crop' | 'squash'; mean?: [number, number, number]; std?: [number, number, number] };
   /** SSRF guard of the shard fetches, as `run` sets it (hosts of the shard URLs typed are exempt). */
   fetch?: { allowPrivate: boolean; allowPrivateHosts: string[] };
+  /** URL-list runs (`run --urls`): each part is one img2dataset shard's rows of the list, a JSONL chunk in the work dir, downloaded by its map job. */
+  download?: { concurrency?: number; userAgentToken?: string; allowPrivate: boolean };
+  /** URL-list runs: SHA-256 of the chunks (the input's identity in the run id). */
+  urlsSha256?: string;
 }
 
 /** Everything a job needs to know about its run; written once to `<runId>/run.json`. */
@@ -104,6 +108,7 @@ export const layout = {
   mapRefs: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.refs.arrows`,
   mapDone: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.done`,
   plan: (runId: string) => `${runId}/plan.json`,
+  urlChunk: (runId: string, p: number) => `${runId}/urls/chunk-${pad(p)}.jsonl`,
   dedupPlan: (runId: string) => `${runId}/dedup-plan.json`,
   dedupTaskRows: (runId: string, t: number) => `${runId}/dedup/task-${pad(t)}.rows`,
   dedupResult: (runId: string, t: number) => `${runId}/dedup/task-${pad(t)}.json`,

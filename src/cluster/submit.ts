@@ -25,7 +25,8 @@ import { planEmbeddingSource, type EmbeddingSourcePlan } from '../io/embeddings-
 import { isUrl } from '../io/glob.js';
 import { resolveModel } from '../io/model-config.js';
 import { shardSource, type ShardRef } from '../stages/shard-source.js';
-import { hashFile } from '../io/hash.js';
+import { hashFile, sha256Hex } from '../io/hash.js';
+import { urlListSource, type UrlListOptions, type UrlRef } from '../io/url-list.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { readNpyHeader } from '../io/npy.js';
 import type { ExactPruneOptions } from '../../pipelines/exact-prune.js';
@@ -169,14 +170,78 @@ export async function runShardsCluster(opts: ClusterShardsOptions): Promise<Clus
   return executeRun(spec, undefined, opts, started, opts.writeShards);
 }
 
+/** Options of {@link runUrlsCluster}: a URL list in, the `embed --urls` + `prune` result out. */
+export interface ClusterUrlsOptions extends CommonOptions {
+  /** URL list file(s), folder or glob (not stdin). */
+  urls: string[];
+  list?: Omit<UrlListOptions, 'input' | 'signal' | 'batchRows'>;
+  download: NonNullable<ImageSpec['download']>;
+  model: string;
+  batchSize?: number;
+  decode?: ImageSpec['decode'];
+}
+
+/**
+ * `run --urls --cluster`: the submitter reads the URL list once (keys and shard names as
+ * img2dataset numbers them) and writes one chunk per shard of the list to the work dir; a map job
+ * downloads, decodes, embeds and assigns one chunk. Equals `embed --urls` followed by exact `prune`,
+ * plus one error row per sample that could not be embedded.
+ */
+export async function runUrlsCluster(opts: ClusterUrlsOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
+  const started = performance.now();
+  const params = resolveDbpParams(opts);
+  const chunks: UrlRef[][] = [];
+  let shard: string | undefined;
+  for await (const item of urlListSource({ ...opts.list, input: opts.urls, signal: opts.signal })) {
+    const ref = item as UrlRef;
+    if (chunks.length === 0 || ref.shard !== shard) chunks.push([]);
+    shard = ref.shard;
+    chunks[chunks.length - 1].push(ref);
+  }
+  if (chunks.length === 0) throw new UsageError(`${opts.urls.join(', ')}: the URL list holds no rows`, { option: 'urls' });
+  const texts = chunks.map((c) => `${c.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  const centroids = resolve(opts.centroids);
+  const c = await centroidsInfo(centroids, undefined, '');
+  const model = await resolveModel(opts.model);
+  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {}, download: opts.download, urlsSha256: sha256Hex(texts.join('')) };
+  const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, images });
+  const spec: PruneRunSpec = {
+    version: 1,
+    kind: 'run',
+    runId,
+    images,
+    centroids,
+    centroidsSha256: c.sha256,
+    params,
+    backend: 'auto',
+    batchRows: 4096,
+    parts: chunks.map((chunk, p) => ({ input: layout.urlChunk(runId, p), rows: chunk.length, offset: -1 })),
+    totalRows: chunks.reduce((n, chunk) => n + chunk.length, 0),
+    dim: c.dim,
+    k: c.k,
+  };
+  const writeChunks = async (store: WorkStore): Promise<void> => {
+    for (let p = 0; p < texts.length; p++) if (!(await store.exists(layout.urlChunk(runId, p)))) await store.write(layout.urlChunk(runId, p), texts[p]);
+  };
+  return executeRun(spec, undefined, opts, started, undefined, writeChunks);
+}
+
 /** Runs the phases of a run (skipping finished ones) and assembles the outputs. */
-async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | undefined, opts: CommonOptions, started: number, writeShards?: ShardOutputOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
+async function executeRun(
+  spec: PruneRunSpec,
+  source: EmbeddingSourcePlan | undefined,
+  opts: CommonOptions,
+  started: number,
+  writeShards?: ShardOutputOptions,
+  prepare?: (store: WorkStore) => Promise<void>,
+): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const format: ManifestFormat = opts.format ?? 'parquet';
   if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
   const { signal } = opts;
   const { runId } = spec;
   const store = openWorkStore(opts.workDir ?? join(opts.out, '.work'));
   await probeRedis(opts.connection);
+  await prepare?.(store);
   if (!(await store.exists(layout.spec(runId)))) await store.write(layout.spec(runId), JSON.stringify(spec));
   opts.log?.(`dbprune cluster: run ${runId}, ${spec.parts.length} parts${spec.totalRows >= 0 ? `, ${spec.totalRows} rows` : ''}, work dir ${store.root}`);
 

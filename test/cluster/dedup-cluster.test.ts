@@ -103,8 +103,8 @@ describe('prune --dedup-eps --cluster (3 workers, one SIGKILLed in a dedup job)'
     expectSameOutputs(single, out);
   }, 240_000);
 
-  it('run --cluster: --urls, --write-shards and a missing --out are usage errors (exit 2), before any job', async () => {
-    for (const extra of [['--urls', join(dir, 'urls.txt')], ['--embeddings', data.folder, '--write-shards', join(dir, 'ws')], ['--embeddings', data.folder]]) {
+  it('run --cluster: --urls - (stdin), --write-shards with --embeddings and a missing --out are usage errors (exit 2), before any job', async () => {
+    for (const extra of [['--urls', '-'], ['--embeddings', data.folder, '--write-shards', join(dir, 'ws')], ['--embeddings', data.folder]]) {
       const out = extra.length === 2 && extra[0] === '--embeddings' ? [] : ['--out', join(dir, 'never')];
       const r = await runCli(['run', ...extra, '--centroids', data.centroids, ...out, '--cluster', redis.url]);
       expect(r.code, r.stderr).toBe(2);
