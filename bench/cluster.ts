@@ -10,16 +10,21 @@
  *   `prune` on the same files;
  * - queue overhead: `prune --cluster` over 64 tiny parts (100 rows, d = 16, k = 8; 325 jobs) with one
  *   worker vs single-machine `prune`: (cluster − single) / jobs.
+ * - merge (`… merge`): `prune --cluster` over a 200k-row clip-retrieval folder (8 parts, d = 64, k = 64,
+ *   parquet metadata with key/url/caption/uid), 2 workers: the work dir's bytes by phase and the
+ *   submitter's assembly time (stats.json `timings.assemble_s`).
  *
  * Usage: npx tsx bench/cluster.ts [REPS=3]   (needs redis-server and `npm run build`)
  * Prints ONE JSON object as the last stdout line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { tableFromArrays, tableToIPC } from 'apache-arrow';
+import * as parquet from 'parquet-wasm';
 import tar from 'tar-stream';
 import { readNpyRows, writeNpy } from '../src/io/npy.js';
 import { synthEmbeddings } from './synth.js';
@@ -38,8 +43,8 @@ function median(xs: number[]): number {
 }
 
 /** Runs the CLI under /usr/bin/time -v (asynchronously: this process also serves the shards); wall seconds and peak RSS (MB). */
-async function timed(args: string[]): Promise<{ wall: number; rssMB: number }> {
-  const child = spawn('/usr/bin/time', ['-v', process.execPath, cli, ...args, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function timed(args: string[], cliPath = cli): Promise<{ wall: number; rssMB: number }> {
+  const child = spawn('/usr/bin/time', ['-v', process.execPath, cliPath, ...args, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -62,8 +67,8 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
   return { url: `redis://127.0.0.1:${port}`, child };
 }
 
-async function startWorkers(url: string, n: number): Promise<ChildProcess[]> {
-  const ws = Array.from({ length: n }, () => spawn(process.execPath, [cli, 'worker', '--cluster', url, '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+async function startWorkers(url: string, n: number, cliPath = cli, queue = 'dbprune'): Promise<ChildProcess[]> {
+  const ws = Array.from({ length: n }, () => spawn(process.execPath, [cliPath, 'worker', '--cluster', url, '--threads', '1', '--queue', queue], { stdio: ['ignore', 'ignore', 'pipe'] }));
   await Promise.all(ws.map((w) => new Promise<void>((resolve) => w.stderr?.on('data', (d: Buffer) => d.toString().includes('taking jobs') && resolve()))));
   return ws;
 }
@@ -83,6 +88,36 @@ async function partsOf(n: number, dim: number, k: number, parts: number, name: s
   let p = 0;
   for await (const b of readNpyRows(set.embeddings, { batchRows: Math.ceil(n / parts) })) await writeNpy(join(folder, `part_${p++}.npy`), b.data, [b.rows, dim]);
   return { folder, centroids: set.centroids };
+}
+
+/** A clip-retrieval folder (img_emb/ + metadata/ with key, url, caption, uid) of one synthetic set in `parts` parts. */
+async function clipRetrievalFolder(n: number, dim: number, k: number, parts: number, name: string): Promise<{ folder: string; centroids: string }> {
+  const set = await synthEmbeddings(n, dim, k, 11);
+  const folder = join(dir, name);
+  mkdirSync(join(folder, 'img_emb'), { recursive: true });
+  mkdirSync(join(folder, 'metadata'), { recursive: true });
+  let p = 0;
+  for await (const b of readNpyRows(set.embeddings, { batchRows: Math.ceil(n / parts) })) {
+    await writeNpy(join(folder, 'img_emb', `img_emb_${p}.npy`), b.data, [b.rows, dim]);
+    const rows = Array.from({ length: b.rows }, (_, i) => b.start + i);
+    const key = rows.map((r) => String(r).padStart(9, '0'));
+    const t = tableFromArrays({ key, url: key.map((x) => `https://images.example.com/photos/${x}.jpg`), caption: key.map((x) => `a photo of thing ${x} on a table`), uid: rows.map((r) => r.toString(16).padStart(32, '0')) });
+    writeFileSync(join(folder, 'metadata', `metadata_${p}.parquet`), parquet.writeParquet(parquet.Table.fromIPCStream(tableToIPC(t, 'stream'))));
+    p++;
+  }
+  return { folder, centroids: set.centroids };
+}
+
+/** Bytes of the files under `root`, by first-level folder of the run (map, decide, …; files directly in the run: `run`). */
+function bytesByPhase(root: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const rel = join(e.parentPath, e.name).slice(root.length + 1).split('/');
+    const phase = rel.length > 2 ? rel[1] : 'run';
+    out[phase] = (out[phase] ?? 0) + statSync(join(e.parentPath, e.name)).size;
+  }
+  return out;
 }
 
 /** 20 shards of 10 samples, re-packed from the bundled shards. */
@@ -122,8 +157,8 @@ async function smallShards(): Promise<Buffer[]> {
 
 /** Serves shard i at /i.tar in 10 pieces, 50 ms apart. */
 async function slowServer(shards: Buffer[]): Promise<{ base: string; server: Server }> {
-  const server = createServer(async (req, res) => {
-    const i = Number(/\/(\d+)\.tar$/.exec(req.url ?? '')?.[1]);
+  const serve = async (url: string | undefined, res: ServerResponse): Promise<void> => {
+    const i = Number(/\/(\d+)\.tar$/.exec(url ?? '')?.[1]);
     const body = shards[i];
     if (!body) return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': body.length });
@@ -133,7 +168,8 @@ async function slowServer(shards: Buffer[]): Promise<{ base: string; server: Ser
       res.write(body.subarray(o, o + step));
     }
     res.end();
-  });
+  };
+  const server = createServer((req, res) => void serve(req.url, res).catch(() => res.destroy()));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { base: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
 }
@@ -175,6 +211,30 @@ async function main(): Promise<void> {
     const jobs = 64 * 5 + 5;
     process.stderr.write(`overhead single ${JSON.stringify(single)} cluster ${JSON.stringify(cluster)}\n`);
     result.overhead = { jobs, single_s: median(single), cluster_s: median(cluster), ms_per_job: Math.round((1000 * (median(cluster) - median(single))) / jobs * 10) / 10, single, cluster };
+    }
+
+    // The distributed merge: work-dir bytes and assembly time on 200k rows; with BASELINE_ROOT (another
+    // checkout, built), its CLI and workers (own queue) run alternately with this one's.
+    if (only === 'merge') {
+      const m = await clipRetrievalFolder(200_000, 64, 64, 8, 'merge');
+      const base = process.env.BASELINE_ROOT;
+      const variants = [{ name: 'this', cli, queue: 'dbprune' }, ...(base ? [{ name: 'baseline', cli: join(base, 'dist', 'src', 'cli', 'main.js'), queue: 'baseline' }] : [])];
+      const ws = (await Promise.all(variants.map((v) => startWorkers(redis.url, 2, v.cli, v.queue)))).flat();
+      const runs: Record<string, { wall: number; assemble_s: number; decide_s: number; work: Record<string, number> }[]> = {};
+      for (let r = 0; r < reps; r++) {
+        for (const v of variants) {
+          const out = join(dir, `m-${v.name}-${r}`);
+          const work = join(dir, `mw-${v.name}-${r}`);
+          const args = ['prune', '--embeddings', m.folder, '--centroids', m.centroids, '--keep', '0.3', '--out', out, '--work-dir', work, '--no-report', '--cluster', redis.url, '--queue', v.queue, '--seed', String(seed++)];
+          const { wall } = await timed(args, v.cli);
+          const t = (JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as { timings: { assemble_s: number; decide_s: number } }).timings;
+          (runs[v.name] ??= []).push({ wall, assemble_s: t.assemble_s, decide_s: t.decide_s, work: bytesByPhase(work) });
+        }
+      }
+      await stopWorkers(ws);
+      result.merge = Object.fromEntries(
+        Object.entries(runs).map(([name, rs]) => [name, { rows: 200_000, wall_median_s: median(rs.map((x) => x.wall)), assemble_median_s: median(rs.map((x) => x.assemble_s)), decide_median_s: median(rs.map((x) => x.decide_s)), runs: rs }]),
+      );
     }
 
     // Latency-bound shard downloads.

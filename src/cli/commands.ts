@@ -9,7 +9,7 @@ import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseEps, parseList, pa
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 import { registerIngest } from './ingest.js';
-import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runShardsOnCluster } from './cluster.js';
+import { addClusterSubmitOptions, pruneOnCluster, registerWorker, runOnCluster } from './cluster.js';
 import { addImageFlags, imageOptionsFrom, registerEmbed } from './embed.js';
 import { DEFAULT_RUN_KEEP } from './paths.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
@@ -49,7 +49,6 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   addClusterSubmitOptions(prune).action(async (o) => {
     if (o.cluster === undefined && (o.workDir !== undefined || o.queue !== 'dbprune')) throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
     if (o.cluster !== undefined) {
-      if (o.dedupEps !== undefined) throw new UsageError('--dedup-eps is not supported with --cluster yet', { option: 'dedup-eps' });
       const dataCompFlag = ['datacomp', 'target', 'clipScoreMin', 'clipScoreTop', 'basicFilter', 'basicFilterNoLanguage', 'textModel'].find((f) => o[f] !== undefined);
       if (dataCompFlag) throw new UsageError(`--${dataCompFlag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} is not supported with --cluster yet`, { option: dataCompFlag });
       if (!o.embeddings) throw new UsageError('--cluster needs --embeddings', { option: 'embeddings' });
@@ -159,7 +158,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
   );
   addClusterSubmitOptions(run).action(async (shards: string[], o) => {
     if (o.cluster !== undefined) {
-      await runShardsOnCluster(shards, o, dbpParamsFrom(o, DEFAULT_RUN_KEEP), ctx);
+      await runOnCluster(shards, o, dbpParamsFrom(o, DEFAULT_RUN_KEEP), ctx);
       return;
     }
     if (o.workDir !== undefined || o.queue !== 'dbprune') throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });

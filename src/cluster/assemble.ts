@@ -1,29 +1,30 @@
 /**
- * The last step of a distributed exact run, in the submitting process: read the decided parts in
- * part order and write what single-machine `prune` writes (manifest, kept.txt, kept_uids.npy,
- * stats.json, report.html) through the same writers, in the same batches, then check rows in =
- * rows out and kept = N_target. A part whose decide job failed for good becomes `error:worker` rows
- * named by row number.
+ * The last step of a distributed exact run, in the submitting process: build each part's rows in
+ * part order (part-rows.ts: row metadata + records + keep flags) and write what single-machine
+ * `prune` writes (manifest, kept.txt, kept_uids.npy, stats.json, report.html) through the same
+ * writers, then check rows in = rows out and kept = N_target.
  */
 import { join } from 'node:path';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import { errorRow, type ManifestRow } from '../core/sample.js';
 import type { SelectionThresholds } from '../core/select.js';
 import type { EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../io/manifest.js';
-import { indexKey } from '../io/metadata.js';
 import { ReportCollector } from '../report/report-data.js';
 import { writeReport } from '../report/report-html.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic } from '../io/stats.js';
 import { exactStats, type ExactPruneResult } from '../../pipelines/exact-prune.js';
-import type { DecideSummary } from './decide-job.js';
-import { DECIDE_BATCH_ROWS, layout, readPartFiles, type PruneRunSpec } from './run-spec.js';
+import { partManifestRows } from './part-rows.js';
+import { ShardOutput, type ShardOutputOptions } from './shard-output.js';
+import type { PruneRunSpec } from './run-spec.js';
 import { quotaPlanOf, type PlanFile } from './select-job.js';
 import type { WorkStore } from './work-store.js';
 
 /** As single-machine exact mode (pipelines/exact-prune.ts). */
 const MANIFEST_ROW_GROUP_ROWS = 32_768;
+
+/** What a distributed run returns: exact mode's result, plus the shards of `--write-shards`. */
+export type ClusterPruneResult = ExactPruneResult & { files: ExactPruneResult['files'] & { shards?: string[] } };
 
 export interface AssembleInput {
   store: WorkStore;
@@ -39,40 +40,16 @@ export interface AssembleInput {
   report: boolean;
   started: number;
   timings: Record<string, number>;
+  /** `--write-shards` of an image-shard run. */
+  writeShards?: ShardOutputOptions;
   signal?: AbortSignal;
-}
-
-/** The rows of part `p` in pass-2-sized batches. */
-async function* partRows(a: AssembleInput, p: number): AsyncGenerator<{ rows: ManifestRow[]; summary?: DecideSummary }> {
-  const { store, spec } = a;
-  const part = spec.parts[p];
-  const partRows = a.plan.rows[p];
-  const failure = a.decideFailed[p];
-  const files = failure === undefined ? await readPartFiles(store, layout.decideDone(spec.runId, p)) : undefined;
-  if (!files) {
-    const message = `decide job failed: ${failure ?? 'no verified output'}`;
-    const first = a.plan.rows.slice(0, p).reduce((x, y) => x + y, 0);
-    for (let start = 0; start < partRows; start += DECIDE_BATCH_ROWS) {
-      const n = Math.min(DECIDE_BATCH_ROWS, partRows - start);
-      yield { rows: Array.from({ length: n }, (_, i) => errorRow({ key: indexKey(first + start + i), shard: part.input }, { reason: 'error:worker', message, code: ErrorCodes.CLUSTER_JOB })) };
-    }
-    return;
-  }
-  const summary = JSON.parse((files.get(layout.decideSummary(spec.runId, p)) as Buffer).toString('utf8')) as DecideSummary;
-  const text = (files.get(layout.decideRows(spec.runId, p)) as Buffer).toString('utf8');
-  const lines = text.length > 0 ? text.slice(0, -1).split('\n') : [];
-  if (lines.length !== partRows) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `decided part ${p} holds ${lines.length} rows, expected ${partRows}`, { part: p, file: part.input });
-  for (let start = 0; start < lines.length; start += DECIDE_BATCH_ROWS) {
-    const rows = lines.slice(start, start + DECIDE_BATCH_ROWS).map((l) => JSON.parse(l) as ManifestRow);
-    yield { rows, summary: start === 0 ? summary : undefined };
-  }
 }
 
 /**
  * Writes the run's outputs to `out` as single-machine `prune` does: every file to a temporary name,
  * renamed into place together only when all succeeded (src/io/output-set.ts).
  */
-export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResult> {
+export async function assembleOutputs(a: AssembleInput): Promise<ClusterPruneResult> {
   await prepareOutputDir(a.out);
   const outputs = new OutputSet();
   try {
@@ -85,28 +62,31 @@ export async function assembleOutputs(a: AssembleInput): Promise<ExactPruneResul
   }
 }
 
-async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<ExactPruneResult> {
+async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<ClusterPruneResult> {
   const { spec, plan } = a;
   const quotaPlan = quotaPlanOf(plan);
   for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(a.out, name));
-  const files: ExactPruneResult['files'] = {
+  const files: ClusterPruneResult['files'] = {
     manifest: join(a.out, `manifest.${a.format === 'arrow' ? 'arrow' : a.format}`),
     kept: join(a.out, 'kept.txt'),
     stats: join(a.out, 'stats.json'),
   };
-  const manifest = await createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-  const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
+  const manifest = createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const total = plan.rows.reduce((x, y) => x + y, 0);
-  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
+  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
   const collector = a.report ? new ReportCollector({ k: spec.k, seed: spec.params.seed }) : undefined;
+  const shards = a.writeShards ? new ShardOutput(spec, { ...a.writeShards, tempPath: (p) => outputs.file(p), signal: a.signal }) : undefined;
   const keptPerCluster = new Float64Array(spec.k);
   const errors: Record<string, number> = {};
   let kept = 0;
+  let duplicates = 0;
   let written = 0;
   const assembleStart = performance.now();
   try {
     for (let p = 0; p < spec.parts.length; p++) {
-      for await (const { rows } of partRows(a, p)) {
+      const shardPart = shards?.part(p, a.signal);
+      for await (const rows of partManifestRows({ store: a.store, spec, source: a.source }, plan, p, a.decideFailed[p], a.signal)) {
         throwIfAborted(a.signal);
         const keptKeys: string[] = [];
         const keptUids: string[] = [];
@@ -116,7 +96,8 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
             keptPerCluster[row.cluster]++;
             keptKeys.push(row.key);
             if (row.uid) keptUids.push(row.uid);
-          } else if (row.reason.startsWith('error:')) errors[row.reason] = (errors[row.reason] ?? 0) + 1;
+          } else if (row.reason === 'duplicate') duplicates++;
+          else if (row.reason.startsWith('error:')) errors[row.reason] = (errors[row.reason] ?? 0) + 1;
         }
         written += rows.length;
         await manifest.write(rows);
@@ -124,8 +105,11 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
         collector?.observe(rows);
         collector?.tick((performance.now() - a.started) / 1000);
         if (uidWriter && keptUids.length > 0) await uidWriter.write(keptUids);
+        await shardPart?.write(rows);
       }
+      await shardPart?.end();
     }
+    if (shards) files.shards = (await shards.close()).map((s) => s.tar);
   } finally {
     await manifest.close();
     await keptWriter.close();
@@ -138,9 +122,14 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Exact
   const decideFailures = Object.keys(a.decideFailed).length;
   if (decideFailures === 0 && kept !== quotaPlan.nTarget) throw new DbpruneError(ErrorCodes.INTERNAL, `kept ${kept} samples, planned ${quotaPlan.nTarget}`);
   const seconds = (performance.now() - a.started) / 1000;
-  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates: 0, keys: plan.keys ?? { duplicates: 0, unwritable: 0 } });
+  const stats = exactStats(quotaPlan, keptPerCluster, { total, kept, invalid: plan.invalid, renormalized: plan.renormalized, seconds, duplicates, keys: plan.keys ?? { duplicates: 0, unwritable: 0 } });
   // Exact mode counts these itself; add the rows only the distributed run has (failed parts, shard errors).
   for (const [reason, n] of Object.entries(errors)) if (!['error:embedding', 'error:duplicate-key', 'error:invalid-key'].includes(reason)) stats.totals.errors[reason] = n;
+  if (plan.dedup) {
+    const d = plan.dedup;
+    stats.params.dedup_eps = d.eps;
+    stats.dedup = { mode: 'exact', eps: d.eps, deciding_eps: d.eps[0], removed: d.removed, kept_fraction: d.keptFraction, members: d.members, passes: d.tasks, largest_cluster: d.largestCluster };
+  }
   stats.timings = { ...a.timings, assemble_s: (performance.now() - assembleStart) / 1000 };
   if (collector) {
     collector.setThroughput({ 'map (read+assign, all workers)': total / Math.max(1e-9, a.timings.map_s ?? 0), 'end to end': total / Math.max(1e-9, seconds) });

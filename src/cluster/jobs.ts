@@ -5,7 +5,7 @@
  * parent that runs once all of them finished (failed-for-good children are ignored, so the merge
  * can turn them into error rows).
  */
-export type Phase = 'map' | 'select' | 'decide';
+export type Phase = 'map' | 'dedup' | 'select' | 'decide';
 
 export interface ClusterJobData {
   workDir: string;
@@ -13,7 +13,7 @@ export interface ClusterJobData {
   phase: Phase;
   /** Select round, 1-based. */
   round?: number;
-  /** Part index (part jobs only). */
+  /** Part index (part jobs only; a dedup task's index in the dedup phase). */
   part?: number;
 }
 

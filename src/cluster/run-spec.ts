@@ -37,6 +37,10 @@ export interface ImageSpec {
   decode: { size?: number; mode?: 'shortest-center-crop' | 'squash'; mean?: [number, number, number]; std?: [number, number, number] };
   /** SSRF guard of the shard fetches, as `run` sets it (hosts of the shard URLs typed are exempt). */
   fetch?: { allowPrivate: boolean; allowPrivateHosts: string[] };
+  /** URL-list runs (`run --urls`): each part is one img2dataset shard's rows of the list, a JSONL chunk in the work dir, downloaded by its map job. */
+  download?: { concurrency?: number; userAgentToken?: string; allowPrivate: boolean };
+  /** URL-list runs: SHA-256 of the chunks (the input's identity in the run id). */
+  urlsSha256?: string;
 }
 
 /** Everything a job needs to know about its run; written once to `<runId>/run.json`. */
@@ -57,6 +61,15 @@ export interface PruneRunSpec {
   totalRows: number;
   dim: number;
   k: number;
+  /** SemDeDup before DBP (`--dedup-eps`): the ε list (the first decides) and the work budget of a dedup job. */
+  dedup?: DedupSpec;
+}
+
+/** SemDeDup settings of a distributed run. */
+export interface DedupSpec {
+  eps: number[];
+  /** Pairs compared per dedup job: small clusters are packed up to it, larger ones split. */
+  pairsPerTask: number;
 }
 
 /** Batch size of the decide jobs' key/metadata reads, and of the assembled manifest writes (as pass 2). */
@@ -75,12 +88,14 @@ async function fileId(p: string): Promise<[string, number, number]> {
 }
 
 /** The run id: 20 hex chars of a SHA-256 over parameters, centroids, model and input identities. */
-export async function deriveRunId(a: { kind: string; params: ResolvedDbpParams; centroidsSha256: string; plan?: EmbeddingSourcePlan; source?: SourceSpec; shards?: string[]; images?: ImageSpec }): Promise<string> {
+export async function deriveRunId(a: { kind: string; params: ResolvedDbpParams; centroidsSha256: string; plan?: EmbeddingSourcePlan; source?: SourceSpec; shards?: string[]; images?: ImageSpec; dedup?: DedupSpec }): Promise<string> {
   const inputs = [];
   for (const part of a.plan?.parts ?? []) inputs.push([...(await fileId(part.npy)), part.rows, part.metadata ? await fileId(part.metadata.path) : null]);
   for (const shard of a.shards ?? []) inputs.push(await fileId(shard));
   const keys = a.source?.keys === undefined ? null : await fileId(a.source.keys);
-  return sha256Hex(JSON.stringify({ v: 1, kind: a.kind, params: a.params, centroids: a.centroidsSha256, images: a.images ?? null, inputs, keys })).slice(0, 20);
+  // `dedup` only when set: runs without it keep their ids (a resumed run finds its work dir).
+  const dedup = a.dedup === undefined ? {} : { dedup: a.dedup };
+  return sha256Hex(JSON.stringify({ v: 1, kind: a.kind, params: a.params, centroids: a.centroidsSha256, images: a.images ?? null, inputs, keys, ...dedup })).slice(0, 20);
 }
 
 const pad = (p: number): string => String(p).padStart(6, '0');
@@ -90,12 +105,18 @@ export const layout = {
   spec: (runId: string) => `${runId}/run.json`,
   mapRecords: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.rec`,
   mapSummary: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.json`,
-  mapRefs: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.refs.jsonl`,
+  mapRefs: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.refs.arrows`,
   mapDone: (runId: string, p: number) => `${runId}/map/part-${pad(p)}.done`,
   plan: (runId: string) => `${runId}/plan.json`,
+  urlChunk: (runId: string, p: number) => `${runId}/urls/chunk-${pad(p)}.jsonl`,
+  dedupPlan: (runId: string) => `${runId}/dedup-plan.json`,
+  dedupTaskRows: (runId: string, t: number) => `${runId}/dedup/task-${pad(t)}.rows`,
+  dedupResult: (runId: string, t: number) => `${runId}/dedup/task-${pad(t)}.json`,
+  dedupDone: (runId: string, t: number) => `${runId}/dedup/task-${pad(t)}.done`,
+  dedupPart: (runId: string, p: number) => `${runId}/dedup/part-${pad(p)}.json`,
   selectPart: (runId: string, round: number, p: number) => `${runId}/select-${round}/part-${pad(p)}.json`,
   selectState: (runId: string, round: number) => `${runId}/select-${round}.json`,
-  decideRows: (runId: string, p: number) => `${runId}/decide/part-${pad(p)}.jsonl`,
+  decideKeep: (runId: string, p: number) => `${runId}/decide/part-${pad(p)}.keep`,
   decideSummary: (runId: string, p: number) => `${runId}/decide/part-${pad(p)}.json`,
   decideDone: (runId: string, p: number) => `${runId}/decide/part-${pad(p)}.done`,
   decided: (runId: string) => `${runId}/decide.json`,

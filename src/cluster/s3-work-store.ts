@@ -55,7 +55,7 @@ export class S3WorkStore implements WorkStore {
     for (const loc of doomed) await removeLocation(loc);
   }
 
-  async sweepTemp(): Promise<number> {
-    return 0;
+  sweepTemp(): Promise<number> {
+    return Promise.resolve(0);
   }
 }

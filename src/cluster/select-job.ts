@@ -10,7 +10,8 @@ import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { advanceRadixSelect, partRoundHistogram, radixSelectOpen, startRadixSelect, tiesBefore, type RadixSelectState, type SparseHistogram } from '../core/radix-select.js';
 import { normalizedCopy } from '../core/vector.js';
 import { readNpyFloat32 } from '../io/npy.js';
-import { addSummary, readMapPart, readMapSummary } from './map-job.js';
+import { readDedupedPart } from './dedup-records.js';
+import { addSummary, readMapSummary } from './map-job.js';
 import type { RunContext } from './run-context.js';
 import { layout, readRunJson } from './run-spec.js';
 
@@ -47,6 +48,21 @@ export interface PlanFile {
   renormalized: number;
   /** Repeated (shard, key) pairs and unwritable keys (error rows, outside the statistics). */
   keys: { duplicates: number; unwritable: number };
+  /** SemDeDup's figures (runs with `--dedup-eps`). */
+  dedup?: DedupStats;
+}
+
+/** What SemDeDup removed, for stats.json (as exact mode reports it). */
+export interface DedupStats {
+  eps: number[];
+  /** Per ε: rows removed. */
+  removed: number[];
+  keptFraction: number[];
+  /** Rows that took part (assigned to a cluster). */
+  members: number;
+  largestCluster: number;
+  /** Dedup jobs run (exact mode reports its embedding passes here). */
+  tasks: number;
 }
 
 /** `<runId>/select-R.json`: the state after round R; the last round adds each part's tie offsets. */
@@ -72,33 +88,43 @@ export function quotaPlanOf(f: PlanFile): DbpQuotaPlan {
   };
 }
 
-/** The map merge: plans the run from the part summaries and writes plan.json. */
-export async function mergeMap(ctx: RunContext, failures: Map<number, string>): Promise<PlanFile> {
-  const { spec, store } = ctx;
+/** What the map merge gathers besides the statistics (carried into plan.json). */
+export type MapTotals = Pick<PlanFile, 'failed' | 'rows' | 'offsets' | 'invalid' | 'renormalized' | 'keys'>;
+
+/** Reads the part summaries in part order: the merged statistics and the per-part totals. */
+export async function collectMap(ctx: RunContext, failures: Map<number, string>): Promise<{ acc: ClusterAccumulator; totals: MapTotals }> {
+  const { spec } = ctx;
   const acc = new ClusterAccumulator(spec.k);
-  const failed: Record<string, string> = {};
-  let invalid = 0;
-  let renormalized = 0;
-  const keys = { duplicates: 0, unwritable: 0 };
-  const rows: number[] = [];
-  const offsets: number[] = [];
+  const totals: MapTotals = { failed: {}, rows: [], offsets: [], invalid: 0, renormalized: 0, keys: { duplicates: 0, unwritable: 0 } };
   let records = 0;
   for (let p = 0; p < spec.parts.length; p++) {
-    offsets.push(records);
+    totals.offsets.push(records);
     const s = await readMapSummary(ctx, p);
     if (!s) {
-      failed[p] = failures.get(p) ?? 'the map job left no output';
-      rows.push(spec.parts[p].rows >= 0 ? spec.parts[p].rows : 1);
+      totals.failed[p] = failures.get(p) ?? 'the map job left no output';
+      totals.rows.push(spec.parts[p].rows >= 0 ? spec.parts[p].rows : 1);
       continue;
     }
-    rows.push(s.rows);
+    totals.rows.push(s.rows);
     records += s.recordRows;
     addSummary(acc, s);
-    invalid += s.invalid;
-    renormalized += s.renormalized;
-    keys.duplicates += s.keyDuplicates ?? 0;
-    keys.unwritable += s.keyUnwritable ?? 0;
+    totals.invalid += s.invalid;
+    totals.renormalized += s.renormalized;
+    totals.keys.duplicates += s.keyDuplicates ?? 0;
+    totals.keys.unwritable += s.keyUnwritable ?? 0;
   }
+  return { acc, totals };
+}
+
+/** The map merge of a run without SemDeDup: plans the run from the part summaries and writes plan.json. */
+export async function mergeMap(ctx: RunContext, failures: Map<number, string>): Promise<PlanFile> {
+  const { acc, totals } = await collectMap(ctx, failures);
+  return writePlan(ctx, acc, totals);
+}
+
+/** Plans quotas and the radix select from the merged statistics and writes plan.json (the phase's output, last). */
+export async function writePlan(ctx: RunContext, acc: ClusterAccumulator, totals: MapTotals, dedup?: DedupStats): Promise<PlanFile> {
+  const { spec, store } = ctx;
   const c = await readNpyFloat32(spec.centroids);
   const centroids = normalizedCopy(c.data, spec.k, spec.dim);
   const plan = planQuotas(acc.stats(), interClusterDistance(centroids, spec.k, spec.dim, spec.params.numNNs), spec.params);
@@ -125,12 +151,8 @@ export async function mergeMap(ctx: RunContext, failures: Map<number, string>): 
     },
     state,
     rounds: radixSelectOpen(state) ? Math.ceil(32 / state.bitsPerRound) : 0,
-    failed,
-    rows,
-    offsets,
-    invalid,
-    renormalized,
-    keys,
+    ...totals,
+    ...(dedup ? { dedup } : {}),
   };
   await store.write(layout.plan(spec.runId), JSON.stringify(file));
   return file;
@@ -148,7 +170,7 @@ export async function selectPart(ctx: RunContext, round: number, p: number): Pro
   const plan = await readRunJson<PlanFile>(store, layout.plan(spec.runId));
   let hist: SparseHistogram = { index: [], count: [] };
   if (plan.failed[p] === undefined) {
-    const part = await readMapPart(ctx, p);
+    const part = await readDedupedPart(ctx, p);
     if (!part) throw new DbpruneError(ErrorCodes.CLUSTER_WORK_DIR, `map output of part ${p} (${spec.parts[p].input}) vanished or is corrupt`, { part: p, runId: spec.runId });
     hist = partRoundHistogram(await stateBefore(ctx, round), part.records, plan.offsets[p]);
   }

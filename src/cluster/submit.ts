@@ -19,23 +19,28 @@ import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { resolveDbpParams } from '../core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
 import { radixThresholds } from '../core/radix-select.js';
+import { DEDUP_ORDERS, parseEpsList } from '../core/semdedup.js';
+import { choiceOption, integerOption } from '../core/validate.js';
 import { planEmbeddingSource, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { isUrl } from '../io/glob.js';
 import { resolveModel } from '../io/model-config.js';
 import { shardSource, type ShardRef } from '../stages/shard-source.js';
-import { hashFile } from '../io/hash.js';
+import { hashFile, sha256Hex } from '../io/hash.js';
+import { urlListSource, type UrlListOptions, type UrlRef } from '../io/url-list.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { readNpyHeader } from '../io/npy.js';
-import type { ExactPruneOptions, ExactPruneResult } from '../../pipelines/exact-prune.js';
-import { assembleOutputs } from './assemble.js';
+import type { ExactPruneOptions } from '../../pipelines/exact-prune.js';
+import { assembleOutputs, type ClusterPruneResult } from './assemble.js';
 import { DEFAULT_QUEUE, MERGE_JOB_OPTIONS, PART_JOB_OPTIONS, probeRedis, watchRedis, type RedisConnection } from './connection.js';
 import { MERGE_JOB, mergeJobId, PART_JOB, partJobId, phaseKey, type ClusterJobData, type PartJobResult, type Phase } from './jobs.js';
-import { absoluteSource, deriveRunId, layout, readRunJson, type ImageSpec, type PruneRunSpec } from './run-spec.js';
+import { DEDUP_PAIRS_PER_TASK, type DedupPlanFile } from './dedup-job.js';
+import { absoluteSource, deriveRunId, layout, readRunJson, type DedupSpec, type ImageSpec, type PruneRunSpec } from './run-spec.js';
 import type { PlanFile, SelectFile } from './select-job.js';
+import type { ShardOutputOptions } from './shard-output.js';
 import { openWorkStore, type WorkStore } from './work-store.js';
 
 export interface ClusterPruneOptions
-  extends Omit<ExactPruneOptions, 'threads' | 'batchRows' | 'dedupEps' | 'onProgress' | 'keepRatio' | 'target' | 'embeddings' | 'datacomp' | 'embeddingKey' | 'filters'> {
+  extends Omit<ExactPruneOptions, 'threads' | 'batchRows' | 'onProgress' | 'keepRatio' | 'target' | 'embeddings' | 'datacomp' | 'embeddingKey' | 'filters'> {
   /** Keep ratio r (the cluster path has no --target or DataComp filters yet). */
   keepRatio: number;
   /** `.npy` path(s)/glob, or a clip-retrieval folder. */
@@ -50,6 +55,8 @@ export interface ClusterPruneOptions
   log?: (line: string) => void;
   /** Fail with ERR_DBPRUNE_CLUSTER_UNREACHABLE once Redis has been unreachable this long (default 30 s). */
   redisLostMs?: number;
+  /** With `dedupEps`: compared pairs per dedup job (default {@link DEDUP_PAIRS_PER_TASK}). */
+  dedupTaskPairs?: number;
 }
 
 interface Clients {
@@ -59,7 +66,7 @@ interface Clients {
 }
 
 /** What both submitting commands share: outputs, parameters, cluster and reporting. */
-type CommonOptions = Omit<ClusterPruneOptions, 'embeddings' | 'keys' | 'metadata' | 'backend'>;
+type CommonOptions = Omit<ClusterPruneOptions, 'embeddings' | 'keys' | 'metadata' | 'backend' | 'dedupEps' | 'dedupTaskPairs'>;
 
 /** Checks the centroids against the data's dimension; returns k, dim and their SHA-256. */
 async function centroidsInfo(path: string, dim: number | undefined, where: string): Promise<{ k: number; dim: number; sha256: string }> {
@@ -70,8 +77,21 @@ async function centroidsInfo(path: string, dim: number | undefined, where: strin
   return { k: ch.rows, dim: ch.cols, sha256: (await hashFile(path)).sha256 };
 }
 
+/** The SemDeDup settings of a run (undefined without `dedupEps`), checked as exact mode checks them. */
+function dedupSpec(opts: Pick<ClusterPruneOptions, 'dedupEps' | 'dedupTaskPairs'>, which: string): DedupSpec | undefined {
+  if (!opts.dedupEps || opts.dedupEps.length === 0) return undefined;
+  let eps: number[];
+  try {
+    eps = parseEpsList(opts.dedupEps);
+  } catch (e) {
+    throw new UsageError(`--dedup-eps: ${(e as Error).message}`, { option: 'dedup-eps' });
+  }
+  choiceOption(which, 'which', DEDUP_ORDERS);
+  return { eps, pairsPerTask: integerOption(opts.dedupTaskPairs, 'dedupTaskPairs', { default: DEDUP_PAIRS_PER_TASK, min: 1, max: 2 ** 40 }) };
+}
+
 /** Runs exact DBP over embeddings parts on the cluster and writes the single-machine outputs to `out`. */
-export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+export async function pruneCluster(opts: ClusterPruneOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const started = performance.now();
   const params = resolveDbpParams(opts);
   const source = absoluteSource(opts);
@@ -79,7 +99,8 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
   const centroids = resolve(opts.centroids);
   const c = await centroidsInfo(centroids, plan0.dim, plan0.parts[0]?.npy ?? '');
   if (c.k > plan0.totalRows) throw new UsageError(`k = ${c.k} centroids but only ${plan0.totalRows} samples`);
-  const runId = await deriveRunId({ kind: 'prune', params, centroidsSha256: c.sha256, plan: plan0, source });
+  const dedup = dedupSpec(opts, params.which);
+  const runId = await deriveRunId({ kind: 'prune', params, centroidsSha256: c.sha256, plan: plan0, source, dedup });
   const spec: PruneRunSpec = {
     version: 1,
     kind: 'prune',
@@ -94,6 +115,7 @@ export async function pruneCluster(opts: ClusterPruneOptions): Promise<ExactPrun
     totalRows: plan0.totalRows,
     dim: plan0.dim,
     k: c.k,
+    ...(dedup ? { dedup } : {}),
   };
   return executeRun(spec, plan0, opts, started);
 }
@@ -107,6 +129,8 @@ export interface ClusterShardsOptions extends CommonOptions {
   /** Embedding micro-batch, default 64 (as the shards-to-embeddings pipeline). */
   batchSize?: number;
   decode?: ImageSpec['decode'];
+  /** Also write the kept samples as webdataset shards (the single-machine shard writer). */
+  writeShards?: ShardOutputOptions;
   fetch?: ImageSpec['fetch'];
 }
 
@@ -115,7 +139,7 @@ export interface ClusterShardsOptions extends CommonOptions {
  * is the same distributed exact select. Equals the shards-to-embeddings pipeline followed by exact
  * `prune` on its output, plus one error row per sample that could not be embedded.
  */
-export async function runShardsCluster(opts: ClusterShardsOptions): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+export async function runShardsCluster(opts: ClusterShardsOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const started = performance.now();
   const params = resolveDbpParams(opts);
   const shards: string[] = [];
@@ -143,17 +167,81 @@ export async function runShardsCluster(opts: ClusterShardsOptions): Promise<Exac
     dim: c.dim,
     k: c.k,
   };
-  return executeRun(spec, undefined, opts, started);
+  return executeRun(spec, undefined, opts, started, opts.writeShards);
+}
+
+/** Options of {@link runUrlsCluster}: a URL list in, the `embed --urls` + `prune` result out. */
+export interface ClusterUrlsOptions extends CommonOptions {
+  /** URL list file(s), folder or glob (not stdin). */
+  urls: string[];
+  list?: Omit<UrlListOptions, 'input' | 'signal' | 'batchRows'>;
+  download: NonNullable<ImageSpec['download']>;
+  model: string;
+  batchSize?: number;
+  decode?: ImageSpec['decode'];
+}
+
+/**
+ * `run --urls --cluster`: the submitter reads the URL list once (keys and shard names as
+ * img2dataset numbers them) and writes one chunk per shard of the list to the work dir; a map job
+ * downloads, decodes, embeds and assigns one chunk. Equals `embed --urls` followed by exact `prune`,
+ * plus one error row per sample that could not be embedded.
+ */
+export async function runUrlsCluster(opts: ClusterUrlsOptions): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
+  const started = performance.now();
+  const params = resolveDbpParams(opts);
+  const chunks: UrlRef[][] = [];
+  let shard: string | undefined;
+  for await (const item of urlListSource({ ...opts.list, input: opts.urls, signal: opts.signal })) {
+    const ref = item as UrlRef;
+    if (chunks.length === 0 || ref.shard !== shard) chunks.push([]);
+    shard = ref.shard;
+    chunks[chunks.length - 1].push(ref);
+  }
+  if (chunks.length === 0) throw new UsageError(`${opts.urls.join(', ')}: the URL list holds no rows`, { option: 'urls' });
+  const texts = chunks.map((c) => `${c.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  const centroids = resolve(opts.centroids);
+  const c = await centroidsInfo(centroids, undefined, '');
+  const model = await resolveModel(opts.model);
+  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {}, download: opts.download, urlsSha256: sha256Hex(texts.join('')) };
+  const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, images });
+  const spec: PruneRunSpec = {
+    version: 1,
+    kind: 'run',
+    runId,
+    images,
+    centroids,
+    centroidsSha256: c.sha256,
+    params,
+    backend: 'auto',
+    batchRows: 4096,
+    parts: chunks.map((chunk, p) => ({ input: layout.urlChunk(runId, p), rows: chunk.length, offset: -1 })),
+    totalRows: chunks.reduce((n, chunk) => n + chunk.length, 0),
+    dim: c.dim,
+    k: c.k,
+  };
+  const writeChunks = async (store: WorkStore): Promise<void> => {
+    for (let p = 0; p < texts.length; p++) if (!(await store.exists(layout.urlChunk(runId, p)))) await store.write(layout.urlChunk(runId, p), texts[p]);
+  };
+  return executeRun(spec, undefined, opts, started, undefined, writeChunks);
 }
 
 /** Runs the phases of a run (skipping finished ones) and assembles the outputs. */
-async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | undefined, opts: CommonOptions, started: number): Promise<ExactPruneResult & { runId: string; workDir: string }> {
+async function executeRun(
+  spec: PruneRunSpec,
+  source: EmbeddingSourcePlan | undefined,
+  opts: CommonOptions,
+  started: number,
+  writeShards?: ShardOutputOptions,
+  prepare?: (store: WorkStore) => Promise<void>,
+): Promise<ClusterPruneResult & { runId: string; workDir: string }> {
   const format: ManifestFormat = opts.format ?? 'parquet';
   if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
   const { signal } = opts;
   const { runId } = spec;
   const store = openWorkStore(opts.workDir ?? join(opts.out, '.work'));
   await probeRedis(opts.connection);
+  await prepare?.(store);
   if (!(await store.exists(layout.spec(runId)))) await store.write(layout.spec(runId), JSON.stringify(spec));
   opts.log?.(`dbprune cluster: run ${runId}, ${spec.parts.length} parts${spec.totalRows >= 0 ? `, ${spec.totalRows} rows` : ''}, work dir ${store.root}`);
 
@@ -171,12 +259,16 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
   try {
     await Promise.race([clients.events.waitUntilReady(), watchdog.lost]);
     const timings: Record<string, number> = {};
-    const phase = async (name: Phase, round: number | undefined, output: string): Promise<void> => {
+    const phase = async (name: Phase, round: number | undefined, output: string, parts = spec.parts.length): Promise<void> => {
       const t0 = performance.now();
-      await Promise.race([runPhase(clients, store, spec, name, round, output, opts, signal), watchdog.lost]);
+      await Promise.race([runPhase(clients, store, spec, { phase: name, round, output, parts }, opts, signal), watchdog.lost]);
       timings[`${phaseKey(name, round)}_s`] = (performance.now() - t0) / 1000;
     };
-    await phase('map', undefined, layout.plan(runId));
+    if (spec.dedup) {
+      await phase('map', undefined, layout.dedupPlan(runId));
+      const tasks = (await readRunJson<DedupPlanFile>(store, layout.dedupPlan(runId))).tasks.length;
+      await phase('dedup', undefined, layout.plan(runId), tasks);
+    } else await phase('map', undefined, layout.plan(runId));
     const plan = await readRunJson<PlanFile>(store, layout.plan(runId));
     for (const [p, reason] of Object.entries(plan.failed)) opts.log?.(`dbprune cluster: part ${p} (${spec.parts[Number(p)].input}) failed for good, its rows become error rows: ${reason}`);
     for (let r = 1; r <= plan.rounds; r++) await phase('select', r, layout.selectState(runId, r));
@@ -194,6 +286,7 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
       out: opts.out,
       format,
       report: opts.report !== false,
+      writeShards,
       started,
       timings: { map_s: timings.map_s ?? 0, ...timings },
       signal,
@@ -214,7 +307,8 @@ async function executeRun(spec: PruneRunSpec, source: EmbeddingSourcePlan | unde
  * Runs one phase as a flow (or finds it done / in progress) and waits for its merge job.
  * @throws ERR_DBPRUNE_CLUSTER_JOB when the merge fails for good.
  */
-async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase: Phase, round: number | undefined, output: string, opts: CommonOptions, signal?: AbortSignal): Promise<void> {
+async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, what: { phase: Phase; round?: number; output: string; parts: number }, opts: CommonOptions, signal?: AbortSignal): Promise<void> {
+  const { phase, round, output } = what;
   if (await store.exists(output)) return; // finished before (resume)
   const { runId } = spec;
   const parentId = mergeJobId(runId, phase, round);
@@ -234,7 +328,7 @@ async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase:
       queueName: c.queue.name,
       data,
       opts: { ...MERGE_JOB_OPTIONS, jobId: parentId },
-      children: spec.parts.map((_, part) => ({
+      children: Array.from({ length: what.parts }, (_, part) => ({
         name: PART_JOB,
         queueName: c.queue.name,
         data: { ...data, part },
@@ -243,7 +337,7 @@ async function runPhase(c: Clients, store: WorkStore, spec: PruneRunSpec, phase:
     });
     job = node.job as Job<ClusterJobData>;
   }
-  const progress = { phase: label, parts: 0, totalParts: spec.parts.length, rows: 0, totalRows: spec.totalRows, failures: 0 };
+  const progress = { phase: label, parts: 0, totalParts: what.parts, rows: 0, totalRows: phase === 'dedup' ? -1 : spec.totalRows, failures: 0 };
   const prefix = `${parentId}.`;
   const onCompleted = ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }): void => {
     if (!jobId.startsWith(prefix)) return;

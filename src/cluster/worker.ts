@@ -12,8 +12,10 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, type Job } from 'bullmq';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { integerOption, signalOption } from '../core/validate.js';
 import { DEFAULT_STALL, describeConnection, probeRedis, type RedisConnection, type StallSettings } from './connection.js';
 import { decidePart } from './decide-job.js';
+import { dedupTask, mergeDedup, planDedup } from './dedup-job.js';
 import { MERGE_JOB, PART_JOB, partOfJobId, phaseKey, type ClusterJobData, type PartJobResult } from './jobs.js';
 import { mapPart, readMapSummary } from './map-job.js';
 import { mapShardPart } from './map-shard-job.js';
@@ -38,9 +40,17 @@ export interface ClusterWorkerOptions {
 
 /** Runs a worker until `signal` fires and its current jobs are done. */
 export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jobs: number }> {
+  const concurrency = integerOption(opts.concurrency, 'concurrency', { default: 1, min: 1, max: 64 });
+  const threads = opts.threads === undefined ? undefined : integerOption(opts.threads, 'threads', { min: 1, max: 256 });
+  const stall: StallSettings = {
+    lockDurationMs: integerOption(opts.stall?.lockDurationMs, 'lockDurationMs', { default: DEFAULT_STALL.lockDurationMs, min: 100 }),
+    stalledIntervalMs: integerOption(opts.stall?.stalledIntervalMs, 'stalledIntervalMs', { default: DEFAULT_STALL.stalledIntervalMs, min: 100 }),
+    maxStalledCount: integerOption(opts.stall?.maxStalledCount, 'maxStalledCount', { default: DEFAULT_STALL.maxStalledCount, min: 1 }),
+  };
+  const jobDelayMs = integerOption(opts.jobDelayMs, 'jobDelayMs', { default: 0, min: 0 });
+  signalOption(opts.signal);
   await probeRedis(opts.connection);
-  const stall = { ...DEFAULT_STALL, ...opts.stall };
-  const caches = new WorkerCaches(opts.threads);
+  const caches = new WorkerCaches(threads);
   const name = `${hostname()}:${process.pid}`;
   const log = opts.log ?? (() => undefined);
   let jobs = 0;
@@ -57,17 +67,16 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
       return { merged: phaseKey(d.phase, d.round) };
     }
     if (job.name !== PART_JOB || d.part === undefined) throw new DbpruneError(ErrorCodes.CLUSTER_JOB, `unknown job ${job.name} (${job.id})`, { jobId: job.id });
-    if (opts.jobDelayMs) await sleep(opts.jobDelayMs);
-    const computed = await runPart(ctx, d.phase, d.part, d.round ?? 0);
+    if (jobDelayMs > 0) await sleep(jobDelayMs);
+    const { computed, rows } = await runPart(ctx, d.phase, d.part, d.round ?? 0);
     jobs++;
     const ms = performance.now() - started;
     log(`dbprune worker ${name}: done ${what} in ${(ms / 1000).toFixed(2)} s${computed ? '' : ' (already done)'}`);
-    const rows = ctx.spec.parts[d.part].rows >= 0 ? ctx.spec.parts[d.part].rows : ((await readMapSummary(ctx, d.part))?.rows ?? 0);
     return { part: d.part, rows, computed, ms };
   };
   const worker = new Worker<ClusterJobData>(opts.queue, processor, {
     connection: opts.connection,
-    concurrency: opts.concurrency ?? 1,
+    concurrency,
     lockDuration: stall.lockDurationMs,
     stalledInterval: stall.stalledIntervalMs,
     maxStalledCount: stall.maxStalledCount,
@@ -82,7 +91,7 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
   };
   if (opts.signal.aborted) stop();
   else opts.signal.addEventListener('abort', stop, { once: true });
-  log(`dbprune worker ${name}: taking jobs from ${describeConnection(opts.connection)} queue ${opts.queue} (concurrency ${opts.concurrency ?? 1})`);
+  log(`dbprune worker ${name}: taking jobs from ${describeConnection(opts.connection)} queue ${opts.queue} (concurrency ${concurrency})`);
   try {
     await worker.run();
   } finally {
@@ -93,15 +102,23 @@ export async function runClusterWorker(opts: ClusterWorkerOptions): Promise<{ jo
   return { jobs };
 }
 
-async function runPart(ctx: RunContext, phase: ClusterJobData['phase'], part: number, round: number): Promise<boolean> {
+/** Runs one part job; `rows`: the samples of the part (a dedup task: the items it scored), for progress. */
+async function runPart(ctx: RunContext, phase: ClusterJobData['phase'], part: number, round: number): Promise<{ computed: boolean; rows: number }> {
+  const partRows = async (): Promise<number> => (ctx.spec.parts[part].rows >= 0 ? ctx.spec.parts[part].rows : ((await readMapSummary(ctx, part))?.rows ?? 0));
   switch (phase) {
-    case 'map':
-      return ctx.spec.kind === 'run' ? mapShardPart(ctx, part) : mapPart(ctx, part);
+    case 'map': {
+      const computed = ctx.spec.kind === 'run' ? await mapShardPart(ctx, part) : await mapPart(ctx, part);
+      return { computed, rows: await partRows() };
+    }
+    case 'dedup': {
+      const { computed, items } = await dedupTask(ctx, part);
+      return { computed, rows: items };
+    }
     case 'select':
       await selectPart(ctx, round, part);
-      return true;
+      return { computed: true, rows: await partRows() };
     case 'decide':
-      return decidePart(ctx, part);
+      return { computed: await decidePart(ctx, part), rows: await partRows() };
   }
 }
 
@@ -114,7 +131,11 @@ async function runMerge(ctx: RunContext, job: Job<ClusterJobData>): Promise<void
   }
   switch (d.phase) {
     case 'map':
-      await mergeMap(ctx, failures);
+      if (ctx.spec.dedup) await planDedup(ctx, failures);
+      else await mergeMap(ctx, failures);
+      return;
+    case 'dedup':
+      await mergeDedup(ctx, failures);
       return;
     case 'select':
       if (failures.size > 0) {

@@ -9,8 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManifest } from '../../src/io/manifest.js';
+import type { RunStats } from '../../src/io/stats.js';
 import { runCli } from '../helpers/cli.js';
 import { freePort, spawnDbprune, spawnWorker, startRedis, writeClusteredParts, type CliProcess, type RedisHandle } from '../helpers/cluster.js';
+
+const readStats = (text: string): RunStats => JSON.parse(text) as RunStats;
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-cluster-faults-'));
 const started: { stop: (s?: NodeJS.Signals) => Promise<void> }[] = [];
@@ -108,7 +111,7 @@ describe('distributed mode faults', () => {
     const errorRows = rows.filter((x) => x.reason === 'error:worker');
     expect(errorRows).toHaveLength(400);
     expect(errorRows.every((x) => x.shard === 'img_emb_3' && x.decision === 'drop' && /NPY_TRUNCATED|ends|truncated/i.test(x.error ?? ''))).toBe(true);
-    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+    const stats = readStats(readFileSync(join(out, 'stats.json'), 'utf8'));
     expect(stats.totals.errors['error:worker']).toBe(400);
     expect(stats.totals.kept).toBe(stats.totals.n_target);
   }, 180_000);

@@ -12,8 +12,11 @@ import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClusterUrl } from '../../src/cluster/connection.js';
 import { readManifest } from '../../src/io/manifest.js';
+import type { RunStats } from '../../src/io/stats.js';
 import { runCli } from '../helpers/cli.js';
 import { spawnDbprune, spawnWorker, startRedis, writeClusteredParts, type CliProcess, type RedisHandle } from '../helpers/cluster.js';
+
+const readStats = (text: string): RunStats => JSON.parse(text) as RunStats;
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-cluster-'));
 let redis: RedisHandle;
@@ -46,8 +49,8 @@ function expectSameOutputs(single: string, cluster: string): void {
   expect(b.length).toBe(data.total); // rows in = rows out
   expect(b).toEqual(a);
   expect(b.filter((r) => r.reason === 'error:duplicate-key')).toHaveLength(1);
-  const sa = JSON.parse(readFileSync(join(single, 'stats.json'), 'utf8'));
-  const sb = JSON.parse(readFileSync(join(cluster, 'stats.json'), 'utf8'));
+  const sa = readStats(readFileSync(join(single, 'stats.json'), 'utf8'));
+  const sb = readStats(readFileSync(join(cluster, 'stats.json'), 'utf8'));
   expect(sb.clusters).toEqual(sa.clusters);
   expect({ ...sb.totals, seconds: 0, samples_per_sec: 0 }).toEqual({ ...sa.totals, seconds: 0, samples_per_sec: 0 });
   expect(existsSync(join(cluster, 'report.html'))).toBe(true);

@@ -11,8 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneExact } from '../../pipelines/exact-prune.js';
 import { shardsToEmbeddings } from '../../pipelines/shards-to-embeddings.js';
 import { readManifest } from '../../src/io/manifest.js';
+import type { RunStats } from '../../src/io/stats.js';
 import { repoRoot } from '../helpers/fixture.js';
 import { spawnDbprune, spawnWorker, startRedis, type CliProcess, type RedisHandle } from '../helpers/cluster.js';
+
+const readStats = (text: string): RunStats => JSON.parse(text) as RunStats;
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-cluster-run-'));
 const shards = join(dir, 'shards');
@@ -62,8 +65,8 @@ describe('run <shards> --cluster', () => {
     expect(decided.map(pick)).toEqual(a.map(pick));
     expect(b.filter((r) => r.reason.startsWith('error:'))).toHaveLength(emb.errors);
     expect(decided.every((r) => r.shard?.endsWith('.tar') && r.url !== null)).toBe(true); // the shard's own row metadata
-    const sa = JSON.parse(readFileSync(join(single, 'stats.json'), 'utf8'));
-    const sb = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+    const sa = readStats(readFileSync(join(single, 'stats.json'), 'utf8'));
+    const sb = readStats(readFileSync(join(out, 'stats.json'), 'utf8'));
     expect(sb.clusters).toEqual(sa.clusters);
   }, 240_000);
 });
