@@ -113,7 +113,7 @@ export function registerCommands(program: Command, ctx: CommandContext): void {
     if (o.embeddings || o.datacomp) {
       if (o.embeddings && o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
       if (shards.length > 0 || o.urls) throw new UsageError('give one input: --embeddings, --datacomp, shards or --urls');
-      const { fit } = await import('./fit.js');
+      const { fit } = await import('../../pipelines/fit.js');
       process.stdout.write(`${JSON.stringify(await fit({ ...common, embeddings: o.embeddings, datacomp: o.datacomp, embeddingKey: o.embeddingKey }))}\n`);
       return;
     }

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fit } from '../../src/cli/fit.js';
+import { fit } from '../../pipelines/fit.js';
 import { nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
 import { loadCalibration } from '../../src/io/calibration.js';

@@ -9,22 +9,22 @@
  * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
  */
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
-import { isS3Uri, readLocation } from '../io/storage/index.js';
+import { isS3Uri, readLocation } from '../src/io/storage/index.js';
 import { join, resolve } from 'node:path';
-import { ClusterAccumulator, interClusterDistance } from '../core/complexity.js';
-import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
-import { sphericalKMeans } from '../core/kmeans.js';
-import { NearestCentroid } from '../core/nearest.js';
-import { RowReservoir } from '../core/reservoir.js';
-import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../core/sketch.js';
-import { normalizeRows } from '../core/vector.js';
-import { planEmbeddingSource } from '../io/embeddings-source.js';
-import { OutputSet, prepareOutputDir } from '../io/output-set.js';
-import { CALIBRATION_FILE, CALIBRATION_VERSION, CENTROIDS_FILE, serializeCalibration, type Calibration } from '../io/calibration.js';
-import { sha256Hex } from '../io/hash.js';
-import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy, type NpyRowBatch } from '../io/npy.js';
-import { NpzFile } from '../io/npz.js';
-import type { EmbeddingPart } from '../io/embeddings-source.js';
+import { ClusterAccumulator, interClusterDistance } from '../src/core/complexity.js';
+import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
+import { sphericalKMeans } from '../src/core/kmeans.js';
+import { NearestCentroid } from '../src/core/nearest.js';
+import { RowReservoir } from '../src/core/reservoir.js';
+import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../src/core/sketch.js';
+import { normalizeRows } from '../src/core/vector.js';
+import { planEmbeddingSource } from '../src/io/embeddings-source.js';
+import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
+import { CALIBRATION_FILE, CALIBRATION_VERSION, CENTROIDS_FILE, serializeCalibration, type Calibration } from '../src/io/calibration.js';
+import { sha256Hex } from '../src/io/hash.js';
+import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy, type NpyRowBatch } from '../src/io/npy.js';
+import { NpzFile } from '../src/io/npz.js';
+import type { EmbeddingPart } from '../src/io/embeddings-source.js';
 
 /** The rows of one embedding file: a `.npy`, or a DataComp `.npz` member. */
 async function* partRows(part: EmbeddingPart, signal: AbortSignal | undefined): AsyncGenerator<NpyRowBatch> {
