@@ -12,7 +12,8 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { isS3Uri, readLocation } from '../src/io/storage/index.js';
 import { join, resolve } from 'node:path';
 import { ClusterAccumulator, interClusterDistance } from '../src/core/complexity.js';
-import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
+import { booleanOption, checkOption, integerOption, optionalOption, signalOption, stringOption } from '../src/core/validate.js';
 import { sphericalKMeans } from '../src/core/kmeans.js';
 import { NearestCentroid } from '../src/core/nearest.js';
 import { RowReservoir } from '../src/core/reservoir.js';
@@ -109,25 +110,23 @@ export interface ResolvedFitOptions {
  * Throws ERR_DBPRUNE_INVALID_OPTION, or ERR_DBPRUNE_USAGE for k > sample without `centroids`.
  */
 export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): ResolvedFitOptions {
-  const k = opts.k ?? 500;
-  const sample = opts.sample ?? 100_000;
-  const iters = opts.iters ?? 25;
-  const seed = opts.seed ?? 0;
-  const bins = opts.bins ?? DEFAULT_BINS;
-  const numNNs = opts.numNNs ?? 20;
-  checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
+  stringOption(opts.out, 'out');
   // fit writes centroids.npy in place (positional writes) and hashes it: a local folder only.
   checkOption(!isS3Uri(opts.out), 'out', 'a local folder (fit reads s3:// inputs but writes locally; copy the folder up afterwards)', opts.out);
-  checkOption(Number.isInteger(k) && k >= 1 && k <= 1_000_000, 'k', 'an integer in 1..1000000', k);
-  checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
-  checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
-  checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
-  checkOption(Number.isInteger(bins) && bins >= 2 && bins <= 1 << 20, 'bins', 'an integer in 2..1048576', bins);
-  checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
+  const k = integerOption(opts.k, 'k', { default: 500, min: 1, max: 1_000_000 });
+  const sample = integerOption(opts.sample, 'sample', { default: 100_000, min: 1, max: 100_000_000 });
+  const iters = integerOption(opts.iters, 'iters', { default: 25, min: 0, max: 10_000 });
+  const seed = integerOption(opts.seed, 'seed', { default: 0, min: 0, max: 0xffffffff });
+  const bins = integerOption(opts.bins, 'bins', { default: DEFAULT_BINS, min: 2, max: 1 << 20 });
+  const numNNs = integerOption(opts.numNNs, 'numNNs', { default: 20, min: 1 });
+  const minibatch = booleanOption(opts.minibatch, 'minibatch', false);
+  optionalOption(opts.centroids, 'centroids', 'a .npy path', (v) => typeof v === 'string' && v.length > 0);
+  optionalOption(opts.log, 'log', 'a function', (v) => typeof v === 'function');
+  signalOption(opts.signal);
   if (opts.centroids === undefined && k > sample) {
     throw new UsageError(`--k ${k} is larger than --sample ${sample}: k-means needs at least k sample rows`, { k, sample });
   }
-  return { k, sample, iters, seed, bins, numNNs, minibatch: opts.minibatch ?? false };
+  return { k, sample, iters, seed, bins, numNNs, minibatch };
 }
 
 /** Reads and checks `--centroids` given to fit (k × d, at least one row). */
