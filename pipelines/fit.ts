@@ -6,14 +6,13 @@
  * 2. Spherical k-means on the sample (k-means++, Lloyd or mini-batch) — or, with `centroids`,
  *    that `.npy` is taken as-is and k-means is skipped.
  * 3. Calibration over the sample: per-cluster counts, d_intra, δ histograms, d_inter.
- * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
+ * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`; `<out>` may be an s3:// prefix.
  */
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
-import { isS3Uri, readLocation } from '../src/io/storage/index.js';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { isS3Uri, joinLocation as join, readLocation } from '../src/io/storage/index.js';
 import { ClusterAccumulator, interClusterDistance } from '../src/core/complexity.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
-import { booleanOption, checkOption, integerOption, optionalOption, signalOption, stringOption } from '../src/core/validate.js';
+import { booleanOption, integerOption, optionalOption, signalOption, stringOption } from '../src/core/validate.js';
 import { sphericalKMeans } from '../src/core/kmeans.js';
 import { NearestCentroid } from '../src/core/nearest.js';
 import { RowReservoir } from '../src/core/reservoir.js';
@@ -23,7 +22,7 @@ import { planEmbeddingSource } from '../src/io/embeddings-source.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { CALIBRATION_FILE, CALIBRATION_VERSION, CENTROIDS_FILE, serializeCalibration, type Calibration } from '../src/io/calibration.js';
 import { sha256Hex } from '../src/io/hash.js';
-import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy, type NpyRowBatch } from '../src/io/npy.js';
+import { buildNpyHeader, readNpyFloat32, readNpyHeader, readNpyRows, type NpyRowBatch } from '../src/io/npy.js';
 import { NpzFile } from '../src/io/npz.js';
 import type { EmbeddingPart } from '../src/io/embeddings-source.js';
 
@@ -65,7 +64,7 @@ export interface FitOptions {
   bins?: number;
   /** d_inter neighbours; default 20, ≥ 1. */
   numNNs?: number;
-  /** Output directory (created). */
+  /** Output folder (created), or an s3:// prefix. Locally `centroids.npy` and `calibration.json` are replaced together (both or neither); on s3:// each object is replaced whole, as `run --out s3://` does. */
   out: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
@@ -111,8 +110,6 @@ export interface ResolvedFitOptions {
  */
 export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): ResolvedFitOptions {
   stringOption(opts.out, 'out');
-  // fit writes centroids.npy in place (positional writes) and hashes it: a local folder only.
-  checkOption(!isS3Uri(opts.out), 'out', 'a local folder (fit reads s3:// inputs but writes locally; copy the folder up afterwards)', opts.out);
   const k = integerOption(opts.k, 'k', { default: 500, min: 1, max: 1_000_000 });
   const sample = integerOption(opts.sample, 'sample', { default: 100_000, min: 1, max: 100_000_000 });
   const iters = integerOption(opts.iters, 'iters', { default: 25, min: 0, max: 10_000 });
@@ -246,47 +243,61 @@ interface FitState {
   log: (line: string) => void;
 }
 
+/** Whether two centroid locations name the same file (or object). */
+function sameLocation(a: string, b: string): boolean {
+  return isS3Uri(a) || isS3Uri(b) ? a === b : resolve(a) === resolve(b);
+}
+
+/** The bytes of a k × dim float32 `.npy`, as `writeNpy` writes them (built in memory: an s3:// output is PUT whole). */
+function npyFloat32Bytes(centroids: Float32Array, k: number, dim: number): Buffer {
+  return Buffer.concat([buildNpyHeader("'<f4'", [k, dim]), Buffer.from(centroids.buffer, centroids.byteOffset, k * dim * 4)]);
+}
+
+/** The centroids fit settled on: their float32 values and the `.npy` bytes under `<out>/centroids.npy`. */
+interface WrittenCentroids {
+  k: number;
+  iterations: number;
+  centroids: Float32Array;
+  bytes: Buffer;
+}
+
+/** Step 2 of {@link fit}: k-means (or the given centroids), written into `outputs` at `centroidsPath`. */
+async function centroidsStep(state: FitState, outputs: OutputSet, centroidsPath: string): Promise<WrittenCentroids> {
+  const { opts, given, data, n, dim, r, log } = state;
+  if (given) {
+    const k = given.rows;
+    const from = opts.centroids as string;
+    if (opts.k !== undefined && opts.k !== k) log(`fit: using the ${k} centroids of ${from} (k=${opts.k} ignored)`);
+    const header = await readNpyHeader(from);
+    if (header.descr === '<f4' && header.shape.length === 2 && !header.fortranOrder) {
+      // Already the layout fit writes: the same bytes (nothing written when it is the output itself).
+      const bytes = await readLocation(from, opts.signal);
+      if (!sameLocation(from, centroidsPath)) await outputs.writeFile(centroidsPath, bytes);
+      return { k, iterations: 0, centroids: given.data, bytes };
+    }
+    const bytes = npyFloat32Bytes(given.data, k, dim);
+    await outputs.writeFile(centroidsPath, bytes);
+    return { k, iterations: 0, centroids: given.data, bytes };
+  }
+  const k = r.k;
+  if (k > n) throw new UsageError(`--k ${k} is larger than the ${n} valid rows available to sample`, { k, sampleSize: n });
+  const km = await sphericalKMeans(data, n, dim, { k, iters: r.iters, seed: r.seed, minibatch: r.minibatch, signal: opts.signal, log });
+  const bytes = npyFloat32Bytes(km.centroids, k, dim);
+  await outputs.writeFile(centroidsPath, bytes);
+  return { k, iterations: km.iterations, centroids: km.centroids, bytes };
+}
+
 /** Steps 2 and 3 of {@link fit}, writing into `outputs`. */
 async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Promise<FitResult> {
-  const { opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log } = state;
+  const { opts, data, n, dim, valid, skipped, rowsRead, r, t0, log } = state;
   const { seed, bins, numNNs } = r;
   const { signal } = opts;
-  // 2. Centroids.
   const centroidsPath = join(opts.out, CENTROIDS_FILE);
-  // where the centroids are read back from: the new file, or the given one when it is already there
-  let centroidsWritten = centroidsPath;
-  let k: number;
-  let iterations = 0;
-  if (given) {
-    k = given.rows;
-    if (opts.k !== undefined && opts.k !== k) log(`fit: using the ${k} centroids of ${opts.centroids} (k=${opts.k} ignored)`);
-    const header = await readNpyHeader(opts.centroids as string);
-    const samePath = resolve(opts.centroids as string) === resolve(centroidsPath);
-    if (header.descr === '<f4' && header.shape.length === 2 && !header.fortranOrder) {
-      if (!samePath) {
-        const from = opts.centroids as string;
-        centroidsWritten = outputs.file(centroidsPath);
-        if (isS3Uri(from)) await writeFile(centroidsWritten, await readLocation(from));
-        else await copyFile(from, centroidsWritten);
-      }
-    } else {
-      await writeNpy((centroidsWritten = outputs.file(centroidsPath)), given.data, [k, dim], 'float32');
-    }
-  } else {
-    k = r.k;
-    if (k > n) {
-      throw new UsageError(`--k ${k} is larger than the ${n} valid rows available to sample`, { k, sampleSize: n });
-    }
-    const km = await sphericalKMeans(data, n, dim, { k, iters: r.iters, seed, minibatch: r.minibatch, signal, log });
-    iterations = km.iterations;
-    await writeNpy((centroidsWritten = outputs.file(centroidsPath)), km.centroids, [k, dim], 'float32');
-  }
+  const { k, iterations, centroids, bytes } = await centroidsStep(state, outputs, centroidsPath);
   throwIfAborted(signal);
 
   // 3. Calibration, against the centroids exactly as written (and re-normalised as every user will).
-  const bytes = await readFile(centroidsWritten);
-  const written = await readNpyFloat32(centroidsWritten, { signal });
-  const nc = await NearestCentroid.create(written.data, k, dim);
+  const nc = await NearestCentroid.create(centroids, k, dim);
   let assigned;
   try {
     assigned = await nc.assign(data, n);

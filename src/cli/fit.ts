@@ -37,7 +37,7 @@ export function registerFit(program: Command, ctx: CommandContext): void {
       .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
       .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
       .option('--minibatch', 'mini-batch k-means instead of Lloyd')
-      .requiredOption('--out <dir>', 'output folder for centroids.npy and calibration.json')
+      .requiredOption('--out <dir>', 'output folder (or s3:// prefix) for centroids.npy and calibration.json')
       .option('-q, --quiet', 'no progress on stderr'),
   ).action(async (shards: string[], o: FitFlags) => {
     const common = {
