@@ -16,7 +16,7 @@ import { booleanOption, integerOption, optionalOption, signalOption, stringOptio
 import { sphericalKMeans } from '../src/core/kmeans.js';
 import { NearestCentroid } from '../src/core/nearest.js';
 import { RowReservoir } from '../src/core/reservoir.js';
-import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../src/core/sketch.js';
+import { ClusterSketches, sketchScaleFor } from '../src/core/sketch.js';
 import { normalizeRows } from '../src/core/vector.js';
 import { planEmbeddingSource } from '../src/io/embeddings-source.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
@@ -25,6 +25,7 @@ import { sha256Hex } from '../src/io/hash.js';
 import { buildNpyHeader, readNpyFloat32, readNpyHeader, readNpyRows, type NpyRowBatch } from '../src/io/npy.js';
 import { NpzFile } from '../src/io/npz.js';
 import type { EmbeddingPart } from '../src/io/embeddings-source.js';
+import { FIT_LIMITS } from './fit-limits.js';
 
 /** The rows of one embedding file: a `.npy`, or a DataComp `.npz` member. */
 async function* partRows(part: EmbeddingPart, signal: AbortSignal | undefined): AsyncGenerator<NpyRowBatch> {
@@ -110,12 +111,12 @@ export interface ResolvedFitOptions {
  */
 export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): ResolvedFitOptions {
   stringOption(opts.out, 'out');
-  const k = integerOption(opts.k, 'k', { default: 500, min: 1, max: 1_000_000 });
-  const sample = integerOption(opts.sample, 'sample', { default: 100_000, min: 1, max: 100_000_000 });
-  const iters = integerOption(opts.iters, 'iters', { default: 25, min: 0, max: 10_000 });
-  const seed = integerOption(opts.seed, 'seed', { default: 0, min: 0, max: 0xffffffff });
-  const bins = integerOption(opts.bins, 'bins', { default: DEFAULT_BINS, min: 2, max: 1 << 20 });
-  const numNNs = integerOption(opts.numNNs, 'numNNs', { default: 20, min: 1 });
+  const k = integerOption(opts.k, 'k', FIT_LIMITS.k);
+  const sample = integerOption(opts.sample, 'sample', FIT_LIMITS.sample);
+  const iters = integerOption(opts.iters, 'iters', FIT_LIMITS.iters);
+  const seed = integerOption(opts.seed, 'seed', FIT_LIMITS.seed);
+  const bins = integerOption(opts.bins, 'bins', FIT_LIMITS.bins);
+  const numNNs = integerOption(opts.numNNs, 'numNNs', FIT_LIMITS.numNNs);
   const minibatch = booleanOption(opts.minibatch, 'minibatch', false);
   optionalOption(opts.centroids, 'centroids', 'a .npy path', (v) => typeof v === 'string' && v.length > 0);
   optionalOption(opts.log, 'log', 'a function', (v) => typeof v === 'function');

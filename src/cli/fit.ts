@@ -7,6 +7,7 @@ import { UsageError } from '../core/errors.js';
 import type { CommandContext } from './context.js';
 import { addImageFlags, imageOptionsFrom, type ImageFlags } from './embed.js';
 import { parseNumber } from './options.js';
+import { FIT_LIMITS } from '../../pipelines/fit-limits.js';
 
 /** Values of `fit`'s flags. */
 export interface FitFlags extends ImageFlags {
@@ -31,11 +32,12 @@ export function registerFit(program: Command, ctx: CommandContext): void {
       .option('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder')
       .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
       .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
-      .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { min: 1, integer: true }), 500)
+      .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { ...FIT_LIMITS.k, integer: true }), FIT_LIMITS.k.default)
       .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
-      .option('--sample <n>', 'uniform reservoir sample size (rows, or images embedded)', parseNumber('--sample', { min: 1, integer: true }), 100_000)
-      .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { min: 1, integer: true }), 25)
-      .option('--seed <n>', 'random seed', parseNumber('--seed', { integer: true }), 0)
+      .option('--sample <n>', 'uniform reservoir sample size (rows, or images embedded)', parseNumber('--sample', { ...FIT_LIMITS.sample, integer: true }), FIT_LIMITS.sample.default)
+      // ≥ 1 on the command line (as before); the library also takes 0, k-means++ seeds only
+      .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { ...FIT_LIMITS.iters, min: 1, integer: true }), FIT_LIMITS.iters.default)
+      .option('--seed <n>', 'random seed', parseNumber('--seed', { ...FIT_LIMITS.seed, integer: true }), FIT_LIMITS.seed.default)
       .option('--minibatch', 'mini-batch k-means instead of Lloyd')
       .requiredOption('--out <dir>', 'output folder (or s3:// prefix) for centroids.npy and calibration.json')
       .option('-q, --quiet', 'no progress on stderr'),
