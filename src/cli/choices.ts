@@ -8,6 +8,7 @@
 import type { ManifestFormat } from '../io/manifest.js';
 import type { ResizeMode } from '../io/model-config.js';
 import type { UrlListFormat } from '../io/url-list.js';
+import type { ClipScoreSource } from '../io/datacomp.js';
 import type { DecisionTailOptions } from '../../pipelines/decision-tail.js';
 import type { ExactPruneOptions } from '../../pipelines/exact-prune.js';
 
@@ -33,3 +34,6 @@ export const NEAREST_BACKENDS = everyMemberOf<NonNullable<ExactPruneOptions['bac
 
 /** How images are resized to the model input (src/io/model-config.ts `ResizeMode`). */
 export const RESIZE_MODES = everyMemberOf<ResizeMode>()(['shortest-center-crop', 'squash']);
+
+/** The CLIP towers a DataComp score can be computed from (src/io/datacomp.ts `ClipScoreSource['from']`). */
+export const CLIP_SCORE_TOWERS = everyMemberOf<NonNullable<ClipScoreSource['from']>>()(['l14', 'b32']);

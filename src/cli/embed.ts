@@ -10,7 +10,7 @@ import type { ImageEncoderOptions } from '../../pipelines/decision-tail.js';
 import { addConcurrencyOptions, parseChoice, parseList, parseNumber, parseTriple } from './options.js';
 import { Progress, fmtInt } from './progress.js';
 import type { CommandContext } from './context.js';
-import { URL_LIST_FORMATS } from './choices.js';
+import { RESIZE_MODES, URL_LIST_FORMATS } from './choices.js';
 
 /** Flags of an image input (shards or --urls) and its encoder, as `run` spells them. */
 export interface ImageFlags {
@@ -40,7 +40,7 @@ export function addImageFlags(cmd: Command): Command {
   return addConcurrencyOptions(cmd)
     .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)')
     .option('--image-size <px>', "model input side (default: the model's preprocessor_config.json, else 224)", parseNumber('--image-size', { min: 1, max: 8192, integer: true }))
-    .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', ['shortest-center-crop', 'squash'] as const))
+    .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', RESIZE_MODES))
     .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
     .option('--std <r,g,b>', "per-channel std (default: the model's config, else CLIP's)", parseTriple('--std', { positive: true }))
     .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
