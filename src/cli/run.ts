@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../pipelines/decision-tail.js';
 import { UsageError } from '../core/errors.js';
 import { DEVICES, parseDevice } from '../io/devices.js';
-import { ASSIGN_MODES, RESIZE_MODES, URL_LIST_FORMATS } from './choices.js';
+import { ASSIGN_MODES, URL_LIST_FORMATS } from './choices.js';
 import { addClusterSubmitOptions, runShardsOnCluster } from './cluster.js';
 import type { CommandContext } from './context.js';
 import { dataCompFrom } from './datacomp-options.js';
 import { addDecisionFlags, type DecisionFlags } from './decision-flags.js';
 import { decodeOverrides, type ImageFlags } from './embed.js';
-import { addConcurrencyOptions, dbpParamsFrom, parseChoice, parseList, parseNumber, parseTriple, type ClusterSubmitFlags } from './options.js';
+import { addEncoderFlags } from './encoder-flags.js';
+import { addConcurrencyOptions, dbpParamsFrom, parseChoice, parseList, parseNumber, type ClusterSubmitFlags } from './options.js';
 import { bundled, DEFAULT_RUN_KEEP, synthetic } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
@@ -32,19 +33,12 @@ export interface RunFlags extends Omit<ImageFlags, 'captionCol'>, DecisionFlags 
 
 /** The input and encoder flags of `run` (image shards, --urls or --embeddings). */
 function addRunInputFlags(cmd: Command): Command {
-  return addConcurrencyOptions(cmd)
+  return addEncoderFlags(addConcurrencyOptions(cmd))
     .option('--embeddings <npy...>', 'stream precomputed embeddings instead of images (.npy, glob, or clip-retrieval folder)')
     .option('--keys <txt>', 'keys.txt for --embeddings')
     .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
     .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder); default: the bundled real MobileNetV2 with no input, else the tiny synthetic encoder')
-    .option('--image-size <px>', "model input side (default: the model's preprocessor_config.json, else 224)", parseNumber('--image-size', { min: 1, max: 8192, integer: true }))
-    .option('--resize-mode <mode>', `${RESIZE_MODES.join(' | ')} (shortest-center-crop is CLIP's)`, parseChoice('--resize-mode', RESIZE_MODES))
-    .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
-    .option('--std <r,g,b>', "per-channel std (default: the model's config, else CLIP's)", parseTriple('--std', { positive: true }))
     .option('--device <device>', `where the image encoder runs: ${DEVICES.join(' | ')} (cuda:1 = a device id); GPU providers need onnxruntime-node's GPU binaries (README: GPU)`, (v: string) => (parseDevice(v), v.trim().toLowerCase()))
-    .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
-    .option('--output-name <name>', 'model output to read (default: image_embeds, else pooler_output, else the first)')
-    .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
     .option('--urls <list...>', 'URL list(s) to download: parquet/csv/tsv/json/jsonl/txt (also .gz), a folder, or - for stdin')
     .option('--input-format <fmt>', `URL list format (required for stdin): ${URL_LIST_FORMATS.join(' | ')}`, parseChoice('--input-format', URL_LIST_FORMATS))
     .option('--url-col <name>', 'URL column', 'url')

@@ -44,6 +44,15 @@ describe('flags shared by run, embed and fit', () => {
     });
   }
 
+  it('the encoder flags are one definition on every command', async () => {
+    for (const flag of ['--image-size', '--resize-mode', '--mean', '--std', '--input-name', '--output-name', '--batch-size']) {
+      const found = commands.map((c) => option(c, flag));
+      expect(found.every((o) => o !== undefined), flag).toBe(true);
+      expect(new Set(found.map((o) => `${o?.description} ${String(o?.defaultValue)}`)).size, flag).toBe(1);
+    }
+    for (const c of commands) await expect(parseError(c, '--image-size', '9000')).resolves.toMatchObject({ message: "--image-size must be an integer in 1..8192, got '9000'" });
+  });
+
   it('--concurrency means shards fetched at once and --download-concurrency image downloads', () => {
     expect(option('run', '--concurrency')).toMatchObject({ description: 'shards fetched at once', defaultValue: 2 });
     expect(option('run', '--download-concurrency')).toMatchObject({ description: 'image downloads in flight (URL lists)', defaultValue: 32 });
