@@ -89,7 +89,7 @@ describe('the real bundled sample (openclipart + MobileNetV2)', () => {
     expect(meta.every((r) => typeof r.concept === 'string')).toBe(true); // sidecar columns kept
     expect(meta.filter((r) => r.concept !== 'oversize').every((r) => typeof r.url === 'string' && typeof r.sha256 === 'string')).toBe(true);
     const failed = meta.filter((r) => r.error !== null);
-    expect(failed.map((r): unknown[] => [r.key, r.error, r.status])).toEqual([
+    expect(failed.map((r) => [r.key, r.error, r.status])).toEqual([
       ['oversize0', 'error:decode', 'failed_to_resize'],
       ['oversize1', 'error:decode', 'failed_to_resize'],
     ]);
@@ -150,7 +150,7 @@ describe('the real bundled sample (openclipart + MobileNetV2)', () => {
     expect(r.stdout).toContain('report: out/report.html');
     const rows = readManifest(join(tmp.dir, 'out', 'manifest.parquet'));
     expect(rows.length).toBe(label.size);
-    const stats = JSON.parse(readFileSync(join(tmp.dir, 'out', 'stats.json'), 'utf8')) as { totals: { kept: number } };
+    const stats = JSON.parse(readFileSync(join(tmp.dir, 'out', 'stats.json'), 'utf8'));
     expect(stats.totals.kept).toBe(rows.filter((row) => row.decision === 'keep').length);
     const p = purity(rows, label);
     expect(p.purity).toBeGreaterThan(Math.max(0.2, 2.5 * p.baseline));
