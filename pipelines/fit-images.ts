@@ -18,7 +18,7 @@ import { throwIfAborted, UsageError } from '../src/core/errors.js';
 import { Rng } from '../src/core/rng.js';
 import type { EmbeddingBatch } from '../src/core/sample.js';
 import { resolveModel } from '../src/io/model-config.js';
-import { checkGivenDim, fitSample, readGivenCentroids, resolveFitOptions, type FitOptions, type FitResult } from '../src/cli/fit.js';
+import { checkGivenDim, fitSample, readGivenCentroids, resolveFitOptions, type FitOptions, type FitResult } from './fit.js';
 import type { ImageEncoderOptions } from './decision-tail.js';
 import { decodeEmbedStages, imageSampleStages, type ImageInputOptions } from './images-to-embeddings.js';
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fit } from '../src/cli/fit.js';
+import { fit } from '../pipelines/fit.js';
 import { shardsToEmbeddings } from '../pipelines/shards-to-embeddings.js';
 
 const root = join(import.meta.dirname, '..', 'data-samples');

@@ -9,4 +9,4 @@ export * from '../pipelines/ingest.js';
 export * from '../pipelines/shards-to-embeddings.js';
 export * from '../pipelines/shards-to-manifest.js';
 export * from '../pipelines/urls-to-manifest.js';
-export { fit, type FitOptions, type FitResult } from './cli/fit.js';
+export { fit, type FitOptions, type FitResult } from '../pipelines/fit.js';

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { DataCompFilterOptions } from '../../pipelines/datacomp-filters.js';
+import { CLIP_SCORE_TOWERS } from './choices.js';
 import { parseChoice, parseNumber } from './options.js';
 
 export interface DataCompFlags {
@@ -10,7 +11,7 @@ export interface DataCompFlags {
   clipScoreMin?: number;
   clipScoreTop?: number;
   clipScoreCol?: string;
-  clipScoreFrom?: 'l14' | 'b32';
+  clipScoreFrom?: (typeof CLIP_SCORE_TOWERS)[number];
   basicFilter?: boolean;
   basicFilterNoLanguage?: boolean;
   textModel?: string;
@@ -23,7 +24,7 @@ export function addDataCompOptions(cmd: Command): Command {
     .option('--clip-score-min <t>', 'keep CLIP score ≥ t (DataComp --threshold)', parseNumber('--clip-score-min'))
     .option('--clip-score-top <f>', "keep the top fraction f by CLIP score (the reference rule: t = sorted_desc[int(N·f)], keep ≥ t)", parseNumber('--clip-score-top', { min: 0, exclusiveMin: true, max: 1 }))
     .option('--clip-score-col <name>', 'score column (default clip_l14_similarity_score)')
-    .option('--clip-score-from <tower>', 'compute the score as cosine(<tower>_img, <tower>_txt) from the npz: l14 | b32', parseChoice('--clip-score-from', ['l14', 'b32'] as const))
+    .option('--clip-score-from <tower>', `compute the score as cosine(<tower>_img, <tower>_txt) from the npz: ${CLIP_SCORE_TOWERS.join(' | ')}`, parseChoice('--clip-score-from', CLIP_SCORE_TOWERS))
     .option('--basic-filter', "DataComp's basic filter: English caption, > 2 words, > 5 chars, min side ≥ 200, aspect ≤ 3")
     .option('--basic-filter-no-language', 'the basic filter without the English test')
     .option('--text-model <dir>', 'run with images: CLIP text tower (onnx/text_model.onnx + tokenizer.json) scoring cosine(image, caption) for --clip-score-min/--clip-score-top');

@@ -7,11 +7,11 @@ import { UsageError } from '../core/errors.js';
 import type { UrlListFormat } from '../io/url-list.js';
 import type { ImageInputOptions } from '../../pipelines/images-to-embeddings.js';
 import type { ImageEncoderOptions } from '../../pipelines/decision-tail.js';
-import { parseChoice, parseList, parseNumber, parseTriple } from './options.js';
+import { addConcurrencyOptions, parseChoice, parseList, parseNumber } from './options.js';
+import { addEncoderFlags } from './encoder-flags.js';
 import { Progress, fmtInt } from './progress.js';
-import type { CommandContext } from './commands.js';
-
-const URL_LIST_FORMATS: readonly UrlListFormat[] = ['parquet', 'csv', 'tsv', 'json', 'jsonl', 'txt'];
+import type { CommandContext } from './context.js';
+import { URL_LIST_FORMATS } from './choices.js';
 
 /** Flags of an image input (shards or --urls) and its encoder, as `run` spells them. */
 export interface ImageFlags {
@@ -38,23 +38,13 @@ export interface ImageFlags {
 
 /** Adds the image-input and encoder flags (same names and limits as `run`). */
 export function addImageFlags(cmd: Command): Command {
-  return cmd
-    .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)')
-    .option('--image-size <px>', "model input side (default: the model's preprocessor_config.json, else 224)", parseNumber('--image-size', { min: 1, max: 8192, integer: true }))
-    .option('--resize-mode <mode>', 'shortest-center-crop (CLIP) | squash', parseChoice('--resize-mode', ['shortest-center-crop', 'squash'] as const))
-    .option('--mean <r,g,b>', "per-channel mean after scaling to [0, 1] (default: the model's config, else CLIP's)", parseTriple('--mean'))
-    .option('--std <r,g,b>', "per-channel std (default: the model's config, else CLIP's)", parseTriple('--std', { positive: true }))
-    .option('--input-name <name>', 'model input to feed (default: pixel_values, else the first)')
-    .option('--output-name <name>', 'model output to read (default: image_embeds, else pooler_output, else the first)')
-    .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
-    .option('--concurrency <n>', 'shards fetched at once', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 2)
+  return addEncoderFlags(addConcurrencyOptions(cmd).option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)'))
     .option('--urls <list...>', 'URL list(s) to download: parquet/csv/tsv/json/jsonl/txt (also .gz), a folder, or - for stdin')
     .option('--input-format <fmt>', `URL list format (required for stdin): ${URL_LIST_FORMATS.join(' | ')}`, parseChoice('--input-format', URL_LIST_FORMATS))
     .option('--url-col <name>', 'URL column', 'url')
     .option('--caption-col <name>', 'caption column', 'caption')
     .option('--save-additional-columns <cols>', 'comma-separated extra columns kept in the metadata', parseList)
     .option('--samples-per-shard <n>', 'img2dataset number_sample_per_shard (keys of --urls rows)', parseNumber('--samples-per-shard', { min: 1, integer: true }), 10_000)
-    .option('--download-concurrency <n>', 'downloads in flight', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32)
     .option('--user-agent-token <token>', 'added to the user agent (e.g. your project or contact)')
     .option('--allow-private', 'allow URLs resolving to loopback/private/link-local addresses (SSRF guard off)');
 }

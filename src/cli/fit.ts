@@ -1,341 +1,68 @@
 /**
- * `dbprune fit`: centroids and calibration statistics from a sample of the embeddings.
- *
- * 1. Streams every embedding row (readNpyRows) into a seeded uniform reservoir; rows holding
- *    NaN/Inf or a zero vector are skipped and counted. Sampled rows are L2-normalised.
- * 2. Spherical k-means on the sample (k-means++, Lloyd or mini-batch) — or, with `centroids`,
- *    that `.npy` is taken as-is and k-means is skipped.
- * 3. Calibration over the sample: per-cluster counts, d_intra, δ histograms, d_inter.
- * Writes `<out>/centroids.npy` (k × d float32) and `<out>/calibration.json`.
+ * `dbprune fit`: the flags, and the choice between the two library pipelines — pipelines/fit.ts
+ * (from embeddings or DataComp shards) and pipelines/fit-images.ts (from image shards or URL lists).
  */
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
-import { isS3Uri, readLocation } from '../io/storage/index.js';
-import { join, resolve } from 'node:path';
-import { ClusterAccumulator, interClusterDistance } from '../core/complexity.js';
-import { checkOption, DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../core/errors.js';
-import { sphericalKMeans } from '../kernels/kmeans.js';
-import { NearestCentroid } from '../kernels/nearest-centroid.js';
-import { RowReservoir } from '../core/reservoir.js';
-import { ClusterSketches, DEFAULT_BINS, sketchScaleFor } from '../core/sketch.js';
-import { normalizeRows } from '../core/vector.js';
-import { planEmbeddingSource } from '../io/embeddings-source.js';
-import { OutputSet, prepareOutputDir } from '../io/output-set.js';
-import { CALIBRATION_FILE, CALIBRATION_VERSION, CENTROIDS_FILE, serializeCalibration, type Calibration } from '../io/calibration.js';
-import { sha256Hex } from '../io/hash.js';
-import { readNpyFloat32, readNpyHeader, readNpyRows, writeNpy, type NpyRowBatch } from '../io/npy.js';
-import { NpzFile } from '../io/npz.js';
-import type { EmbeddingPart } from '../io/embeddings-source.js';
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.js';
+import type { CommandContext } from './context.js';
+import { addImageFlags, imageOptionsFrom, type ImageFlags } from './embed.js';
+import { parseNumber } from './options.js';
+import { FIT_LIMITS } from '../../pipelines/fit-limits.js';
 
-/** The rows of one embedding file: a `.npy`, or a DataComp `.npz` member. */
-async function* partRows(part: EmbeddingPart, signal: AbortSignal | undefined): AsyncGenerator<NpyRowBatch> {
-  if (part.npzMember === undefined) {
-    yield* readNpyRows(part.npy, { batchRows: 8192, signal });
-    return;
-  }
-  const npz = await NpzFile.open(part.npy);
-  try {
-    yield* npz.rows(part.npzMember, { batchRows: 8192, signal });
-  } finally {
-    npz.close();
-  }
-}
-
-/** Options of {@link fit}. */
-export interface FitOptions {
-  /** `.npy` embedding files: paths, globs, brace ranges, or a clip-retrieval folder. Or `datacomp`. */
-  embeddings?: string | string[];
-  /** DataComp shards (folder or globs of NNNNNNNN.parquet + .npz) instead of `embeddings`. */
-  datacomp?: string | string[];
-  /** npz member read with `datacomp`, default l14_img. */
-  embeddingKey?: string;
-  /** Clusters; default 500, limits 1..1,000,000 and ≤ sample (UsageError otherwise). Ignored with `centroids`. */
-  k?: number;
-  /** Existing centroids `.npy` (k × d) to use as-is instead of running k-means. */
+/** Values of `fit`'s flags. */
+export interface FitFlags extends ImageFlags {
+  embeddings?: string[];
+  datacomp?: string[];
+  embeddingKey: string;
+  k: number;
   centroids?: string;
-  /** Reservoir sample size in rows; default 100,000, limits 1..100,000,000. */
-  sample?: number;
-  /** k-means iterations (or mini-batch epochs); default 25, limits 0..10,000. */
-  iters?: number;
-  /** Seed of the sample and k-means; default 0, 0..2^32−1. */
-  seed?: number;
-  /** Mini-batch k-means instead of Lloyd; default false. */
-  minibatch?: boolean;
-  /** Histogram bins over δ ∈ [0, 2] (log-spaced, see core/sketch.ts); default 2048, 2..1,048,576. */
-  bins?: number;
-  /** d_inter neighbours; default 20, ≥ 1. */
-  numNNs?: number;
-  /** Output directory (created). */
-  out: string;
-  signal?: AbortSignal;
-  log?: (line: string) => void;
-}
-
-/** What {@link fit} did. */
-export interface FitResult {
-  k: number;
-  dim: number;
-  /** Rows read from the embedding files. */
-  rowsRead: number;
-  /** Rows skipped (NaN/Inf or zero vectors). */
-  skipped: number;
-  /** Rows in the calibration sample. */
-  sampleSize: number;
-  /** k-means update steps (0 with `centroids`). */
-  iterations: number;
-  /** Σδ of the sample to the final centroids. */
-  inertia: number;
-  /** Mean δ of the sample to the final centroids. */
-  meanDistance: number;
-  /** Clusters with no sample row. */
-  emptyClusters: number;
-  centroidsPath: string;
-  calibrationPath: string;
-  seconds: number;
-}
-
-/** {@link FitOptions} validated, with defaults filled in. */
-export interface ResolvedFitOptions {
-  k: number;
   sample: number;
   iters: number;
   seed: number;
-  bins: number;
-  numNNs: number;
-  minibatch: boolean;
+  minibatch?: boolean;
+  out: string;
 }
 
-/**
- * Validates the options shared by every fit (k, sample, iters, seed, bins, numNNs, out).
- * Throws ERR_DBPRUNE_INVALID_OPTION, or ERR_DBPRUNE_USAGE for k > sample without `centroids`.
- */
-export function resolveFitOptions(opts: Omit<FitOptions, 'embeddings'>): ResolvedFitOptions {
-  const k = opts.k ?? 500;
-  const sample = opts.sample ?? 100_000;
-  const iters = opts.iters ?? 25;
-  const seed = opts.seed ?? 0;
-  const bins = opts.bins ?? DEFAULT_BINS;
-  const numNNs = opts.numNNs ?? 20;
-  checkOption(typeof opts.out === 'string' && opts.out.length > 0, 'out', 'a directory path', opts.out);
-  // fit writes centroids.npy in place (positional writes) and hashes it: a local folder only.
-  checkOption(!isS3Uri(opts.out), 'out', 'a local folder (fit reads s3:// inputs but writes locally; copy the folder up afterwards)', opts.out);
-  checkOption(Number.isInteger(k) && k >= 1 && k <= 1_000_000, 'k', 'an integer in 1..1000000', k);
-  checkOption(Number.isInteger(sample) && sample >= 1 && sample <= 100_000_000, 'sample', 'an integer in 1..100000000', sample);
-  checkOption(Number.isInteger(iters) && iters >= 0 && iters <= 10_000, 'iters', 'an integer in 0..10000', iters);
-  checkOption(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed', 'an integer in 0..2^32−1', seed);
-  checkOption(Number.isInteger(bins) && bins >= 2 && bins <= 1 << 20, 'bins', 'an integer in 2..1048576', bins);
-  checkOption(Number.isInteger(numNNs) && numNNs >= 1, 'numNNs', 'an integer ≥ 1', numNNs);
-  if (opts.centroids === undefined && k > sample) {
-    throw new UsageError(`--k ${k} is larger than --sample ${sample}: k-means needs at least k sample rows`, { k, sample });
-  }
-  return { k, sample, iters, seed, bins, numNNs, minibatch: opts.minibatch ?? false };
-}
-
-/** Reads and checks `--centroids` given to fit (k × d, at least one row). */
-export async function readGivenCentroids(path: string | undefined, signal?: AbortSignal): Promise<{ data: Float32Array; rows: number; cols: number } | undefined> {
-  if (path === undefined) return undefined;
-  const given = await readNpyFloat32(path, { signal });
-  if (given.rows < 1) throw new UsageError(`${path} holds no centroids`, { file: path });
-  return given;
-}
-
-/**
- * Fits centroids and calibration statistics. Options and defaults in {@link FitOptions}.
- * Throws ERR_DBPRUNE_USAGE for k > sample (or fewer valid rows than k), ERR_DBPRUNE_INVALID_OPTION
- * for a bad option, ERR_DBPRUNE_DIM_MISMATCH when `centroids` and embeddings disagree in dimension,
- * the npy/input codes of the readers (INPUT_NOT_FOUND, NPY_FORMAT, NPY_TRUNCATED), ERR_DBPRUNE_ABORTED.
- */
-export async function fit(opts: FitOptions): Promise<FitResult> {
-  const t0 = Date.now();
-  const log = opts.log ?? (() => {});
-  const { signal } = opts;
-  const r = resolveFitOptions(opts);
-  throwIfAborted(signal);
-
-  // Centroids given: check them before the long pass.
-  const given = await readGivenCentroids(opts.centroids, signal);
-
-  const plan = await planEmbeddingSource({ embeddings: opts.embeddings, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, signal });
-  const dim = plan.dim;
-  checkGivenDim(given, opts.centroids, dim);
-  log(`fit: ${plan.totalRows} rows × ${dim} in ${plan.parts.length} file(s); sampling ${Math.min(r.sample, plan.totalRows)} rows (seed ${r.seed})`);
-
-  // 1. Reservoir sample of the valid rows.
-  const reservoir = new RowReservoir(Math.max(1, Math.min(r.sample, plan.totalRows)), dim, r.seed);
-  let rowsRead = 0;
-  let skipped = 0;
-  for (const part of plan.parts) {
-    for await (const b of partRows(part, signal)) {
-      const x = b.data;
-      for (let i = 0; i < b.rows; i++) {
-        const o = i * dim;
-        let s = 0;
-        for (let t = 0; t < dim; t++) s += x[o + t] * x[o + t];
-        if (!Number.isFinite(s) || s === 0) skipped++;
-        else reservoir.offerRow(x, o);
-      }
-      rowsRead += b.rows;
+export function registerFit(program: Command, ctx: CommandContext): void {
+  addImageFlags(
+    program
+      .command('fit')
+      .description('spherical k-means centroids + calibration statistics for streaming mode, from embeddings or straight from images')
+      .argument('[shards...]', 'image shards to embed a uniform sample of (with --model), instead of --embeddings')
+      .option('--embeddings <npy...>', '.npy file(s), glob, or a clip-retrieval folder')
+      .option('--datacomp <dir...>', 'DataComp shards: a folder or globs of NNNNNNNN.parquet (+ .npz beside them)')
+      .option('--embedding-key <member>', 'npz member with --datacomp: l14_img | b32_img', 'l14_img')
+      .option('-k, --k <k>', 'number of clusters', parseNumber('-k', { ...FIT_LIMITS.k, integer: true }), FIT_LIMITS.k.default)
+      .option('--centroids <npy>', 'use these centroids (faiss/SemDeDup .npy) instead of k-means; only calibrate')
+      .option('--sample <n>', 'uniform reservoir sample size (rows, or images embedded)', parseNumber('--sample', { ...FIT_LIMITS.sample, integer: true }), FIT_LIMITS.sample.default)
+      // ≥ 1 on the command line (as before); the library also takes 0, k-means++ seeds only
+      .option('--iters <n>', 'k-means iterations', parseNumber('--iters', { ...FIT_LIMITS.iters, min: 1, integer: true }), FIT_LIMITS.iters.default)
+      .option('--seed <n>', 'random seed', parseNumber('--seed', { ...FIT_LIMITS.seed, integer: true }), FIT_LIMITS.seed.default)
+      .option('--minibatch', 'mini-batch k-means instead of Lloyd')
+      .requiredOption('--out <dir>', 'output folder (or s3:// prefix) for centroids.npy and calibration.json')
+      .option('-q, --quiet', 'no progress on stderr'),
+  ).action(async (shards: string[], o: FitFlags) => {
+    const common = {
+      k: o.k,
+      centroids: o.centroids,
+      sample: o.sample,
+      iters: o.iters,
+      seed: o.seed,
+      minibatch: Boolean(o.minibatch),
+      out: o.out,
+      signal: ctx.signal,
+      log: o.quiet ? undefined : (line: string) => void process.stderr.write(`${line}\n`),
+    };
+    if (o.embeddings || o.datacomp) {
+      if (o.embeddings && o.datacomp) throw new UsageError('give one of --embeddings and --datacomp', { option: 'embeddings' });
+      if (shards.length > 0 || o.urls) throw new UsageError('give one input: --embeddings, --datacomp, shards or --urls');
+      const { fit } = await import('../../pipelines/fit.js');
+      process.stdout.write(`${JSON.stringify(await fit({ ...common, embeddings: o.embeddings, datacomp: o.datacomp, embeddingKey: o.embeddingKey }))}\n`);
+      return;
     }
-  }
-  const n = reservoir.size;
-  return fitSample({ data: reservoir.data.subarray(0, n * dim), n, dim, valid: reservoir.seen, skipped, rowsRead }, given, r, opts, t0);
-}
-
-/** Throws ERR_DBPRUNE_DIM_MISMATCH when given centroids and the embeddings differ in width. */
-export function checkGivenDim(given: { cols: number } | undefined, path: string | undefined, dim: number): void {
-  if (given && given.cols !== dim) {
-    throw new DbpruneError(ErrorCodes.DIM_MISMATCH, `centroids ${path} have dimension ${given.cols} but the embeddings have ${dim}`, { file: path, expected: dim, got: given.cols });
-  }
-}
-
-/** A uniform sample of valid embedding rows (not yet normalised) and how it was drawn. */
-export interface FitSample {
-  data: Float32Array;
-  n: number;
-  dim: number;
-  /** Valid rows the sample was drawn from. */
-  valid: number;
-  /** Rows skipped as invalid (NaN/Inf/zero, or failed samples). */
-  skipped: number;
-  /** Rows read in all. */
-  rowsRead: number;
-}
-
-/**
- * Steps 2–3 of fit on a drawn sample: normalise it, k-means (or the given centroids), calibration;
- * writes `<out>/centroids.npy` and `<out>/calibration.json`.
- */
-export async function fitSample(
-  sample: FitSample,
-  given: { data: Float32Array; rows: number; cols: number } | undefined,
-  r: ResolvedFitOptions,
-  opts: Omit<FitOptions, 'embeddings'>,
-  t0: number,
-): Promise<FitResult> {
-  const log = opts.log ?? (() => {});
-  const { n, dim, valid, skipped, rowsRead } = sample;
-  const data = sample.data.subarray(0, n * dim);
-  normalizeRows(data, n, dim);
-  log(`fit: read ${rowsRead} rows, skipped ${skipped} (NaN/Inf/zero), sample ${n} of ${valid} valid rows`);
-  if (valid === 0 || n === 0) throw new UsageError(`no valid embedding rows to fit on (${skipped} skipped as NaN/Inf/zero)`, { skipped });
-
-  // 2 and 3 write centroids.npy and calibration.json as one set: both or neither (a calibration
-  // always matches the centroids beside it).
-  await prepareOutputDir(opts.out);
-  const outputs = new OutputSet();
-  try {
-    const result = await centroidsAndCalibration({ opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log }, outputs);
-    await outputs.commit();
-    return result;
-  } catch (e) {
-    await outputs.abort();
-    throw e;
-  }
-}
-
-interface FitState {
-  opts: Omit<FitOptions, 'embeddings'>;
-  given: { data: Float32Array; rows: number; cols: number } | undefined;
-  /** The normalised sample (n × dim). */
-  data: Float32Array;
-  n: number;
-  dim: number;
-  valid: number;
-  skipped: number;
-  rowsRead: number;
-  r: ResolvedFitOptions;
-  t0: number;
-  log: (line: string) => void;
-}
-
-/** Steps 2 and 3 of {@link fit}, writing into `outputs`. */
-async function centroidsAndCalibration(state: FitState, outputs: OutputSet): Promise<FitResult> {
-  const { opts, given, data, n, dim, valid, skipped, rowsRead, r, t0, log } = state;
-  const { seed, bins, numNNs } = r;
-  const { signal } = opts;
-  // 2. Centroids.
-  const centroidsPath = join(opts.out, CENTROIDS_FILE);
-  // where the centroids are read back from: the new file, or the given one when it is already there
-  let centroidsWritten = centroidsPath;
-  let k: number;
-  let iterations = 0;
-  if (given) {
-    k = given.rows;
-    if (opts.k !== undefined && opts.k !== k) log(`fit: using the ${k} centroids of ${opts.centroids} (k=${opts.k} ignored)`);
-    const header = await readNpyHeader(opts.centroids as string);
-    const samePath = resolve(opts.centroids as string) === resolve(centroidsPath);
-    if (header.descr === '<f4' && header.shape.length === 2 && !header.fortranOrder) {
-      if (!samePath) {
-        const from = opts.centroids as string;
-        centroidsWritten = outputs.file(centroidsPath);
-        if (isS3Uri(from)) await writeFile(centroidsWritten, await readLocation(from));
-        else await copyFile(from, centroidsWritten);
-      }
-    } else {
-      await writeNpy((centroidsWritten = outputs.file(centroidsPath)), given.data, [k, dim], 'float32');
-    }
-  } else {
-    k = r.k;
-    if (k > n) {
-      throw new UsageError(`--k ${k} is larger than the ${n} valid rows available to sample`, { k, sampleSize: n });
-    }
-    const km = await sphericalKMeans(data, n, dim, { k, iters: r.iters, seed, minibatch: r.minibatch, signal, log });
-    iterations = km.iterations;
-    await writeNpy((centroidsWritten = outputs.file(centroidsPath)), km.centroids, [k, dim], 'float32');
-  }
-  throwIfAborted(signal);
-
-  // 3. Calibration, against the centroids exactly as written (and re-normalised as every user will).
-  const bytes = await readFile(centroidsWritten);
-  const written = await readNpyFloat32(centroidsWritten, { signal });
-  const nc = await NearestCentroid.create(written.data, k, dim);
-  let assigned;
-  try {
-    assigned = await nc.assign(data, n);
-  } finally {
-    await nc.dispose();
-  }
-  const acc = new ClusterAccumulator(k);
-  acc.add(assigned.cluster, assigned.distance, n);
-  const stats = acc.stats();
-  // The layout with the finer bins at these clusters' δ (log for tight clusters, issue 11 item 14).
-  const sketches = new ClusterSketches(k, bins, sketchScaleFor(stats.dIntra, stats.size, bins));
-  sketches.addBatch(assigned.cluster, assigned.distance, n);
-  const dInter = interClusterDistance(nc.centroids, k, dim, numNNs);
-  let inertia = 0;
-  for (let i = 0; i < n; i++) inertia += assigned.distance[i];
-  let emptyClusters = 0;
-  for (let j = 0; j < k; j++) if (stats.size[j] === 0) emptyClusters++;
-
-  const cal: Calibration = {
-    version: CALIBRATION_VERSION,
-    k,
-    dim,
-    sampleSize: n,
-    totalSeen: valid,
-    skipped,
-    seed,
-    numNNs,
-    counts: stats.size,
-    dIntra: stats.dIntra,
-    dInter,
-    sketches,
-    centroidsSha256: sha256Hex(bytes),
-  };
-  const calibrationPath = await outputs.writeFile(join(opts.out, CALIBRATION_FILE), serializeCalibration(cal));
-  const seconds = (Date.now() - t0) / 1000;
-  log(`fit: wrote ${centroidsPath} and ${calibrationPath} (k=${k}, mean δ=${(inertia / n).toFixed(5)}, ${emptyClusters} empty clusters) in ${seconds.toFixed(1)} s`);
-  return {
-    k,
-    dim,
-    rowsRead,
-    skipped,
-    sampleSize: n,
-    iterations,
-    inertia,
-    meanDistance: inertia / n,
-    emptyClusters,
-    centroidsPath,
-    calibrationPath,
-    seconds,
-  };
+    if (shards.length === 0 && !o.urls) throw new UsageError('give --embeddings, or image shards (or --urls) with --model');
+    const images = imageOptionsFrom(shards, o);
+    const { fitFromImages } = await import('../../pipelines/fit-images.js');
+    process.stdout.write(`${JSON.stringify(await fitFromImages({ ...common, ...images }))}\n`);
+  });
 }

@@ -84,3 +84,28 @@ export function dbpParamsFrom(o: DbpParamFlags, defaultKeep?: number): Required<
   if (keepRatio === undefined) throw new UsageError('--keep <ratio> is required', { option: 'keep' });
   return { keepRatio, temperature: o.temperature, numNNs: o.numNns, balance: o.balance, which: o.which, seed: o.seed };
 }
+
+/** Values of the two concurrency flags (see {@link addConcurrencyOptions}). */
+export interface ConcurrencyFlags {
+  concurrency: number;
+  downloadConcurrency: number;
+}
+
+/**
+ * One name per meaning, on every command that fetches: `--concurrency` = shards fetched at once
+ * (the fetch-shard stage's `concurrency`), `--download-concurrency` = image downloads in flight
+ * (the download stage's `concurrency`). Limits and defaults are those of the stages.
+ */
+export function addConcurrencyOptions(cmd: Command): Command {
+  return cmd
+    .option('--concurrency <n>', 'shards fetched at once', parseNumber('--concurrency', { min: 1, max: 64, integer: true }), 2)
+    .option('--download-concurrency <n>', 'image downloads in flight (URL lists)', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32);
+}
+
+/** Values of `--cluster`, `--work-dir`, `--queue` (src/cli/cluster.ts `addClusterSubmitOptions`) on `prune` and `run`. */
+export interface ClusterSubmitFlags {
+  cluster?: string;
+  workDir?: string;
+  queue: string;
+  redisLostMs?: number;
+}

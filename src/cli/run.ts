@@ -1,47 +1,77 @@
-/** `dbprune run`: the streaming pipelines behind one command. */
-import type { UrlListFormat } from '../io/url-list.js';
+/** `dbprune run`: streaming DBP — its flags, and the streaming pipelines behind the one command. */
+import type { Command } from 'commander';
 import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../pipelines/decision-tail.js';
 import { UsageError } from '../core/errors.js';
-import type { ManifestFormat } from '../io/manifest.js';
-import type { CommandContext } from './commands.js';
-import { bundled, synthetic } from './paths.js';
+import { DEVICES, parseDevice } from '../io/devices.js';
+import { ASSIGN_MODES, URL_LIST_FORMATS } from './choices.js';
+import { addClusterSubmitOptions, runOnCluster } from './cluster.js';
+import type { CommandContext } from './context.js';
+import { dataCompFrom } from './datacomp-options.js';
+import { addDecisionFlags, type DecisionFlags } from './decision-flags.js';
+import { decodeOverrides, type ImageFlags } from './embed.js';
+import { addEncoderFlags } from './encoder-flags.js';
+import { addConcurrencyOptions, dbpParamsFrom, parseChoice, parseList, parseNumber, type ClusterSubmitFlags } from './options.js';
+import { bundled, DEFAULT_RUN_KEEP, synthetic } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
-import { decodeOverrides } from './embed.js';
 
-export interface RunFlags extends DbpParamFlags, DataCompFlags {
+/** Values of `run`'s flags: the image flags of `embed`/`fit` (same names and types) plus the decision's. */
+export interface RunFlags extends Omit<ImageFlags, 'captionCol'>, DecisionFlags {
+  /** No default here (embed's is `caption`): not given and absent, rows have no caption; given, it must exist. */
+  captionCol?: string;
   embeddings?: string[];
   keys?: string;
   metadata?: string[];
-  model?: string;
+  device?: string;
   centroids?: string;
   calibration?: string;
   out?: string;
-  format: ManifestFormat;
-  concurrency: number;
-  batchSize: number;
-  assign: 'auto' | 'exact' | 'hnsw';
+  assign: NonNullable<DecisionTailOptions['assignMode']>;
   ef: number;
-  report: boolean;
-  quiet?: boolean;
-  dedupEps?: number[];
-  urls?: string[];
-  inputFormat?: UrlListFormat;
-  urlCol: string;
-  captionCol?: string;
-  saveAdditionalColumns?: string[];
-  samplesPerShard: number;
-  downloadConcurrency: number;
-  userAgentToken?: string;
-  allowPrivate?: boolean;
   writeShards?: string;
-  imageSize?: number;
-  resizeMode?: 'shortest-center-crop' | 'squash';
-  mean?: [number, number, number];
-  std?: [number, number, number];
-  inputName?: string;
-  outputName?: string;
-  device?: string;
+}
+
+/** The input and encoder flags of `run` (image shards, --urls or --embeddings). */
+function addRunInputFlags(cmd: Command): Command {
+  return addEncoderFlags(addConcurrencyOptions(cmd))
+    .option('--embeddings <npy...>', 'stream precomputed embeddings instead of images (.npy, glob, or clip-retrieval folder)')
+    .option('--keys <txt>', 'keys.txt for --embeddings')
+    .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
+    .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder); default: the bundled real MobileNetV2 with no input, else the tiny synthetic encoder')
+    .option('--device <device>', `where the image encoder runs: ${DEVICES.join(' | ')} (cuda:1 = a device id); GPU providers need onnxruntime-node's GPU binaries (README: GPU)`, (v: string) => (parseDevice(v), v.trim().toLowerCase()))
+    .option('--urls <list...>', 'URL list(s) to download: parquet/csv/tsv/json/jsonl/txt (also .gz), a folder, or - for stdin')
+    .option('--input-format <fmt>', `URL list format (required for stdin): ${URL_LIST_FORMATS.join(' | ')}`, parseChoice('--input-format', URL_LIST_FORMATS))
+    .option('--url-col <name>', 'URL column', 'url')
+    .option('--caption-col <name>', 'caption column (default caption; when not given and absent, rows have no caption; when given, it must exist)')
+    .option('--save-additional-columns <cols>', 'comma-separated extra columns kept in the sidecars and shard parquet', parseList)
+    .option('--samples-per-shard <n>', 'img2dataset number_sample_per_shard (keys and --write-shards)', parseNumber('--samples-per-shard', { min: 1, integer: true }), 10_000)
+    .option('--user-agent-token <token>', 'added to the user agent (e.g. your project or contact)')
+    .option('--allow-private', 'allow image and shard URLs (and redirects) resolving to loopback/private/link-local addresses (SSRF guard off; hosts of shard URLs given as arguments are always allowed)');
+}
+
+export function registerRun(program: Command, ctx: CommandContext): void {
+  const run = addDecisionFlags(
+    addRunInputFlags(
+      program
+        .command('run')
+        .description('streaming DBP: shards (or precomputed embeddings) in, pruned manifest out; no arguments = the bundled data-samples')
+        .argument('[shards...]', "shard paths, URLs, brace ranges ('{00000..00099}.tar'), folders, or - to read them from stdin"),
+    )
+      .option('--centroids <npy>', 'k×d centroids .npy; default: the bundled real ones with no input, else the synthetic ones')
+      .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
+      .option('--out <dir>', 'output folder; without it, JSONL manifest rows go to stdout (default out/ for the bundled sample)')
+      .option('--assign <mode>', `nearest centroid: ${ASSIGN_MODES.join(' | ')}`, parseChoice('--assign', ASSIGN_MODES), 'auto')
+      .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
+      .option('--write-shards <dir>', 'also write the kept samples as webdataset shards (img2dataset layout)'),
+  );
+  addClusterSubmitOptions(run).action(async (shards: string[], o: RunFlags & ClusterSubmitFlags) => {
+    if (o.cluster !== undefined) {
+      await runOnCluster(shards, { ...o, cluster: o.cluster }, dbpParamsFrom(o, DEFAULT_RUN_KEEP), ctx);
+      return;
+    }
+    if (o.workDir !== undefined || o.queue !== 'dbprune') throw new UsageError('--work-dir and --queue need --cluster', { option: 'work-dir' });
+    await runStreaming(shards, o, ctx);
+  });
 }
 
 /**
@@ -61,10 +91,6 @@ export function hostsOfShardArguments(shards: readonly string[]): string[] {
   }
   return [...hosts];
 }
-
-import { DEFAULT_RUN_KEEP } from './paths.js';
-import { dbpParamsFrom, type DbpParamFlags } from './options.js';
-import { dataCompFrom, type DataCompFlags } from './datacomp-options.js';
 
 export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandContext): Promise<StreamingResult> {
   const dc = dataCompFrom(o);

@@ -4,17 +4,15 @@
  * stats.json (`streaming.calibration_check`) and in report.html. A calibration fitted on the
  * stream's own distribution raises nothing.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
 import { writeNpy } from '../../src/io/npy.js';
-import { repoRoot } from '../helpers/fixture.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { unitRows } from '../helpers/vectors.js';
 
-const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-caldrift-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const k = 8;
@@ -39,9 +37,19 @@ function clustered(rng: Rng, centroids: Float32Array, weights: number[], n: numb
   return out;
 }
 
-function dbprune(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [main, ...args], { cwd: repoRoot, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+/** The parts of stats.json these tests read. */
+interface StatsJson {
+  totals: { keep_ratio: number };
+  streaming: { calibration_check: { agrees: boolean; mix_dispersion: number } };
+}
+
+function readStats(out: string): StatsJson {
+  return JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as StatsJson;
+}
+
+/** The built CLI (`npm run build` first) through the shared runner. */
+function dbprune(args: string[]): Promise<CliResult> {
+  return runCli(args, { built: true, timeoutMs: 115_000 });
 }
 
 beforeAll(async () => {
@@ -56,19 +64,19 @@ beforeAll(async () => {
     ['cal-other', 'other.npy'],
     ['cal-own', 'stream-sample.npy'],
   ]) {
-    const r = dbprune(['fit', '--embeddings', join(dir, emb), '--centroids', join(dir, 'centroids.npy'), '--sample', '4000', '--out', join(dir, name), '-q']);
+    const r = await dbprune(['fit', '--embeddings', join(dir, emb), '--centroids', join(dir, 'centroids.npy'), '--sample', '4000', '--out', join(dir, name), '-q']);
     expect(r.code, r.stderr).toBe(0);
   }
 }, 120_000);
 
 describe('streaming with a calibration from another distribution', () => {
   for (const keep of [0.3, 0.1]) {
-    it(`keep ${keep}: the keep ratio lands within ±${keep / 10} of the target; stderr, stats.json and report.html say the calibration disagrees`, { timeout: 120_000 }, () => {
+    it(`keep ${keep}: the keep ratio lands within ±${keep / 10} of the target; stderr, stats.json and report.html say the calibration disagrees`, { timeout: 120_000 }, async () => {
       const out = join(dir, `out-other-${keep}`);
-      const r = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal-other', 'centroids.npy'), '--keep', String(keep), '--out', out, '-q']);
+      const r = await dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal-other', 'centroids.npy'), '--keep', String(keep), '--out', out, '-q']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/warning: the calibration in .*cal-other disagrees with this stream/);
-      const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+      const stats = readStats(out);
       expect(Math.abs(stats.totals.keep_ratio - keep)).toBeLessThanOrEqual(keep / 10);
       expect(stats.streaming.calibration_check.agrees).toBe(false);
       expect(stats.streaming.calibration_check.mix_dispersion).toBeGreaterThan(3);
@@ -76,12 +84,12 @@ describe('streaming with a calibration from another distribution', () => {
     });
   }
 
-  it('a calibration fitted on the stream\'s own distribution: no warning, agrees, same target', { timeout: 120_000 }, () => {
+  it('a calibration fitted on the stream\'s own distribution: no warning, agrees, same target', { timeout: 120_000 }, async () => {
     const out = join(dir, 'out-own');
-    const r = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal-own', 'centroids.npy'), '--keep', '0.3', '--out', out, '-q']);
+    const r = await dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal-own', 'centroids.npy'), '--keep', '0.3', '--out', out, '-q']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/disagrees/);
-    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+    const stats = readStats(out);
     expect(stats.streaming.calibration_check.agrees).toBe(true);
     expect(Math.abs(stats.totals.keep_ratio - 0.3)).toBeLessThanOrEqual(0.03);
     expect(readFileSync(join(out, 'report.html'), 'utf8')).not.toContain('id="calibration-warning"');

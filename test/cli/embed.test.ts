@@ -75,7 +75,7 @@ describe('dbprune embed', () => {
     const r = await runCli(['embed', join(shards, '00000.tar'), '--model', model, '--out', out, '--part-rows', '50', '--no-resume', '-q']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/embedded 200 of 200 samples/);
-    expect(JSON.parse(readFileSync(join(out, 'embed.json'), 'utf8')).partRows).toBe(50);
+    expect((JSON.parse(readFileSync(join(out, 'embed.json'), 'utf8')) as { partRows: number }).partRows).toBe(50);
   });
 
   it('usage errors exit 2 with one line naming the problem', async () => {

@@ -48,7 +48,7 @@ describe('dbprune run (CLI)', () => {
     expect(r.stdout).toContain('report: out/report.html');
     const rows = readManifest(join(tmp.dir, 'out', 'manifest.parquet'));
     expect(rows.length).toBe(1200);
-    const stats = JSON.parse(readFileSync(join(tmp.dir, 'out', 'stats.json'), 'utf8'));
+    const stats = JSON.parse(readFileSync(join(tmp.dir, 'out', 'stats.json'), 'utf8')) as { totals: { kept: number } };
     expect(stats.totals.kept).toBe(rows.filter((row) => row.decision === 'keep').length);
     expect(readFileSync(join(tmp.dir, 'out', 'kept.txt'), 'utf8').trim().split('\n').length).toBe(stats.totals.kept);
   });
@@ -56,7 +56,7 @@ describe('dbprune run (CLI)', () => {
   it('shards from stdin, JSONL manifest rows on stdout when no --out is given', async () => {
     const r = await runCli(['run', '-', ...synth, '-q'], { input: `${join(shards, '00000.tar')}\n# a comment\n${join(shards, '00001.tar')}\n` });
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { key: string; decision: string; reason: string; cluster: number });
     expect(rows.length).toBe(400);
     expect(new Set(rows.map((row) => row.key)).size).toBe(400);
     expect(rows.every((row) => ['keep', 'drop'].includes(row.decision) && row.reason === 'dbp' && row.cluster >= 0)).toBe(true);
@@ -120,7 +120,7 @@ describe('dbprune run (CLI)', () => {
     expect(rows[0].reason).toBe('error:ssrf');
     expect(rows[0].decision).toBe('drop');
     // img2dataset's per-sample status is a manifest column too.
-    const raw = JSON.parse(readFileSync(join(out, 'manifest.jsonl'), 'utf8').trim());
+    const raw = JSON.parse(readFileSync(join(out, 'manifest.jsonl'), 'utf8').trim()) as { status: string };
     expect(raw.status).toBe('failed_to_download');
   });
 });

@@ -268,15 +268,17 @@ describe('multipart outputs from the CLI, and a server fault mid-upload', { time
     expect((await readLocation('s3://bucket/big-out/kept.txt')).equals(readFileSync(join(tmp, 'big-local', 'kept.txt')))).toBe(true);
   });
 
-  it('fit reads embeddings and given centroids from s3:// and refuses an s3:// --out (usage error)', async () => {
+  it('fit reads embeddings and given centroids from s3:// and writes to an s3:// --out as to a local one', async () => {
     const out = join(tmp, 'fit-out');
     const ok = await runCli(['fit', '--embeddings', 's3://bucket/big-in/emb.npy', '--centroids', 's3://bucket/big-in/cent.npy', '--sample', '5000', '-q', '--out', out], { env: srv.env });
     expect(ok.code, ok.stderr).toBe(0);
     expect(readFileSync(join(out, 'centroids.npy')).equals(readFileSync(join(tmp, 'cent.npy')))).toBe(true);
     expect((JSON.parse(readFileSync(join(out, 'calibration.json'), 'utf8')) as { k: number }).k).toBe(8);
-    const bad = await runCli(['fit', '--embeddings', 's3://bucket/big-in/emb.npy', '-k', '4', '--out', 's3://bucket/fit'], { env: srv.env });
-    expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toMatch(/option out must be a local folder.*\[ERR_DBPRUNE_INVALID_OPTION\]$/);
+    // s3:// --out (test/cli/fit-s3.test.ts covers it in full): the same two files, as objects.
+    const remote = await runCli(['fit', '--embeddings', 's3://bucket/big-in/emb.npy', '--centroids', 's3://bucket/big-in/cent.npy', '--sample', '5000', '-q', '--out', 's3://bucket/fit'], { env: srv.env });
+    expect(remote.code, remote.stderr).toBe(0);
+    expect((await readLocation('s3://bucket/fit/centroids.npy')).equals(readFileSync(join(out, 'centroids.npy')))).toBe(true);
+    expect((await readLocation('s3://bucket/fit/calibration.json')).equals(readFileSync(join(out, 'calibration.json')))).toBe(true);
   });
 
   it('retries with backoff: throttling (503 SlowDown), 500s and resets on reads and parts are survived, outputs equal', async () => {

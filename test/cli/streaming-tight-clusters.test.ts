@@ -4,7 +4,6 @@
  * asked, because 2,048 linear sketch bins of width ~1e-3 put every member in bin 0). The keep
  * ratio lands on the target.
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
 import { sha256Hex } from '../../src/io/hash.js';
 import { writeNpy } from '../../src/io/npy.js';
-import { repoRoot } from '../helpers/fixture.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { unitRows } from '../helpers/vectors.js';
 
-const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-tight-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const k = 8;
@@ -38,9 +36,16 @@ function tight(rng: Rng, centroids: Float32Array, n: number): Float32Array {
   return out;
 }
 
-function dbprune(args: string[]): { code: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [main, ...args], { cwd: repoRoot, encoding: 'utf8' });
-  return { code: r.status, stderr: r.stderr };
+/** The parts of calibration.json these tests read or rewrite. */
+interface CalibrationJson {
+  dIntra: number[];
+  counts: number[];
+  histogram: { scale: string } & Record<string, unknown>;
+}
+
+/** The built CLI (`npm run build` first) through the shared runner. */
+function dbprune(args: string[]): Promise<CliResult> {
+  return runCli(args, { built: true, timeoutMs: 115_000 });
 }
 
 beforeAll(async () => {
@@ -49,28 +54,28 @@ beforeAll(async () => {
   const centroids = unitRows(new Rng(31), k, dim);
   await writeNpy(join(dir, 'stream.npy'), tight(rng, centroids, 8000), [8000, dim]);
   await writeNpy(join(dir, 'sample.npy'), tight(rng, centroids, 4000), [4000, dim]);
-  const r = dbprune(['fit', '--embeddings', join(dir, 'sample.npy'), '--centroids', join(dir, 'centroids.npy'), '--sample', '4000', '--out', join(dir, 'cal'), '-q']);
+  const r = await dbprune(['fit', '--embeddings', join(dir, 'sample.npy'), '--centroids', join(dir, 'centroids.npy'), '--sample', '4000', '--out', join(dir, 'cal'), '-q']);
   expect(r.code, r.stderr).toBe(0);
 }, 120_000);
 
 describe('streaming run on tight clusters with a matching calibration', () => {
   for (const keep of [0.277, 0.1]) {
-    it(`keep ${keep}: kept / rows within ±${keep / 10} of the target`, { timeout: 120_000 }, () => {
+    it(`keep ${keep}: kept / rows within ±${keep / 10} of the target`, { timeout: 120_000 }, async () => {
       const out = join(dir, `out-${keep}`);
-      const r = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal', 'centroids.npy'), '--keep', String(keep), '--out', out, '-q']);
+      const r = await dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal', 'centroids.npy'), '--keep', String(keep), '--out', out, '-q']);
       expect(r.code, r.stderr).toBe(0);
-      const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
-      const cal = JSON.parse(readFileSync(join(dir, 'cal', 'calibration.json'), 'utf8'));
+      const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as { totals: { keep_ratio: number } };
+      const cal = JSON.parse(readFileSync(join(dir, 'cal', 'calibration.json'), 'utf8')) as CalibrationJson;
       expect(Math.abs(stats.totals.keep_ratio - keep), `kept ${stats.totals.keep_ratio}`).toBeLessThanOrEqual(keep / 10);
-      expect(cal.dIntra.every((d: number) => d > 2e-5 && d < 5e-4), `dIntra ${cal.dIntra}`).toBe(true);
+      expect(cal.dIntra.every((d: number) => d > 2e-5 && d < 5e-4), `dIntra ${cal.dIntra.join(",")}`).toBe(true);
       expect(cal.histogram.scale).toBe('log');
     });
   }
 
-  it('a version-1 calibration (linear bins) still loads; the run warns that its bins cannot resolve these clusters', { timeout: 120_000 }, () => {
+  it('a version-1 calibration (linear bins) still loads; the run warns that its bins cannot resolve these clusters', { timeout: 120_000 }, async () => {
     const v1Dir = join(dir, 'cal-v1');
     cpSync(join(dir, 'cal'), v1Dir, { recursive: true });
-    const body = JSON.parse(readFileSync(join(v1Dir, 'calibration.json'), 'utf8'));
+    const body = JSON.parse(readFileSync(join(v1Dir, 'calibration.json'), 'utf8')) as CalibrationJson;
     // What version 1 wrote for these clusters: 2,048 linear bins of width 9.8e-4, every member in bin 0.
     const bins = 2048;
     const counts = Buffer.alloc(k * bins * 4);
@@ -81,10 +86,10 @@ describe('streaming run on tight clusters with a matching calibration', () => {
     v1.checksum = `sha256:${sha256Hex(JSON.stringify(v1))}`;
     writeFileSync(join(v1Dir, 'calibration.json'), JSON.stringify(v1));
     const out = join(dir, 'out-v1');
-    const r = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(v1Dir, 'centroids.npy'), '--keep', '0.277', '--out', out, '-q']);
+    const r = await dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(v1Dir, 'centroids.npy'), '--keep', '0.277', '--out', out, '-q']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/warning: the calibration in .*cal-v1 has linear δ bins .* refit it/);
-    const own = dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal', 'centroids.npy'), '--keep', '0.277', '--out', join(dir, 'out-own'), '-q']);
+    const own = await dbprune(['run', '--embeddings', join(dir, 'stream.npy'), '--centroids', join(dir, 'cal', 'centroids.npy'), '--keep', '0.277', '--out', join(dir, 'out-own'), '-q']);
     expect(own.stderr).not.toMatch(/linear δ bins/);
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pruneExact } from '../../pipelines/exact-prune.js';
-import { fit } from '../../src/cli/fit.js';
+import { fit } from '../../pipelines/fit.js';
 import { readManifest } from '../../src/io/manifest.js';
 import { readNpyHeader, writeNpy } from '../../src/io/npy.js';
 import { NpzFile } from '../../src/io/npz.js';

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { embeddingsToManifest } from '../../pipelines/embeddings-to-manifest.js';
-import { fit } from '../../src/cli/fit.js';
+import { fit } from '../../pipelines/fit.js';
 import type { EmbeddingBatch } from '../../src/core/sample.js';
 import { readManifest } from '../../src/io/manifest.js';
 import { basicFilter, loadLanguageDetector } from '../../src/stages/basic-filter.js';

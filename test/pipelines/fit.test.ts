@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fit } from '../../src/cli/fit.js';
+import { fit } from '../../pipelines/fit.js';
 import { nearestBruteForceJs } from '../../src/core/nearest.js';
 import { Rng } from '../../src/core/rng.js';
 import { loadCalibration } from '../../src/io/calibration.js';
@@ -99,5 +99,21 @@ describe('fit', () => {
       code: 'ERR_DBPRUNE_INPUT_NOT_FOUND',
     });
     await expect(fit({ embeddings: join(dir, 'emb_0.npy'), k: 0, out: join(dir, 'z') })).rejects.toMatchObject({ code: 'ERR_DBPRUNE_INVALID_OPTION' });
+  });
+
+  it('states each option\'s limits in its error (one validation vocabulary)', async () => {
+    const base = { embeddings: join(dir, 'emb_0.npy'), out: join(dir, 'w') };
+    const cases: [Partial<Parameters<typeof fit>[0]>, RegExp][] = [
+      [{ k: 1.5 }, /option k must be an integer in 1\.\.1000000, got 1\.5/],
+      [{ sample: 0 }, /option sample must be an integer in 1\.\.100000000, got 0/],
+      [{ iters: -1 }, /option iters must be an integer in 0\.\.10000, got -1/],
+      [{ seed: 2 ** 32 }, /option seed must be an integer in 0\.\.4294967295, got 4294967296/],
+      [{ bins: 1 }, /option bins must be an integer in 2\.\.2\^20, got 1/],
+      [{ numNNs: 0 }, /option numNNs must be an integer ≥ 1, got 0/],
+      [{ out: '' }, /option out must be a non-empty string/],
+    ];
+    for (const [bad, message] of cases) {
+      await expect(fit({ ...base, ...bad })).rejects.toMatchObject({ code: 'ERR_DBPRUNE_INVALID_OPTION', message: expect.stringMatching(message) as unknown });
+    }
   });
 });
