@@ -9,9 +9,9 @@
  * SIGTERM/SIGINT: intake stops, in-flight work drains, a final commit is made).
  */
 import type { Command } from 'commander';
-import type { IngestMode } from '../../pipelines/ingest.js';
+import type { IngestMode } from '../../pipelines/ingest/index.js';
 import { UsageError } from '../core/errors.js';
-import { parseListenAddress } from '../io/ingest-listener.js';
+import { parseListenAddress } from '../../pipelines/ingest/listener.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseNumber, type DbpParamFlags } from './options.js';
 import { synthetic as bundled, DEFAULT_RUN_KEEP } from './paths.js';
@@ -89,7 +89,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
         process.stderr.write(`${line}\n`);
       };
       try {
-        const { ingest } = await import('../../pipelines/ingest.js');
+        const { ingest } = await import('../../pipelines/ingest/index.js');
         const result = await ingest({
           state: o.state,
           out: o.out,

@@ -1,10 +1,9 @@
-/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, report, ingest state; storage (local and s3://). */
+/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, report; storage (local and s3://). */
 export * from './calibration.js';
 export * from './embeddings-source.js';
 export * from './glob.js';
 export * from './hash.js';
 export * from './http.js';
-export * from './ingest-listener.js';
 export * from './keys.js';
 export * from './manifest.js';
 export * from './metadata.js';
@@ -15,7 +14,6 @@ export * from './parquet-source.js';
 export * from './report-data.js';
 export * from './report-html.js';
 export * from './shard-writer.js';
-export * from './state-store.js';
 export * from './stats.js';
 export * from './storage/index.js';
 export * from './tar.js';

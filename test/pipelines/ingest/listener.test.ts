@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes } from '../../src/core/errors.js';
-import { isLoopbackHost, isLoopbackHostHeader, parseListenAddress, startIngestListener, tokenMatches, type IngestListener, type IngestSubmission } from '../../src/io/ingest-listener.js';
+import { ErrorCodes } from '../../../src/core/errors.js';
+import { isLoopbackHost, isLoopbackHostHeader, parseListenAddress, startIngestListener, tokenMatches, type IngestListener, type IngestSubmission } from '../../../pipelines/ingest/listener.js';
 
 let listener: IngestListener | undefined;
 afterEach(async () => {

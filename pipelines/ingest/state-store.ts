@@ -47,9 +47,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
-import { hashFile, sha256Hex } from './hash.js';
-import { pathExists } from './fs.js';
+import { checkOption, DbpruneError, ErrorCodes } from '../../src/core/errors.js';
+import { hashFile, sha256Hex } from '../../src/io/hash.js';
+import { pathExists } from '../../src/io/fs.js';
 import { releasePidLock, takePidLock } from './pid-lock.js';
 
 // ---------------------------------------------------------------------------------------------
