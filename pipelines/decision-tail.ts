@@ -6,35 +6,31 @@
  * plus what a run needs around it: centroids and calibration loading, output files, counters
  * (rows in = rows out is checked at the end), progress, stats.json and the report.
  */
-import { joinLocation as join, locationExists, parentLocation as dirname } from '../src/io/storage/index.js';
+import { joinLocation as join } from '../src/io/storage/index.js';
 import type { Duplex } from 'node:stream';
-import { interClusterDistance } from '../src/core/complexity.js';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ImageSample, type ManifestRow } from '../src/core/sample.js';
 import { ReportCollector, writeReportThumbnails } from '../src/io/report-data.js';
 import { writeReport } from '../src/io/report-html.js';
-import { dedup } from '../src/stages/dedup.js';
 import { keyGuard } from '../src/stages/key-guard.js';
 import { createShardWriter } from '../src/io/shard-writer.js';
 import { tap } from '../src/stages/tap.js';
-import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
+import type { StreamingDbp, StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { CALIBRATION_MISMATCH } from '../src/core/streaming-guard.js';
-import { normalizedCopy } from '../src/core/vector.js';
-import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
+import type { Calibration } from '../src/io/calibration.js';
 import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type ManifestFormat } from '../src/io/manifest.js';
-import { readNpyFloat32 } from '../src/io/npy.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { shardFilesIn } from '../src/io/shard-writer.js';
 import type { ModelLocation } from '../src/io/model-config.js';
-import { assign, type AssignStream } from '../src/stages/assign.js';
+import type { AssignStream } from '../src/stages/assign.js';
 import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { embed } from '../src/stages/embed.js';
 import { clipScore } from '../src/stages/clip-score.js';
 import { clipScoreFilter } from '../src/stages/clip-score-filter.js';
-import { decide } from '../src/stages/decide.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
+import { decisionStages, openDecider } from './decider.js';
 
 const NO_EMBEDDINGS = new Float32Array(0);
 
@@ -168,25 +164,9 @@ export interface DecisionTail {
 }
 
 export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
-  const params = resolveDbpParams(opts);
   const started = performance.now();
-  const c = await readNpyFloat32(opts.centroids, { signal: opts.signal });
-  const k = c.rows;
-  const dim = c.cols;
-  const calDir = opts.calibration ?? ((await locationExists(join(dirname(opts.centroids), CALIBRATION_FILE))) ? dirname(opts.centroids) : undefined);
-  let calibration: Calibration | undefined;
-  if (calDir !== undefined) {
-    calibration = await loadCalibration(calDir, opts.centroids);
-    if (calibration.k !== k || calibration.dim !== dim) {
-      throw new DbpruneError(ErrorCodes.CALIBRATION, `calibration in ${calDir} is for k=${calibration.k}, d=${calibration.dim}; centroids ${opts.centroids} are k=${k}, d=${dim}`, { file: calDir });
-    }
-    const coarse = coarseSketchWarning(calibration, calDir);
-    if (coarse) opts.warn?.(coarse);
-  } else {
-    opts.warn?.(`dbprune: no ${CALIBRATION_FILE} beside ${opts.centroids}: streaming decisions start cold (run \`dbprune fit --centroids ${opts.centroids}\` to calibrate)`);
-  }
-  const dInter = calibration && calibration.numNNs === params.numNNs ? calibration.dInter : interClusterDistance(normalizedCopy(c.data, k, dim), k, dim, params.numNNs);
-  const dbp = new StreamingDbp({ k, params, dInter, calibration, tuning: opts.tuning });
+  const decider = await openDecider(opts);
+  const { k, dim, dbp, calibration, calDir, params } = decider;
 
   const format = opts.format ?? 'parquet';
   const files: StreamingResult['files'] = {};
@@ -257,18 +237,9 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     collector.observe(rows, thumbQueue.shift());
     collector.tick((performance.now() - started) / 1000);
   });
-  const dedupStage = opts.dedupEps && opts.dedupEps.length > 0 ? dedup({ eps: opts.dedupEps, dim, k, signal: opts.signal }) : undefined;
-  const assignStage = assign({
-    centroids: c.data,
-    k,
-    dim,
-    mode: opts.assignMode ?? 'auto',
-    ef: opts.ef,
-    threads: opts.threads,
-    workers: opts.assignWorkers,
-    normalize: opts.normalize,
-    signal: opts.signal,
-  });
+  const decision = decisionStages(decider, { ...opts, dedupEps: opts.dedupEps, signal: opts.signal });
+  const dedupStage = decision.dedup;
+  const assignStage = decision.assign;
   const stages: Duplex[] = [
     keyGuard({ onWarning: opts.warn }),
     assignStage,
@@ -282,7 +253,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
       },
       { highWaterMark: BATCH_HIGH_WATER_MARK },
     ),
-    decide({ dbp, signal: opts.signal }),
+    decision.decide,
   ];
 
   return {
@@ -441,21 +412,4 @@ function streamingStats(
       ...(t.calibrated ? { calibration_check: calibrationCheckJson(dbp) } : {}),
     },
   };
-}
-
-/**
- * A warning when a version-1 calibration's linear δ bins (width 2/bins) are too coarse for its
- * clusters: median d_intra under 8 bin widths, where thresholds cannot split the members and the
- * keep ratio falls short of the target (issue 11, item 14). Undefined otherwise.
- */
-function coarseSketchWarning(c: Calibration, calDir: string): string | undefined {
-  if (c.sketches.scale !== 'linear') return undefined;
-  const d = Array.from(c.dIntra).filter((_, j) => c.counts[j] > 0).sort((a, b) => a - b);
-  const median = d.length > 0 ? d[Math.floor(d.length / 2)] : Infinity;
-  const width = 2 / c.sketches.bins;
-  if (!(median < 8 * width)) return undefined;
-  return (
-    `dbprune: warning: the calibration in ${calDir} has linear δ bins of width ${width.toPrecision(2)} but a median cluster δ of ` +
-    `${median.toPrecision(2)}: streaming thresholds cannot resolve such tight clusters; refit it with \`dbprune fit\` (log-spaced bins)`
-  );
 }
