@@ -8,6 +8,7 @@ export * from '../pipelines/images-to-embeddings.js';
 export * from '../pipelines/ingest/index.js';
 export * from '../pipelines/ingest/listener.js';
 export * from '../pipelines/ingest/state-store.js';
+export { fsyncDir, fsyncFile } from '../pipelines/ingest/durable.js';
 export * from '../pipelines/shards-to-embeddings.js';
 export * from '../pipelines/shards-to-manifest.js';
 export * from '../pipelines/urls-to-manifest.js';

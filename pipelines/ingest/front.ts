@@ -22,7 +22,7 @@ import type { KeyGuardStream } from '../../src/stages/key-guard.js';
 import { MAX_ENTRY_ATTEMPTS, type EntryAttempts } from './entry-attempts.js';
 import type { IngestOptions, IngestPosition, IngestMode } from './options.js';
 import type { IngestPositions } from './position-queue.js';
-import type { InputJournal, JournalEntry } from './state-store.js';
+import type { InputJournal, JournalEntry } from './journal.js';
 
 export interface FrontOptions {
   journal: Pick<InputJournal, 'get' | 'changed'>;

@@ -51,7 +51,8 @@ import { startIngestListener, type IngestListener } from './listener.js';
 import { metricsText, RateWindow, type NamedStage } from './metrics.js';
 import { resolveIngestOptions, type IngestOptions, type IngestResult, type IngestState, type ResolvedIngestOptions } from './options.js';
 import { IngestPositions } from './position-queue.js';
-import { InputJournal, StateStore } from './state-store.js';
+import { InputJournal } from './journal.js';
+import { StateStore } from './state-store.js';
 
 export { inputKindOf } from './intake.js';
 export type { IngestCommitInfo, IngestCounters, IngestMode, IngestOptions, IngestPosition, IngestResult, IngestState } from './options.js';
@@ -70,6 +71,11 @@ async function stateConfig(opts: IngestOptions, r: ResolvedIngestOptions, decide
     dedupEps: opts.dedupEps === undefined ? null : String(opts.dedupEps),
     assign: r.assignMode,
   };
+}
+
+/** The run's fatal failure as an Error (a stage may reject with anything). */
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new DbpruneError(ErrorCodes.INTERNAL, `ingest failed: ${String(e)}`);
 }
 
 /** Graceful stop (signal, fatal error): `stopped` resolves once, `entry` aborts the entry being read. */
@@ -263,11 +269,11 @@ function wireRun(
       await pipeline(named.map(([, s]) => s as Duplex | Writable));
     } catch (e) {
       failFatal(e);
-      throw fatal;
+      throw asError(fatal);
     } finally {
       await checkpointer.settled();
     }
-    if (fatal !== undefined) throw fatal;
+    if (fatal !== undefined) throw asError(fatal);
     await attempts.clear(); // a clean stop: the next start at this position is not a crash loop
     const f = checkpointer.figures;
     const counters = checkpointer.counters;

@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../../src/io/output-set.js';
 import { urlListFormatFromPath, type UrlListFormat } from '../../src/io/url-list.js';
 import type { IngestReply, IngestSubmission } from './listener.js';
 import type { IngestMode } from './options.js';
-import type { InputJournal, InputKind, JournalEntry } from './state-store.js';
+import type { InputJournal, InputKind, JournalEntry } from './journal.js';
 
 /** What the intake needs of the journal. */
 export type IntakeJournal = Pick<InputJournal, 'append' | 'indexOf' | 'get' | 'wake'>;
@@ -284,5 +284,5 @@ function shardListOf(s: IngestSubmission): string[] {
   const j = JSON.parse(s.body.toString('utf8')) as unknown;
   const arr = Array.isArray(j) ? (j as unknown[]) : (j as { shards?: unknown } | null)?.shards;
   if (!Array.isArray(arr) || !arr.every((x) => typeof x === 'string')) throw new Error('expected a JSON array of strings');
-  return arr as string[];
+  return arr;
 }
