@@ -1,5 +1,5 @@
 /**
- * `dbprune ingest`: continuous ingestion with crash-safe checkpoints (pipelines/ingest.ts).
+ * `dbprune ingest`: continuous ingestion with crash-safe checkpoints (pipelines/ingest/).
  *
  *     dbprune ingest --state st/ --out manifest/ --watch incoming/ --listen 127.0.0.1:8080
  *     ls shards/*.tar | dbprune ingest --state st/ --out manifest/ --stdin --exit-when-done
