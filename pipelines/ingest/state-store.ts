@@ -21,11 +21,13 @@
  *     OUT/.dbprune-ingest.json           `{ stateId, state }`: the state folder whose commits OUT holds
  *
  * **Commit protocol** ({@link StateStore.commit}): the segment (written to `OUT/.part-<seq>.<ext>.tmp`)
- * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON and the extra
- * files are written to `STATE/tmp`, fsynced, renamed into `STATE/states`, which is fsynced; then the
- * commit record — naming the segment, state and extra files with their sizes and SHA-256 — is
- * written to a temp file, fsynced, and renamed to `STATE/commits/commit-<seq>.json`; fsyncing
- * `STATE/commits` ends the commit. **The rename of the commit record is the commit point**: a kill
+ * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON is written
+ * atomically into `STATE/states` and the extra files (written to `STATE/tmp`) are fsynced and
+ * renamed there, and the folder is fsynced; then the commit record — naming the segment, state and
+ * extra files with their sizes and SHA-256 — is written atomically as
+ * `STATE/commits/commit-<seq>.json`, which ends the commit. Every whole-file write here is the
+ * project's one atomic write (`writeFileAtomic`, src/io/output-set.ts: a temporary file beside the
+ * target, fsynced, renamed, folder fsynced; see durable.ts). **The rename of the commit record is the commit point**: a kill
  * at any instant leaves either the previous commit or this one, never a mix.
  *
  * **Recovery** ({@link StateStore.open}): commit records are tried newest first. A record is valid
