@@ -15,7 +15,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ingest, type IngestResult } from '../pipelines/ingest.js';
+import { ingest, type IngestResult } from '../pipelines/ingest/index.js';
 import { Rng } from '../src/core/rng.js';
 import { NpyWriter, writeNpy } from '../src/io/npy.js';
 

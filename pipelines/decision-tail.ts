@@ -6,35 +6,32 @@
  * plus what a run needs around it: centroids and calibration loading, output files, counters
  * (rows in = rows out is checked at the end), progress, stats.json and the report.
  */
-import { joinLocation as join, locationExists, parentLocation as dirname } from '../src/io/storage/index.js';
-import type { Duplex } from 'node:stream';
-import { interClusterDistance } from '../src/core/complexity.js';
+import { joinLocation as join } from '../src/io/storage/index.js';
+import type { Duplex, Writable } from 'node:stream';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
-import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ImageSample, type ManifestRow } from '../src/core/sample.js';
+import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
 import { ReportCollector, writeReportThumbnails } from '../src/report/report-data.js';
 import { writeReport } from '../src/report/report-html.js';
-import { dedup } from '../src/stages/dedup.js';
 import { keyGuard } from '../src/stages/key-guard.js';
 import { createShardWriter } from '../src/io/shard-writer.js';
 import { tap } from '../src/stages/tap.js';
-import { StreamingDbp, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
+import type { StreamingDbp, StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { CALIBRATION_MISMATCH } from '../src/core/streaming-guard.js';
-import { normalizedCopy } from '../src/core/vector.js';
-import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
-import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type ManifestFormat } from '../src/io/manifest.js';
-import { readNpyFloat32 } from '../src/io/npy.js';
+import type { Calibration } from '../src/io/calibration.js';
+import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type KeyListWriter, type ManifestFormat, type ManifestWriter } from '../src/io/manifest.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { shardFilesIn } from '../src/io/shard-writer.js';
 import type { ModelLocation } from '../src/io/model-config.js';
-import { assign, type AssignStream } from '../src/stages/assign.js';
+import type { AssignStream } from '../src/stages/assign.js';
 import { decode, type DecodeOptions } from '../src/stages/decode.js';
 import { embed } from '../src/stages/embed.js';
 import { clipScore } from '../src/stages/clip-score.js';
 import { clipScoreFilter } from '../src/stages/clip-score-filter.js';
-import { decide } from '../src/stages/decide.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
+import { decisionStages, openDecider } from './decider.js';
+import { HeldImages } from './held-images.js';
 
 const NO_EMBEDDINGS = new Float32Array(0);
 
@@ -167,31 +164,17 @@ export interface DecisionTail {
   fail(e: unknown): Promise<never>;
 }
 
-export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
-  const params = resolveDbpParams(opts);
-  const started = performance.now();
-  const c = await readNpyFloat32(opts.centroids, { signal: opts.signal });
-  const k = c.rows;
-  const dim = c.cols;
-  const calDir = opts.calibration ?? ((await locationExists(join(dirname(opts.centroids), CALIBRATION_FILE))) ? dirname(opts.centroids) : undefined);
-  let calibration: Calibration | undefined;
-  if (calDir !== undefined) {
-    calibration = await loadCalibration(calDir, opts.centroids);
-    if (calibration.k !== k || calibration.dim !== dim) {
-      throw new DbpruneError(ErrorCodes.CALIBRATION, `calibration in ${calDir} is for k=${calibration.k}, d=${calibration.dim}; centroids ${opts.centroids} are k=${k}, d=${dim}`, { file: calDir });
-    }
-    const coarse = coarseSketchWarning(calibration, calDir);
-    if (coarse) opts.warn?.(coarse);
-  } else {
-    opts.warn?.(`dbprune: no ${CALIBRATION_FILE} beside ${opts.centroids}: streaming decisions start cold (run \`dbprune fit --centroids ${opts.centroids}\` to calibrate)`);
-  }
-  const dInter = calibration && calibration.numNNs === params.numNNs ? calibration.dInter : interClusterDistance(normalizedCopy(c.data, k, dim), k, dim, params.numNNs);
-  const dbp = new StreamingDbp({ k, params, dInter, calibration, tuning: opts.tuning });
+/** Where a tail's rows go: the run's output files (in `out`, replaced as one set) or JSONL on stdout. */
+interface TailOutputs {
+  outputs?: OutputSet;
+  manifest: ManifestWriter;
+  kept?: KeyListWriter;
+  files: StreamingResult['files'];
+}
 
+async function openTailOutputs(opts: DecisionTailOptions): Promise<TailOutputs> {
   const format = opts.format ?? 'parquet';
   const files: StreamingResult['files'] = {};
-  let manifest;
-  let kept;
   // Every file goes to a temporary name and is renamed into place at finish() (src/io/output-set.ts).
   const outputs = opts.out !== undefined || opts.writeShards ? new OutputSet() : undefined;
   if (opts.out !== undefined && outputs) {
@@ -199,47 +182,52 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     files.manifest = join(opts.out, `manifest.${format}`);
     files.kept = join(opts.out, 'kept.txt');
     files.stats = join(opts.out, 'stats.json');
-    manifest = createManifestWriter(outputs.file(files.manifest), format);
-    kept = createKeptKeysWriter(outputs.file(files.kept));
     for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
-  } else {
-    // Rows go out batch by batch as they are decided (a reader like `head` or `jq` sees them at once,
-    // and a stopped run has written exactly the rows it counts), not at the end.
-    manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable, { rowGroupRows: 1 });
+    return { outputs, files, manifest: createManifestWriter(outputs.file(files.manifest), format), kept: createKeptKeysWriter(outputs.file(files.kept)) };
   }
+  // Rows go out batch by batch as they are decided (a reader like `head` or `jq` sees them at once,
+  // and a stopped run has written exactly the rows it counts), not at the end.
+  const manifest = writeManifestStream('jsonl', (opts.stdout ?? process.stdout) as NodeJS.WritableStream & Writable, { rowGroupRows: 1 });
+  return { outputs, files, manifest };
+}
+
+/** Adds one batch of written rows to the run's counters. */
+function countRows(counters: RunCounters, rows: readonly ManifestRow[]): void {
+  counters.samples += rows.length;
+  for (const r of rows) {
+    if (r.decision === 'keep') counters.kept++;
+    else if (r.reason === 'duplicate') counters.duplicates++;
+    else if (r.reason.startsWith('error:') || r.reason.startsWith('filter:')) {
+      counters.errors++;
+      counters.errorsByReason[r.reason] = (counters.errorsByReason[r.reason] ?? 0) + 1;
+    }
+  }
+}
+
+export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
+  const started = performance.now();
+  const decider = await openDecider(opts);
+  const { k, dim, dbp, calibration, calDir, params } = decider;
+  const { outputs, files, manifest, kept } = await openTailOutputs(opts);
   const counters: RunCounters = { samples: 0, kept: 0, errors: 0, duplicates: 0, errorsByReason: {} };
-  const listeners: ((rows: ManifestRow[]) => void)[] = [
-    (rows) => {
-      counters.samples += rows.length;
-      for (const r of rows) {
-        if (r.decision === 'keep') counters.kept++;
-        else if (r.reason === 'duplicate') counters.duplicates++;
-        else if (r.reason.startsWith('error:') || r.reason.startsWith('filter:')) {
-          counters.errors++;
-          counters.errorsByReason[r.reason] = (counters.errorsByReason[r.reason] ?? 0) + 1;
-        }
-      }
-    },
-  ];
-  // A FIFO per identity: a repeated (shard, key) must not hand the first row the second sample's image.
-  const held = new Map<string, ImageSample[]>();
-  const heldKey = (s: { key: string; shard?: string | null }): string => `${s.shard ?? ''}\u0000${s.key}`;
+  const collector = new ReportCollector({ k, seed: params.seed });
+  const listeners: ((rows: ManifestRow[]) => void)[] = [(rows) => countRows(counters, rows)];
+  const held = new HeldImages();
   const shardWriter =
     opts.writeShards && outputs ? createShardWriter({ ...opts.writeShards, tempPath: (p) => outputs.file(p), signal: opts.signal }) : undefined;
   const sink = manifestSink({
     manifest,
     kept,
     signal: opts.signal,
-    onRows: (rows) => listeners.forEach((fn) => fn(rows)),
+    onRows: (rows) => {
+      listeners.forEach((fn) => fn(rows));
+      // the thumbnails travel on the decided rows (DecidedRows), not in a queue beside the stream
+      collector.observe(rows, rows.thumbnails);
+      collector.tick((performance.now() - started) / 1000);
+    },
     afterWrite: shardWriter
       ? async (rows) => {
-          for (const row of rows) {
-            const k = heldKey(row);
-            const queue = held.get(k);
-            const sample = queue?.shift() ?? { key: row.key, shard: row.shard ?? undefined, url: row.url ?? undefined, caption: row.caption ?? undefined };
-            if (queue?.length === 0) held.delete(k);
-            await shardWriter.write(sample, row);
-          }
+          for (const row of rows) await shardWriter.write(held.take(row), row);
         }
       : undefined,
     afterClose: shardWriter
@@ -249,109 +237,84 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
         }
       : undefined,
   });
-  // Thumbnails ride beside the rows: decide emits exactly one rows array per input batch, in
-  // order, so a FIFO filled just before decide lines up with what the sink receives.
-  const collector = new ReportCollector({ k, seed: params.seed });
-  const thumbQueue: ((Buffer | undefined)[] | undefined)[] = [];
-  listeners.push((rows) => {
-    collector.observe(rows, thumbQueue.shift());
-    collector.tick((performance.now() - started) / 1000);
-  });
-  const dedupStage = opts.dedupEps && opts.dedupEps.length > 0 ? dedup({ eps: opts.dedupEps, dim, k, signal: opts.signal }) : undefined;
-  const assignStage = assign({
-    centroids: c.data,
-    k,
-    dim,
-    mode: opts.assignMode ?? 'auto',
-    ef: opts.ef,
-    threads: opts.threads,
-    workers: opts.assignWorkers,
-    normalize: opts.normalize,
-    signal: opts.signal,
-  });
+  const decision = decisionStages(decider, { ...opts, dedupEps: opts.dedupEps, signal: opts.signal });
+  const dedupStage = decision.dedup;
   const stages: Duplex[] = [
     keyGuard({ onWarning: opts.warn }),
-    assignStage,
+    decision.assign,
     ...(dedupStage ? [dedupStage] : []),
+    // Past assign (and dedup) nothing reads the vectors: let them go now rather than when the
+    // batch leaves decide (up to ~8 batches, 4 MB each at d = 512, wait in the queues between).
     tap(
       (b: EmbeddingBatch) => {
-        thumbQueue.push(b.thumbnails);
-        // Past assign (and dedup) nothing reads the vectors: let them go now rather than when the
-        // batch leaves decide (up to ~8 batches, 4 MB each at d = 512, wait in the queues between).
         b.embeddings = NO_EMBEDDINGS;
       },
       { highWaterMark: BATCH_HIGH_WATER_MARK },
     ),
-    decide({ dbp, signal: opts.signal }),
+    decision.decide,
   ];
-
+  const finish: DecisionTail['finish'] = async (rowsIn, extra = {}) => {
+    if (sink.rows !== rowsIn) {
+      throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (calibration) {
+      const warning = calibrationWarning(dbp, calDir);
+      if (warning) opts.warn?.(warning);
+    }
+    const stats = streamingStats(dbp, counters, params, { seconds, renormalized: extra.renormalized ?? 0, calibrated: calibration !== undefined });
+    Object.assign(stats.params, extra.params ?? {});
+    Object.assign(stats, extra.sections ?? {});
+    if (dedupStage) {
+      const d = dedupStage.stats();
+      stats.params.dedup_eps = d.eps;
+      stats.dedup = { mode: 'streaming', ...d, note: 'duplicates for eps[1..] are estimates measured against the set kept under eps[0]' };
+    }
+    if (extra.throughput) collector.setThroughput(extra.throughput);
+    const { report, thumbnails } = collector.toJSON();
+    stats.report = report;
+    if (files.stats && opts.out !== undefined && outputs) {
+      await writeJsonAtomic(files.stats, stats, outputs);
+      if (opts.report !== false) {
+        const thumbs = await writeReportThumbnails(opts.out, thumbnails, outputs);
+        files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: thumbs ? outputs.file(thumbs) : null, outputs, signal: opts.signal });
+      }
+    }
+    if (outputs) {
+      // An earlier run's shards beyond this run's count would sit beside the new ones.
+      if (opts.writeShards) for (const f of await shardFilesIn(opts.writeShards.dir)) outputs.replaces(f);
+      throwIfAborted(opts.signal);
+      await outputs.commit();
+    }
+    return { stats, files };
+  };
+  const fail: DecisionTail['fail'] = async (e) => {
+    await outputs?.abort();
+    if (opts.signal?.aborted) {
+      const what =
+        opts.out !== undefined
+          ? `nothing written; ${opts.out} keeps its previous files`
+          : `${sink.rows} manifest rows had been written to stdout${opts.writeShards ? `; no shards written to ${opts.writeShards.dir}` : ''}`;
+      const why = opts.signal.reason instanceof Error ? opts.signal.reason.message : String(opts.signal.reason);
+      throw new DbpruneError(ErrorCodes.ABORTED, `stopped (${why}): ${what}`, { file: opts.out, stopped: true }, { cause: e });
+    }
+    throw e;
+  };
   return {
     k,
     dim,
     dbp,
     calibration,
     stages,
-    assign: assignStage,
+    assign: decision.assign,
     sink,
     counters,
     onRows: (fn) => listeners.push(fn),
     outputFile: (path) => (outputs ? outputs.file(path) : path),
     wantsThumbnails: opts.out !== undefined && opts.report !== false,
-    holdImages: () =>
-      tap((s: ImageSample) => {
-        if (!shardWriter) return;
-        const k = heldKey(s);
-        const queue = held.get(k);
-        if (queue) queue.push(s);
-        else held.set(k, [s]);
-      }),
-    async finish(rowsIn, extra = {}) {
-      if (sink.rows !== rowsIn) {
-        throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });
-      }
-      const seconds = (performance.now() - started) / 1000;
-      if (calibration) {
-        const warning = calibrationWarning(dbp, calDir);
-        if (warning) opts.warn?.(warning);
-      }
-      const stats = streamingStats(dbp, counters, params, { seconds, renormalized: extra.renormalized ?? 0, calibrated: calibration !== undefined });
-      Object.assign(stats.params, extra.params ?? {});
-      Object.assign(stats, extra.sections ?? {});
-      if (dedupStage) {
-        const d = dedupStage.stats();
-        stats.params.dedup_eps = d.eps;
-        stats.dedup = { mode: 'streaming', ...d, note: 'duplicates for eps[1..] are estimates measured against the set kept under eps[0]' };
-      }
-      if (extra.throughput) collector.setThroughput(extra.throughput);
-      const { report, thumbnails } = collector.toJSON();
-      stats.report = report;
-      if (files.stats && opts.out !== undefined && outputs) {
-        await writeJsonAtomic(files.stats, stats, outputs);
-        if (opts.report !== false) {
-          const thumbs = await writeReportThumbnails(opts.out, thumbnails, outputs);
-          files.report = await writeReport(opts.out, { statsPath: outputs.file(files.stats), thumbnailsPath: thumbs ? outputs.file(thumbs) : null, outputs, signal: opts.signal });
-        }
-      }
-      if (outputs) {
-        // An earlier run's shards beyond this run's count would sit beside the new ones.
-        if (opts.writeShards) for (const f of await shardFilesIn(opts.writeShards.dir)) outputs.replaces(f);
-        throwIfAborted(opts.signal);
-        await outputs.commit();
-      }
-      return { stats, files };
-    },
-    async fail(e) {
-      await outputs?.abort();
-      if (opts.signal?.aborted) {
-        const what =
-          opts.out !== undefined
-            ? `nothing written; ${opts.out} keeps its previous files`
-            : `${sink.rows} manifest rows had been written to stdout${opts.writeShards ? `; no shards written to ${opts.writeShards.dir}` : ''}`;
-        const why = opts.signal.reason instanceof Error ? opts.signal.reason.message : String(opts.signal.reason);
-        throw new DbpruneError(ErrorCodes.ABORTED, `stopped (${why}): ${what}`, { file: opts.out, stopped: true }, { cause: e });
-      }
-      throw e;
-    },
+    holdImages: () => (shardWriter ? held.holdStage() : tap(() => undefined)),
+    finish,
+    fail,
   };
 }
 
@@ -427,7 +390,7 @@ function streamingStats(
       p: arr(s.clusters.prob),
       quota: arr(s.clusters.target),
       quota_real: arr(s.clusters.quota),
-      lb: new Array(k).fill(0),
+      lb: new Array<number>(k).fill(0),
       ub: arr(s.clusters.sizeEstimate),
       kept: arr(s.clusters.kept),
       threshold: arr(s.clusters.threshold).map((v) => (Number.isFinite(v) ? v : null)),
@@ -441,21 +404,4 @@ function streamingStats(
       ...(t.calibrated ? { calibration_check: calibrationCheckJson(dbp) } : {}),
     },
   };
-}
-
-/**
- * A warning when a version-1 calibration's linear δ bins (width 2/bins) are too coarse for its
- * clusters: median d_intra under 8 bin widths, where thresholds cannot split the members and the
- * keep ratio falls short of the target (issue 11, item 14). Undefined otherwise.
- */
-function coarseSketchWarning(c: Calibration, calDir: string): string | undefined {
-  if (c.sketches.scale !== 'linear') return undefined;
-  const d = Array.from(c.dIntra).filter((_, j) => c.counts[j] > 0).sort((a, b) => a - b);
-  const median = d.length > 0 ? d[Math.floor(d.length / 2)] : Infinity;
-  const width = 2 / c.sketches.bins;
-  if (!(median < 8 * width)) return undefined;
-  return (
-    `dbprune: warning: the calibration in ${calDir} has linear δ bins of width ${width.toPrecision(2)} but a median cluster δ of ` +
-    `${median.toPrecision(2)}: streaming thresholds cannot resolve such tight clusters; refit it with \`dbprune fit\` (log-spaced bins)`
-  );
 }

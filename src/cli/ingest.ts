@@ -1,5 +1,5 @@
 /**
- * `dbprune ingest`: continuous ingestion with crash-safe checkpoints (pipelines/ingest.ts).
+ * `dbprune ingest`: continuous ingestion with crash-safe checkpoints (pipelines/ingest/).
  *
  *     dbprune ingest --state st/ --out manifest/ --watch incoming/ --listen 127.0.0.1:8080
  *     ls shards/*.tar | dbprune ingest --state st/ --out manifest/ --stdin --exit-when-done
@@ -9,9 +9,9 @@
  * SIGTERM/SIGINT: intake stops, in-flight work drains, a final commit is made).
  */
 import type { Command } from 'commander';
-import type { IngestMode } from '../../pipelines/ingest.js';
+import type { IngestMode } from '../../pipelines/ingest/index.js';
 import { UsageError } from '../core/errors.js';
-import { parseListenAddress } from '../io/ingest-listener.js';
+import { parseListenAddress } from '../../pipelines/ingest/listener.js';
 import type { ManifestFormat } from '../io/manifest.js';
 import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseNumber, type DbpParamFlags } from './options.js';
 import { synthetic as bundled, DEFAULT_RUN_KEEP } from './paths.js';
@@ -39,7 +39,9 @@ interface IngestFlags extends DbpParamFlags {
   dedupEps?: string;
   pollMs: number;
   batchSize: number;
-  concurrency: number;
+  downloadConcurrency: number;
+  /** Deprecated alias of --download-concurrency. */
+  concurrency?: number;
   allowPrivate?: boolean;
   assign: 'auto' | 'exact' | 'hnsw';
   ef: number;
@@ -73,7 +75,8 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
     .option('--dedup-eps <eps>', 'SemDeDup ε before DBP (e.g. 0.05); off by default')
     .option('--poll-ms <ms>', 'watch poll interval', parseNumber('--poll-ms', { min: 10, max: 600_000, integer: true }), 1000)
     .option('--batch-size <n>', 'embedding micro-batch size', parseNumber('--batch-size', { min: 1, max: 4096, integer: true }), 64)
-    .option('--concurrency <n>', 'image downloads in flight (URL lists)', parseNumber('--concurrency', { min: 1, max: 1024, integer: true }), 32)
+    .option('--download-concurrency <n>', 'image downloads in flight (URL lists)', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32)
+    .option('--concurrency <n>', 'deprecated: --download-concurrency (ingest reads one shard at a time)', parseNumber('--concurrency', { min: 1, max: 1024, integer: true }))
     .option('--allow-private', 'allow shards and URL-list images on loopback/private addresses, redirects included (SSRF guard off)')
     .option('--assign <mode>', 'nearest centroid: auto | exact | hnsw', parseChoice('--assign', ['auto', 'exact', 'hnsw'] as const), 'auto')
     .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
@@ -88,8 +91,12 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
       const log = (line: string): void => {
         process.stderr.write(`${line}\n`);
       };
+      // `--concurrency` means shards at once in run/embed; ingest reads one shard at a time, so its old
+      // `--concurrency` (image downloads) is accepted as an alias of --download-concurrency, with a note.
+      if (o.concurrency !== undefined) log('dbprune ingest: note: --concurrency is deprecated here; use --download-concurrency (image downloads in flight)');
+      const downloadConcurrency = o.concurrency ?? o.downloadConcurrency;
       try {
-        const { ingest } = await import('../../pipelines/ingest.js');
+        const { ingest } = await import('../../pipelines/ingest/index.js');
         const result = await ingest({
           state: o.state,
           out: o.out,
@@ -111,7 +118,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
           assignMode: o.assign,
           ef: o.ef,
           embed: { batchSize: o.batchSize },
-          download: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate) },
+          download: { concurrency: downloadConcurrency, allowPrivate: Boolean(o.allowPrivate) },
           fetch: { allowPrivate: Boolean(o.allowPrivate) },
           signal: ctx.signal,
           warn: log,

@@ -1,9 +1,8 @@
-/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer, ingest state; storage (local and s3://). */
+/** dbprune/io — formats: npy, tar, URL lists, metadata, manifests, calibration, stats, shard writer; storage (local and s3://). */
 export * from './calibration.js';
 export * from './embeddings-source.js';
 export * from './glob.js';
 export * from './hash.js';
-export * from './ingest-listener.js';
 export * from './keys.js';
 export * from './manifest.js';
 export * from './metadata.js';
@@ -12,7 +11,6 @@ export * from './npy.js';
 export * from './output-set.js';
 export * from './parquet-source.js';
 export * from './shard-writer.js';
-export * from './state-store.js';
 export * from './stats.js';
 export * from './storage/index.js';
 export * from './tar.js';

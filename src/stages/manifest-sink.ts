@@ -1,6 +1,6 @@
 /**
  * `manifestSink()`: the end of a pipeline. Consumes `ManifestRow[]` batches (as `decide` emits
- * them) and writes each row exactly once to the manifest, kept keys to the key list, and shows
+ * them; a {@link DecidedRows} may carry per-row side data along), and writes each row exactly once to the manifest, kept keys to the key list, and shows
  * them to `onRows` (report collector, progress, metrics). Closing the stream closes the writers,
  * so `pipeline(...)` resolving means every file is complete.
  */
@@ -9,13 +9,23 @@ import { throwIfAborted } from '../core/errors.js';
 import type { ManifestRow } from '../core/sample.js';
 import type { KeyListWriter, ManifestWriter } from '../io/manifest.js';
 
+/**
+ * A decided batch — the `ManifestRow[]` a decide stage emits, in input order — with the per-row
+ * side data that travels along with it (same length), so that no stage needs a queue beside the
+ * stream that relies on batch shapes. Still a plain `ManifestRow[]` to every other reader.
+ */
+export type DecidedRows = ManifestRow[] & {
+  /** Per-row JPEG thumbnails for the report (carried from `EmbeddingBatch.thumbnails`), when decode made them. */
+  thumbnails?: (Buffer | undefined)[];
+};
+
 export interface ManifestSinkOptions {
   /** Manifest writer (Parquet/Arrow/JSONL file, or JSONL on stdout). Optional. */
   manifest?: ManifestWriter;
   /** kept.txt writer. Optional. */
   kept?: KeyListWriter;
-  /** Called with every batch after it was written. Must not throw. */
-  onRows?: (rows: ManifestRow[]) => void;
+  /** Called with every batch after it was written (with its side data, when it carries any). Must not throw. */
+  onRows?: (rows: DecidedRows) => void;
   /** Awaited with every batch after it was written (e.g. re-packing kept samples into shards). */
   afterWrite?: (rows: ManifestRow[]) => Promise<void>;
   /** Awaited once after the writers closed (e.g. closing the shard writer). */
@@ -32,7 +42,7 @@ export function manifestSink(opts: ManifestSinkOptions): ManifestSink {
   const sink = new Writable({
     objectMode: true,
     highWaterMark: 4,
-    write(batch: ManifestRow[], _enc, cb) {
+    write(batch: DecidedRows, _enc, cb) {
       (async () => {
         throwIfAborted(signal);
         if (manifest) await manifest.write(batch);

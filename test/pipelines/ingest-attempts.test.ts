@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EntryAttempts, MAX_ENTRY_ATTEMPTS } from '../../src/io/entry-attempts.js';
+import { EntryAttempts, MAX_ENTRY_ATTEMPTS } from '../../pipelines/ingest/entry-attempts.js';
 import { repoRoot } from '../helpers/fixture.js';
 import { committedRows, spawnIngest } from '../helpers/ingest.js';
 

@@ -45,7 +45,7 @@ describe('dbprune ingest intake', () => {
         return { status: r.status, body: (await r.json()) as Accepted };
       }),
     );
-    expect(replies.map((r) => r.status).sort()).toEqual([...Array(19).fill(200), 202]);
+    expect(replies.map((r) => r.status).sort()).toEqual([...Array<number>(19).fill(200), 202]);
     const entries = replies.flatMap((r) => r.body.accepted);
     expect(new Set(entries.map((a) => a.i))).toEqual(new Set([0]));
     expect(entries.filter((a) => !a.duplicate)).toHaveLength(1);

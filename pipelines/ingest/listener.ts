@@ -29,7 +29,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import { checkOption, DbpruneError, ErrorCodes, UsageError } from '../core/errors.js';
+import { checkOption, DbpruneError, ErrorCodes, UsageError } from '../../src/core/errors.js';
 
 /** What a POST route hands to {@link IngestListenerOptions.submit}. */
 export interface IngestSubmission {

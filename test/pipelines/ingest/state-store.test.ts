@@ -3,8 +3,8 @@ import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes } from '../../src/core/errors.js';
-import { InputJournal, StateStore } from '../../src/io/state-store.js';
+import { ErrorCodes } from '../../../src/core/errors.js';
+import { InputJournal, StateStore } from '../../../pipelines/ingest/state-store.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCodes } from '../../src/core/errors.js';
-import { isLoopbackHost, isLoopbackHostHeader, parseListenAddress, startIngestListener, tokenMatches, type IngestListener, type IngestSubmission } from '../../src/io/ingest-listener.js';
+import { ErrorCodes } from '../../../src/core/errors.js';
+import { isLoopbackHost, isLoopbackHostHeader, parseListenAddress, startIngestListener, tokenMatches, type IngestListener, type IngestSubmission } from '../../../pipelines/ingest/listener.js';
 
 let listener: IngestListener | undefined;
 afterEach(async () => {
@@ -10,13 +10,15 @@ afterEach(async () => {
 });
 
 const submissions: IngestSubmission[] = [];
+/** The `message` of a JSON error reply. */
+const messageOf = (body: string): unknown => (JSON.parse(body) as { message?: unknown }).message;
 function start(opts: { host?: string; token?: string; maxBodyBytes?: number } = {}): Promise<IngestListener> {
   submissions.length = 0;
   return startIngestListener({
     ...opts,
-    submit: async (s) => {
+    submit: (s) => {
       submissions.push(s);
-      return { status: 202, body: { accepted: s.body.toString('utf8').split('\n').filter(Boolean).length } };
+      return Promise.resolve({ status: 202, body: { accepted: s.body.toString('utf8').split('\n').filter(Boolean).length } });
     },
     metrics: () => '# TYPE x gauge\nx 1\n',
     health: () => ({ ok: true, journal: 3 }),
@@ -122,20 +124,20 @@ describe('ingest listener', () => {
     // the request of the issue: a page on evil.example POSTs text/plain
     const evil = await send(port, '/shards', { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: 'http://h/0.tar\n' });
     expect(evil.status).toBe(403);
-    expect(JSON.parse(evil.body).message).toMatch(/cross-origin/);
+    expect(messageOf(evil.body)).toMatch(/cross-origin/);
     // a foreign Origin is refused whatever the content type, and on GETs too
     expect((await send(port, '/shards', { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'application/json' }, body: '[]' })).status).toBe(403);
     expect((await send(port, '/metrics', { headers: { origin: 'null' } })).status).toBe(403);
     // DNS rebinding: the page's own host name resolving to 127.0.0.1
     const rebound = await send(port, '/shards', { method: 'POST', headers: { host: `evil.example:${port}`, 'content-type': 'text/uri-list' }, body: 'http://h/0.tar\n' });
     expect(rebound.status).toBe(403);
-    expect(JSON.parse(rebound.body).message).toMatch(/DNS rebinding/);
+    expect(messageOf(rebound.body)).toMatch(/DNS rebinding/);
     expect((await send(port, '/healthz', { headers: { host: `127.0.0.1:${port + 1}` } })).status).toBe(403);
     // a form-style or typeless POST without a token: 415, saying which header to send
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
       const r = await send(port, '/shards', { method: 'POST', headers: type ? { 'content-type': type } : {}, body: 'http://h/0.tar\n' });
       expect(r.status, String(type)).toBe(415);
-      expect(JSON.parse(r.body).message).toMatch(/text\/uri-list/);
+      expect(messageOf(r.body)).toMatch(/text\/uri-list/);
     }
     expect(submissions).toHaveLength(0);
     // what scripts and curl send is accepted: no Origin (or our own), loopback Host, a non-simple type

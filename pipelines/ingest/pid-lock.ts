@@ -4,7 +4,7 @@
  * and is taken over.
  */
 import { open, readFile, rm } from 'node:fs/promises';
-import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { DbpruneError, ErrorCodes } from '../../src/core/errors.js';
 
 /**
  * Takes a pid lock file (created exclusively, holding our pid). A lock whose pid is not a live

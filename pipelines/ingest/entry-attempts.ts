@@ -10,7 +10,7 @@
  */
 import { open, rename, rm, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { DbpruneError, ErrorCodes } from '../../src/core/errors.js';
 
 /** Starts at the same position before the entry is given up (error row). */
 export const MAX_ENTRY_ATTEMPTS = 5;

@@ -13,18 +13,21 @@
  *     STATE/states/extra-<seq>/          optional extra state files (the SemDeDup index)
  *     STATE/commits/commit-<seq>.json    commit records; the newest valid one is the current state
  *     STATE/corrupt/                     commit records found invalid at start, kept for inspection
- *     STATE/tmp/                         temporary files (removed at start)
+ *     STATE/tmp/                         temporary files (removed at start; atomic writes leave `.NAME.tmp-PID-N` beside
+ *                                        their target, removed at start when PID is dead: src/io/output-set.ts)
  *     OUT/part-<seq>.<ext>               the manifest segment committed by commit <seq>
  *     OUT/committed.json                 `{ seq, segments }` of the last commit, for readers (derived)
  *     OUT/.dbprune-ingest.lock           pid of the process writing OUT (like STATE/LOCK)
  *     OUT/.dbprune-ingest.json           `{ stateId, state }`: the state folder whose commits OUT holds
  *
  * **Commit protocol** ({@link StateStore.commit}): the segment (written to `OUT/.part-<seq>.<ext>.tmp`)
- * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON and the extra
- * files are written to `STATE/tmp`, fsynced, renamed into `STATE/states`, which is fsynced; then the
- * commit record — naming the segment, state and extra files with their sizes and SHA-256 — is
- * written to a temp file, fsynced, and renamed to `STATE/commits/commit-<seq>.json`; fsyncing
- * `STATE/commits` ends the commit. **The rename of the commit record is the commit point**: a kill
+ * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON is written
+ * atomically into `STATE/states` and the extra files (written to `STATE/tmp`) are fsynced and
+ * renamed there, and the folder is fsynced; then the commit record — naming the segment, state and
+ * extra files with their sizes and SHA-256 — is written atomically as
+ * `STATE/commits/commit-<seq>.json`, which ends the commit. Every whole-file write here is the
+ * project's one atomic write (`writeFileAtomic`, src/io/output-set.ts: a temporary file beside the
+ * target, fsynced, renamed, folder fsynced; see durable.ts). **The rename of the commit record is the commit point**: a kill
  * at any instant leaves either the previous commit or this one, never a mix.
  *
  * **Recovery** ({@link StateStore.open}): commit records are tried newest first. A record is valid
@@ -43,286 +46,25 @@
  * Only the newest `keep` commits keep their state files (older records and states are deleted;
  * segments are never deleted), so a corrupt newest state falls back to one of those.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
-import { hashFile, sha256Hex } from './hash.js';
-import { pathExists } from './fs.js';
+import { DbpruneError, ErrorCodes } from '../../src/core/errors.js';
+import { integerOption, stringOption, checkOption } from '../../src/core/validate.js';
+import { hashFile, sha256Hex } from '../../src/io/hash.js';
+import { pathExists } from '../../src/io/fs.js';
+import { prepareOutputDir } from '../../src/io/output-set.js';
+import { COMMIT_RE, PART_RE, recordBody, seqName, STATE_RE, type CommitRecord, type FileSum, type RecoveredCommit, type StateProblem } from './commit-record.js';
+import { fsyncDir, fsyncFile, stateError, writeStateFile } from './durable.js';
 import { releasePidLock, takePidLock } from './pid-lock.js';
 
-// ---------------------------------------------------------------------------------------------
-// durable file helpers
-
-/** fsyncs a file (its data and size). */
-export async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** fsyncs a directory, making renames and creations inside it durable. No-op where unsupported. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM') throw e;
-  } finally {
-    await fh?.close();
-  }
-}
-
-/** Writes `data` to `tmp`, fsyncs it, renames it to `path` and fsyncs the target's folder. */
-export async function writeFileDurable(path: string, data: string | Uint8Array, tmp = `${path}.tmp`): Promise<void> {
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  await fsyncDir(join(path, '..'));
-}
+export type { InputKind, JournalEntry } from './journal.js';
+export { InputJournal } from './journal.js';
+export type { CommitRecord, FileSum, RecoveredCommit, StateProblem } from './commit-record.js';
 
 /** Names of the output folder's lock and owner files (hidden: readers take `part-*` only). */
 export const OUT_LOCK = '.dbprune-ingest.lock';
 export const OUT_OWNER = '.dbprune-ingest.json';
-
-function stateError(file: string, reason: string, cause?: unknown): DbpruneError {
-  return new DbpruneError(ErrorCodes.STATE, `${file}: ${reason}`, { file, reason }, cause === undefined ? undefined : { cause });
-}
-
-// ---------------------------------------------------------------------------------------------
-// input journal
-
-/** What kind of input a journal entry is. */
-export type InputKind = 'shard' | 'urls' | 'embeddings';
-
-/** One accepted input. Its index `i` fixes its place in the processing order for good. */
-export interface JournalEntry {
-  /** Position in the journal (0, 1, …) = processing order. */
-  i: number;
-  kind: InputKind;
-  /** Path or URL of the input (absolute path for local files). */
-  src: string;
-  /** Identity used to refuse a second submission of the same input (the path/URL, or `sha256:<hex>` of a posted body). */
-  id: string;
-  /** Where it came from: `watch`, `stdin`, `listen`, or `api`. */
-  via: string;
-  /** Acceptance time, ms since the epoch. */
-  t: number;
-}
-
-const JOURNAL_SUM = 16;
-
-function journalLine(e: JournalEntry): string {
-  const json = JSON.stringify(e);
-  return `${json}\t${sha256Hex(json).slice(0, JOURNAL_SUM)}\n`;
-}
-
-/**
- * The append-only input journal (`STATE/journal.jsonl`). Every line is fsynced before
- * {@link append} resolves, so an acknowledged input survives any crash, and the line order is the
- * processing order. Duplicates (same `id`) are refused, so feeding the same list again after a
- * restart adds nothing.
- */
-export class InputJournal {
-  private readonly list: JournalEntry[] = [];
-  private readonly ids = new Map<string, number>();
-  private fh: FileHandle | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
-  private waiters: (() => void)[] = [];
-  private closed = false;
-  /** Set when the journal file vanished under us: every later append fails with it. */
-  private gone: DbpruneError | undefined;
-
-  private constructor(readonly path: string) {}
-
-  /**
-   * Opens (creating) the journal and reads it. A torn last line (no newline, bad checksum or bad
-   * JSON: a crash during an append that was never acknowledged) is cut off and reported through
-   * `warn`. Throws ERR_DBPRUNE_STATE (context.file, context.line) when any earlier line is corrupt
-   * or the indices are not 0, 1, 2, … — processing order could not be trusted.
-   */
-  static async open(path: string, opts: { warn?: (line: string) => void } = {}): Promise<InputJournal> {
-    const j = new InputJournal(path);
-    let text = '';
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw stateError(path, `cannot read the journal (${(e as Error).message})`, e);
-    }
-    let good = 0; // bytes of valid lines
-    let offset = 0;
-    const lines = text.split('\n');
-    for (let n = 0; n < lines.length; n++) {
-      const line = lines[n];
-      const last = n === lines.length - 1;
-      if (last && line.length === 0) break;
-      const entry = last ? undefined : parseJournalLine(line);
-      if (!entry || entry.i !== j.list.length) {
-        const restEmpty = lines.slice(n + 1).every((l) => l.length === 0);
-        if (restEmpty) {
-          opts.warn?.(`dbprune: ${path}: dropping a torn last journal line (an input whose intake was interrupted and never acknowledged) [${ErrorCodes.STATE}]`);
-          break;
-        }
-        throw new DbpruneError(ErrorCodes.STATE, `${path}: journal line ${n + 1} is corrupt (${entry ? `index ${entry.i}, expected ${j.list.length}` : 'bad checksum or JSON'}); the input order cannot be trusted`, {
-          file: path,
-          line: n + 1,
-        });
-      }
-      j.list.push(entry);
-      j.ids.set(entry.id, entry.i);
-      offset += Buffer.byteLength(line, 'utf8') + 1;
-      good = offset;
-    }
-    j.fh = await open(path, 'a+');
-    const size = (await j.fh.stat()).size;
-    if (size !== good) {
-      await j.fh.truncate(good);
-      await j.fh.sync();
-    }
-    return j;
-  }
-
-  /** Entries so far. */
-  get size(): number {
-    return this.list.length;
-  }
-
-  /** Entry `i`, or undefined when not (yet) journaled. */
-  get(i: number): JournalEntry | undefined {
-    return this.list[i];
-  }
-
-  /** Index of the entry with this identity, or undefined. */
-  indexOf(id: string): number | undefined {
-    return this.ids.get(id);
-  }
-
-  /**
-   * Appends an input (fsynced before resolving) unless one with the same `id` exists. Appends are
-   * serialised. Resolves with the entry and whether it was a duplicate. Throws
-   * ERR_DBPRUNE_INTERNAL after {@link close}.
-   */
-  append(e: Omit<JournalEntry, 'i' | 't'> & { t?: number }): Promise<{ entry: JournalEntry; duplicate: boolean }> {
-    const p = this.chain.then(async () => {
-      if (this.gone) throw this.gone;
-      if (this.closed || !this.fh) throw new DbpruneError(ErrorCodes.INTERNAL, 'journal append after close', { file: this.path });
-      const known = this.ids.get(e.id);
-      if (known !== undefined) return { entry: this.list[known], duplicate: true };
-      const entry: JournalEntry = { i: this.list.length, kind: e.kind, src: e.src, id: e.id, via: e.via, t: e.t ?? Date.now() };
-      await this.fh.write(journalLine(entry));
-      await this.fh.datasync();
-      await this.checkStillOnDisk();
-      this.list.push(entry);
-      this.ids.set(entry.id, entry.i);
-      this.wake();
-      return { entry, duplicate: false };
-    });
-    this.chain = p.catch(() => undefined);
-    return p;
-  }
-
-  /**
-   * Throws ERR_DBPRUNE_STATE (and refuses every later append) when the journal file this process
-   * appends to is no longer the one at `path` (the state folder was deleted, moved or replaced): an
-   * append to it would be acknowledged yet lost.
-   */
-  private async checkStillOnDisk(): Promise<void> {
-    const mine = await (this.fh as FileHandle).stat();
-    const there = await stat(this.path).catch(() => undefined);
-    if (there && there.ino === mine.ino && there.dev === mine.dev && mine.nlink > 0) return;
-    this.gone = new DbpruneError(ErrorCodes.STATE, `${this.path} was removed or replaced while in use (was the state folder deleted?); the input was not journaled`, {
-      file: this.path,
-      reason: 'journal-gone',
-    });
-    throw this.gone;
-  }
-
-  /** Resolves at the next append or {@link wake} (a waiter re-checks `size` and its own conditions). */
-  changed(): Promise<void> {
-    return new Promise<void>((r) => this.waiters.push(r));
-  }
-
-  /** Wakes every {@link changed} waiter (e.g. when a source ends). */
-  wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  async close(): Promise<void> {
-    await this.chain;
-    this.closed = true;
-    this.wake();
-    await this.fh?.close();
-    this.fh = undefined;
-  }
-}
-
-function parseJournalLine(line: string): JournalEntry | undefined {
-  const tab = line.lastIndexOf('\t');
-  if (tab < 0) return undefined;
-  const json = line.slice(0, tab);
-  if (sha256Hex(json).slice(0, JOURNAL_SUM) !== line.slice(tab + 1)) return undefined;
-  try {
-    const e = JSON.parse(json) as JournalEntry;
-    if (!Number.isInteger(e.i) || typeof e.src !== 'string' || typeof e.id !== 'string' || !['shard', 'urls', 'embeddings'].includes(e.kind)) return undefined;
-    return e;
-  } catch {
-    return undefined;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// commits
-
-export interface FileSum {
-  file: string;
-  bytes: number;
-  sha256: string;
-}
-
-/** A commit record (`STATE/commits/commit-<seq>.json`). */
-export interface CommitRecord {
-  version: 1;
-  seq: number;
-  /** Commit time, ms since the epoch. */
-  time: number;
-  /** The segment committed with this record (in OUT), or null when no rows were written since the last commit. */
-  segment: (FileSum & { rows: number }) | null;
-  /** The state this commit ends on (in STATE/states). */
-  state: FileSum;
-  /** Extra state files (folder in STATE/states), or null. */
-  extra: { dir: string; files: FileSum[] } | null;
-  /** SHA-256 of this record's JSON without the `checksum` field. */
-  checksum: string;
-}
-
-/** A problem found while recovering (an invalid commit record that was skipped). */
-export interface StateProblem {
-  code: typeof ErrorCodes.STATE;
-  file: string;
-  reason: string;
-}
-
-/** The commit a {@link StateStore} resumed from. */
-export interface RecoveredCommit<T> {
-  record: CommitRecord;
-  /** The parsed state JSON. */
-  state: T;
-  /** Folder of the extra state files, or null. */
-  extraDir: string | null;
-}
 
 export interface StateStoreOptions {
   /** State folder (created). Required. */
@@ -335,17 +77,6 @@ export interface StateStoreOptions {
   keep?: number;
   /** Non-fatal reports (recovery problems) for the user. */
   warn?: (line: string) => void;
-}
-
-const SEQ_DIGITS = 12;
-const seqName = (seq: number): string => String(seq).padStart(SEQ_DIGITS, '0');
-const COMMIT_RE = /^commit-(\d{12})\.json$/;
-const PART_RE = /^part-(\d{12})\.[a-z]+$/;
-const STATE_RE = /^(?:state|extra)-(\d{12})(?:\.json)?$/;
-
-/** Canonical JSON of a commit record's body (fixed key order, no checksum). */
-function recordBody(r: Omit<CommitRecord, 'checksum'>): string {
-  return JSON.stringify({ version: r.version, seq: r.seq, time: r.time, segment: r.segment, state: r.state, extra: r.extra });
 }
 
 /**
@@ -403,11 +134,11 @@ export class StateStore<T = unknown> {
    *   holds the folder.
    */
   static async open<T = unknown>(o: StateStoreOptions): Promise<StateStore<T>> {
-    checkOption(typeof o?.dir === 'string' && o.dir.length > 0, 'dir', 'a folder path', o?.dir);
-    checkOption(typeof o.outDir === 'string' && o.outDir.length > 0, 'outDir', 'a folder path', o.outDir);
+    checkOption(o !== null && typeof o === 'object', 'options', 'an object', o);
+    stringOption(o.dir, 'dir');
+    stringOption(o.outDir, 'outDir');
     checkOption(typeof o.segmentExt === 'string' && /^[a-z]+$/.test(o.segmentExt), 'segmentExt', 'a lower-case extension', o.segmentExt);
-    const keep = o.keep ?? 3;
-    checkOption(Number.isInteger(keep) && keep >= 1 && keep <= 1000, 'keep', 'an integer in 1..1000', keep);
+    const keep = integerOption(o.keep, 'keep', { default: 3, min: 1, max: 1000 });
     const s = new StateStore<T>(o, keep);
     for (const d of ['commits', 'states', 'tmp', 'inputs']) await mkdir(join(o.dir, d), { recursive: true });
     await mkdir(o.outDir, { recursive: true });
@@ -421,9 +152,11 @@ export class StateStore<T = unknown> {
     try {
       await rm(join(o.dir, 'tmp'), { recursive: true, force: true });
       await mkdir(join(o.dir, 'tmp'), { recursive: true });
+      // temporary files of atomic writes (writeStateFile) a killed process left
+      for (const d of [o.outDir, o.dir, join(o.dir, 'commits'), join(o.dir, 'states'), join(o.dir, 'inputs')]) await prepareOutputDir(d);
       await s.claimOutput();
       for (const name of await readdir(o.outDir)) {
-        if ((name.startsWith('.part-') || name === `.${OUT_OWNER}.tmp`) && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
+        if (name.startsWith('.part-') && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
       }
       await s.recover(o.warn);
     } catch (e) {
@@ -444,7 +177,7 @@ export class StateStore<T = unknown> {
     let id = (await readFile(idPath, 'utf8').catch(() => '')).trim();
     if (!/^[0-9a-f]{32}$/.test(id)) {
       id = randomBytes(16).toString('hex');
-      await writeFileDurable(idPath, `${id}\n`, join(this.dir, 'tmp', 'id'));
+      await writeStateFile(idPath, `${id}\n`);
     }
     const ownerPath = join(this.outDir, OUT_OWNER);
     let owner: { stateId?: unknown; state?: unknown } | undefined;
@@ -469,7 +202,7 @@ export class StateStore<T = unknown> {
       throw refuse(`that the state folder ${this.dir} does not know (it has no commit)`);
     }
     // a fresh OUT, an empty one, or one written by this state before owner records existed
-    await writeFileDurable(ownerPath, `${JSON.stringify({ stateId: id, state: this.dir })}\n`, join(this.outDir, `.${OUT_OWNER}.tmp`));
+    await writeStateFile(ownerPath, `${JSON.stringify({ stateId: id, state: this.dir })}\n`);
   }
 
   /** Releases the locks (call at the end; a crashed owner's locks are taken over by the next start). */
@@ -497,7 +230,7 @@ export class StateStore<T = unknown> {
         chosen = await this.verify(file, seq);
         valid.push(seq);
       } catch (e) {
-        const reason = e instanceof DbpruneError ? String(e.context.reason ?? e.message) : String(e);
+        const reason = e instanceof DbpruneError ? (typeof e.context.reason === 'string' ? e.context.reason : e.message) : String(e);
         this.problems.push({ code: ErrorCodes.STATE, file, reason });
         warn?.(`dbprune: state ${file} is invalid (${reason}); falling back to the previous commit [${ErrorCodes.STATE}]`);
         await mkdir(join(this.dir, 'corrupt'), { recursive: true });
@@ -611,15 +344,7 @@ export class StateStore<T = unknown> {
     const statesDir = join(this.dir, 'states');
     const stateJson = JSON.stringify(args.state);
     const stateFile = `state-${name}.json`;
-    const tmpState = join(this.dir, 'tmp', stateFile);
-    const fh = await open(tmpState, 'w');
-    try {
-      await fh.writeFile(stateJson);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmpState, join(statesDir, stateFile));
+    await writeStateFile(join(statesDir, stateFile), stateJson);
     const state: FileSum = { file: stateFile, bytes: Buffer.byteLength(stateJson), sha256: sha256Hex(stateJson) };
     let extra: CommitRecord['extra'] = null;
     if (args.extraDir) {
@@ -639,7 +364,7 @@ export class StateStore<T = unknown> {
     const text = recordBody(body);
     const record: CommitRecord = { ...body, checksum: sha256Hex(text) };
     const commitsDir = join(this.dir, 'commits');
-    await writeFileDurable(join(commitsDir, `commit-${name}.json`), JSON.stringify(record), join(this.dir, 'tmp', `commit-${name}.json`));
+    await writeStateFile(join(commitsDir, `commit-${name}.json`), JSON.stringify(record));
     // ---- committed ----
     this.seq = seq;
     if (segment) this.committedSegments.push(segment.file);
@@ -656,9 +381,7 @@ export class StateStore<T = unknown> {
 
   private async writeCommittedIndex(): Promise<void> {
     const path = join(this.outDir, 'committed.json');
-    const tmp = join(this.outDir, '.committed.json.tmp');
-    await writeFile(tmp, `${JSON.stringify({ seq: this.seq, segments: this.committedSegments.length, last: this.committedSegments.at(-1) ?? null })}\n`);
-    await rename(tmp, path);
+    await writeStateFile(path, `${JSON.stringify({ seq: this.seq, segments: this.committedSegments.length, last: this.committedSegments.at(-1) ?? null })}\n`);
   }
 
   /**
@@ -668,7 +391,7 @@ export class StateStore<T = unknown> {
   async checkConfig(config: Record<string, unknown>): Promise<void> {
     const path = join(this.dir, 'config.json');
     if (!(await pathExists(path))) {
-      await writeFileDurable(path, `${JSON.stringify(config, null, 1)}\n`, join(this.dir, 'tmp', 'config.json'));
+      await writeStateFile(path, `${JSON.stringify(config, null, 1)}\n`);
       return;
     }
     let saved: Record<string, unknown>;
