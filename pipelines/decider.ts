@@ -6,6 +6,7 @@
  * and the assign → [dedup] → decide stages that drive it.
  */
 import { interClusterDistance } from '../src/core/complexity.js';
+import type { AssignMode } from '../src/core/nearest.js';
 import { resolveDbpParams, type DbpParams, type ResolvedDbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
 import { StreamingDbp, type StreamingDbpSnapshot, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
@@ -47,7 +48,7 @@ export interface Decider {
 
 /** Options of the stages {@link decisionStages} builds (see the assign and dedup stages). */
 export interface DecisionStagesOptions {
-  assignMode?: 'auto' | 'exact' | 'hnsw';
+  assignMode?: AssignMode;
   ef?: number;
   threads?: number;
   assignWorkers?: number;

@@ -7,6 +7,7 @@
  * (rows in = rows out is checked at the end), progress, stats.json and the report.
  */
 import { joinLocation as join } from '../src/io/storage/index.js';
+import type { AssignMode } from '../src/core/nearest.js';
 import type { Duplex, Writable } from 'node:stream';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
@@ -90,7 +91,7 @@ export interface DecisionTailOptions extends DbpParams {
   /** Manifest format in `out`. Default parquet. */
   format?: ManifestFormat;
   /** Assignment: exact (ORT matmul) or HNSW; default auto. */
-  assignMode?: 'auto' | 'exact' | 'hnsw';
+  assignMode?: AssignMode;
   ef?: number;
   threads?: number;
   /** Assign on this many worker threads (the assign stage's `workers`); default 0 (in-thread). */

@@ -8,6 +8,8 @@
  * forces exit 130). Redis unreachable: one ERR_DBPRUNE_CLUSTER_UNREACHABLE line, exit 1.
  */
 import { Option, type Command } from 'commander';
+import type { ManifestFormat } from '../io/manifest/types.js';
+import type { NearestBackend } from '../core/nearest.js';
 import type { ExactPruneResult } from '../../pipelines/exact-prune.js';
 import { parseNumber } from './options.js';
 import { fmtInt } from './progress.js';
@@ -65,7 +67,7 @@ export function registerWorker(program: Command, ctx: CommandContext): void {
 
 /** Flags every submitting command (`prune`, `run`) reads on its cluster path. */
 interface ClusterSubmitFlags {
-  format: 'parquet' | 'arrow' | 'jsonl';
+  format: ManifestFormat;
   report: boolean;
   quiet?: boolean;
   cluster: string;
@@ -84,7 +86,7 @@ export interface ClusterPruneFlags extends ClusterSubmitFlags {
   metadata?: string[];
   centroids: string;
   out: string;
-  backend: 'auto' | 'ort' | 'js';
+  backend: NearestBackend;
   json?: boolean;
 }
 
@@ -165,7 +167,7 @@ function decodeFlags(o: ClusterRunFlags): Record<string, unknown> {
 }
 
 /** Distributed exact DBP over embeddings (`prune --cluster`, `run --embeddings --cluster`). */
-async function embeddingsOnCluster(o: ClusterSubmitFlags & { embeddings: string[]; keys?: string; metadata?: string[]; backend?: 'auto' | 'ort' | 'js' }, centroids: string, out: string, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
+async function embeddingsOnCluster(o: ClusterSubmitFlags & { embeddings: string[]; keys?: string; metadata?: string[]; backend?: NearestBackend }, centroids: string, out: string, params: DbpParams, ctx: CommandContext): Promise<ExactPruneResult> {
   const { pruneCluster } = await import('../cluster/submit.js');
   return pruneCluster({
     ...(await submitOptions(o, out, ctx)),

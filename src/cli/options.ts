@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { DbpParams } from '../core/dbp.js';
 import { UsageError } from '../core/errors.js';
+import { MAX_EPS_VALUES, parseEpsList } from '../core/semdedup.js';
 import { SELECTION_POLICIES, type SelectionPolicy } from '../core/select.js';
 import { describeRange, inRange, type NumberRange } from '../core/validate.js';
 
@@ -28,14 +29,14 @@ export function collect(value: string, previous: string[] | undefined): string[]
   return [...(previous ?? []), value];
 }
 
-/** Parses `--dedup-eps 0.01,0.02`: 1..32 values in (0, 1); the first decides. */
+/** Parses `--dedup-eps 0.01,0.02` with the library's one ε parser (src/core/semdedup.ts
+ *  `parseEpsList`): 1..32 values in (0, 1); the first decides. A bad value is a usage error (exit 2). */
 export function parseEps(value: string): number[] {
-  const parts = value.split(',').map((v) => v.trim());
-  const eps = parts.map(Number);
-  if (parts.length === 0 || parts.length > 32 || eps.some((e, i) => parts[i] === '' || !(e > 0 && e < 1))) {
-    throw new UsageError(`--dedup-eps must be 1 to 32 comma-separated numbers in (0, 1), got '${value}'`, { option: 'dedup-eps' });
+  try {
+    return parseEpsList(value);
+  } catch {
+    throw new UsageError(`--dedup-eps must be 1 to ${MAX_EPS_VALUES} comma-separated numbers in (0, 1), got '${value}'`, { option: 'dedup-eps' });
   }
-  return eps;
 }
 
 /** Parses a comma-separated list of names. */

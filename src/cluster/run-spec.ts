@@ -5,6 +5,7 @@
  * run (resume) and a changed input never reuses stale parts.
  */
 import { stat } from 'node:fs/promises';
+import type { NearestBackend } from '../core/nearest.js';
 import { resolve } from 'node:path';
 import type { ResolvedDbpParams } from '../core/dbp.js';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
@@ -54,7 +55,7 @@ export interface PruneRunSpec {
   centroids: string;
   centroidsSha256: string;
   params: ResolvedDbpParams;
-  backend: 'auto' | 'ort' | 'js';
+  backend: NearestBackend;
   /** Rows per assign batch: the single-machine pass-1 default, so batches are composed alike. */
   batchRows: number;
   parts: PartSpec[];

@@ -34,6 +34,13 @@ export interface NearestResult {
 
 /** Assignment backends: 'ort' (onnxruntime-node MatMul + TopK), 'js' (float64 JS kernel), 'auto' (by k·dim). */
 export const NEAREST_BACKENDS = ['auto', 'ort', 'js'] as const;
+/**
+ * Assignment modes of the `assign` stage (and of `--assign`): 'exact' (NearestCentroid, ORT), 'hnsw'
+ * (approximate, for very large k) or 'auto' (HNSW when k ≥ HNSW_MIN_K, src/stages/assign.ts).
+ */
+export const ASSIGN_MODES = ['auto', 'exact', 'hnsw'] as const;
+/** One of {@link ASSIGN_MODES}. */
+export type AssignMode = (typeof ASSIGN_MODES)[number];
 /** One of {@link NEAREST_BACKENDS}. */
 export type NearestBackend = (typeof NEAREST_BACKENDS)[number];
 

@@ -32,13 +32,9 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
  */
 export const HNSW_MIN_K = 50_000;
 
-/**
- * Assignment modes of {@link assign} (and of `--assign`): 'exact' (NearestCentroid, ORT), 'hnsw'
- * (approximate, for very large k) or 'auto' (HNSW when k ≥ {@link HNSW_MIN_K}).
- */
-export const ASSIGN_MODES = ['auto', 'exact', 'hnsw'] as const;
-/** One of {@link ASSIGN_MODES}. */
-export type AssignMode = (typeof ASSIGN_MODES)[number];
+import { ASSIGN_MODES, type AssignMode } from '../core/nearest.js';
+
+export { ASSIGN_MODES, type AssignMode };
 /** The path a stage runs on: an {@link AssignMode} with 'auto' resolved. */
 export type AssignPath = Exclude<AssignMode, 'auto'>;
 
