@@ -9,6 +9,7 @@
  * SIGTERM/SIGINT: intake stops, in-flight work drains, a final commit is made).
  */
 import type { Command } from 'commander';
+import { ASSIGN_MODES, MANIFEST_FORMATS } from './choices.js';
 import type { IngestMode } from '../../pipelines/ingest/index.js';
 import { UsageError } from '../core/errors.js';
 import { parseListenAddress } from '../../pipelines/ingest/listener.js';
@@ -17,7 +18,6 @@ import { addDbpParamOptions, dbpParamsFrom, parseChoice, parseNumber, type DbpPa
 import { synthetic as bundled, DEFAULT_RUN_KEEP } from './paths.js';
 import { parseLocalDir } from './storage-options.js';
 
-const FORMATS = ['parquet', 'arrow', 'jsonl'] as const;
 
 interface IngestFlags extends DbpParamFlags {
   state: string;
@@ -68,7 +68,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
     .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder)', bundled.model)
     .option('--centroids <npy>', 'k×d centroids .npy', bundled.centroids)
     .option('--calibration <dir>', "folder with fit's calibration.json (default: beside the centroids)")
-    .option('--format <fmt>', `segment format: ${FORMATS.join(' | ')}`, parseChoice('--format', FORMATS), 'parquet')
+    .option('--format <fmt>', `segment format: ${MANIFEST_FORMATS.join(' | ')}`, parseChoice('--format', MANIFEST_FORMATS), 'parquet')
     .option('--checkpoint-every <n>', 'commit at least every n samples', parseNumber('--checkpoint-every', { min: 1, max: 1e9, integer: true }), 100_000)
     .option('--checkpoint-secs <s>', 'commit at least every s seconds', parseNumber('--checkpoint-secs', { min: 0.05, max: 86_400 }), 30)
     .option('--keep-commits <n>', 'commits whose state is kept as fallbacks', parseNumber('--keep-commits', { min: 1, max: 1000, integer: true }), 3)
@@ -78,7 +78,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
     .option('--download-concurrency <n>', 'image downloads in flight (URL lists)', parseNumber('--download-concurrency', { min: 1, max: 1024, integer: true }), 32)
     .option('--concurrency <n>', 'deprecated: --download-concurrency (ingest reads one shard at a time)', parseNumber('--concurrency', { min: 1, max: 1024, integer: true }))
     .option('--allow-private', 'allow shards and URL-list images on loopback/private addresses, redirects included (SSRF guard off)')
-    .option('--assign <mode>', 'nearest centroid: auto | exact | hnsw', parseChoice('--assign', ['auto', 'exact', 'hnsw'] as const), 'auto')
+    .option('--assign <mode>', `nearest centroid: ${ASSIGN_MODES.join(' | ')}`, parseChoice('--assign', ASSIGN_MODES), 'auto')
     .option('--ef <n>', 'HNSW search breadth', parseNumber('--ef', { min: 1, max: 4096, integer: true }), 64)
     .option('-q, --quiet', 'no per-commit lines on stderr')
     .action(async (o: IngestFlags) => {
