@@ -9,7 +9,8 @@ import { resolveDbpParams, type DbpParams, type ResolvedDbpParams } from '../../
 import { DbpruneError, ErrorCodes } from '../../src/core/errors.js';
 import type { StreamingDbpSnapshot, StreamingDbpTuning } from '../../src/core/streaming-dbp.js';
 import { checkOption, choiceOption, integerOption, numberOption, stringOption } from '../../src/core/validate.js';
-import type { ManifestFormat } from '../../src/io/manifest.js';
+import { MANIFEST_FORMATS, type ManifestFormat } from '../../src/io/manifest.js';
+import { ASSIGN_MODES } from '../../src/stages/assign.js';
 import type { DecodeOptions } from '../../src/stages/decode.js';
 import type { DownloadOptions } from '../../src/stages/download.js';
 import type { FetchShardBytesOptions } from '../../src/stages/fetch-shard.js';
@@ -22,10 +23,6 @@ export type IngestMode = 'images' | 'embeddings';
 /** The modes, in the order the docs list them. */
 export const INGEST_MODES = ['images', 'embeddings'] as const satisfies readonly IngestMode[];
 
-/** Segment formats (those of the manifest writer). */
-const SEGMENT_FORMATS = ['parquet', 'arrow', 'jsonl'] as const satisfies readonly ManifestFormat[];
-
-const ASSIGN_MODES = ['auto', 'exact', 'hnsw'] as const;
 
 export interface IngestOptions extends DbpParams {
   /** State folder (journal, commits, states). Required. */
@@ -166,7 +163,7 @@ export async function resolveIngestOptions(opts: IngestOptions): Promise<Resolve
   const out = stringOption(opts.out, 'out');
   const centroids = stringOption(opts.centroids, 'centroids');
   const mode = choiceOption(opts.mode, 'mode', INGEST_MODES, 'images');
-  const format = choiceOption(opts.format, 'format', SEGMENT_FORMATS, 'parquet');
+  const format = choiceOption(opts.format, 'format', MANIFEST_FORMATS, 'parquet');
   const model = mode === 'images' ? stringOption(opts.model, 'model') : undefined;
   const resolved: ResolvedIngestOptions = {
     stateDir: resolvePath(state),
