@@ -103,11 +103,14 @@ export function numberListOption(
 }
 
 /** One or more non-empty strings (paths, URLs, patterns), given as one string or a list; returns
- *  the list. `trimmed`: a string of only blanks counts as empty. */
-export function stringListOption(value: unknown, name: string, spec: { trimmed?: boolean } = {}): string[] {
+ *  the list. `trimmed`: a string of only blanks counts as empty. `orElse`: what else the caller
+ *  accepts, for the message (e.g. "a readable stream of lines"). */
+export function stringListOption(value: unknown, name: string, spec: { trimmed?: boolean; orElse?: string } = {}): string[] {
   const list: unknown = typeof value === 'string' ? [value] : value;
   const filled = (s: unknown): boolean => typeof s === 'string' && (spec.trimmed ? s.trim() : s).length > 0;
-  if (!Array.isArray(list) || list.length === 0 || !list.every(filled)) fail(name, 'a non-empty string or a non-empty list of them', value);
+  if (!Array.isArray(list) || list.length === 0 || !list.every(filled)) {
+    fail(name, spec.orElse ? `a non-empty string, a non-empty list of them, or ${spec.orElse}` : 'a non-empty string or a non-empty list of them', value);
+  }
   return [...(list as string[])];
 }
 
