@@ -103,13 +103,15 @@ export function numberListOption(
 }
 
 /** One or more non-empty strings (paths, URLs, patterns), given as one string or a list; returns
- *  the list. `trimmed`: a string of only blanks counts as empty. `orElse`: what else the caller
- *  accepts, for the message (e.g. "a readable stream of lines"). */
-export function stringListOption(value: unknown, name: string, spec: { trimmed?: boolean; orElse?: string } = {}): string[] {
+ *  the list. `trimmed`: a string of only blanks counts as empty. For the message: `item` names an
+ *  element ("path or URL"; default "string"), `orElse` what else the caller accepts ("a readable
+ *  stream of lines"). */
+export function stringListOption(value: unknown, name: string, spec: { trimmed?: boolean; item?: string; orElse?: string } = {}): string[] {
   const list: unknown = typeof value === 'string' ? [value] : value;
   const filled = (s: unknown): boolean => typeof s === 'string' && (spec.trimmed ? s.trim() : s).length > 0;
   if (!Array.isArray(list) || list.length === 0 || !list.every(filled)) {
-    fail(name, spec.orElse ? `a non-empty string, a non-empty list of them, or ${spec.orElse}` : 'a non-empty string or a non-empty list of them', value);
+    const one = `a non-empty ${spec.item ?? 'string'}`;
+    fail(name, spec.orElse ? `${one}, a non-empty list of them, or ${spec.orElse}` : `${one}, or a non-empty list of them`, value);
   }
   return [...(list as string[])];
 }

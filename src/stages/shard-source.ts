@@ -39,7 +39,7 @@ export function shardSource(opts: ShardSourceOptions): Readable {
   const { inputs, signal } = opts;
   const isStream = typeof inputs === 'object' && inputs !== null && typeof (inputs as NodeJS.ReadableStream).on === 'function' && !Array.isArray(inputs);
   if (!isStream) {
-    stringListOption(inputs, 'inputs', { trimmed: true, orElse: 'a readable stream of lines' });
+    stringListOption(inputs, 'inputs', { trimmed: true, item: 'path/URL pattern', orElse: 'a readable stream of lines' });
   }
 
   async function* patterns(): AsyncGenerator<string> {

@@ -76,7 +76,8 @@ describe('validate', () => {
     expect(stringListOption('a', 'input')).toEqual(['a']);
     expect(stringListOption(['a', 'b'], 'input')).toEqual(['a', 'b']);
     expect(stringListOption([' '], 'input')).toEqual([' ']);
-    for (const bad of ['', [], [''], ['a', 3], undefined, 7]) throwsInvalid(() => stringListOption(bad, 'input'), 'input', /a non-empty string or a non-empty list of them/);
+    for (const bad of ['', [], [''], ['a', 3], undefined, 7]) throwsInvalid(() => stringListOption(bad, 'input'), 'input', /^option input must be a non-empty string, or a non-empty list of them, got/);
     throwsInvalid(() => stringListOption(['a', ' '], 'inputs', { trimmed: true }), 'inputs', /non-empty/);
+    throwsInvalid(() => stringListOption([], 'in', { item: 'path', orElse: 'a stream' }), 'in', /must be a non-empty path, a non-empty list of them, or a stream, got \[\]$/);
   });
 });
