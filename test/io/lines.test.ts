@@ -9,6 +9,7 @@ import { ErrorCodes } from '../../src/core/errors.js';
 import { MAX_LINE_CHARS, textLines } from '../../src/io/lines.js';
 import { urlListBatches } from '../../src/io/url-list.js';
 import { shardSource } from '../../src/stages/shard-source.js';
+import { rejectionOf } from '../helpers/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-lines-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,7 +39,9 @@ describe('textLines', () => {
     const run = async (): Promise<void> => {
       for await (const b of urlListBatches({ input: file, format: 'txt' })) void b;
     };
-    await expect(run()).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { file: expect.stringContaining('bomb.txt.gz'), row: 2 } });
+    const err = await rejectionOf(run());
+    expect(err).toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { row: 2 } });
+    expect(err.context.file).toContain('bomb.txt.gz');
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 
@@ -48,7 +51,9 @@ describe('textLines', () => {
     const run = async (): Promise<void> => {
       for await (const b of urlListBatches({ input: file, format: 'csv' })) void b;
     };
-    await expect(run()).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, message: expect.stringContaining('longer than'), context: { line: 2 } });
+    const err = await rejectionOf(run());
+    expect(err).toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { line: 2 } });
+    expect(err.message).toContain('longer than');
   });
 
   it('splits a long (but allowed) line in linear time', { timeout: 20_000 }, async () => {
