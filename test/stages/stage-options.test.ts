@@ -2,6 +2,7 @@
 // ERR_DBPRUNE_INVALID_OPTION, context.option naming the option, the limits in the message.
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
+import { basicFilter } from '../../src/stages/basic-filter.js';
 import { clipScore } from '../../src/stages/clip-score.js';
 import { clipScoreFilter } from '../../src/stages/clip-score-filter.js';
 import { decode } from '../../src/stages/decode.js';
@@ -48,6 +49,9 @@ describe('stage options', () => {
     rejects(() => clipScoreFilter({ top: 0.5, reservoir: 0 }), 'capacity', 'an integer ≥ 1');
     rejects(() => keyGuard({ maxKeysPerShard: 2 ** 26 + 1 }), 'maxKeysPerShard', 'an integer in 1..2^26');
     rejects(() => shardSource({ inputs: ['a', '  '] }), 'inputs', 'or a readable stream of lines');
+    rejects(() => basicFilter({ language: 'en' as never }), 'language', 'a boolean');
+    rejects(() => basicFilter({ detect: 'eld' as never }), 'detect', 'a function');
+    rejects(() => basicFilter({ signal: {} as never }), 'signal', 'an AbortSignal');
   });
 
   it('generatorStage: highWaterMark is an option error with a code, not a bare RangeError', () => {
