@@ -14,7 +14,10 @@
  */
 import { Duplex } from 'node:stream';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import { integerOption } from '../core/validate.js';
+import { integerOption, type NumberSpec } from '../core/validate.js';
+
+/** A stage's buffer in chunks (objects): default 16, 1..65536. */
+export const STAGE_HIGH_WATER_MARK: NumberSpec = { default: 16, min: 1, max: 65_536 };
 
 export interface GeneratorStageOptions {
   /** Objects queued per side. Default 16 (Node's objectMode default), 1..65,536. */
@@ -29,7 +32,7 @@ class StageDestroyedError extends Error {
 }
 
 export function generatorStage<I, O>(fn: (source: AsyncIterable<I>) => AsyncGenerator<O>, opts: GeneratorStageOptions = {}): Duplex {
-  const hwm = integerOption(opts.highWaterMark, 'highWaterMark', { default: 16, min: 1, max: 65_536 });
+  const hwm = integerOption(opts.highWaterMark, 'highWaterMark', STAGE_HIGH_WATER_MARK);
 
   const inbox: { chunk: I; ack: () => void }[] = [];
   let ended = false;

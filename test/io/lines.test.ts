@@ -28,6 +28,12 @@ describe('textLines', () => {
     expect(await lines(['abc\r\n', 'abcd\n'], 4)).toEqual(['abc', 'abcd']);
   });
 
+  it('validates maxLineChars', async () => {
+    const err = await rejectionOf(lines(['a\n'], 0));
+    expect(err).toMatchObject({ code: ErrorCodes.INVALID_OPTION, context: { option: 'maxLineChars' } });
+    expect(err.message).toContain('an integer ≥ 1, got 0');
+  });
+
   it('fails on a line over the bound, naming the file and the line, without buffering it', async () => {
     await expect(lines(['ok\n', 'x'.repeat(3), 'x'.repeat(3), '\n'], 5)).rejects.toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { file: 'x', row: 2 } });
   });

@@ -10,6 +10,7 @@ import { generatorStage } from '../../src/stages/generator-stage.js';
 import { keyGuard } from '../../src/stages/key-guard.js';
 import { normalize } from '../../src/stages/normalize.js';
 import { shardSource } from '../../src/stages/shard-source.js';
+import { tap } from '../../src/stages/tap.js';
 import { untar } from '../../src/stages/untar.js';
 
 function rejects(make: () => unknown, option: string, message: string): void {
@@ -50,6 +51,8 @@ describe('stage options', () => {
     rejects(() => keyGuard({ maxKeysPerShard: 2 ** 26 + 1 }), 'maxKeysPerShard', 'an integer in 1..2^26');
     rejects(() => shardSource({ inputs: ['a', '  '] }), 'inputs', 'or a readable stream of lines');
     rejects(() => basicFilter({ language: 'en' as never }), 'language', 'a boolean');
+    rejects(() => tap(() => undefined, { highWaterMark: 0 }), 'highWaterMark', 'an integer in 1..65536');
+    rejects(() => tap('count' as never), 'fn', 'a function');
     rejects(() => basicFilter({ detect: 'eld' as never }), 'detect', 'a function');
     rejects(() => basicFilter({ signal: {} as never }), 'signal', 'an AbortSignal');
   });
