@@ -56,20 +56,23 @@ export function cosineRows(a: Float32Array, b: Float32Array, n: number, dim: num
   return out;
 }
 
-/** The code points of Python's `str.isspace()`, which `str.split()` splits on (control characters
- *  \t \n \v \f \r and the separators U+1C..U+1F among them, hence a table rather than a regex). */
-const PY_WHITESPACE = new Set<number>([
-  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680,
-  0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
-  0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
-]);
+/** Python's `str.isspace()` characters, which `str.split()` splits on: a lookup table by UTF-16
+ *  unit (all of them are below U+3001, none is a surrogate). A table rather than a regex because
+ *  the set includes control characters (\t \n \v \f \r and the separators U+1C..U+1F). */
+const PY_WHITESPACE = (() => {
+  const table = new Uint8Array(0x3001);
+  const ranges: [number, number][] = [[0x09, 0x0d], [0x1c, 0x20], [0x85, 0x85], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a], [0x2028, 0x2029], [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000]];
+  for (const [lo, hi] of ranges) table.fill(1, lo, hi + 1);
+  return table;
+})();
 
 /** `len(text.split())` in Python: whitespace-separated words. */
 export function pythonWordCount(text: string): number {
   let n = 0;
   let inWord = false;
-  for (const ch of text) {
-    const space = PY_WHITESPACE.has(ch.codePointAt(0) as number);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const space = c < PY_WHITESPACE.length && PY_WHITESPACE[c] === 1;
     if (!space && !inWord) n++;
     inWord = !space;
   }
