@@ -94,7 +94,6 @@ async function runStage(input: AsyncIterable<EmbeddingBatch> | Iterable<Embeddin
   const duplicateOf = new Int32Array(n).fill(-1);
   const rss0 = process.memoryUsage().rss;
   const t0 = performance.now();
-  let processed = 0;
   const ac = new AbortController();
   try {
     await pipeline(
@@ -106,7 +105,6 @@ async function runStage(input: AsyncIterable<EmbeddingBatch> | Iterable<Embeddin
             const d = b.duplicateOf?.[i];
             if (d !== undefined) duplicateOf[Number(r.key)] = Number(d);
           });
-          processed += b.rows.length;
           if ((performance.now() - t0) / 1000 > timeBoxSec) ac.abort();
         }
       },
@@ -158,7 +156,7 @@ async function caseAt(n: number, k: number): Promise<Record<string, unknown>> {
   const injected = injectDuplicates(e.data, n, DIM, DUP, 7);
   const nc = await NearestCentroid.create(c.data, k, DIM);
   const { cluster } = await nc.assign(e.data, n);
-  nc.dispose();
+  await nc.dispose();
   log(`n=${n} k=${k}: ${injected} injected duplicates; oracle…`);
   let t = performance.now();
   const oracle = streamingDedupBruteForce(e.data, cluster, n, DIM, EPS);
@@ -206,7 +204,7 @@ if (process.argv.includes('--with-1m')) {
   const c = await readNpyFloat32(set.centroids);
   const nc = await NearestCentroid.create(c.data, K, DIM);
   const r = await runStage(npyBatches(set.embeddings, nc), n, K, {}, 120);
-  nc.dispose();
+  await nc.dispose();
   result.at1M = {
     timeBoxedSec: 120,
     processed: r.processed,

@@ -78,7 +78,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    runs.push(JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}'));
+    runs.push(JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>);
   }
   const rates = runs.map((r) => r.samplesPerSec as number);
   const rss = runs.map((r) => r.peakRssMB as number);

@@ -98,7 +98,7 @@ if (process.argv[2] === '--child-assign-decide') {
 
 function child(args: string[]): Record<string, number> {
   const r = spawnSync(process.execPath, ['--import', 'tsx', import.meta.filename, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, number>;
 }
 
 const result: Record<string, unknown> = { bench: 'streaming' };
@@ -157,7 +157,7 @@ if (only !== 'images') {
   let t0 = performance.now();
   const exact = await nearest.assign(queries, nq);
   const exactPerSec = nq / ((performance.now() - t0) / 1000);
-  nearest.dispose();
+  await nearest.dispose();
   t0 = performance.now();
   const index = buildCentroidIndex(normalizedCopy(centroids, k, 512), k, 512, { M: 16, efConstruction: 200, ef: 64 });
   const buildSeconds = (performance.now() - t0) / 1000;

@@ -116,7 +116,7 @@ export async function decideOwnEmbeddings(opts: {
 }): Promise<ExampleResult> {
   const { keys, embeddings, dim, centroids, k } = opts;
   const batchRows = 256;
-  async function* batches(): AsyncGenerator<EmbeddingBatch> {
+  function* batches(): Generator<EmbeddingBatch> {
     for (let start = 0; start < keys.length; start += batchRows) {
       const end = Math.min(keys.length, start + batchRows);
       yield {

@@ -10,8 +10,9 @@
  * The CLIP-score fraction is over the whole pool, as DataComp's baselines compute it and then
  * intersect uid sets: `--basic-filter --clip-score-top 0.3` equals DataComp's "basic ∩ CLIP score".
  */
-import { clipScoreTopThreshold } from '../src/core/datacomp-filters.js';
+import { clipScoreTopThreshold, TOP_FRACTION } from '../src/core/datacomp-filters.js';
 import { DbpruneError, ErrorCodes, UsageError } from '../src/core/errors.js';
+import { choiceOption, integerOption, numberOption } from '../src/core/validate.js';
 import type { RowError } from '../src/core/sample.js';
 import type { DbpPlan } from '../src/core/dbp.js';
 import type { RunStats } from '../src/io/stats.js';
@@ -19,10 +20,16 @@ import { dataCompColumnBatches, resolveDataCompShards, type ClipScoreSource } fr
 import { emptyBasicCounts, loadLanguageDetector, markBasicFilter, type BasicFilterCounts, type LanguageDetector } from '../src/stages/basic-filter.js';
 import { markClipScore } from '../src/stages/clip-score-filter.js';
 
+/** DataComp's basic filter, with or without its English test. */
+export const BASIC_FILTERS = ['full', 'no-language'] as const;
+
+/** The towers a CLIP score can be computed from (io/datacomp.ts's `ClipScoreSource['from']`). */
+const CLIP_SCORE_TOWERS: readonly NonNullable<ClipScoreSource['from']>[] = ['l14', 'b32'];
+
 /** Which DataComp filters to run, and how. */
 export interface DataCompFilterOptions {
   /** DataComp's basic filter: `full` (with the English test) or `no-language`. Off when absent. */
-  basic?: 'full' | 'no-language';
+  basic?: (typeof BASIC_FILTERS)[number];
   /** CLIP-score filter: keep `score ≥ min`, or the top fraction `top` (exactly one). Off when absent. */
   clipScore?: { min?: number; top?: number } & ClipScoreSource;
   /** Language identifier for `basic: 'full'`; default eld. */
@@ -46,13 +53,13 @@ export interface KeepAndDataCompOptions {
 /** Validates filter options once; UsageError (exit 2) on a bad combination. */
 export function checkDataCompFilters(f: DataCompFilterOptions | undefined): void {
   if (!f) return;
-  if (f.basic !== undefined && f.basic !== 'full' && f.basic !== 'no-language') throw new UsageError(`basic filter must be full or no-language, got ${f.basic}`, { option: 'basic-filter' });
+  if (f.basic !== undefined) choiceOption(f.basic, '--basic-filter', BASIC_FILTERS);
   const c = f.clipScore;
   if (c) {
     if ((c.min === undefined) === (c.top === undefined)) throw new UsageError('give one of --clip-score-min and --clip-score-top', { option: 'clip-score-min' });
-    if (c.min !== undefined && !Number.isFinite(c.min)) throw new UsageError(`--clip-score-min must be a finite number, got ${c.min}`, { option: 'clip-score-min' });
-    if (c.top !== undefined && !(c.top > 0 && c.top <= 1)) throw new UsageError(`--clip-score-top must be in (0, 1], got ${c.top}`, { option: 'clip-score-top' });
-    if (c.from !== undefined && c.from !== 'l14' && c.from !== 'b32') throw new UsageError(`--clip-score-from must be l14 or b32, got ${c.from}`, { option: 'clip-score-from' });
+    if (c.min !== undefined) numberOption(c.min, '--clip-score-min');
+    if (c.top !== undefined) numberOption(c.top, '--clip-score-top', TOP_FRACTION);
+    if (c.from !== undefined) choiceOption(c.from, '--clip-score-from', CLIP_SCORE_TOWERS);
   }
 }
 
@@ -168,7 +175,7 @@ export function targetRatio(target: number, cluster: Int32Array): number {
 /** Exactly one of keepRatio and target; returns the keep ratio to validate (1 while a target waits for N). */
 export function checkKeepOrTarget(opts: { keepRatio?: number; target?: number }): number {
   if ((opts.keepRatio === undefined) === (opts.target === undefined)) throw new UsageError('give one of --keep <ratio> and --target <n>', { option: 'keep' });
-  if (opts.target !== undefined && !(Number.isInteger(opts.target) && opts.target >= 1)) throw new UsageError(`--target must be an integer ≥ 1, got ${opts.target}`, { option: 'target' });
+  if (opts.target !== undefined) integerOption(opts.target, '--target', { min: 1 });
   return opts.keepRatio ?? 1;
 }
 

@@ -9,14 +9,15 @@
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
 import { joinLocation as join } from '../src/io/storage/index.js';
-import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan, type DbpQuotaPlan } from '../src/core/dbp.js';
+import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
+import { choiceOption, integerOption } from '../src/core/validate.js';
 import { AssignPool } from '../src/kernels/assign-pool.js';
 import { NearestCentroid, ORT_MIN_WORK } from '../src/kernels/nearest-centroid.js';
 import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
 import { normalizedCopy, normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
-import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../src/io/manifest.js';
+import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, MANIFEST_FORMATS, type ManifestFormat } from '../src/io/manifest.js';
 import { Float32ArrayPool, readNpyFloat32 } from '../src/io/npy.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
@@ -25,6 +26,7 @@ import { ReportCollector } from '../src/report/report-data.js';
 import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/report/report-html.js';
 import type { EmbeddingSourceInput as SourceOptions } from '../src/io/embeddings-source.js';
+import { exactStats } from './exact-stats.js';
 import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 
 /**
@@ -38,6 +40,8 @@ const MANIFEST_ROW_GROUP_ROWS = 32_768;
  * batch are the JS heap peak of pass 2 (1M×512, k = 500: peak RSS 389 → 355 MB, pass 2 no slower).
  */
 const PASS2_BATCH_ROWS = 16_384;
+
+export { exactStats };
 
 export interface ExactPruneOptions extends Omit<DbpParams, 'keepRatio'>, KeepAndDataCompOptions {
   /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). Or give `datacomp`. */
@@ -88,10 +92,8 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   const resolved = resolveDbpParams({ ...opts, keepRatio: checkKeepOrTarget(opts) });
   let params = resolved;
   const wantFilters = checkFilterOptions(opts);
-  const format: ManifestFormat = opts.format ?? 'parquet';
-  if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
-  const batchRows = opts.batchRows ?? 4096;
-  if (!(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 1 << 20)) throw new UsageError(`batch rows must be in 1..1048576, got ${batchRows}`);
+  const format = choiceOption(opts.format, '--format', MANIFEST_FORMATS, 'parquet');
+  const batchRows = integerOption(opts.batchRows, 'batchRows', { default: 4096, min: 1, max: 2 ** 20 });
   const { signal } = opts;
   const started = performance.now();
 
@@ -194,10 +196,10 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
     kept: join(opts.out, 'kept.txt'),
     stats: join(opts.out, 'stats.json'),
   } as ExactPruneResult['files'];
-  const manifest = await createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
-  const keptWriter = await createKeptKeysWriter(outputs.file(files.kept));
+  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const uidsPath = join(opts.out, 'kept_uids.npy');
-  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? await createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
+  const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
   const decider = createDecider(plan);
   const targetKeys = dd ? await duplicateTargetKeys(dd.duplicateOf, { ...source, batchRows: PASS2_BATCH_ROWS }) : undefined;
   const collector = opts.report !== false ? new ReportCollector({ k, seed: params.seed }) : undefined;
@@ -207,7 +209,7 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
   let i = 0;
   try {
     for await (const refs of sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS })) {
-      const rows: ManifestRow[] = new Array(refs.length);
+      const rows = new Array<ManifestRow>(refs.length);
       const keptKeys: string[] = [];
       const keptUids: string[] = [];
       for (let t = 0; t < refs.length; t++, i++) {
@@ -290,60 +292,6 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
   return { stats, plan, files };
 }
 
-/** stats.json of an exact run (also assembled by the distributed mode, src/cluster/assemble.ts). */
-export function exactStats(
-  plan: DbpQuotaPlan,
-  keptPerCluster: Float64Array,
-  t: { total: number; kept: number; invalid: number; renormalized: number; seconds: number; duplicates: number; keys: { duplicates: number; unwritable: number } },
-): RunStats {
-  const arr = (a: ArrayLike<number>): number[] => Array.from(a);
-  return {
-    version: 1,
-    mode: 'exact',
-    method: 'Density-Based Pruning (Abbas et al., ICLR 2024)',
-    params: {
-      keep_ratio: plan.params.keepRatio,
-      temperature: plan.params.temperature,
-      num_nns: plan.params.numNNs,
-      balance: plan.params.balance,
-      which: plan.params.which,
-      seed: plan.params.seed,
-    },
-    totals: {
-      samples: t.total,
-      valid: plan.n,
-      n_target: plan.nTarget,
-      kept: t.kept,
-      dropped: t.total - t.kept,
-      keep_ratio: t.total > 0 ? t.kept / t.total : 0,
-      errors: {
-        ...(t.invalid > 0 ? { 'error:embedding': t.invalid } : {}),
-        ...(t.keys.duplicates > 0 ? { 'error:duplicate-key': t.keys.duplicates } : {}),
-        ...(t.keys.unwritable > 0 ? { 'error:invalid-key': t.keys.unwritable } : {}),
-      },
-      duplicates: t.duplicates,
-      renormalized: t.renormalized,
-      k: plan.k,
-      min_samples: plan.quota.minSamples,
-      lambda: plan.quota.lambda,
-      seconds: t.seconds,
-      samples_per_sec: t.total / Math.max(1e-9, t.seconds),
-    },
-    clusters: {
-      n: arr(plan.size),
-      d_intra: arr(plan.dIntra),
-      d_inter: arr(plan.dInter),
-      complexity: arr(plan.complexity),
-      p: arr(plan.prob),
-      quota: arr(plan.quota.quota),
-      quota_real: arr(plan.quota.real),
-      lb: arr(plan.quota.lb),
-      ub: arr(plan.quota.ub),
-      kept: arr(keptPerCluster),
-    },
-  };
-}
-
 /** Re-reads the embeddings for SemDeDup, normalised exactly as pass 1 did, with running row numbers. */
 async function* normalizedRows(
   source: SourceOptions,
@@ -408,7 +356,11 @@ async function assignPass(a: {
         invalid += norm.invalidCount;
         const out = { cluster: cluster.subarray(row, row + n), distance: distance.subarray(row, row + n) };
         await nearest.assign(b.embeddings, n, out);
-        for (let i = 0; norm.invalid && i < n; i++) if (norm.invalid[i]) (out.cluster[i] = -1), (out.distance[i] = NaN);
+        for (let i = 0; norm.invalid && i < n; i++) {
+          if (!norm.invalid[i]) continue;
+          out.cluster[i] = -1;
+          out.distance[i] = NaN;
+        }
         pool.release(b.embeddings);
         row += n;
         opts.onProgress?.({ pass: 1, samples: row, total, kept: 0, errors: invalid });

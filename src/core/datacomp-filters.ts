@@ -3,8 +3,11 @@
  * the CLIP-score threshold rule and the non-language conditions of the basic filter. No I/O; the
  * language test is a stage (src/stages/basic-filter.ts) because it needs a language identifier.
  */
-import { checkOption } from './errors.js';
+import { integerOption, numberOption, type NumberSpec } from './validate.js';
 import { Rng } from './rng.js';
+
+/** The fraction of `--clip-score-top` (and its library options): in (0, 1]. */
+export const TOP_FRACTION: NumberSpec = { min: 0, exclusiveMin: true, max: 1 };
 
 /**
  * The reference's CLIP-score threshold for keeping a fraction `fraction` of the pool:
@@ -17,7 +20,7 @@ import { Rng } from './rng.js';
  * float32 column widened to float64 orders exactly as in float32).
  */
 export function clipScoreTopThreshold(scores: Float64Array, fraction: number): { threshold: number; n: number } {
-  checkOption(fraction > 0 && fraction <= 1, 'fraction', 'a number in (0, 1]', fraction);
+  numberOption(fraction, 'fraction', TOP_FRACTION);
   const n = Math.trunc(scores.length * fraction);
   const sorted = Float64Array.from(scores).sort(); // ascending, NaN last (TypedArray sort)
   let finite = sorted.length;
@@ -53,13 +56,26 @@ export function cosineRows(a: Float32Array, b: Float32Array, n: number, dim: num
   return out;
 }
 
-/** Python's `str.isspace()` characters, which `str.split()` splits on. */
-const PY_WHITESPACE = /[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/u;
+/** Python's `str.isspace()` characters, which `str.split()` splits on: a lookup table by UTF-16
+ *  unit (all of them are below U+3001, none is a surrogate). A table rather than a regex because
+ *  the set includes control characters (\t \n \v \f \r and the separators U+1C..U+1F). */
+const PY_WHITESPACE = (() => {
+  const table = new Uint8Array(0x3001);
+  const ranges: [number, number][] = [[0x09, 0x0d], [0x1c, 0x20], [0x85, 0x85], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a], [0x2028, 0x2029], [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000]];
+  for (const [lo, hi] of ranges) table.fill(1, lo, hi + 1);
+  return table;
+})();
 
 /** `len(text.split())` in Python: whitespace-separated words. */
 export function pythonWordCount(text: string): number {
   let n = 0;
-  for (const w of text.split(PY_WHITESPACE)) if (w.length > 0) n++;
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const space = c < PY_WHITESPACE.length && PY_WHITESPACE[c] === 1;
+    if (!space && !inWord) n++;
+    inWord = !space;
+  }
   return n;
 }
 
@@ -106,11 +122,9 @@ export class RunningTopThreshold {
     readonly fraction: number,
     opts: { capacity?: number; every?: number; seed?: number } = {},
   ) {
-    checkOption(fraction > 0 && fraction <= 1, 'fraction', 'a number in (0, 1]', fraction);
-    this.capacity = opts.capacity ?? 100_000;
-    this.every = opts.every ?? 4096;
-    checkOption(Number.isInteger(this.every) && this.every >= 1, 'every', 'an integer ≥ 1', this.every);
-    checkOption(Number.isInteger(this.capacity) && this.capacity >= 1, 'capacity', 'an integer ≥ 1', this.capacity);
+    numberOption(fraction, 'fraction', TOP_FRACTION);
+    this.capacity = integerOption(opts.capacity, 'capacity', { default: 100_000, min: 1 });
+    this.every = integerOption(opts.every, 'every', { default: 4096, min: 1 });
     this.sample = new Float64Array(this.capacity);
     this.rng = new Rng(opts.seed ?? 0);
   }

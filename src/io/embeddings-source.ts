@@ -7,12 +7,13 @@
  * Every pair's row counts and every file's dimension are checked before the first batch.
  */
 import { basename } from 'node:path';
-import { DbpruneError, ErrorCodes, UsageError, checkOption, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, UsageError, throwIfAborted } from '../core/errors.js';
+import { integerOption, stringListOption } from '../core/validate.js';
 import { planDataCompSource } from './datacomp-source.js';
 import { NpzFile } from './npz.js';
 import type { EmbeddingBatch, SampleRef } from '../core/sample.js';
 import { expandInputs, naturalCompare } from './glob.js';
-import { BatchTaker, countKeys, readKeyBatches } from './keys.js';
+import { BatchTaker, countKeys, READ_BATCH_ROWS, readKeyBatches } from './keys.js';
 import { indexKey, openMetadata, readMetadataBatches, type MetadataFile } from './metadata.js';
 import { readNpyHeader, readNpyRows, type Float32ArrayPool, type NpyHeader } from './npy.js';
 import { joinLocation as join, statLocation } from './storage/index.js';
@@ -84,8 +85,7 @@ function byNumber(a: string, b: string): number {
 }
 
 async function resolveFiles(embeddings: string | string[], metadata: string | string[] | undefined): Promise<{ npys: string[]; metas?: string[] }> {
-  const list = typeof embeddings === 'string' ? [embeddings] : embeddings;
-  checkOption(list.length > 0, 'embeddings', 'one or more paths', embeddings);
+  const list = stringListOption(embeddings, 'embeddings', { item: 'path' });
   if (list.length === 1 && (await isDirectory(list[0]))) {
     const dir = list[0];
     if (await isDirectory(join(dir, 'img_emb'))) {
@@ -261,8 +261,7 @@ export async function* sampleRefBatches(options: EmbeddingSourceOptions): AsyncG
  * @throws ERR_DBPRUNE_ROW_COUNT_MISMATCH if a key/metadata stream ends early; ERR_DBPRUNE_ABORTED.
  */
 export async function* partRefBatches(plan: EmbeddingSourcePlan, index: number, options: { batchRows: number; signal?: AbortSignal }): AsyncGenerator<SampleRef[]> {
-  const part = plan.parts[index];
-  checkOption(part !== undefined, 'part', `an index in 0..${plan.parts.length - 1}`, index);
+  const part = plan.parts[integerOption(index, 'part', { min: 0, max: plan.parts.length - 1 })];
   const { batchRows, signal } = options;
   const shard = basename(part.npy).replace(/\.npy$/i, '');
   const keyTaker = plan.keys !== undefined ? new BatchTaker(readKeyBatches(plan.keys, { batchRows, signal })) : undefined;
@@ -298,8 +297,7 @@ async function* walkParts<T>(
     signal: AbortSignal | undefined,
   ) => AsyncGenerator<T>,
 ): AsyncGenerator<T> {
-  const batchRows = options.batchRows ?? 8192;
-  checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
+  const batchRows = integerOption(options.batchRows, 'batchRows', READ_BATCH_ROWS);
   const { signal } = options;
   const plan = await planEmbeddingSource(options);
   const keyTaker = plan.keys !== undefined ? new BatchTaker(readKeyBatches(plan.keys, { batchRows, signal })) : undefined;

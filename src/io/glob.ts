@@ -5,7 +5,8 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { stringListOption } from '../core/validate.js';
 import { pathExists } from './fs.js';
 import { isS3Uri, listLocation, parseS3Uri } from './storage/index.js';
 
@@ -263,8 +264,7 @@ async function globS3(pattern: string): Promise<string[]> {
  * @throws ERR_DBPRUNE_INVALID_OPTION for an empty pattern list or a range over 10M items.
  */
 export async function expandInputs(patterns: string | readonly string[]): Promise<string[]> {
-  const list = typeof patterns === 'string' ? [patterns] : [...patterns];
-  checkOption(list.length > 0 && list.every((p) => typeof p === 'string' && p.length > 0), 'input', 'one or more non-empty paths or URLs', patterns);
+  const list = stringListOption(patterns, 'input', { item: 'path or URL' });
   const out: string[] = [];
   const seen = new Set<string>();
   const push = (p: string): void => {

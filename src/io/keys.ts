@@ -2,9 +2,13 @@
  * Key lists: a text file with one sample key a line (`keys.txt`), read as a stream of string
  * batches that line up with `.npy` row batches.
  */
-import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { integerOption, type NumberSpec } from '../core/validate.js';
 import { textLines } from './lines.js';
 import { openRead } from './storage/index.js';
+
+/** Rows per batch of the row readers (keys, metadata, embeddings): default 8192, 1..2^24. */
+export const READ_BATCH_ROWS: NumberSpec = { default: 8192, min: 1, max: 2 ** 24 };
 
 export interface ReadKeysOptions {
   /** Keys per yielded batch. Default 8192; 1 … 2^24. */
@@ -23,8 +27,7 @@ export interface ReadKeysOptions {
  * @throws ERR_DBPRUNE_ABORTED when `signal` fires.
  */
 export async function* readKeyBatches(path: string, options: ReadKeysOptions = {}): AsyncGenerator<string[]> {
-  const batchRows = options.batchRows ?? 8192;
-  checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
+  const batchRows = integerOption(options.batchRows, 'batchRows', READ_BATCH_ROWS);
   const { signal } = options;
   throwIfAborted(signal);
   const stream = await openRead(path, { signal });

@@ -7,6 +7,7 @@
  * as a list of pieces joined once, and a line over the bound fails as soon as it gets there.
  */
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
 
 /** Longest line accepted in URL lists and shard lists, in UTF-16 code units (8 Mi). */
 export const MAX_LINE_CHARS = 8 * 1024 * 1024;
@@ -31,7 +32,7 @@ function tooLong(file: string, line: number, max: number): DbpruneError {
  * once a line exceeds the bound, without buffering more of it.
  */
 export async function* textLines(bytes: AsyncIterable<Buffer | string>, opts: TextLinesOptions): AsyncGenerator<string> {
-  const max = opts.maxLineChars ?? MAX_LINE_CHARS;
+  const max = integerOption(opts.maxLineChars, 'maxLineChars', { default: MAX_LINE_CHARS, min: 1 });
   const dec = new TextDecoder('utf-8');
   let pieces: string[] = []; // the current partial line
   let pieceChars = 0;

@@ -5,7 +5,9 @@
  */
 import { basename } from 'node:path';
 import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
-import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
+import { READ_BATCH_ROWS } from './keys.js';
 import { openParquetBuffer } from './parquet-source.js';
 import type { SampleRef } from '../core/sample.js';
 
@@ -101,7 +103,10 @@ function str(v: unknown): string | undefined {
   if (v === null || v === undefined) return undefined;
   if (typeof v === 'string') return v;
   if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
-  return String(v);
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v) || v instanceof Date) return v.toString();
+  // a struct/map value: its JSON (64-bit integers as digits), not "[object Object]" for every row
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
 }
 
 /** Formats a row index as a 9-digit key (`000000042`), as img2dataset numbers samples. */
@@ -120,10 +125,8 @@ export function indexKey(i: number): string {
  * @throws ERR_DBPRUNE_ABORTED when `signal` fires.
  */
 export async function* readMetadataBatches(source: string | MetadataFile, options: ReadMetadataOptions = {}): AsyncGenerator<SampleRef[]> {
-  const batchRows = options.batchRows ?? 8192;
-  checkOption(Number.isInteger(batchRows) && batchRows >= 1 && batchRows <= 2 ** 24, 'batchRows', 'an integer in [1, 2^24]', batchRows);
-  const rowOffset = options.rowOffset ?? 0;
-  checkOption(Number.isInteger(rowOffset) && rowOffset >= 0, 'rowOffset', 'a non-negative integer', rowOffset);
+  const batchRows = integerOption(options.batchRows, 'batchRows', READ_BATCH_ROWS);
+  const rowOffset = integerOption(options.rowOffset, 'rowOffset', { default: 0, min: 0 });
   const { signal } = options;
   throwIfAborted(signal);
   const mf = typeof source === 'string' ? await openMetadata(source, { require: options.require }) : source;

@@ -3,12 +3,17 @@
  * `preprocessor_config.json` (the layout `onnx/vision_model.onnx` + `preprocessor_config.json`).
  */
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { describeRange, inRange, type NumberRange } from '../core/validate.js';
 import { joinLocation as join, parentLocation as dirname, readLocation, statLocation } from './storage/index.js';
 
 /** Resize modes of the `decode` stage. */
-export type ResizeMode = 'shortest-center-crop' | 'squash';
+export const RESIZE_MODES = ['shortest-center-crop', 'squash'] as const;
+export type ResizeMode = (typeof RESIZE_MODES)[number];
 /** sharp resampling kernels. */
-export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const;
+export type ResizeKernel = (typeof RESIZE_KERNELS)[number];
+/** The model input side (pixels, square) the `decode` stage and model configs accept. */
+export const IMAGE_SIZE: NumberRange = { min: 1, max: 8192 };
 
 /** Preprocessing as the `decode` stage takes it. */
 export interface Preprocessing {
@@ -78,8 +83,8 @@ export function preprocessingFromConfig(cfg: Record<string, unknown>, file = 'pr
   const crop = cfg.do_center_crop !== false;
   const cropSide = crop ? side(cfg.crop_size, file, 'crop_size') : undefined;
   const size = cropSide ?? side(cfg.size, file, 'size') ?? DEFAULT_PREPROCESSING.size;
-  if (!Number.isInteger(size) || size < 1 || size > 8192) {
-    throw new DbpruneError(ErrorCodes.MODEL, `${file}: image size ${size} out of range 1..8192`, { file });
+  if (!inRange(size, 'integer', IMAGE_SIZE)) {
+    throw new DbpruneError(ErrorCodes.MODEL, `${file}: image size ${String(size)} is not ${describeRange('integer', IMAGE_SIZE)}`, { file });
   }
   const normalize = cfg.do_normalize !== false;
   const mean = normalize ? (triple(cfg.image_mean, 'image_mean', file) ?? DEFAULT_PREPROCESSING.mean) : ([0, 0, 0] as [number, number, number]);

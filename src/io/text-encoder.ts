@@ -10,10 +10,21 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
 import { pathExists } from './fs.js';
+
+/** The part of @huggingface/tokenizers' `Tokenizer` used here. Typed locally: the package's
+ *  types/index.d.ts re-exports `./core/Tokenizer` without a file extension, which NodeNext
+ *  resolution cannot follow, so the imported class has no type (signatures copied from
+ *  types/core/Tokenizer.d.ts, v0.2). */
+interface HfTokenizer {
+  encode(text: string): { ids: number[] };
+  token_to_id(token: string): number | undefined;
+}
+const Tokenizer = HfTokenizerClass as unknown as new (tokenizer: object, config: object) => HfTokenizer;
 
 export interface TextEncoder {
   /** Embedding width. */
@@ -38,8 +49,7 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
  * @throws ERR_DBPRUNE_MODEL (context.file) for a missing/invalid model, tokenizer or config.
  */
 export async function loadTextEncoder(dir: string, opts: { threads?: number } = {}): Promise<TextEncoder> {
-  const threads = opts.threads ?? 1;
-  checkOption(Number.isInteger(threads) && threads >= 1 && threads <= 64, 'threads', 'an integer in 1..64', threads);
+  const threads = integerOption(opts.threads, 'threads', { default: 1, min: 1, max: 64 });
   const onnxPath = join(dir, 'onnx', 'text_model.onnx');
   const tokPath = join(dir, 'tokenizer.json');
   for (const p of [onnxPath, tokPath]) {
@@ -47,7 +57,7 @@ export async function loadTextEncoder(dir: string, opts: { threads?: number } = 
   }
   const cfgPath = join(dir, 'tokenizer_config.json');
   const config = (await pathExists(cfgPath)) ? await readJson(cfgPath) : {};
-  let tokenizer: Tokenizer;
+  let tokenizer: HfTokenizer;
   try {
     tokenizer = new Tokenizer(await readJson(tokPath), config);
   } catch (e) {

@@ -14,6 +14,7 @@
 import { Transform } from 'node:stream';
 import { basicFilterFailure, type BasicFilterFailure } from '../core/datacomp-filters.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { booleanOption, optionalOption, signalOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type BatchFields, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
 /** Detects the language of a text: an ISO 639-1 code (`en`), or '' when unknown. */
@@ -84,8 +85,9 @@ export function emptyBasicCounts(): BasicFilterCounts {
 }
 
 export function basicFilter(opts: BasicFilterOptions = {}): BasicFilterStream {
-  const language = opts.language ?? true;
-  let detect: LanguageDetector | undefined = opts.detect;
+  const language = booleanOption(opts.language, 'language', true);
+  let detect = optionalOption<LanguageDetector>(opts.detect, 'detect', 'a function (text) => language code', (v) => typeof v === 'function');
+  const signal = signalOption(opts.signal);
   const counts = emptyBasicCounts();
   let dropped = 0;
   const stream = new Transform({
@@ -93,7 +95,7 @@ export function basicFilter(opts: BasicFilterOptions = {}): BasicFilterStream {
     highWaterMark: BATCH_HIGH_WATER_MARK,
     transform(batch: EmbeddingBatch, _enc, cb) {
       const run = async (): Promise<EmbeddingBatch> => {
-        throwIfAborted(opts.signal);
+        throwIfAborted(signal);
         if (language && !detect) detect = await loadLanguageDetector();
         const n = batch.rows.length;
         const errors = batch.errors ?? new Array<RowError | undefined>(n).fill(undefined);

@@ -15,6 +15,7 @@
 import { Transform } from 'node:stream';
 import { RunningTopThreshold } from '../core/datacomp-filters.js';
 import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { integerOption, numberOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
 export interface ClipScoreFilterOptions {
@@ -51,9 +52,8 @@ export function clipScoreFilter(opts: ClipScoreFilterOptions): ClipScoreFilterSt
   const hasMin = opts.min !== undefined;
   const hasTop = opts.top !== undefined;
   checkOption(hasMin !== hasTop, 'min/top', 'exactly one of min and top', { min: opts.min, top: opts.top });
-  if (hasMin) checkOption(Number.isFinite(opts.min), 'min', 'a finite number', opts.min);
-  const warmup = opts.warmup ?? 10_000;
-  checkOption(Number.isInteger(warmup) && warmup >= 1, 'warmup', 'an integer ≥ 1', warmup);
+  if (hasMin) numberOption(opts.min, 'min');
+  const warmup = integerOption(opts.warmup, 'warmup', { default: 10_000, min: 1 });
   const running = hasTop ? new RunningTopThreshold(opts.top as number, { capacity: opts.reservoir, seed: opts.seed }) : undefined;
   let dropped = 0;
   let seen = 0;

@@ -10,7 +10,8 @@
  */
 import { Transform } from 'node:stream';
 import { cosineRows } from '../core/datacomp-filters.js';
-import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { loadTextEncoder, type TextEncoder } from '../io/text-encoder.js';
 
@@ -24,8 +25,7 @@ export interface ClipScoreOptions {
 }
 
 export function clipScore(opts: ClipScoreOptions): Transform {
-  const batchSize = opts.batchSize ?? 64;
-  checkOption(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 4096, 'batchSize', 'an integer in 1..4096', batchSize);
+  const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 64, min: 1, max: 4096 });
   let encoder: Promise<TextEncoder> | undefined;
   const owned = typeof opts.textModel === 'string';
   const get = (): Promise<TextEncoder> => (encoder ??= typeof opts.textModel === 'string' ? loadTextEncoder(opts.textModel, { threads: opts.threads }) : Promise.resolve(opts.textModel));

@@ -5,8 +5,9 @@ import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
 import sharp from 'sharp';
 import { checkOption, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { choiceOption, integerOption, numberListOption, numberOption } from '../core/validate.js';
 import type { DecodedSample, ImageSample, RowError } from '../core/sample.js';
-import { DEFAULT_PREPROCESSING, type ResizeKernel, type ResizeMode } from '../io/model-config.js';
+import { DEFAULT_PREPROCESSING, IMAGE_SIZE, RESIZE_KERNELS, RESIZE_MODES, type ResizeKernel, type ResizeMode } from '../io/model-config.js';
 
 export interface DecodeOptions {
   /** Output side in pixels (square). Default 224, 1..8192. */
@@ -49,28 +50,17 @@ interface Resolved {
   offset: Float32Array;
 }
 
-const MODES: readonly ResizeMode[] = ['shortest-center-crop', 'squash'];
-const KERNELS: readonly ResizeKernel[] = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'];
-
 function resolve(o: DecodeOptions): Resolved {
-  const size = o.size ?? DEFAULT_PREPROCESSING.size;
-  checkOption(Number.isInteger(size) && size >= 1 && size <= 8192, 'size', 'an integer in 1..8192', size);
-  const mode = o.mode ?? DEFAULT_PREPROCESSING.mode;
-  checkOption(MODES.includes(mode), 'mode', MODES.join(' | '), mode);
-  const kernel = o.kernel ?? DEFAULT_PREPROCESSING.kernel;
-  checkOption(KERNELS.includes(kernel), 'kernel', KERNELS.join(' | '), kernel);
-  const mean = o.mean ?? DEFAULT_PREPROCESSING.mean;
-  checkOption(Array.isArray(mean) && mean.length === 3 && mean.every((x) => Number.isFinite(x)), 'mean', '3 finite numbers', mean);
-  const std = o.std ?? DEFAULT_PREPROCESSING.std;
-  checkOption(Array.isArray(std) && std.length === 3 && std.every((x) => Number.isFinite(x) && x !== 0), 'std', '3 finite non-zero numbers', std);
-  const rescale = o.rescaleFactor ?? DEFAULT_PREPROCESSING.rescaleFactor;
-  checkOption(Number.isFinite(rescale) && rescale > 0, 'rescaleFactor', 'a positive number', rescale);
-  const maxPixels = o.maxPixels ?? 50e6;
-  checkOption(Number.isInteger(maxPixels) && maxPixels >= 1 && maxPixels <= 1e10, 'maxPixels', 'an integer in 1..1e10', maxPixels);
-  const thumbnail = o.thumbnail;
-  checkOption(thumbnail === undefined || (Number.isInteger(thumbnail) && thumbnail >= 8 && thumbnail <= 512), 'thumbnail', 'an integer in 8..512', thumbnail);
-  const bg = o.background ?? [255, 255, 255];
-  checkOption(Array.isArray(bg) && bg.length === 3 && bg.every((x) => Number.isInteger(x) && x >= 0 && x <= 255), 'background', '3 integers in 0..255', bg);
+  const size = integerOption(o.size, 'size', { default: DEFAULT_PREPROCESSING.size, ...IMAGE_SIZE });
+  const mode = choiceOption(o.mode, 'mode', RESIZE_MODES, DEFAULT_PREPROCESSING.mode);
+  const kernel = choiceOption(o.kernel, 'kernel', RESIZE_KERNELS, DEFAULT_PREPROCESSING.kernel);
+  const mean = numberListOption(o.mean, 'mean', 3, 'number', { default: DEFAULT_PREPROCESSING.mean });
+  const std = numberListOption(o.std, 'std', 3, 'number', { default: DEFAULT_PREPROCESSING.std });
+  checkOption(std.every((x) => x !== 0), 'std', '3 finite non-zero numbers', std);
+  const rescale = numberOption(o.rescaleFactor, 'rescaleFactor', { default: DEFAULT_PREPROCESSING.rescaleFactor, min: 0, exclusiveMin: true });
+  const maxPixels = integerOption(o.maxPixels, 'maxPixels', { default: 50e6, min: 1, max: 1e10 });
+  const thumbnail = o.thumbnail === undefined ? undefined : integerOption(o.thumbnail, 'thumbnail', { min: 8, max: 512 });
+  const bg = numberListOption(o.background, 'background', 3, 'integer', { default: [255, 255, 255], min: 0, max: 255 });
   const background = { r: bg[0], g: bg[1], b: bg[2] };
   const scale = new Float32Array(3);
   const offset = new Float32Array(3);
@@ -123,7 +113,7 @@ async function decodeOne(s: ImageSample, r: Resolved): Promise<DecodedSample> {
     }
     out.pixels = px;
     if (r.thumbnail !== undefined) {
-      out.thumbnail = await sharp(data, { raw: { width: r.size, height: r.size, channels: ch as 1 | 2 | 3 | 4 } })
+      out.thumbnail = await sharp(data, { raw: { width: r.size, height: r.size, channels: ch } })
         .resize(r.thumbnail, r.thumbnail, { fit: 'fill' })
         .jpeg({ quality: 75 })
         .toBuffer();
@@ -167,8 +157,7 @@ async function decodeError(s: ImageSample, e: unknown, r: Resolved): Promise<Row
  */
 export function decode(opts: DecodeOptions = {}): Duplex {
   const r = resolve(opts);
-  const concurrency = opts.concurrency ?? 2;
-  checkOption(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 64, 'concurrency', 'an integer in 1..64', concurrency);
+  const concurrency = integerOption(opts.concurrency, 'concurrency', { default: 2, min: 1, max: 64 });
   const { signal, startAfter } = opts;
   return generatorStage(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
     if (startAfter && !(await startAfter.then(() => true, () => false))) return;

@@ -14,6 +14,10 @@
  */
 import { Duplex } from 'node:stream';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { integerOption, type NumberSpec } from '../core/validate.js';
+
+/** A stage's buffer in chunks (objects): default 16, 1..65536. */
+export const STAGE_HIGH_WATER_MARK: NumberSpec = { default: 16, min: 1, max: 65_536 };
 
 export interface GeneratorStageOptions {
   /** Objects queued per side. Default 16 (Node's objectMode default), 1..65,536. */
@@ -28,8 +32,7 @@ class StageDestroyedError extends Error {
 }
 
 export function generatorStage<I, O>(fn: (source: AsyncIterable<I>) => AsyncGenerator<O>, opts: GeneratorStageOptions = {}): Duplex {
-  const hwm = opts.highWaterMark ?? 16;
-  if (!(Number.isInteger(hwm) && hwm >= 1 && hwm <= 65_536)) throw new RangeError(`highWaterMark must be an integer in 1..65536, got ${hwm}`);
+  const hwm = integerOption(opts.highWaterMark, 'highWaterMark', STAGE_HIGH_WATER_MARK);
 
   const inbox: { chunk: I; ack: () => void }[] = [];
   let ended = false;
@@ -48,7 +51,7 @@ export function generatorStage<I, O>(fn: (source: AsyncIterable<I>) => AsyncGene
           } else if (ended) resolve({ value: undefined, done: true });
           else waiter = { resolve, reject };
         }),
-      return: async () => ({ value: undefined, done: true }),
+      return: () => Promise.resolve({ value: undefined, done: true }),
     }),
   };
 

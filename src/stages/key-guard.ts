@@ -19,7 +19,8 @@
  * a million keys.
  */
 import { Transform } from 'node:stream';
-import { checkOption, ErrorCodes } from '../core/errors.js';
+import { ErrorCodes } from '../core/errors.js';
+import { integerOption } from '../core/validate.js';
 import { FingerprintSet } from '../core/fingerprint-set.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
@@ -55,8 +56,7 @@ export function isWritableKey(key: string): boolean {
  * (`duplicates`, `invalid`). Options are validated here (`ERR_DBPRUNE_INVALID_OPTION`).
  */
 export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
-  const maxKeys = opts.maxKeysPerShard ?? 2 ** 22;
-  checkOption(Number.isInteger(maxKeys) && maxKeys >= 1 && maxKeys <= 2 ** 26, 'maxKeysPerShard', 'an integer in 1..2^26', maxKeys);
+  const maxKeys = integerOption(opts.maxKeysPerShard, 'maxKeysPerShard', { default: 2 ** 22, min: 1, max: 2 ** 26 });
   const flagRepeated = opts.repeatedShards ?? true;
   const done = new Set<string>();
   let shard: string | undefined;
@@ -106,7 +106,7 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
       const err = check(row.key, row.shard);
       if (err && !errors?.[i]) {
         if (!errors || errors.length < n) {
-          const full: (RowError | undefined)[] = new Array(n).fill(undefined);
+          const full = new Array<RowError | undefined>(n).fill(undefined);
           errors?.forEach((e, j) => (full[j] = e));
           errors = full;
         }

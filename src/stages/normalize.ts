@@ -5,7 +5,8 @@
  * Counts are exposed on the returned stream (`renormalized`, `invalid`).
  */
 import { Transform } from 'node:stream';
-import { checkOption, DbpruneError, ErrorCodes } from '../core/errors.js';
+import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { numberOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { normalizeRows } from '../core/vector.js';
 
@@ -21,8 +22,7 @@ export interface NormalizeOptions {
 export type NormalizeStream = Transform & { readonly renormalized: number; readonly invalid: number };
 
 export function normalize(opts: NormalizeOptions = {}): NormalizeStream {
-  const tolerance = opts.tolerance ?? 1e-4;
-  checkOption(tolerance > 0 && tolerance < 1, 'tolerance', 'a number in (0, 1)', tolerance);
+  const tolerance = numberOption(opts.tolerance, 'tolerance', { default: 1e-4, min: 0, exclusiveMin: true, max: 1, exclusiveMax: true });
   let renormalized = 0;
   let invalid = 0;
   const stream = new Transform({

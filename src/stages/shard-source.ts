@@ -3,7 +3,8 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { DbpruneError, ErrorCodes, checkOption, throwIfAborted } from '../core/errors.js';
+import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
+import { stringListOption } from '../core/validate.js';
 import { expandInputs, isUrl, naturalCompare } from '../io/glob.js';
 import { textLines } from '../io/lines.js';
 import { isS3Uri, joinLocation, listLocation, statLocation } from '../io/storage/index.js';
@@ -38,13 +39,7 @@ export function shardSource(opts: ShardSourceOptions): Readable {
   const { inputs, signal } = opts;
   const isStream = typeof inputs === 'object' && inputs !== null && typeof (inputs as NodeJS.ReadableStream).on === 'function' && !Array.isArray(inputs);
   if (!isStream) {
-    const list = typeof inputs === 'string' ? [inputs] : (inputs as readonly string[]);
-    checkOption(
-      Array.isArray(list) && list.length > 0 && list.every((p) => typeof p === 'string' && p.trim().length > 0),
-      'inputs',
-      'a non-empty path/URL pattern, a non-empty list of them, or a readable stream of lines',
-      inputs,
-    );
+    stringListOption(inputs, 'inputs', { trimmed: true, item: 'path/URL pattern', orElse: 'a readable stream of lines' });
   }
 
   async function* patterns(): AsyncGenerator<string> {

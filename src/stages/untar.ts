@@ -4,7 +4,8 @@
  */
 import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
-import { checkOption, ErrorCodes, isDbpruneError } from '../core/errors.js';
+import { ErrorCodes, isDbpruneError } from '../core/errors.js';
+import { integerOption, stringOption } from '../core/validate.js';
 import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
 
@@ -32,10 +33,8 @@ export interface UntarOptions {
  * Fails only with `ERR_DBPRUNE_ABORTED` on `signal`; bad options throw `ERR_DBPRUNE_INVALID_OPTION`.
  */
 export function untar(opts: UntarOptions = {}): Duplex {
-  const shard = opts.shard ?? 'stream.tar';
-  checkOption(typeof shard === 'string' && shard.length > 0, 'shard', 'a non-empty string', shard);
-  const maxMemberBytes = opts.maxMemberBytes ?? DEFAULT_MAX_MEMBER_BYTES;
-  checkOption(Number.isInteger(maxMemberBytes) && maxMemberBytes >= 1, 'maxMemberBytes', 'a positive integer', maxMemberBytes);
+  const shard = stringOption(opts.shard, 'shard', { default: 'stream.tar' });
+  const maxMemberBytes = integerOption(opts.maxMemberBytes, 'maxMemberBytes', { default: DEFAULT_MAX_MEMBER_BYTES, min: 1 });
   const { onWarning, signal } = opts;
   return generatorStage(async function* (source: AsyncIterable<Uint8Array | string>): AsyncGenerator<ImageSample> {
     async function* bytes(): AsyncGenerator<Uint8Array> {

@@ -3,7 +3,7 @@
  * stable code and the right exit code (2 usage, 1 other), never a stack trace; recoverable row
  * problems become counted rows instead of failures.
  */
-import { mkdtempSync, readFileSync, truncateSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, truncateSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,8 @@ import { Rng } from '../../src/core/rng.js';
 import { readManifest } from '../../src/io/manifest.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { runCli } from '../helpers/cli.js';
+import type { RunStats } from '../../src/io/stats.js';
+import { readJson } from '../helpers/json.js';
 import { unitRows } from '../helpers/vectors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-bad-'));
@@ -60,7 +62,7 @@ describe('dbprune prune: bad input', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/re-normalised rows: 10/);
-    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+    const stats = readJson<RunStats>(join(out, 'stats.json'));
     expect(stats.totals.renormalized).toBe(10);
     expect(stats.totals.errors).toEqual({ 'error:embedding': 3 });
     expect(stats.totals.valid).toBe(n - 3);

@@ -8,7 +8,7 @@
  *   encoder and prints the report path.
  * Labels are the `concept` column of the shards' parquet (the openclipart category).
  */
-import { createReadStream, readFileSync, readdirSync } from 'node:fs';
+import { createReadStream, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import sharp from 'sharp';
@@ -19,6 +19,8 @@ import { readNpyFloat32 } from '../../src/io/npy.js';
 import { readTarSamples } from '../../src/io/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixture.js';
+import type { RunStats } from '../../src/io/stats.js';
+import { readJson } from '../helpers/json.js';
 import { makeTar, tempDir, writeFile } from '../stages/image-fixtures.js';
 
 const real = join(repoRoot, 'data-samples', 'openclipart');
@@ -81,7 +83,7 @@ describe('the real bundled sample (openclipart + MobileNetV2)', () => {
     expect(e.stdout).toMatch(/embedded 250 of 252 samples \(2 errors: error:decode 2\) in [\d.]+ s, [\d.]+ rows\/s, d = 1280/);
     expect(readdirSync(join(emb, 'img_emb')).sort()).toEqual(['img_emb_0.npy', 'img_emb_1.npy', 'img_emb_2.npy']);
     const metaFiles = [0, 1, 2].map((n) => join(emb, 'metadata', `metadata_${n}.parquet`));
-    const meta = (await Promise.all(metaFiles.map(async (f) => parquetReadObjects({ file: await asyncBufferFromFile(f) })))).flat();
+    const meta = (await Promise.all(metaFiles.map(async (f) => (await parquetReadObjects({ file: await asyncBufferFromFile(f) })) as Record<string, unknown>[]))).flat();
     const npys = await Promise.all([0, 1, 2].map((n) => readNpyFloat32(join(emb, 'img_emb', `img_emb_${n}.npy`))));
     expect(npys.map((x) => x.rows)).toEqual([100, 100, 52]);
     expect(meta.length).toBe(252);
@@ -150,7 +152,7 @@ describe('the real bundled sample (openclipart + MobileNetV2)', () => {
     expect(r.stdout).toContain('report: out/report.html');
     const rows = readManifest(join(tmp.dir, 'out', 'manifest.parquet'));
     expect(rows.length).toBe(label.size);
-    const stats = JSON.parse(readFileSync(join(tmp.dir, 'out', 'stats.json'), 'utf8'));
+    const stats = readJson<RunStats>(join(tmp.dir, 'out', 'stats.json'));
     expect(stats.totals.kept).toBe(rows.filter((row) => row.decision === 'keep').length);
     const p = purity(rows, label);
     expect(p.purity).toBeGreaterThan(Math.max(0.2, 2.5 * p.baseline));

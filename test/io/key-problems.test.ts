@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { SampleRef } from '../../src/core/sample.js';
 import { findKeyProblems, hash52, KEY_DUPLICATE, KEY_OK, KEY_UNWRITABLE } from '../../src/io/key-problems.js';
+import { asAsync } from '../helpers/iter.js';
 
-async function* batches(refs: SampleRef[], size = 3): AsyncGenerator<SampleRef[]> {
-  for (let i = 0; i < refs.length; i += size) yield refs.slice(i, i + size);
+function batches(refs: SampleRef[], size = 3): AsyncIterable<SampleRef[]> {
+  const slices: SampleRef[][] = [];
+  for (let i = 0; i < refs.length; i += size) slices.push(refs.slice(i, i + size));
+  return asAsync(slices);
 }
 
 describe('findKeyProblems', () => {

@@ -68,6 +68,13 @@ describe('readMetadataBatches', () => {
     expect((await all(p)).flat().map((r) => r.key)).toEqual(['5', '6']);
   });
 
+  it('a struct key column gives each row its JSON, not "[object Object]" for every row', async () => {
+    const p = join(dir, 'struct-keys.parquet');
+    writeParquetFile(p, { key: [{ shard: 'a', n: 1 }, { shard: 'a', n: 2 }] });
+    const keys = (await all(p)).flat().map((r) => r.key);
+    expect(keys).toEqual(['{"shard":"a","n":1}', '{"shard":"a","n":2}']);
+  });
+
   it('missing file, non-parquet file, missing required column → INPUT_FORMAT with the file', async () => {
     const missing = join(dir, 'nope.parquet');
     await expect(all(missing)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_INPUT_FORMAT', context: { file: missing } });

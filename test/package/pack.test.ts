@@ -18,6 +18,7 @@ import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/fixture.js';
+import { parseJson } from '../helpers/json.js';
 import { tempDir } from '../stages/image-fixtures.js';
 
 const tmp = tempDir('dbprune-pack-');
@@ -80,7 +81,7 @@ describe('the npm package', () => {
     );
     const run = spawnSync(process.execPath, ['main.mjs', join(tmp.dir, 'out')], { cwd: app, encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
-    const out = JSON.parse(run.stdout.trim().split('\n').pop() as string);
+    const out = parseJson<{ filterRows: number; rejected: number; ownRows: number }>(run.stdout.trim().split('\n').pop() as string);
     expect(out.filterRows).toBe(1200);
     expect(out.rejected).toBeGreaterThan(0);
     expect(out.ownRows).toBe(200);

@@ -69,8 +69,8 @@ describe('basicFilter stage', () => {
     };
     const stage = basicFilter({ detect });
     const got: EmbeddingBatch[] = [];
-    await pipeline(Readable.from([b]), stage, async function* (src) {
-      for await (const x of src) got.push(x as EmbeddingBatch);
+    await pipeline(Readable.from([b]), stage, async function (src: AsyncIterable<EmbeddingBatch>) {
+      for await (const x of src) got.push(x);
     });
     expect(got[0].rows.length).toBe(4);
     expect(got[0].errors?.map((e) => e?.message ?? null)).toEqual([null, 'caption is not English', 'min(original_width, original_height) < 200', null]);

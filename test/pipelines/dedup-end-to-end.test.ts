@@ -5,7 +5,7 @@
  * - streaming `run` over real shards into which exact and near duplicates of bundled images were
  *   injected: they are found from the images, end to end.
  */
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import type { ImageSample } from '../../src/core/sample.js';
 import { readManifest } from '../../src/io/manifest.js';
 import { readTarSamples } from '../../src/io/tar.js';
 import { dbpSmallDir, repoRoot } from '../helpers/fixture.js';
+import { readJson } from '../helpers/json.js';
 import { makeTar, tempDir, writeFile, type Member } from '../stages/image-fixtures.js';
 
 const tmp = tempDir('dbprune-dedup-e2e-');
@@ -92,6 +93,6 @@ describe('SemDeDup end to end', () => {
       expect(byKey.get(row?.duplicate_of as string)?.reason).not.toBe('duplicate');
     }
     expect(r.stats.totals.duplicates).toBeGreaterThanOrEqual(injected.size);
-    expect(JSON.parse(readFileSync(r.files.stats as string, 'utf8')).dedup.eps).toEqual([0.005]);
+    expect(readJson<{ dedup: { eps: number[] } }>(r.files.stats as string).dedup.eps).toEqual([0.005]);
   });
 });

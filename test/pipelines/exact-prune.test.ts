@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pruneExact } from '../../pipelines/exact-prune.js';
 import { readManifest } from '../../src/io/manifest.js';
+import type { RunStats } from '../../src/io/stats.js';
 import { dbpSmallDir, loadGolden } from '../helpers/fixture.js';
+import { readJson } from '../helpers/json.js';
 
 describe.each([
   ['expected-keep0.3.json', 'ort', 'parquet'],
@@ -46,7 +48,7 @@ describe.each([
     expect(manifestKept).toEqual(kept);
     expect(rows.every((r) => r.reason === 'dbp' && r.cluster >= 0 && r.distance !== null)).toBe(true);
 
-    const onDisk = JSON.parse(readFileSync(files.stats, 'utf8'));
+    const onDisk = readJson<RunStats>(files.stats);
     expect(onDisk.clusters.quota).toEqual(golden.clusters.quota);
   });
 });

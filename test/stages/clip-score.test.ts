@@ -72,8 +72,8 @@ describe('clipScore stage', () => {
       errors: [undefined, undefined, undefined, { reason: 'error:decode', message: 'bad jpeg' }],
     };
     const got: EmbeddingBatch[] = [];
-    await pipeline(Readable.from([batch]), clipScore({ textModel: dir }), clipScoreFilter({ min: 0.999 }), async function* (src) {
-      for await (const b of src) got.push(b as EmbeddingBatch);
+    await pipeline(Readable.from([batch]), clipScore({ textModel: dir }), clipScoreFilter({ min: 0.999 }), async function (src: AsyncIterable<EmbeddingBatch>) {
+      for await (const b of src) got.push(b);
     });
     const s = got[0].fields?.clip_score as Float64Array;
     expect(s[0]).toBeCloseTo(1, 6);

@@ -29,7 +29,7 @@ function makeBatches(total: number, size: number, seed: number): EmbeddingBatch[
     const cluster = new Int32Array(n);
     const distance = new Float32Array(n);
     const errors: EmbeddingBatch['errors'] = new Array(n);
-    const duplicateOf: (string | undefined)[] = new Array(n);
+    const duplicateOf = new Array<string | undefined>(n);
     for (let i = 0; i < n; i++) {
       const g = start + i;
       if (g % 17 === 5) {
@@ -100,7 +100,7 @@ describe('decide stage', () => {
     expect(c).toEqual(a);
   });
 
-  it('exposes its decider, built from options', async () => {
+  it('exposes its decider, built from options', () => {
     const stage = decide({ dbp: DBP });
     expect(stage.dbp).toBeInstanceOf(StreamingDbp);
     stage.destroy();
