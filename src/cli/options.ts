@@ -110,3 +110,12 @@ export interface ClusterSubmitFlags {
   queue: string;
   redisLostMs?: number;
 }
+
+/** Throws a usage error naming the first of `flags` that `o` has set (camelCase keys, shown as
+ *  --kebab-case), e.g. the flags a command does not support with --cluster. */
+export function refuseFlags<T extends object>(o: T, flags: readonly (keyof T & string)[], why: string): void {
+  const set = flags.find((f) => o[f] !== undefined);
+  if (set === undefined) return;
+  const flag = `--${set.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  throw new UsageError(`${flag} ${why}`, { option: flag.slice(2) });
+}

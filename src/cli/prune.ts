@@ -7,7 +7,7 @@ import { NEAREST_BACKENDS } from './choices.js';
 import type { CommandContext } from './context.js';
 import { dataCompFrom } from './datacomp-options.js';
 import { addDecisionFlags, type DecisionFlags } from './decision-flags.js';
-import { dbpParamsFrom, parseChoice, parseNumber, type ClusterSubmitFlags } from './options.js';
+import { dbpParamsFrom, parseChoice, parseNumber, refuseFlags, type ClusterSubmitFlags } from './options.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
 
@@ -48,8 +48,7 @@ export function registerPrune(program: Command, ctx: CommandContext): void {
 }
 
 async function pruneWithCluster(o: PruneFlags, cluster: string, ctx: CommandContext): Promise<void> {
-  const dataCompFlag = NOT_ON_CLUSTER.find((f) => o[f] !== undefined);
-  if (dataCompFlag) throw new UsageError(`--${dataCompFlag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} is not supported with --cluster yet`, { option: dataCompFlag });
+  refuseFlags(o, NOT_ON_CLUSTER, 'is not supported with --cluster yet');
   if (!o.embeddings) throw new UsageError('--cluster needs --embeddings', { option: 'embeddings' });
   await pruneOnCluster({ ...o, cluster, embeddings: o.embeddings }, dbpParamsFrom(o), ctx);
 }

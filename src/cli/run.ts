@@ -10,7 +10,7 @@ import { dataCompFrom } from './datacomp-options.js';
 import { addDecisionFlags, type DecisionFlags } from './decision-flags.js';
 import { decodeOverrides, type ImageFlags } from './embed.js';
 import { addEncoderFlags } from './encoder-flags.js';
-import { addConcurrencyOptions, dbpParamsFrom, parseChoice, parseList, parseNumber, type ClusterSubmitFlags } from './options.js';
+import { addConcurrencyOptions, dbpParamsFrom, parseChoice, parseList, parseNumber, refuseFlags, type ClusterSubmitFlags } from './options.js';
 import { bundled, DEFAULT_RUN_KEEP, synthetic } from './paths.js';
 import { Progress } from './progress.js';
 import { formatSummary } from './summary.js';
@@ -49,6 +49,9 @@ function addRunInputFlags(cmd: Command): Command {
     .option('--allow-private', 'allow image and shard URLs (and redirects) resolving to loopback/private/link-local addresses (SSRF guard off; hosts of shard URLs given as arguments are always allowed)');
 }
 
+/** Flags of `run` that a --cluster run (exact DBP) cannot honour. */
+const RUN_NOT_ON_CLUSTER = ['calibration', 'datacomp', 'clipScoreMin', 'clipScoreTop', 'basicFilter', 'basicFilterNoLanguage', 'textModel'] as const satisfies readonly (keyof RunFlags)[];
+
 export function registerRun(program: Command, ctx: CommandContext): void {
   const run = addDecisionFlags(
     addRunInputFlags(
@@ -66,6 +69,10 @@ export function registerRun(program: Command, ctx: CommandContext): void {
   );
   addClusterSubmitOptions(run).action(async (shards: string[], o: RunFlags & ClusterSubmitFlags) => {
     if (o.cluster !== undefined) {
+      // --cluster runs exact DBP (the paper's two passes): the streaming-only flags and the DataComp
+      // filters would be silently ignored, so they are refused.
+      refuseFlags(o, RUN_NOT_ON_CLUSTER, 'is not supported with --cluster (a cluster run is exact DBP)');
+      if (o.assign !== 'auto' || o.ef !== 64) throw new UsageError('--assign and --ef are streaming options; --cluster runs exact DBP', { option: 'assign' });
       await runOnCluster(shards, { ...o, cluster: o.cluster }, dbpParamsFrom(o, DEFAULT_RUN_KEEP), ctx);
       return;
     }
