@@ -14,7 +14,7 @@ import type { ExactPruneResult } from '../../pipelines/exact-prune.js';
 import { parseNumber } from './options.js';
 import { fmtInt } from './progress.js';
 import { formatSummary } from './summary.js';
-import type { CommandContext } from './commands.js';
+import type { CommandContext } from './context.js';
 import type { DbpParams } from '../core/dbp.js';
 import { UsageError } from '../core/errors.js';
 import { synthetic } from './paths.js';

@@ -10,9 +10,6 @@ import { registerIngest } from './ingest.js';
 import { registerPrune } from './prune.js';
 import { registerRun } from './run.js';
 
-/** Kept for the modules that import the context from here; new code imports it from ./context.js. */
-export type { CommandContext } from './context.js';
-
 export function registerCommands(program: Command, ctx: CommandContext): void {
   registerPrune(program, ctx);
   registerFit(program, ctx);

@@ -72,11 +72,11 @@ describe('fit --out s3://', { timeout: 180_000 }, () => {
     expect(recal.centroidsSha256).toBe(cal.centroidsSha256);
   });
 
-  it('a missing bucket: exit 1, one ERR_DBPRUNE_STORAGE line naming the object, no stack', async () => {
+  it('a missing bucket: exit 1, one ERR_DBPRUNE_STORAGE line naming the output prefix, no stack', async () => {
     const r = await runCli(fitArgs('s3://no-such-bucket/fit'), { env: srv.env });
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^dbprune: s3:\/\/no-such-bucket\/fit\/centroids\.npy: bucket no-such-bucket does not exist \[ERR_DBPRUNE_STORAGE\]$/);
+    expect(lines[0]).toBe('dbprune: s3://no-such-bucket/fit/: bucket no-such-bucket does not exist [ERR_DBPRUNE_STORAGE]'); // checked before anything is written
   });
 });

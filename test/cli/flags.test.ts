@@ -53,6 +53,12 @@ describe('flags shared by run, embed and fit', () => {
     for (const c of commands) await expect(parseError(c, '--image-size', '9000')).resolves.toMatchObject({ message: "--image-size must be an integer in 1..8192, got '9000'" });
   });
 
+  it('ingest takes --download-concurrency with the same help text, default and range', async () => {
+    const ours = option('run', '--download-concurrency');
+    expect(option('ingest', '--download-concurrency')).toMatchObject({ description: ours?.description, defaultValue: ours?.defaultValue as unknown });
+    await expect(parseError('ingest', '--download-concurrency', '0')).resolves.toMatchObject({ code: 'ERR_DBPRUNE_USAGE', message: "--download-concurrency must be an integer in 1..1024, got '0'" });
+  });
+
   it('--concurrency means shards fetched at once and --download-concurrency image downloads', () => {
     expect(option('run', '--concurrency')).toMatchObject({ description: 'shards fetched at once', defaultValue: 2 });
     expect(option('run', '--download-concurrency')).toMatchObject({ description: 'image downloads in flight (URL lists)', defaultValue: 32 });

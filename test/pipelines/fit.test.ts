@@ -105,7 +105,7 @@ describe('fit', () => {
     const base = { embeddings: join(dir, 'emb_0.npy'), out: join(dir, 'w') };
     const cases: [Partial<Parameters<typeof fit>[0]>, RegExp][] = [
       [{ k: 1.5 }, /option k must be an integer in 1\.\.1000000, got 1\.5/],
-      [{ sample: 0 }, /option sample must be an integer in 1\.\.100000000, got 0/],
+      [{ sample: 0 }, /option sample must be an integer in 1\.\.1e8, got 0/],
       [{ iters: -1 }, /option iters must be an integer in 0\.\.10000, got -1/],
       [{ seed: 2 ** 32 }, /option seed must be an integer in 0\.\.4294967295, got 4294967296/],
       [{ bins: 1 }, /option bins must be an integer in 2\.\.2\^20, got 1/],
