@@ -5,7 +5,10 @@
  * The package root exports what a user composes: the stages, the ready-made pipelines, the core math
  * a user calls, the formats a user reads and writes, the errors, and the types of all of those. The
  * subpaths `dbprune/stages`, `dbprune/core`, `dbprune/io` and `dbprune/pipelines` export a little more
- * (constants and helpers of each folder); each list below and there is explicit. README "Public API".
+ * (constants and helpers of each folder). Every entry point names what it exports; see the README,
+ * "Public API".
+ *
+ * @module dbprune
  */
 
 // Stages: each factory returns a Node objectMode stream (src/stages).

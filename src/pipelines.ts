@@ -24,8 +24,8 @@ export {
   startIngestListener, type IngestListener, type IngestListenerOptions, type IngestReply, type IngestSubmission
 } from '../pipelines/ingest/listener.js';
 export {
-  type CommitRecord, type FileSum, type InputKind, type JournalEntry, type RecoveredCommit, type StateProblem,
-  type StateStoreOptions
+  StateStore, type CommitRecord, type FileSum, type InputKind, type JournalEntry, type RecoveredCommit,
+  type StateProblem, type StateStoreOptions
 } from '../pipelines/ingest/state-store.js';
 export {
   shardsToEmbeddings, type ShardsToEmbeddingsOptions, type ShardsToEmbeddingsResult
