@@ -1,6 +1,6 @@
 /** dbprune/pipelines — ready-made pipelines composed from the public stages. */
 export {
-  checkDataCompFilters, exactDataCompFilters, filterRows, targetRatio, type DataCompFilterOptions,
+  BASIC_FILTERS, checkDataCompFilters, exactDataCompFilters, filterRows, targetRatio, type DataCompFilterOptions,
   type DataCompFilterResult, type KeepAndDataCompOptions
 } from '../pipelines/datacomp-filters.js';
 export {

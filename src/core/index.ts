@@ -12,16 +12,16 @@ export {
   type ErrorContext
 } from './errors.js';
 export {
-  booleanOption, checkOption, choiceOption, describeRange, inRange, integerOption, numberOption, optionalOption,
-  signalOption, stringOption, type NumberRange, type NumberSpec
+  booleanOption, checkOption, choiceOption, describeRange, inRange, integerOption, numberListOption, numberOption,
+  optionalOption, signalOption, stringListOption, stringOption, type NumberRange, type NumberSpec
 } from './validate.js';
 export {
   KMEANSPP_MAX_WORK, KMEANS_INITS, kmeansPlusPlus, randomRows, sphericalKMeansWith, type KMeansOptions,
   type KMeansResult
 } from './kmeans.js';
 export {
-  NEAREST_BACKENDS, NEAR_TIE, assignJs, checkCentroids, createJsNearest, nearestBruteForceJs, resolveTop2,
-  type NearestAssigner, type NearestAssignerFactory, type NearestBackend, type NearestResult, type Top2
+  ASSIGN_MODES, NEAREST_BACKENDS, NEAR_TIE, assignJs, checkCentroids, createJsNearest, nearestBruteForceJs,
+  resolveTop2, type AssignMode, type NearestAssigner, type NearestAssignerFactory, type NearestBackend, type NearestResult, type Top2
 } from './nearest.js';
 export {
   largestRemainder, projectBoxSimplex, quotaBounds, solveQuotas, type QuotaInput, type QuotaSolution
@@ -58,6 +58,6 @@ export {
 } from './streaming-guard.js';
 export { argmaxDot, dotRows, normalizeRows, normalizedCopy, type ArgmaxDot, type NormalizeResult } from './vector.js';
 export {
-  RunningTopThreshold, basicFilterFailure, clipScoreTopThreshold, cosineRows, passesScore, pythonCharCount,
+  RunningTopThreshold, TOP_FRACTION, basicFilterFailure, clipScoreTopThreshold, cosineRows, passesScore, pythonCharCount,
   pythonWordCount, type BasicFilterFailure
 } from './datacomp-filters.js';

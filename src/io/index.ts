@@ -9,7 +9,7 @@ export {
 } from './embeddings-source.js';
 export { expandBraces, expandInputs, isUrl, naturalCompare } from './glob.js';
 export { hashFile, sha256Hex } from './hash.js';
-export { BatchTaker, countKeys, readKeyBatches, type ReadKeysOptions } from './keys.js';
+export { BatchTaker, READ_BATCH_ROWS, countKeys, readKeyBatches, type ReadKeysOptions } from './keys.js';
 export {
   MANIFEST_COLUMNS, MANIFEST_FORMATS, MANIFEST_SCHEMA, createKeptKeysWriter, createManifestWriter,
   createUidSubsetWriter, isDataCompUid, manifestFormatFromPath, readManifest, writeManifestStream,
@@ -20,8 +20,8 @@ export {
   type MetadataFile, type ReadMetadataOptions
 } from './metadata.js';
 export {
-  CLIP_MEAN, CLIP_STD, DEFAULT_PREPROCESSING, preprocessingFromConfig, resolveModel, type ModelLocation,
-  type Preprocessing, type ResizeKernel, type ResizeMode
+  CLIP_MEAN, CLIP_STD, DEFAULT_PREPROCESSING, IMAGE_SIZE, RESIZE_KERNELS, RESIZE_MODES, preprocessingFromConfig,
+  resolveModel, type ModelLocation, type Preprocessing, type ResizeKernel, type ResizeMode
 } from './model-config.js';
 export {
   Float32ArrayPool, NPY_DTYPES, NpyWriter, npyElementsToFloat32, readNpyFloat32, readNpyHeader, readNpyRows,

@@ -13,7 +13,7 @@ export { embed, type EmbedOptions, type EmbedStage } from './embed.js';
 export {
   fetchShard, fetchShardBytes, shardsToSamples, type FetchShardBytesOptions, type ShardsToSamplesOptions
 } from './fetch-shard.js';
-export { generatorStage, type GeneratorStageOptions } from './generator-stage.js';
+export { STAGE_HIGH_WATER_MARK, generatorStage, type GeneratorStageOptions } from './generator-stage.js';
 export { keyGuard, type KeyGuardOptions, type KeyGuardStream } from './key-guard.js';
 export { manifestSink, type DecidedRows, type ManifestSink, type ManifestSinkOptions } from './manifest-sink.js';
 export { normalize, type NormalizeOptions, type NormalizeStream } from './normalize.js';
