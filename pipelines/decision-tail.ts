@@ -76,6 +76,7 @@ export function encoderStages(model: ModelLocation, tail: DecisionTail, opts: Im
   ];
 }
 
+/** Options of {@link openDecisionTail} and of every streaming pipeline: DBP parameters, centroids, calibration, outputs (manifest, kept keys, stats, report, shards), assign and dedup settings. */
 export interface DecisionTailOptions extends DbpParams {
   /** Centroids `.npy` (k×d). */
   centroids: string;
@@ -122,11 +123,13 @@ export interface RunCounters {
   errorsByReason: Record<string, number>;
 }
 
+/** What a streaming pipeline returns: the run statistics (stats.json) and the paths of the files it wrote. */
 export interface StreamingResult {
   stats: RunStats;
   files: { manifest?: string; kept?: string; stats?: string; report?: string; shards?: string[]; uids?: string };
 }
 
+/** The opened decision tail: centroids (k×dim), the StreamingDbp decider, its calibration, the assign → decide stages and the sink that writes the outputs. */
 export interface DecisionTail {
   k: number;
   dim: number;
@@ -205,6 +208,10 @@ function countRows(counters: RunCounters, rows: readonly ManifestRow[]): void {
   }
 }
 
+/**
+ * Opens the shared end of every streaming pipeline (normalize? → assign → [dedup] → decide → manifestSink) with its outputs.
+ * Throws ERR_DBPRUNE_INVALID_OPTION / ERR_DBPRUNE_USAGE on bad options, ERR_DBPRUNE_DIM_MISMATCH / ERR_DBPRUNE_INPUT_FORMAT on bad centroids.
+ */
 export async function openDecisionTail(opts: DecisionTailOptions): Promise<DecisionTail> {
   const started = performance.now();
   const decider = await openDecider(opts);

@@ -26,6 +26,7 @@ import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type Str
  */
 export const DEFAULT_EMBEDDING_BATCH_ROWS = 2048;
 
+/** Options of {@link embeddingsToManifest}: the embedding source (`.npy` / clip-retrieval folder / DataComp shards) plus the decision tail's options. */
 export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
   embeddings?: string | string[];
   /** DataComp shards instead of `embeddings` (see ExactPruneOptions.datacomp). */
@@ -44,6 +45,10 @@ export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
   onTail?: (tail: DecisionTail) => void;
 }
 
+/**
+ * Streaming mode over precomputed embeddings: embeddingBatches → assign → decide → manifestSink, decided once per row in arrival order.
+ * Needs the calibration `dbprune fit` saved; resolves with the run's stats and files.
+ */
 export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): Promise<StreamingResult> {
   const { signal } = opts;
   // Normalising and assigning run on worker threads (the assign stage's pool): on the main thread

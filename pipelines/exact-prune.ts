@@ -43,6 +43,7 @@ const PASS2_BATCH_ROWS = 16_384;
 
 export { exactStats };
 
+/** Options of {@link pruneExact}: embeddings (or DataComp shards), keys/metadata, centroids, DBP parameters (keepRatio or target), outputs and batch size (default 4096 rows). */
 export interface ExactPruneOptions extends Omit<DbpParams, 'keepRatio'>, KeepAndDataCompOptions {
   /** `.npy` path(s)/glob, or a clip-retrieval folder (img_emb/ + metadata/). Or give `datacomp`. */
   embeddings?: string | string[];
@@ -82,12 +83,14 @@ export interface ExactPruneOptions extends Omit<DbpParams, 'keepRatio'>, KeepAnd
   onProgress?: (p: { pass: 1 | 2; samples: number; total: number; kept: number; errors: number }) => void;
 }
 
+/** What {@link pruneExact} returns: run stats, the DBP plan (quotas, thresholds) and the files written. */
 export interface ExactPruneResult {
   stats: RunStats;
   plan: DbpPlan;
   files: { manifest: string; kept: string; stats: string; uids?: string; report?: string };
 }
 
+/** Exact mode, the paper's two passes (assign + cluster stats, then per-cluster thresholds). Throws ERR_DBPRUNE_USAGE, _INVALID_OPTION, _DIM_MISMATCH, _INPUT_FORMAT, _ABORTED. */
 export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneResult> {
   const resolved = resolveDbpParams({ ...opts, keepRatio: checkKeepOrTarget(opts) });
   let params = resolved;

@@ -22,8 +22,10 @@ import { checkGivenDim, fitSample, readGivenCentroids, resolveFitOptions, type F
 import type { ImageEncoderOptions } from './decision-tail.js';
 import { decodeEmbedStages, imageSampleStages, type ImageInputOptions } from './images-to-embeddings.js';
 
+/** Options of {@link fitFromImages}: fit's options with images (shards or URL lists) and an image encoder instead of embeddings. */
 export interface FitFromImagesOptions extends Omit<FitOptions, 'embeddings'>, ImageInputOptions, ImageEncoderOptions {}
 
+/** What {@link fitFromImages} returns: fit's result plus how many samples were seen, embedded and failed. */
 export interface FitFromImagesResult extends FitResult {
   /** Samples in the input stream. */
   samplesSeen: number;

@@ -78,6 +78,7 @@ export function decodeEmbedStages(model: ModelLocation, opts: Omit<ImageEncoderO
   ];
 }
 
+/** Options of {@link imagesToEmbeddings}: image inputs, encoder, output folder or s3:// prefix, part size (default 100,000; 1..10^9) and resume (default true). */
 export interface ImagesToEmbeddingsOptions extends ImageInputOptions, ImageEncoderOptions {
   /** Output folder (created), or an `s3://` prefix. */
   out: string;
@@ -90,6 +91,7 @@ export interface ImagesToEmbeddingsOptions extends ImageInputOptions, ImageEncod
   onProgress?: (p: { samples: number; errors: number }) => void;
 }
 
+/** What {@link imagesToEmbeddings} returns: samples embedded or failed (with reasons) in this run and in resumed parts, and the parts written. */
 export interface ImagesToEmbeddingsResult {
   /** Samples embedded or failed in this run (not counting resumed parts). */
   samples: number;

@@ -20,6 +20,7 @@ import type { ShardsToSamplesOptions } from '../src/stages/fetch-shard.js';
 import { tap } from '../src/stages/tap.js';
 import { decodeEmbedStages, imageSampleStages } from './images-to-embeddings.js';
 
+/** Options of {@link shardsToEmbeddings}: shard inputs, ONNX model, output folder, batch size and fetch options. */
 export interface ShardsToEmbeddingsOptions {
   inputs: string | string[] | NodeJS.ReadableStream;
   model: string;
@@ -30,6 +31,7 @@ export interface ShardsToEmbeddingsOptions {
   signal?: AbortSignal;
 }
 
+/** What {@link shardsToEmbeddings} returns: sample counts, embedding width and the paths of embeddings.npy, keys.txt and errors.jsonl. */
 export interface ShardsToEmbeddingsResult {
   samples: number;
   embedded: number;
@@ -38,6 +40,7 @@ export interface ShardsToEmbeddingsResult {
   files: { embeddings: string; keys: string; errors: string };
 }
 
+/** Shards → embeddings.npy + keys.txt (+ errors.jsonl listing every failed sample with its reason), for `fit` and exact prune over images. */
 export async function shardsToEmbeddings(opts: ShardsToEmbeddingsOptions): Promise<ShardsToEmbeddingsResult> {
   const { signal } = opts;
   const model = await resolveModel(opts.model);

@@ -11,6 +11,7 @@ import { shardSource } from '../src/stages/shard-source.js';
 import { tap } from '../src/stages/tap.js';
 import { encoderStages, openDecisionTail, type DecisionTail, type DecisionTailOptions, type ImageEncoderOptions, type StreamingResult } from './decision-tail.js';
 
+/** Options of {@link shardsToManifest}: shard inputs (paths, URLs, brace ranges, globs, folders or a stream of them), fetch options, encoder and the decision tail's options. */
 export interface ShardsToManifestOptions extends DecisionTailOptions, ImageEncoderOptions {
   /** Shard paths/URLs/brace ranges/globs/directories, or a stream of them one per line (stdin). */
   inputs: string | string[] | NodeJS.ReadableStream;
@@ -20,6 +21,7 @@ export interface ShardsToManifestOptions extends DecisionTailOptions, ImageEncod
   onTail?: (tail: DecisionTail) => void;
 }
 
+/** The main job: webdataset shards in, a pruned manifest out (shardSource → shardsToSamples → decode → embed → assign → decide → manifestSink). */
 export async function shardsToManifest(opts: ShardsToManifestOptions): Promise<StreamingResult> {
   const { signal } = opts;
   const model = await resolveModel(opts.model);

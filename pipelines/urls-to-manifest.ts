@@ -11,6 +11,7 @@ import { download, type DownloadOptions } from '../src/stages/download.js';
 import { tap } from '../src/stages/tap.js';
 import { encoderStages, openDecisionTail, type DecisionTail, type DecisionTailOptions, type ImageEncoderOptions, type StreamingResult } from './decision-tail.js';
 
+/** Options of {@link urlsToManifest}: URL lists, list reading and download options, encoder, optional shard writing, and the decision tail's options. */
 export interface UrlsToManifestOptions extends DecisionTailOptions, ImageEncoderOptions {
   /** URL list(s) (parquet/csv/tsv/json/jsonl/txt, optionally gzipped), a folder, or a Readable with `list.format`. */
   urls: UrlListOptions['input'];
@@ -21,6 +22,7 @@ export interface UrlsToManifestOptions extends DecisionTailOptions, ImageEncoder
   onTail?: (tail: DecisionTail) => void;
 }
 
+/** URL lists in, a pruned manifest (and optionally pruned webdataset shards) out: urlListSource → download → decode → embed → assign → decide → manifestSink. */
 export async function urlsToManifest(opts: UrlsToManifestOptions): Promise<StreamingResult> {
   const { signal } = opts;
   const model = await resolveModel(opts.model);

@@ -24,6 +24,7 @@ export type IngestMode = 'images' | 'embeddings';
 export const INGEST_MODES = ['images', 'embeddings'] as const satisfies readonly IngestMode[];
 
 
+/** Options of {@link ingest}: state folder and output folder (both required), segment format (default parquet), inputs (watched folder, stdin, HTTP listener), DBP parameters, checkpoint cadence. */
 export interface IngestOptions extends DbpParams {
   /** State folder (journal, commits, states). Required. */
   state: string;
@@ -117,6 +118,7 @@ export interface IngestState {
   dedup: boolean;
 }
 
+/** What {@link ingest} returns when it stops: commits and rows of this session and totals over the whole state folder. */
 export interface IngestResult {
   /** Commits made by this session. */
   commits: number;

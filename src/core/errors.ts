@@ -69,8 +69,10 @@ export const ErrorCodes = {
   STORAGE_AUTH: 'ERR_DBPRUNE_STORAGE_AUTH',
 } as const;
 
+/** A stable `ERR_DBPRUNE_*` code, one of the values of {@link ErrorCodes}. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** Where an error happened: file, shard, key, url, row, and any other named value (option, worker, …). */
 export interface ErrorContext {
   file?: string;
   shard?: string;
@@ -80,6 +82,7 @@ export interface ErrorContext {
   [k: string]: unknown;
 }
 
+/** The error every dbprune failure throws: a stable `code` (`ERR_DBPRUNE_*`, see {@link ErrorCodes}) and a `context`. Match on `code`, not on the message. */
 export class DbpruneError extends Error {
   readonly code: ErrorCode;
   readonly context: ErrorContext;
@@ -100,6 +103,7 @@ export class UsageError extends DbpruneError {
   }
 }
 
+/** True when `e` is a {@link DbpruneError} (then `e.code` is one of {@link ErrorCodes}). */
 export function isDbpruneError(e: unknown): e is DbpruneError {
   return e instanceof DbpruneError;
 }

@@ -10,6 +10,7 @@
  */
 import { checkOption, DbpruneError, ErrorCodes } from './errors.js';
 
+/** Input of {@link solveQuotas}: sampling proportions, cluster sizes, the number of samples to keep and the per-cluster bounds. */
 export interface QuotaInput {
   /** Sampling proportions p (sum 1), one per cluster. */
   prob: Float64Array;
@@ -21,6 +22,7 @@ export interface QuotaInput {
   balance?: number;
 }
 
+/** Result of {@link solveQuotas}: the real-valued optimum, integer quotas (largest remainder, summing to ⌊nTarget⌋) and the bounds used. */
 export interface QuotaSolution {
   /** The exact real-valued QP optimum x. */
   real: Float64Array;

@@ -21,6 +21,7 @@ export type DecisionReason =
   | `filter:${string}` // dropped by a user-defined stage
   | `error:${string}`; // could not be processed: error:download, error:untar, error:decode, error:embedding, ...
 
+/** A row's decision: `keep` or `drop` (errors are drops with an `error:*` reason). */
 export type Decision = 'keep' | 'drop';
 
 /** A per-sample failure. `reason` is the manifest reason (`error:decode`), `code` a stable error code. */

@@ -58,6 +58,7 @@ export interface StreamingDbpTuning {
   sketchScale?: SketchScale;
 }
 
+/** Options of {@link StreamingDbp}: k (integer ≥ 1), DBP parameters, d_inter or a calibration (one of the two is required), and tuning. Invalid values throw ERR_DBPRUNE_INVALID_OPTION. */
 export interface StreamingDbpOptions {
   /** Number of clusters (integer ≥ 1). */
   k: number;

@@ -18,6 +18,7 @@ import { indexKey, openMetadata, readMetadataBatches, type MetadataFile } from '
 import { readNpyHeader, readNpyRows, type Float32ArrayPool, type NpyHeader } from './npy.js';
 import { joinLocation as join, statLocation } from './storage/index.js';
 
+/** Options of {@link embeddingBatches}: `.npy` files / globs / clip-retrieval folder, keys or metadata aligned with them, batch rows and a signal. */
 export interface EmbeddingSourceOptions {
   /**
    * `.npy` files: paths, globs or brace ranges, or a clip-retrieval output folder (holding

@@ -26,6 +26,7 @@ import { isS3Uri, joinLocation as join, listLocation } from './storage/index.js'
 export { safeMemberKey, uniqueMemberKey } from './shard-writer/member-names.js';
 export type { ShardSummary } from './shard-writer/open-shard.js';
 
+/** Options of {@link createShardWriter}: output folder, samples per shard (default 10,000; 1..1e9), digits of shard names (default 5; 1..12), first shard id, extra columns, image size. */
 export interface ShardWriterOptions {
   /** Output folder; created if missing. Existing shards of the same names are overwritten. */
   dir: string;
@@ -49,6 +50,7 @@ export interface ShardWriterOptions {
   signal?: AbortSignal;
 }
 
+/** Writes kept samples into webdataset tars (see {@link createShardWriter}): `write` with backpressure, `close` resolves with every shard written. */
 export interface ShardWriter {
   /** Adds one sample with its manifest row; resolves when the tar has taken it (backpressure). */
   write(sample: ImageSample, row: ManifestRow): Promise<void>;

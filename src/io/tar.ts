@@ -33,6 +33,7 @@ export interface TarWarning {
   message: string;
 }
 
+/** Options of {@link readTarSamples}: shard name for context, largest member read (default 256 MiB; 1..2^31; bigger → `error:untar`), a warning callback. */
 export interface TarSamplesOptions {
   /** Shard name or URL, copied into every sample's `shard` and into error context. */
   shard?: string;

@@ -62,6 +62,7 @@ export const RESERVED_COLUMNS: ReadonlySet<string> = new Set([
   'sha512',
 ]);
 
+/** Options of {@link urlListSource} / {@link urlListBatches}: input (file, folder, glob, list or Readable), format (from the extension by default), columns and samples per shard. */
 export interface UrlListOptions {
   /** A file, a folder (its files of the format, natural order), a glob / brace pattern, a list of
    *  those, or a Readable (then `format` is required; `parquet` is read whole into memory). */

@@ -3,6 +3,6 @@
  * nearest-centroid scorer and the assign worker pool. Kept out of `dbprune/core` so that importing
  * the pure math loads no native addon. Re-exported by the package root (`dbprune`).
  */
-export * from './matmul-ort.js';
-export * from './nearest-centroid.js';
-export * from './kmeans.js';
+export { OrtScorer, buildNearestModel, top2FromOutputs, type OrtHead, type OrtScorerOptions } from './matmul-ort.js';
+export { NearestCentroid, ORT_MIN_WORK, type Int8Stats, type NearestOptions } from './nearest-centroid.js';
+export { sphericalKMeans } from './kmeans.js';

@@ -1,7 +1,13 @@
 /** The HTTP client (used by the download and shard-fetch stages): SSRF policy and guard, per-host scheduler, retry policy, response policy. */
-export * from './guard.js';
-export * from './host-scheduler.js';
-export * from './http.js';
-export * from './response-policy.js';
-export * from './retry.js';
-export * from './ssrf.js';
+export { SsrfError, guardOptions, isSsrfError, ssrfGuard, type SsrfGuard, type SsrfGuardOptions } from './guard.js';
+export { HostScheduler, MIN_SLOWDOWN_INTERVAL_MS, type HostSchedulerOptions } from './host-scheduler.js';
+export { abortedError, describeError, errorCodeOf, sleep } from './http.js';
+export { DEFAULT_DISALLOWED_DIRECTIVES, contentTypeProblem, robotsDisallowed } from './response-policy.js';
+export {
+  RETRYABLE_NETWORK_CODES, backoffMs, honoursRetryAfter, isRetryableNetworkError, isRetryableStatus,
+  parseRetryAfter, planRetry, retryPolicy, type AttemptFailure, type RetryDecision, type RetryPolicy,
+  type RetryPolicyInput
+} from './retry.js';
+export {
+  ALLOWED_SCHEMES, classifyAddress, isBlockedAddress, isIpLiteral, parseIPv4, parseIPv6, type AddressClass
+} from './ssrf.js';

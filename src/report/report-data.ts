@@ -26,6 +26,7 @@ import type { OutputSet } from '../io/output-set.js';
 /** Range of the internal fine δ histograms: cosine distance of unit vectors lies in [0, 2]. */
 const DELTA_MAX = 2;
 
+/** Options of {@link ReportCollector}: k (integer 1..2^24), thumbnail seed (default 0), δ histogram bins (default 48; 4..512) and thumbnail sampling. */
 export interface ReportCollectorOptions {
   /** Number of clusters (integer 1..2^24). Rows with cluster outside 0..k−1 count only as errors/other. */
   k: number;

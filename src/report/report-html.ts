@@ -25,6 +25,7 @@ import type { RunStats } from '../io/stats.js';
 import { REPORT_BROWSER_SCRIPT } from './browser-script.js';
 import { REPORT_CSS } from './report-style.js';
 
+/** Options of {@link writeReport}: page title (≤ 200 characters), stats.json and thumbnails.json paths (defaults in the output folder). */
 export interface WriteReportOptions {
   /** Page title. Default "dbprune report — <outDir's base name>". At most 200 characters. */
   title?: string;

@@ -26,6 +26,7 @@ export async function loadLanguageDetector(): Promise<LanguageDetector> {
   return (text: string) => eld.detect(text.replace(/\n/g, ' ')).language;
 }
 
+/** Options of {@link basicFilter}: test the caption's language (default true) and the language identifier (default eld). */
 export interface BasicFilterOptions {
   /** Test that the caption is English. Default true. */
   language?: boolean;
@@ -84,6 +85,10 @@ export function emptyBasicCounts(): BasicFilterCounts {
   return { language: 0, caption: 0, size: 0, aspect: 0 };
 }
 
+/**
+ * DataComp's basic filter as a stage over EmbeddingBatches carrying `fields`: English caption, > 2 words, > 5 characters, min side ≥ 200, aspect ≤ 3.
+ * A failing row is marked `filter:basic` and flows on (nothing disappears).
+ */
 export function basicFilter(opts: BasicFilterOptions = {}): BasicFilterStream {
   const language = booleanOption(opts.language, 'language', true);
   let detect = optionalOption<LanguageDetector>(opts.detect, 'detect', 'a function (text) => language code', (v) => typeof v === 'function');

@@ -18,6 +18,7 @@ import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/e
 import { integerOption, numberOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
+/** Options of {@link clipScoreFilter}: exactly one of `min` (keep score ≥ min) or `top` (keep the top fraction, in (0, 1]); `warmup` rows (default 10,000; ≥ 1). */
 export interface ClipScoreFilterOptions {
   /** Keep `score ≥ min`. */
   min?: number;
@@ -48,6 +49,10 @@ export function markClipScore(scores: Float64Array | undefined, n: number, error
   return marked;
 }
 
+/**
+ * DataComp's CLIP-score filter as a stage: rows below the threshold are marked `filter:clip-score` and flow on.
+ * Throws ERR_DBPRUNE_INVALID_OPTION unless exactly one of `min` and `top` is given.
+ */
 export function clipScoreFilter(opts: ClipScoreFilterOptions): ClipScoreFilterStream {
   const hasMin = opts.min !== undefined;
   const hasTop = opts.top !== undefined;

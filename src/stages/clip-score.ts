@@ -15,6 +15,7 @@ import { integerOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { loadTextEncoder, type TextEncoder } from '../io/text-encoder.js';
 
+/** Options of {@link clipScore}: the text tower (folder or a loaded encoder), captions per call (default 64; 1..4096), threads and a signal. */
 export interface ClipScoreOptions {
   /** Text tower folder (transformers.js/optimum layout), or a loaded encoder (not closed by the stage). */
   textModel: string | TextEncoder;
@@ -24,6 +25,10 @@ export interface ClipScoreOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Writes cosine(image embedding, caption embedding) to `fields.clip_score` for each row of an EmbeddingBatch; rows without a caption get NaN.
+ * A text tower of another width throws ERR_DBPRUNE_DIM_MISMATCH.
+ */
 export function clipScore(opts: ClipScoreOptions): Transform {
   const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 64, min: 1, max: 4096 });
   let encoder: Promise<TextEncoder> | undefined;

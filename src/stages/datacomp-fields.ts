@@ -10,6 +10,7 @@ import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import { BATCH_HIGH_WATER_MARK, type BatchFields, type EmbeddingBatch } from '../core/sample.js';
 import { dataCompColumnBatches, resolveDataCompShards, type ClipScoreSource, type DataCompColumns } from '../io/datacomp.js';
 
+/** Options of {@link dataCompFields}: the DataComp shards the embedding source reads and where to take `clip_score` from. */
 export interface DataCompFieldsOptions {
   /** The same shards the embedding source reads (folder or globs). */
   datacomp: string | string[];
@@ -57,6 +58,10 @@ class ColumnCutter {
   }
 }
 
+/**
+ * Attaches DataComp's filter columns (text, original size, clip_score) to each EmbeddingBatch as `fields`, read in lockstep with the batches.
+ * Throws ERR_DBPRUNE_ROW_COUNT_MISMATCH when the metadata and the embeddings disagree.
+ */
 export function dataCompFields(opts: DataCompFieldsOptions): Transform {
   let cutter: ColumnCutter | undefined;
   const open = async (): Promise<ColumnCutter> => {

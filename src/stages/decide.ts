@@ -9,6 +9,7 @@ import { BATCH_HIGH_WATER_MARK, decisionRow, errorRow, type EmbeddingBatch, type
 import { StreamingDbp, type StreamingDbpOptions } from '../core/streaming-dbp.js';
 import { destroyOnAbort } from './generator-stage.js';
 
+/** Options of {@link decide}: the StreamingDbp decider (or the options to build one; required), and a signal. */
 export interface DecideOptions {
   /**
    * The decider: a {@link StreamingDbp} (e.g. restored from a checkpoint, or shared with whoever

@@ -9,6 +9,7 @@ import { choiceOption, integerOption, numberListOption, numberOption } from '../
 import type { DecodedSample, ImageSample, RowError } from '../core/sample.js';
 import { DEFAULT_PREPROCESSING, IMAGE_SIZE, RESIZE_KERNELS, RESIZE_MODES, type ResizeKernel, type ResizeMode } from '../io/model-config.js';
 
+/** Options of {@link decode}: output side (default 224; 1..8192), resize mode (default shortest-center-crop), mean/std (default CLIP's), concurrency and a signal. */
 export interface DecodeOptions {
   /** Output side in pixels (square). Default 224, 1..8192. */
   size?: number;

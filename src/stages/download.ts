@@ -36,6 +36,7 @@ export type DownloadEvent =
   | { type: 'retry'; url: string; attempt: number; delayMs: number; status?: number; cause: string }
   | { type: 'slowdown'; host: string; intervalMs: number; retryAfterMs: number; status: number };
 
+/** Options of {@link download}: concurrency (default 32; 1..1024), connections per host (default 8; 1..256), timeouts, retries, size limits, SSRF guard and X-Robots-Tag policy. */
 export interface DownloadOptions {
   /** Requests in flight at once, all hosts together. Default 32, 1..1024. */
   concurrency?: number;

@@ -10,6 +10,7 @@ import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core
 import { checkDevice, deviceError, executionProviders, parseDevice, type Device } from '../io/devices.js';
 import { resolveModel } from '../io/model-config.js';
 
+/** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), batch delay (default 50 ms), device, threads, a signal. */
 export interface EmbedOptions {
   /** An `.onnx` file, a transformers.js/optimum model directory (`onnx/vision_model.onnx`), or an
    *  already created `InferenceSession` (shared, not released by the stage). Required. */

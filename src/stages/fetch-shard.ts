@@ -197,6 +197,7 @@ async function* fetchResolved(shard: string, o: ResolvedFetchOptions, signal: Ab
   }
 }
 
+/** Options of {@link shardsToSamples}: shards at once (default 2; 1..64), samples read ahead per shard (default 64), largest member, plus fetch options. */
 export interface ShardsToSamplesOptions extends FetchShardBytesOptions {
   /** Shards fetched and parsed at once. Default 2, 1..64. */
   concurrency?: number;

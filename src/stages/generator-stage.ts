@@ -19,6 +19,7 @@ import { integerOption, type NumberSpec } from '../core/validate.js';
 /** A stage's buffer in chunks (objects): default 16, 1..65536. */
 export const STAGE_HIGH_WATER_MARK: NumberSpec = { default: 16, min: 1, max: 65_536 };
 
+/** Options of {@link generatorStage}: objects queued per side (default 16; 1..65,536). */
 export interface GeneratorStageOptions {
   /** Objects queued per side. Default 16 (Node's objectMode default), 1..65,536. */
   highWaterMark?: number;
@@ -31,6 +32,10 @@ class StageDestroyedError extends Error {
   }
 }
 
+/**
+ * An objectMode Duplex whose output is the async generator `fn(source)`; unlike `Duplex.from`, destroying it unwinds a generator waiting for input.
+ * Throws RangeError on a bad `highWaterMark`.
+ */
 export function generatorStage<I, O>(fn: (source: AsyncIterable<I>) => AsyncGenerator<O>, opts: GeneratorStageOptions = {}): Duplex {
   const hwm = integerOption(opts.highWaterMark, 'highWaterMark', STAGE_HIGH_WATER_MARK);
 

@@ -24,6 +24,7 @@ import { integerOption } from '../core/validate.js';
 import { FingerprintSet } from '../core/fingerprint-set.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
+/** Options of {@link keyGuard}: keys remembered per shard (default 2^22; 1..2^26), a warning callback, and whether a shard name that comes back is flagged (default true). */
 export interface KeyGuardOptions {
   /** Keys remembered for the shard being read. Default 4,194,304 (2^22); 1..2^26. */
   maxKeysPerShard?: number;

@@ -19,6 +19,7 @@ export type DecidedRows = ManifestRow[] & {
   thumbnails?: (Buffer | undefined)[];
 };
 
+/** Options of {@link manifestSink}: the manifest and kept-keys writers (both optional), and callbacks on each written batch and at close. */
 export interface ManifestSinkOptions {
   /** Manifest writer (Parquet/Arrow/JSONL file, or JSONL on stdout). Optional. */
   manifest?: ManifestWriter;
@@ -33,8 +34,10 @@ export interface ManifestSinkOptions {
   signal?: AbortSignal;
 }
 
+/** The stream {@link manifestSink} returns: a Writable with the number of rows written and of kept rows. */
 export type ManifestSink = Writable & { readonly rows: number; readonly keptRows: number };
 
+/** The end of a pipeline: writes each decided row exactly once to the manifest and kept keys to the key list; pipeline() resolving means every file is complete. */
 export function manifestSink(opts: ManifestSinkOptions): ManifestSink {
   let rows = 0;
   let keptRows = 0;

@@ -10,6 +10,7 @@ import { numberOption } from '../core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../core/sample.js';
 import { normalizeRows } from '../core/vector.js';
 
+/** Options of {@link normalize}: expected dimension (checked on every batch) and its source, unit-length tolerance (default 1e-4; in (0, 1)). */
 export interface NormalizeOptions {
   /** Expected embedding dimension (e.g. the centroids'); checked on every batch. Optional. */
   expectedDim?: number;
@@ -21,6 +22,10 @@ export interface NormalizeOptions {
 
 export type NormalizeStream = Transform & { readonly renormalized: number; readonly invalid: number };
 
+/**
+ * L2-normalises each EmbeddingBatch's rows in place; NaN/Inf/zero rows become `error:embedding` rows.
+ * A batch of another `dim` than `expectedDim` throws ERR_DBPRUNE_DIM_MISMATCH.
+ */
 export function normalize(opts: NormalizeOptions = {}): NormalizeStream {
   const tolerance = numberOption(opts.tolerance, 'tolerance', { default: 1e-4, min: 0, exclusiveMin: true, max: 1, exclusiveMax: true });
   let renormalized = 0;

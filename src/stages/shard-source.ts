@@ -14,6 +14,7 @@ export interface ShardRef {
   shard: string;
 }
 
+/** Options of {@link shardSource}: shard patterns (brace ranges, globs, URLs, folders, s3://) or a stream of them one per line (required), and a signal. */
 export interface ShardSourceOptions {
   /**
    * Shard patterns: a string or list of strings (brace ranges `{00000..00003}`, `{a,b}`, globs,

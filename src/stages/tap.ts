@@ -7,6 +7,7 @@ import { checkOption } from '../core/errors.js';
 import { integerOption } from '../core/validate.js';
 import { STAGE_HIGH_WATER_MARK } from './generator-stage.js';
 
+/** A pass-through stage that calls `fn` on every chunk (counting, progress, metrics) without changing or delaying it; `fn` must be cheap and must not throw. */
 export function tap<T>(fn: (chunk: T) => void, opts: { highWaterMark?: number } = {}): Transform {
   checkOption(typeof fn === 'function', 'fn', 'a function', fn);
   return new Transform({

@@ -9,6 +9,7 @@ import { integerOption, stringOption } from '../core/validate.js';
 import type { ImageSample } from '../core/sample.js';
 import { DEFAULT_MAX_MEMBER_BYTES, readTarSamples, shardErrorSample, type TarWarning } from '../io/tar.js';
 
+/** Options of {@link untar}: the shard name copied into each sample and error row (default `stream.tar`), largest member read (bytes), a warning callback and a signal. */
 export interface UntarOptions {
   /** Name of the shard the bytes come from; copied into each sample and the error row. Default `stream.tar`. */
   shard?: string;

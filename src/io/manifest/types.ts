@@ -19,6 +19,7 @@ export interface ManifestWriter {
   readonly rows: number;
 }
 
+/** Options of {@link createManifestWriter}: rows per record batch / row group (default 65536; 1 … 2^20). */
 export interface ManifestWriterOptions {
   /** Rows buffered before a record batch / row group is flushed. Default 65536; 1 … 2^20. */
   rowGroupRows?: number;

@@ -41,6 +41,7 @@ export class Float32ArrayPool {
   }
 }
 
+/** Options of {@link readNpyRows}: rows per batch (default 8192; 1 … 2^24), an optional buffer pool and a signal. */
 export interface ReadNpyRowsOptions {
   /** Rows per yielded batch. Default 8192; 1 … 2^24. */
   batchRows?: number;
