@@ -4,7 +4,6 @@
  * `prune` writes (manifest, kept.txt, kept_uids.npy, stats.json, report.html) through the same
  * writers, then check rows in = rows out and kept = N_target.
  */
-import { join } from 'node:path';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import type { SelectionThresholds } from '../core/select.js';
 import type { EmbeddingSourcePlan } from '../io/embeddings-source.js';
@@ -12,6 +11,7 @@ import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type
 import { ReportCollector } from '../report/report-data.js';
 import { writeReport } from '../report/report-html.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
+import { joinLocation } from '../io/storage/index.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic } from '../io/stats.js';
 import { exactStats, type ExactPruneResult } from '../../pipelines/exact-prune.js';
 import { partManifestRows } from './part-rows.js';
@@ -65,16 +65,16 @@ export async function assembleOutputs(a: AssembleInput): Promise<ClusterPruneRes
 async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<ClusterPruneResult> {
   const { spec, plan } = a;
   const quotaPlan = quotaPlanOf(plan);
-  for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(a.out, name));
+  for (const name of RUN_OUTPUT_FILES) outputs.replaces(joinLocation(a.out, name));
   const files: ClusterPruneResult['files'] = {
-    manifest: join(a.out, `manifest.${a.format === 'arrow' ? 'arrow' : a.format}`),
-    kept: join(a.out, 'kept.txt'),
-    stats: join(a.out, 'stats.json'),
+    manifest: joinLocation(a.out, `manifest.${a.format === 'arrow' ? 'arrow' : a.format}`),
+    kept: joinLocation(a.out, 'kept.txt'),
+    stats: joinLocation(a.out, 'stats.json'),
   };
   const manifest = createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
   const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const total = plan.rows.reduce((x, y) => x + y, 0);
-  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(join(a.out, 'kept_uids.npy'))) : undefined;
+  const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(joinLocation(a.out, 'kept_uids.npy'))) : undefined;
   const collector = a.report ? new ReportCollector({ k: spec.k, seed: spec.params.seed }) : undefined;
   const shards = a.writeShards ? new ShardOutput(spec, { ...a.writeShards, tempPath: (p) => outputs.file(p), signal: a.signal }) : undefined;
   const keptPerCluster = new Float64Array(spec.k);
@@ -115,7 +115,7 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Clust
     await keptWriter.close();
     if (uidWriter) {
       await uidWriter.close();
-      files.uids = join(a.out, 'kept_uids.npy');
+      files.uids = joinLocation(a.out, 'kept_uids.npy');
     }
   }
   if (written !== total || (spec.totalRows >= 0 && total !== spec.totalRows)) throw new DbpruneError(ErrorCodes.INTERNAL, `assembled ${written} rows, expected ${spec.totalRows >= 0 ? spec.totalRows : total}`);

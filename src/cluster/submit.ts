@@ -13,7 +13,7 @@
  * lives in the work dir: the same command after a crash skips the finished phases and waits for (or
  * re-adds) the unfinished one, whose finished parts are not recomputed.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { resolveDbpParams } from '../core/dbp.js';
@@ -23,6 +23,7 @@ import { DEDUP_ORDERS, parseEpsList } from '../core/semdedup.js';
 import { choiceOption, integerOption } from '../core/validate.js';
 import { planEmbeddingSource, type EmbeddingSourcePlan } from '../io/embeddings-source.js';
 import { isUrl } from '../io/glob.js';
+import { joinLocation } from '../io/storage/index.js';
 import { resolveModel } from '../io/model-config.js';
 import { shardSource, type ShardRef } from '../stages/shard-source.js';
 import { hashFile, sha256Hex } from '../io/hash.js';
@@ -46,7 +47,7 @@ export interface ClusterPruneOptions
   /** `.npy` path(s)/glob, or a clip-retrieval folder. */
   embeddings: string | string[];
   connection: RedisConnection;
-  /** Shared by every worker; default `<out>/.work`. */
+  /** Shared by every worker; default `<out>/.work` (a prefix under an s3:// out). */
   workDir?: string;
   queue?: string;
   /** Progress of the current phase (parts done/total, rows, failures). */
@@ -239,7 +240,7 @@ async function executeRun(
   if (!['parquet', 'arrow', 'jsonl'].includes(format)) throw new UsageError(`format must be parquet, arrow or jsonl, got ${format}`, { option: 'format' });
   const { signal } = opts;
   const { runId } = spec;
-  const store = openWorkStore(opts.workDir ?? join(opts.out, '.work'));
+  const store = openWorkStore(opts.workDir ?? joinLocation(opts.out, '.work'));
   await probeRedis(opts.connection);
   await prepare?.(store);
   if (!(await store.exists(layout.spec(runId)))) await store.write(layout.spec(runId), JSON.stringify(spec));
