@@ -117,11 +117,11 @@ function stageOf(url: string, fn: string): string {
   if (fn === '(idle)') return 'idle (waiting on workers / I/O)';
   if (/io\/(npy|keys|metadata|embeddings-source|glob)(\.js|\/)/.test(url) || fn === 'read') return 'reading';
   if (/core\/vector\.js|stages\/normalize\.js/.test(url)) return 'normalising';
-  if (/core\/(nearest|matmul-|ort-worker|assign-pool)|stages\/assign\.js/.test(url) || fn === 'postMessage') return 'assignment (main-thread share)';
-  if (/core\/(dbp|select|quota|complexity|streaming-dbp|sketch)\.js|stages\/decide\.js/.test(url)) return 'decisions';
+  if (/kernels\/|core\/nearest\.js|stages\/assign\.js/.test(url) || fn === 'postMessage') return 'assignment (main-thread share)';
+  if (/core\/(dbp|select|quota|complexity|streaming-dbp|streaming-plan|streaming-guard|sketch|radix-select|exact-sum)\.js|stages\/decide\.js|pipelines\/decider\.js/.test(url)) return 'decisions';
   if (/io\/manifest(\.js|\/)|stages\/manifest-sink\.js|apache-arrow|parquet-wasm|wasm/.test(url) || ['utf8Write', 'write', 'writeBuffer', 'writeBuffers', 'writev', 'writeUtf8String', 'stringify'].includes(fn)) return 'manifest encoding + writing';
   if (/io\/stats\.js/.test(url)) return 'stats';
-  if (/report\/|io\/report-/.test(url)) return 'report';
+  if (/src\/report\//.test(url)) return 'report';
   return 'other (start-up, streams, glue)';
 }
 

@@ -92,13 +92,16 @@ export function binOf(d: number, bins: number, scale: SketchScale = DEFAULT_SKET
   return b < 0 ? 0 : b >= bins ? bins - 1 : b;
 }
 
-function quantileOf(counts: Uint32Array, off: number, edges: Float64Array, total: number, q: number): number {
+/**
+ * The q-quantile of the bins at `off`. Only bins `from`..`to` − 1 are scanned: they must hold every
+ * non-zero bin (zero bins change nothing below), so the answer is the same as over all bins.
+ */
+function quantileOf(counts: Uint32Array, off: number, edges: Float64Array, total: number, q: number, from = 0, to = edges.length - 1): number {
   if (!(total > 0)) return NaN;
-  const bins = edges.length - 1;
   const target = (q <= 0 ? 0 : q >= 1 ? 1 : q) * total;
   let cum = 0;
   let last = -1;
-  for (let b = 0; b < bins; b++) {
+  for (let b = from; b < to; b++) {
     const c = counts[off + b];
     if (c === 0) continue;
     if (cum + c >= target) return edges[b] + ((target - cum) / c) * (edges[b + 1] - edges[b]);
@@ -276,9 +279,18 @@ export class ClusterSketches {
   readonly k: number;
   readonly bins: number;
   readonly scale: SketchScale;
+  /** Bin counts; after writing them directly, call {@link recountTotals}. */
   readonly counts: Uint32Array;
   readonly totals: Float64Array;
   private readonly edges: Float64Array;
+  /**
+   * Per cluster, the lowest and highest bin that may be non-zero (empty: lo = bins, hi = −1). Every
+   * non-zero bin lies in lo..hi, so the O(bins) scans of `quantile` and `binShares` stop there:
+   * a tight cluster spans a few dozen of the 2,048 bins, and those scans were the main thread's
+   * largest cost in streaming mode (issue 16). Sums of integer counts, so results are unchanged.
+   */
+  private readonly lo: Int32Array;
+  private readonly hi: Int32Array;
 
   /** `k` ≥ 1; `bins` default 2048, limits 1..1,048,576 (2.. for `log`); `scale` default `linear` (ERR_DBPRUNE_INVALID_OPTION otherwise). */
   constructor(k: number, bins: number = DEFAULT_BINS, scale: SketchScale = DEFAULT_SKETCH_SCALE) {
@@ -290,6 +302,8 @@ export class ClusterSketches {
     this.counts = new Uint32Array(k * bins);
     this.totals = new Float64Array(k);
     this.edges = binEdges(bins, scale);
+    this.lo = new Int32Array(k).fill(bins);
+    this.hi = new Int32Array(k).fill(-1);
   }
 
   /** Adds δ to cluster j; NaN δ or j outside 0..k−1 is ignored. */
@@ -299,6 +313,12 @@ export class ClusterSketches {
     if (b < 0) return;
     this.counts[j * this.bins + b]++;
     this.totals[j]++;
+    this.widen(j, b);
+  }
+
+  private widen(j: number, b: number): void {
+    if (b < this.lo[j]) this.lo[j] = b;
+    if (b > this.hi[j]) this.hi[j] = b;
   }
 
   /** Adds n (default cluster.length) pairs; rows with cluster < 0 (errors) or NaN δ are skipped. */
@@ -311,6 +331,7 @@ export class ClusterSketches {
       if (b < 0) continue;
       this.counts[j * bins + b]++;
       this.totals[j]++;
+      this.widen(j, b);
     }
   }
 
@@ -328,7 +349,7 @@ export class ClusterSketches {
 
   /** q-quantile of cluster j (linear inside its bin); NaN when the cluster is empty. */
   quantile(j: number, q: number): number {
-    return quantileOf(this.counts, j * this.bins, this.edges, this.totals[j], q);
+    return quantileOf(this.counts, j * this.bins, this.edges, this.totals[j], q, this.lo[j], this.hi[j] + 1);
   }
 
   /** Estimated fraction of cluster j's values > θ; NaN when the cluster is empty. */
@@ -348,7 +369,8 @@ export class ClusterSketches {
   binShares(j: number, b: number): { inside: number; above: number } {
     const o = j * this.bins;
     let above = 0;
-    for (let t = b + 1; t < this.bins; t++) above += this.counts[o + t];
+    const end = Math.min(this.bins - 1, this.hi[j]);
+    for (let t = b + 1; t <= end; t++) above += this.counts[o + t];
     const total = this.totals[j];
     return { inside: this.counts[o + b] / total, above: above / total };
   }
@@ -368,6 +390,7 @@ export class ClusterSketches {
     );
     for (let i = 0; i < this.counts.length; i++) this.counts[i] += other.counts[i];
     for (let j = 0; j < this.k; j++) this.totals[j] += other.totals[j];
+    this.recountRanges();
     return this;
   }
 
@@ -385,13 +408,29 @@ export class ClusterSketches {
     return s;
   }
 
-  /** Recomputes the per-cluster totals from the counts (after `counts.set`). */
+  /** Recomputes the per-cluster totals (and occupied bin ranges) from the counts (after `counts.set`). */
   recountTotals(): void {
     for (let c = 0; c < this.k; c++) {
       let t = 0;
       const o = c * this.bins;
       for (let b = 0; b < this.bins; b++) t += this.counts[o + b];
       this.totals[c] = t;
+    }
+    this.recountRanges();
+  }
+
+  private recountRanges(): void {
+    for (let c = 0; c < this.k; c++) {
+      const o = c * this.bins;
+      let lo = this.bins;
+      let hi = -1;
+      for (let b = 0; b < this.bins; b++) {
+        if (this.counts[o + b] === 0) continue;
+        if (lo === this.bins) lo = b;
+        hi = b;
+      }
+      this.lo[c] = lo;
+      this.hi[c] = hi;
     }
   }
 }

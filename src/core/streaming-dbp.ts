@@ -396,7 +396,7 @@ export class StreamingDbp {
     });
     checkOption(sketches.k === k, 'snapshot.sketches', `sketches for k = ${k}`, sketches.k);
     d.sketches.counts.set(sketches.counts);
-    d.sketches.totals.set(sketches.totals);
+    d.sketches.recountTotals();
     d.t = s.t;
     d.keptTotal = s.keptTotal;
     d.n.set(f64(s.n, 'n'));

@@ -75,6 +75,9 @@ async function loadModel(o: EmbedOptions, threads: number, device: Device): Prom
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
         executionProviders: executionProviders(device),
+        // No busy-waiting between runs (as the nearest-centroid sessions): decode and the rest of the
+        // pipeline share the cores with ORT's pool, whose spinning threads otherwise steal their time.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
       session = isS3Uri(loc.onnxPath)
         ? await InferenceSession.create(new Uint8Array(await readLocation(loc.onnxPath)), sessionOptions)

@@ -153,4 +153,38 @@ describe('ClusterSketches', () => {
     expect(back.quantile(3, 0.9)).toBe(s.quantile(3, 0.9));
     expect(() => s.merge(new ClusterSketches(k, 512))).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
   });
+
+  it('quantile and binShares scan only the occupied bins yet equal full scans (add, addBatch, merge, counts.set)', () => {
+    // Tight clusters (a few dozen of 2,048 log bins, like bench/synth.ts) and one empty cluster.
+    const rng = new Rng(5);
+    const k = 4;
+    const centre = [3e-4, 2e-3, 0.4];
+    const fill = (s: ClusterSketches, n: number, batch: boolean): void => {
+      const cl = Int32Array.from({ length: n }, () => rng.int(3));
+      const ds = Float32Array.from(cl, (j) => centre[j] * (1 + 0.05 * rng.normal()));
+      if (batch) s.addBatch(cl, ds);
+      else for (let i = 0; i < n; i++) s.add(cl[i], ds[i]);
+    };
+    const a = new ClusterSketches(k, 2048, 'log');
+    fill(a, 3000, true);
+    const b = new ClusterSketches(k, 2048, 'log');
+    fill(b, 3000, false);
+    a.merge(b);
+    const restored = new ClusterSketches(k, 2048, 'log');
+    restored.counts.set(a.counts);
+    restored.recountTotals();
+    const fullShares = (s: ClusterSketches, j: number, bin: number): { inside: number; above: number } => {
+      let above = 0;
+      for (let t = bin + 1; t < s.bins; t++) above += s.counts[j * s.bins + t];
+      return { inside: s.counts[j * s.bins + bin] / s.count(j), above: above / s.count(j) };
+    };
+    for (const s of [a, restored]) {
+      for (let j = 0; j < k; j++) {
+        const h = s.histogram(j); // a standalone histogram scans every bin
+        for (const q of [0, 0.01, 0.277, 0.5, 0.723, 0.99, 1]) expect(Object.is(s.quantile(j, q), h.quantile(q))).toBe(true);
+        for (const bin of [0, s.binIndex(centre[j % 3]), s.binIndex(centre[j % 3]) + 3, 2047]) expect(s.binShares(j, bin)).toEqual(fullShares(s, j, bin));
+      }
+      expect(Number.isNaN(s.quantile(3, 0.5))).toBe(true);
+    }
+  });
 });
