@@ -148,26 +148,7 @@ export async function runShardsCluster(opts: ClusterShardsOptions): Promise<Clus
     const s = (r as ShardRef).shard;
     shards.push(isUrl(s) ? s : resolve(s));
   }
-  const centroids = resolve(opts.centroids);
-  const c = await centroidsInfo(centroids, undefined, '');
-  const model = await resolveModel(opts.model);
-  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {}, fetch: opts.fetch };
-  const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, shards, images });
-  const spec: PruneRunSpec = {
-    version: 1,
-    kind: 'run',
-    runId,
-    images,
-    centroids,
-    centroidsSha256: c.sha256,
-    params,
-    backend: 'auto',
-    batchRows: 4096,
-    parts: shards.map((input) => ({ input, rows: -1, offset: -1 })),
-    totalRows: -1,
-    dim: c.dim,
-    k: c.k,
-  };
+  const spec = await imageRunSpec(opts, params, { fetch: opts.fetch }, shards, () => shards.map((input) => ({ input, rows: -1, offset: -1 })), -1);
   return executeRun(spec, undefined, opts, started, opts.writeShards);
 }
 
@@ -201,30 +182,40 @@ export async function runUrlsCluster(opts: ClusterUrlsOptions): Promise<ClusterP
   }
   if (chunks.length === 0) throw new UsageError(`${opts.urls.join(', ')}: the URL list holds no rows`, { option: 'urls' });
   const texts = chunks.map((c) => `${c.map((r) => JSON.stringify(r)).join('\n')}\n`);
-  const centroids = resolve(opts.centroids);
-  const c = await centroidsInfo(centroids, undefined, '');
-  const model = await resolveModel(opts.model);
-  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {}, download: opts.download, urlsSha256: sha256Hex(texts.join('')) };
-  const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, images });
-  const spec: PruneRunSpec = {
-    version: 1,
-    kind: 'run',
-    runId,
-    images,
-    centroids,
-    centroidsSha256: c.sha256,
+  const spec = await imageRunSpec(
+    opts,
     params,
-    backend: 'auto',
-    batchRows: 4096,
-    parts: chunks.map((chunk, p) => ({ input: layout.urlChunk(runId, p), rows: chunk.length, offset: -1 })),
-    totalRows: chunks.reduce((n, chunk) => n + chunk.length, 0),
-    dim: c.dim,
-    k: c.k,
-  };
+    { download: opts.download, urlsSha256: sha256Hex(texts.join('')) },
+    undefined,
+    (id) => chunks.map((chunk, p) => ({ input: layout.urlChunk(id, p), rows: chunk.length, offset: -1 })),
+    chunks.reduce((n, chunk) => n + chunk.length, 0),
+  );
+  const runId = spec.runId;
   const writeChunks = async (store: WorkStore): Promise<void> => {
     for (let p = 0; p < texts.length; p++) if (!(await store.exists(layout.urlChunk(runId, p)))) await store.write(layout.urlChunk(runId, p), texts[p]);
   };
   return executeRun(spec, undefined, opts, started, undefined, writeChunks);
+}
+
+/**
+ * The spec of an image run (`run` over shards or URL-list chunks): the centroids' and model's
+ * hashes, the image settings plus `extra` (how images are fetched), the run id derived from them
+ * (and from `shards` when given), and the parts named by `parts(runId)`.
+ */
+async function imageRunSpec(
+  opts: { centroids: string; model: string; batchSize?: number; decode?: ImageSpec['decode'] },
+  params: PruneRunSpec['params'],
+  extra: Pick<ImageSpec, 'fetch' | 'download' | 'urlsSha256'>,
+  shards: string[] | undefined,
+  parts: (runId: string) => PruneRunSpec['parts'],
+  totalRows: number,
+): Promise<PruneRunSpec> {
+  const centroids = resolve(opts.centroids);
+  const c = await centroidsInfo(centroids, undefined, '');
+  const model = await resolveModel(opts.model);
+  const images: ImageSpec = { model: resolve(opts.model), modelSha256: (await hashFile(model.onnxPath)).sha256, batchSize: opts.batchSize ?? 64, decode: opts.decode ?? {}, ...extra };
+  const runId = await deriveRunId({ kind: 'run', params, centroidsSha256: c.sha256, ...(shards ? { shards } : {}), images });
+  return { version: 1, kind: 'run', runId, images, centroids, centroidsSha256: c.sha256, params, backend: 'auto', batchRows: 4096, parts: parts(runId), totalRows, dim: c.dim, k: c.k };
 }
 
 /** Runs the phases of a run (skipping finished ones) and assembles the outputs. */
