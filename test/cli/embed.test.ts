@@ -14,7 +14,7 @@ import { fitFromImages } from '../../pipelines/fit-images.js';
 import { imagesToEmbeddings } from '../../pipelines/images-to-embeddings.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { startServer, tempDir } from '../stages/image-fixtures.js';
+import { sendImage, startServer, tempDir } from '../stages/image-fixtures.js';
 
 const shards = join(repoRoot, 'data-samples', 'shards');
 const model = join(repoRoot, 'data-samples', 'model');
@@ -26,12 +26,7 @@ beforeAll(async () => {
   for await (const s of readTarSamples(createReadStream(join(shards, '00003.tar')))) images.set(s.key, s);
   server = await startServer((req, res) => {
     const s = images.get((req.url ?? '').replace(/^\/img\//, '').replace(/\.\w+$/, ''));
-    if (!s) {
-      res.writeHead(404).end('no');
-      return;
-    }
-    res.writeHead(200, { 'content-type': s.imageExt === 'png' ? 'image/png' : s.imageExt === 'webp' ? 'image/webp' : 'image/jpeg' });
-    res.end(s.image);
+    sendImage(res, s);
   });
 });
 afterAll(async () => {

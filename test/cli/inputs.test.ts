@@ -13,7 +13,7 @@ import { readTarSamples } from '../../src/io/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixture.js';
 import sharp from 'sharp';
-import { makeTar, startServer, tempDir } from '../stages/image-fixtures.js';
+import { makeTar, sendImage, startServer, tempDir } from '../stages/image-fixtures.js';
 
 const tmp = tempDir('dbprune-inputs-cli-');
 const shards = join(repoRoot, 'data-samples', 'shards');
@@ -29,12 +29,7 @@ beforeAll(async () => {
     }
     const i = Number((req.url ?? '').replace(/^\/img\//, '').replace(/\.\w+$/, ''));
     const s = images[i];
-    if (!s?.image) {
-      res.writeHead(404).end('no');
-      return;
-    }
-    res.writeHead(200, { 'content-type': s.imageExt === 'png' ? 'image/png' : s.imageExt === 'webp' ? 'image/webp' : 'image/jpeg' });
-    res.end(s.image);
+    sendImage(res, s?.image ? s : undefined);
   });
 });
 afterAll(async () => {

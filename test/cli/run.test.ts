@@ -12,7 +12,7 @@ import { readManifest } from '../../src/io/manifest.js';
 import { readTarSamples } from '../../src/io/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { startServer, tempDir } from '../stages/image-fixtures.js';
+import { sendImage, startServer, tempDir } from '../stages/image-fixtures.js';
 
 const tmp = tempDir('dbprune-run-cli-');
 const shards = join(repoRoot, 'data-samples', 'shards');
@@ -26,12 +26,7 @@ beforeAll(async () => {
   server = await startServer((req, res) => {
     const key = (req.url ?? '').replace(/^\/img\//, '').replace(/\.\w+$/, '');
     const s = images.get(key);
-    if (!s) {
-      res.writeHead(404).end('no');
-      return;
-    }
-    res.writeHead(200, { 'content-type': s.imageExt === 'png' ? 'image/png' : s.imageExt === 'webp' ? 'image/webp' : 'image/jpeg' });
-    res.end(s.image);
+    sendImage(res, s);
   });
 });
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { readTarSamples } from '../../src/io/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { spawnWorker, startRedis, type CliProcess, type RedisHandle } from '../helpers/cluster.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { startServer, tempDir } from '../stages/image-fixtures.js';
+import { sendImage, startServer, tempDir } from '../stages/image-fixtures.js';
 
 const model = join(repoRoot, 'data-samples', 'model');
 const centroids = join(repoRoot, 'data-samples', 'centroids', 'centroids.npy');
@@ -27,12 +27,7 @@ beforeAll(async () => {
   for (const shard of ['00002.tar', '00003.tar']) for await (const s of readTarSamples(createReadStream(join(repoRoot, 'data-samples', 'shards', shard)))) images.set(s.key, s);
   server = await startServer((req, res) => {
     const s = images.get((req.url ?? '').replace(/^\/img\//, '').replace(/\.\w+$/, ''));
-    if (!s) {
-      res.writeHead(404).end('no');
-      return;
-    }
-    res.writeHead(200, { 'content-type': s.imageExt === 'png' ? 'image/png' : s.imageExt === 'webp' ? 'image/webp' : 'image/jpeg' });
-    res.end(s.image);
+    sendImage(res, s);
   });
   redis = await startRedis();
   for (let i = 0; i < 2; i++) workers.push(spawnWorker(redis.url));

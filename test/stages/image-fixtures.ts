@@ -65,6 +65,17 @@ export function writeFile(dir: string, name: string, data: Buffer): string {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** Answers with a sample's image bytes and the content type of its extension (png, webp, else jpeg),
+ *  as an image host does; no sample is a 404. */
+export function sendImage(res: ServerResponse, s: { image?: Buffer; imageExt?: string } | undefined): void {
+  if (!s) {
+    res.writeHead(404).end('no');
+    return;
+  }
+  res.writeHead(200, { 'content-type': s.imageExt === 'png' ? 'image/png' : s.imageExt === 'webp' ? 'image/webp' : 'image/jpeg' });
+  res.end(s.image);
+}
+
 export async function startServer(handler: Handler): Promise<{ url: string; server: Server; close: () => Promise<void> }> {
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
