@@ -3,6 +3,7 @@
  *
  *     dbprune ingest --state st/ --out manifest/ --watch incoming/ --listen 127.0.0.1:8080
  *     ls shards/*.tar | dbprune ingest --state st/ --out manifest/ --stdin --exit-when-done
+ *     dbprune ingest --state st/ --out s3://bucket/segments/ --watch incoming/   (--state stays local: its LOCK locks the prefix)
  *
  * stderr: one line when ready (`dbprune ingest: ready {json}`, with the listener's URL), one per
  * commit unless --quiet, warnings. stdout: one JSON object when the run ends (exit 0 after
