@@ -4,6 +4,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { DbpruneError, ErrorCodes } from '../../src/core/errors.js';
+import { hashFile } from '../../src/io/hash.js';
 import { writeFileAtomic } from '../../src/io/output-set.js';
 
 
@@ -48,4 +49,21 @@ export async function writeStateFile(path: string, data: string | Uint8Array): P
     const why = e instanceof DbpruneError && e.cause instanceof Error ? e.cause.message : (e as Error).message;
     throw stateError(path, `cannot write (${why})`, e);
   }
+}
+
+/** Compares a file's size and SHA-256 with a commit record's. @throws ERR_DBPRUNE_STATE naming the file when missing or different. */
+export async function checkFileSum(path: string, sum: { bytes: number; sha256: string }): Promise<void> {
+  let got: { sha256: string; bytes: number };
+  try {
+    got = await hashFile(path);
+  } catch (e) {
+    throw stateError(path, `missing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  }
+  checkSum(path, got, sum);
+}
+
+/** Throws ERR_DBPRUNE_STATE naming `location` when `got` differs from the recorded `sum`. */
+export function checkSum(location: string, got: { bytes: number; sha256: string }, sum: { bytes: number; sha256: string }): void {
+  if (got.bytes !== sum.bytes) throw stateError(location, `size ${got.bytes} != recorded ${sum.bytes} (half-written)`);
+  if (got.sha256 !== sum.sha256) throw stateError(location, 'checksum mismatch');
 }

@@ -10,6 +10,7 @@ import { DbpruneError, ErrorCodes } from '../../src/core/errors.js';
 import type { StreamingDbpSnapshot, StreamingDbpTuning } from '../../src/core/streaming-dbp.js';
 import { checkOption, choiceOption, integerOption, numberOption, stringOption } from '../../src/core/validate.js';
 import { MANIFEST_FORMATS, type ManifestFormat } from '../../src/io/manifest.js';
+import { formatS3Uri, isS3Uri, parseS3Uri } from '../../src/io/storage/uri.js';
 import { ASSIGN_MODES } from '../../src/stages/assign.js';
 import type { DecodeOptions } from '../../src/stages/decode.js';
 import type { DownloadOptions } from '../../src/stages/download.js';
@@ -28,7 +29,7 @@ export const INGEST_MODES = ['images', 'embeddings'] as const satisfies readonly
 export interface IngestOptions extends DbpParams {
   /** State folder (journal, commits, states). Required. */
   state: string;
-  /** Output folder for the manifest segments `part-<seq>.<format>`. Required. */
+  /** Output folder or s3:// prefix for the manifest segments `part-<seq>.<format>` (the state folder stays local; on s3:// its LOCK is OUT's lock). Required. */
   out: string;
   /** Segment format. Default parquet. */
   format?: ManifestFormat;
@@ -169,7 +170,7 @@ export async function resolveIngestOptions(opts: IngestOptions): Promise<Resolve
   const model = mode === 'images' ? stringOption(opts.model, 'model') : undefined;
   const resolved: ResolvedIngestOptions = {
     stateDir: resolvePath(state),
-    outDir: resolvePath(out),
+    outDir: isS3Uri(out) ? formatS3Uri(parseS3Uri(out.replace(/\/+$/, ''))) : resolvePath(out),
     centroids,
     mode,
     format,

@@ -2,7 +2,8 @@
  * Durable state for long-running ingestion (`dbprune ingest`): an append-only, checksummed input
  * journal and atomic commits of (manifest segment, state snapshot) pairs.
  *
- * Layout (STATE is the state folder, OUT the output folder; `<seq>` is the 12-digit commit number):
+ * Layout (STATE is the state folder, OUT the output folder or s3:// prefix; `<seq>` is the 12-digit
+ * commit number):
  *
  *     STATE/LOCK                         pid of the process that owns the folder (stale locks are taken over)
  *     STATE/id                           a random identity of this state folder (written once)
@@ -17,11 +18,13 @@
  *                                        their target, removed at start when PID is dead: src/io/output-set.ts)
  *     OUT/part-<seq>.<ext>               the manifest segment committed by commit <seq>
  *     OUT/committed.json                 `{ seq, segments }` of the last commit, for readers (derived)
- *     OUT/.dbprune-ingest.lock           pid of the process writing OUT (like STATE/LOCK)
+ *     OUT/.dbprune-ingest.lock           pid of the process writing OUT (like STATE/LOCK; local OUT only)
  *     OUT/.dbprune-ingest.json           `{ stateId, state }`: the state folder whose commits OUT holds
  *
- * **Commit protocol** ({@link StateStore.commit}): the segment (written to `OUT/.part-<seq>.<ext>.tmp`)
- * is fsynced, renamed to `OUT/part-<seq>.<ext>` and OUT is fsynced; the state JSON is written
+ * **Commit protocol** ({@link StateStore.commit}): the segment is put under its final name
+ * `OUT/part-<seq>.<ext>` (segment-out.ts: locally written to `OUT/.part-<seq>.<ext>.tmp`, fsynced,
+ * renamed, OUT fsynced; on s3:// a multipart upload completed at that name, then read back for its
+ * sums); the state JSON is written
  * atomically into `STATE/states` and the extra files (written to `STATE/tmp`) are fsynced and
  * renamed there, and the folder is fsynced; then the commit record — naming the segment, state and
  * extra files with their sizes and SHA-256 — is written atomically as
@@ -34,14 +37,18 @@
  * when its own checksum matches, its state file and extra files exist with the recorded sizes and
  * checksums, and its segment (if any) exists with the recorded size and checksum. Invalid records
  * are reported (`problems`, code ERR_DBPRUNE_STATE, each naming the file and the reason) and moved
- * to `STATE/corrupt/`; the newest valid one is used. Segments, states and records numbered after
+ * to `STATE/corrupt/`; the newest valid one is used (an object store that cannot be reached is a
+ * failure of the run, not an invalid record). Segments, states and records numbered after
  * it are uncommitted and deleted, as are temp files. Readers of OUT take `part-*` files numbered up
  * to `committed.json`'s `seq` (a file numbered above it may belong to a commit in flight).
  *
- * **One writer per output folder.** OUT is locked like STATE, and it records which state folder
+ * **One writer per output folder.** OUT is locked like STATE (an s3:// OUT has no lock object: the
+ * state folder's LOCK is the lock), and it records which state folder
  * owns its segments: a state folder that is not the owner (a second ingest with another `--state`, or
  * a state folder deleted and started afresh) is refused with ERR_DBPRUNE_STATE instead of deleting or
- * overwriting segments committed by another state. A commit never renames over an existing segment.
+ * overwriting segments committed by another state. A local commit never renames over an existing
+ * segment; on s3:// the segment of a new number is written at its final name (recovery removed
+ * any orphan of that number).
  *
  * Only the newest `keep` commits keep their state files (older records and states are deleted;
  * segments are never deleted), so a corrupt newest state falls back to one of those.
@@ -55,21 +62,20 @@ import { hashFile, sha256Hex } from '../../src/io/hash.js';
 import { pathExists } from '../../src/io/fs.js';
 import { prepareOutputDir } from '../../src/io/output-set.js';
 import { COMMIT_RE, PART_RE, recordBody, seqName, STATE_RE, type CommitRecord, type FileSum, type RecoveredCommit, type StateProblem } from './commit-record.js';
-import { fsyncDir, fsyncFile, stateError, writeStateFile } from './durable.js';
+import { checkFileSum, fsyncDir, fsyncFile, stateError, writeStateFile } from './durable.js';
 import { releasePidLock, takePidLock } from './pid-lock.js';
+import { segmentOut, type SegmentOut } from './segment-out.js';
 
 export type { InputKind, JournalEntry } from './journal.js';
 export { InputJournal } from './journal.js';
 export type { CommitRecord, FileSum, RecoveredCommit, StateProblem } from './commit-record.js';
 
-/** Names of the output folder's lock and owner files (hidden: readers take `part-*` only). */
-export const OUT_LOCK = '.dbprune-ingest.lock';
-export const OUT_OWNER = '.dbprune-ingest.json';
+export { OUT_LOCK, OUT_OWNER } from './segment-out.js';
 
 export interface StateStoreOptions {
   /** State folder (created). Required. */
   dir: string;
-  /** Output folder for manifest segments (created). Required. */
+  /** Output folder (created) or s3:// prefix for manifest segments. Required. */
   outDir: string;
   /** Segment file extension without dot (`parquet`, `arrow`, `jsonl`). Required. */
   segmentExt: string;
@@ -97,10 +103,12 @@ export class StateStore<T = unknown> {
   private seq = 0;
   private kept: number[] = [];
   private committedSegments: string[] = [];
+  private readonly out: SegmentOut;
 
   private constructor(o: StateStoreOptions, keep: number) {
     this.dir = o.dir;
-    this.outDir = o.outDir;
+    this.out = segmentOut(o.outDir);
+    this.outDir = this.out.location;
     this.segmentExt = o.segmentExt;
     this.keep = keep;
   }
@@ -110,9 +118,16 @@ export class StateStore<T = unknown> {
     return this.seq + 1;
   }
 
-  /** Where the caller writes the next segment before {@link commit} (in OUT, same file system). */
+  /**
+   * Where the caller writes the next segment before {@link commit}: a temp file in a local OUT
+   * (same file system), or on s3:// the segment's final object (it appears when the writer closes).
+   */
   segmentTempPath(): string {
-    return join(this.outDir, `.part-${seqName(this.nextSeq)}.${this.segmentExt}.tmp`);
+    return this.out.writePath(this.nextSegmentFile());
+  }
+
+  private nextSegmentFile(): string {
+    return `part-${seqName(this.nextSeq)}.${this.segmentExt}`;
   }
 
   /** A fresh folder in STATE/tmp for the next commit's extra files (e.g. a dedup snapshot). */
@@ -141,10 +156,9 @@ export class StateStore<T = unknown> {
     const keep = integerOption(o.keep, 'keep', { default: 3, min: 1, max: 1000 });
     const s = new StateStore<T>(o, keep);
     for (const d of ['commits', 'states', 'tmp', 'inputs']) await mkdir(join(o.dir, d), { recursive: true });
-    await mkdir(o.outDir, { recursive: true });
     await takePidLock(join(o.dir, 'LOCK'), o.dir);
     try {
-      await takePidLock(join(o.outDir, OUT_LOCK), `output folder ${o.outDir}`);
+      await s.out.lock();
     } catch (e) {
       await releasePidLock(join(o.dir, 'LOCK'));
       throw e;
@@ -153,11 +167,9 @@ export class StateStore<T = unknown> {
       await rm(join(o.dir, 'tmp'), { recursive: true, force: true });
       await mkdir(join(o.dir, 'tmp'), { recursive: true });
       // temporary files of atomic writes (writeStateFile) a killed process left
-      for (const d of [o.outDir, o.dir, join(o.dir, 'commits'), join(o.dir, 'states'), join(o.dir, 'inputs')]) await prepareOutputDir(d);
+      for (const d of [o.dir, join(o.dir, 'commits'), join(o.dir, 'states'), join(o.dir, 'inputs')]) await prepareOutputDir(d);
+      await s.out.removeLeftovers();
       await s.claimOutput();
-      for (const name of await readdir(o.outDir)) {
-        if (name.startsWith('.part-') && name.endsWith('.tmp')) await rm(join(o.outDir, name), { force: true });
-      }
       await s.recover(o.warn);
     } catch (e) {
       await s.close();
@@ -179,14 +191,9 @@ export class StateStore<T = unknown> {
       id = randomBytes(16).toString('hex');
       await writeStateFile(idPath, `${id}\n`);
     }
-    const ownerPath = join(this.outDir, OUT_OWNER);
-    let owner: { stateId?: unknown; state?: unknown } | undefined;
-    try {
-      owner = JSON.parse(await readFile(ownerPath, 'utf8')) as { stateId?: unknown; state?: unknown };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw stateError(ownerPath, `unreadable owner record (${(e as Error).message})`, e);
-    }
-    const parts = (await readdir(this.outDir)).filter((n) => PART_RE.test(n));
+    const ownerPath = this.out.ownerLocation;
+    const owner = await this.out.readOwner();
+    const parts = await this.out.listParts();
     if (owner?.stateId === id) return;
     const refuse = (why: string): DbpruneError =>
       new DbpruneError(
@@ -202,12 +209,12 @@ export class StateStore<T = unknown> {
       throw refuse(`that the state folder ${this.dir} does not know (it has no commit)`);
     }
     // a fresh OUT, an empty one, or one written by this state before owner records existed
-    await writeStateFile(ownerPath, `${JSON.stringify({ stateId: id, state: this.dir })}\n`);
+    await this.out.writeOwner({ stateId: id, state: this.dir });
   }
 
   /** Releases the locks (call at the end; a crashed owner's locks are taken over by the next start). */
   async close(): Promise<void> {
-    await releasePidLock(join(this.outDir, OUT_LOCK));
+    await this.out.unlock();
     await releasePidLock(join(this.dir, 'LOCK'));
   }
 
@@ -230,6 +237,8 @@ export class StateStore<T = unknown> {
         chosen = await this.verify(file, seq);
         valid.push(seq);
       } catch (e) {
+        // an unreachable object store (or refused credentials) is this run's failure, not a corrupt commit
+        if (e instanceof DbpruneError && e.code !== ErrorCodes.STATE) throw e;
         const reason = e instanceof DbpruneError ? (typeof e.context.reason === 'string' ? e.context.reason : e.message) : String(e);
         this.problems.push({ code: ErrorCodes.STATE, file, reason });
         warn?.(`dbprune: state ${file} is invalid (${reason}); falling back to the previous commit [${ErrorCodes.STATE}]`);
@@ -242,12 +251,11 @@ export class StateStore<T = unknown> {
       warn?.(`dbprune: no valid commit in ${commitsDir}; starting from the beginning of the journal [${ErrorCodes.STATE}]`);
     }
     // Everything numbered after the commit resumed from is uncommitted.
-    for (const name of await readdir(this.outDir)) {
-      const m = PART_RE.exec(name);
-      if (m && Number(m[1]) > lastSeq) await rm(join(this.outDir, name), { force: true });
-      else if (m) this.committedSegments.push(name);
+    for (const name of await this.out.listParts()) {
+      const m = PART_RE.exec(name) as RegExpExecArray;
+      if (Number(m[1]) > lastSeq) await this.out.remove(name);
+      else this.committedSegments.push(name);
     }
-    this.committedSegments.sort();
     const statesDir = join(this.dir, 'states');
     for (const name of await readdir(statesDir)) {
       const m = STATE_RE.exec(name);
@@ -257,7 +265,7 @@ export class StateStore<T = unknown> {
       const m = COMMIT_RE.exec(name);
       if (m && Number(m[1]) > lastSeq) await rm(join(commitsDir, name), { force: true });
     }
-    await fsyncDir(this.outDir);
+    await this.out.sync();
     await fsyncDir(statesDir);
     await fsyncDir(commitsDir);
     this.seq = lastSeq;
@@ -278,18 +286,8 @@ export class StateStore<T = unknown> {
     if (rec.version !== 1 || rec.seq !== seq || typeof checksum !== 'string' || sha256Hex(recordBody(body)) !== checksum) {
       throw stateError(file, 'commit record checksum mismatch');
     }
-    const check = async (path: string, sum: FileSum): Promise<void> => {
-      let got: { sha256: string; bytes: number };
-      try {
-        got = await hashFile(path);
-      } catch (e) {
-        throw stateError(path, `missing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
-      }
-      if (got.bytes !== sum.bytes) throw stateError(path, `size ${got.bytes} != recorded ${sum.bytes} (half-written)`);
-      if (got.sha256 !== sum.sha256) throw stateError(path, 'checksum mismatch');
-    };
     const statePath = join(this.dir, 'states', rec.state.file);
-    await check(statePath, rec.state);
+    await checkFileSum(statePath, rec.state);
     let state: T;
     try {
       state = JSON.parse(await readFile(statePath, 'utf8')) as T;
@@ -299,9 +297,9 @@ export class StateStore<T = unknown> {
     let extraDir: string | null = null;
     if (rec.extra) {
       extraDir = join(this.dir, 'states', rec.extra.dir);
-      for (const f of rec.extra.files) await check(join(extraDir, f.file), f);
+      for (const f of rec.extra.files) await checkFileSum(join(extraDir, f.file), f);
     }
-    if (rec.segment) await check(join(this.outDir, rec.segment.file), rec.segment);
+    if (rec.segment) await this.out.check(rec.segment.file, rec.segment);
     return { record: rec, state, extraDir };
   }
 
@@ -331,14 +329,8 @@ export class StateStore<T = unknown> {
     const name = seqName(seq);
     let segment: CommitRecord['segment'] = null;
     if (args.segment) {
-      const file = `part-${name}.${this.segmentExt}`;
-      await fsyncFile(args.segment.tempPath);
-      const sum = await hashFile(args.segment.tempPath);
-      if (await pathExists(join(this.outDir, file))) {
-        throw stateError(join(this.outDir, file), 'a segment of this number exists already and is not this state\'s to overwrite');
-      }
-      await rename(args.segment.tempPath, join(this.outDir, file));
-      await fsyncDir(this.outDir);
+      const file = this.nextSegmentFile();
+      const sum = await this.out.publish(args.segment.tempPath, file);
       segment = { file, bytes: sum.bytes, sha256: sum.sha256, rows: args.segment.rows };
     }
     const statesDir = join(this.dir, 'states');
@@ -380,8 +372,7 @@ export class StateStore<T = unknown> {
   }
 
   private async writeCommittedIndex(): Promise<void> {
-    const path = join(this.outDir, 'committed.json');
-    await writeStateFile(path, `${JSON.stringify({ seq: this.seq, segments: this.committedSegments.length, last: this.committedSegments.at(-1) ?? null })}\n`);
+    await this.out.writeIndex(`${JSON.stringify({ seq: this.seq, segments: this.committedSegments.length, last: this.committedSegments.at(-1) ?? null })}\n`);
   }
 
   /**

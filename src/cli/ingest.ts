@@ -3,6 +3,7 @@
  *
  *     dbprune ingest --state st/ --out manifest/ --watch incoming/ --listen 127.0.0.1:8080
  *     ls shards/*.tar | dbprune ingest --state st/ --out manifest/ --stdin --exit-when-done
+ *     dbprune ingest --state st/ --out s3://bucket/segments/ --watch incoming/   (--state stays local: its LOCK locks the prefix)
  *
  * stderr: one line when ready (`dbprune ingest: ready {json}`, with the listener's URL), one per
  * commit unless --quiet, warnings. stdout: one JSON object when the run ends (exit 0 after
@@ -58,7 +59,7 @@ export function registerIngest(program: Command, ctx: { signal: AbortSignal }): 
   addDbpParamOptions(program.command('ingest'))
     .description('continuous ingestion: shards / URL lists / embeddings keep arriving; crash-safe checkpoints, resumable')
     .requiredOption('--state <dir>', 'state folder (journal, commits); resume by running again with the same one', parseLocalDir('--state', 'it relies on fsync and rename'))
-    .requiredOption('--out <dir>', 'output folder for manifest segments part-<seq>.<format>', parseLocalDir('--out', 'ingest segments are not written to s3:// yet'))
+    .requiredOption('--out <dir>', 'output folder or s3:// prefix for manifest segments part-<seq>.<format>')
     .option('--watch <dir>', 'take new .tar shards / URL lists (or .npy with --embeddings) appearing in this folder', parseLocalDir('--watch', 'it is polled on the local disk'))
     .option('--stdin', 'read input paths/URLs from stdin, one a line')
     .option('--listen <host:port>', 'HTTP intake + /healthz + /metrics (POST /shards, POST /urls)')

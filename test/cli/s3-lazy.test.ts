@@ -1,7 +1,7 @@
 /**
  * The AWS SDK is loaded only when an s3:// location appears: `--help` and a local `prune` resolve
  * no `@aws-sdk/*` module; an s3:// path does (checked with a module-resolution hook). Flags that
- * must stay local (ingest's --state, --out, --watch) refuse s3:// up front.
+ * must stay local (ingest's --state and --watch) refuse s3:// up front; ingest's --out may be s3://.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,8 +30,8 @@ function importsOf(name: string, args: string[]): { code: number | null; specifi
 }
 
 describe('the AWS SDK loads lazily', { timeout: 120_000 }, () => {
-  it('ingest refuses s3:// for --state, --out and --watch (usage error, exit 2), loading no SDK', () => {
-    for (const flag of ['--state', '--out', '--watch']) {
+  it('ingest refuses s3:// for --state and --watch (usage error, exit 2), loading no SDK; --out s3:// loads it', () => {
+    for (const flag of ['--state', '--watch']) {
       const args = ['ingest', '--state', join(tmp, 'st'), '--out', join(tmp, 'seg'), '--stdin'];
       const i = args.indexOf(flag);
       if (i >= 0) args[i + 1] = 's3://bucket/x';
@@ -41,6 +41,10 @@ describe('the AWS SDK loads lazily', { timeout: 120_000 }, () => {
       expect(r.stderr).toMatch(new RegExp(`${flag} must be a local folder`));
       expect(r.specifiers.filter((s) => s.includes('@aws-sdk'))).toEqual([]);
     }
+    const out = importsOf('ingest-out', ['ingest', '--state', join(tmp, 'st-out'), '--out', 's3://bucket/x', '--stdin', '--exit-when-done']);
+    expect(out.code, out.stderr).toBe(1); // nothing listens on 127.0.0.1:9
+    expect(out.stderr).toMatch(/s3:\/\/bucket\/x.*\[ERR_DBPRUNE_STORAGE\]/);
+    expect(out.specifiers).toContain('@aws-sdk/client-s3');
   });
 
 
