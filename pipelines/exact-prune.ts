@@ -14,7 +14,7 @@ import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/cor
 import { choiceOption, integerOption } from '../src/core/validate.js';
 import { AssignPool } from '../src/kernels/assign-pool.js';
 import { NearestCentroid, ORT_MIN_WORK } from '../src/kernels/nearest-centroid.js';
-import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
+import { decisionRow, errorRow, type ManifestRow, type SampleRef } from '../src/core/sample.js';
 import { normalizedCopy, normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, MANIFEST_FORMATS, type ManifestFormat } from '../src/io/manifest.js';
@@ -26,6 +26,7 @@ import { ReportCollector } from '../src/report/report-data.js';
 import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/report/report-html.js';
 import type { EmbeddingSourceInput as SourceOptions } from '../src/io/embeddings-source.js';
+import { BatchTap } from './batch-tap.js';
 import { exactStats } from './exact-stats.js';
 import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 
@@ -117,10 +118,32 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
 
   // Pass 1 in its own function: its buffers (read pool, ORT worker and its pool) are unreachable
   // once it returns, so pass 2 does not stack on top of them.
-  const { cluster, distance, centroids, renormalized, invalid } = await assignPass({ source, c, k, dim, total, batchRows, opts });
-  throwIfAborted(signal);
   // Repeated (shard, key) pairs and keys kept.txt cannot hold: error rows, outside the statistics.
-  const keyProblems = await findKeyProblems(() => sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS }), total, signal);
+  // The check hashes the SampleRefs pass 1 reads anyway, while the workers assign (its rare second
+  // read, when hashes repeat, reads the keys again).
+  const refTap = new BatchTap<SampleRef[]>();
+  let tapped = false;
+  const keyCheck = findKeyProblems(
+    () => {
+      if (tapped) return sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS });
+      tapped = true;
+      return refTap;
+    },
+    total,
+    signal,
+  );
+  keyCheck.catch(() => undefined); // awaited below; pass 1's own failure comes first
+  let pass1: Awaited<ReturnType<typeof assignPass>>;
+  try {
+    pass1 = await assignPass({ source, c, k, dim, total, batchRows, opts, onRefs: (refs) => refTap.push(refs) });
+    refTap.end();
+  } catch (e) {
+    refTap.fail(e);
+    throw e;
+  }
+  const { cluster, distance, centroids, renormalized, invalid } = pass1;
+  const keyProblems = await keyCheck;
+  throwIfAborted(signal);
   const keyFlags = keyProblems.flags;
   if (keyFlags) for (let r = 0; r < total; r++) if (keyFlags[r] !== KEY_OK) cluster[r] = -1;
   // DataComp filters (basic → CLIP score), before SemDeDup and DBP: filtered rows leave the records.
@@ -337,8 +360,10 @@ async function assignPass(a: {
   total: number;
   batchRows: number;
   opts: ExactPruneOptions;
+  /** Each batch's SampleRefs, in row order (pass 1 waits on the returned promise). */
+  onRefs: (refs: SampleRef[]) => Promise<void>;
 }): Promise<{ cluster: Int32Array; distance: Float32Array; centroids: Float32Array; renormalized: number; invalid: number }> {
-  const { source, c, k, dim, total, batchRows, opts } = a;
+  const { source, c, k, dim, total, batchRows, opts, onRefs } = a;
   const centroids = normalizedCopy(c.data, k, dim);
   const cluster = new Int32Array(total);
   const distance = new Float32Array(total);
@@ -354,6 +379,7 @@ async function assignPass(a: {
     try {
       for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
         const n = b.rows.length;
+        await onRefs(b.rows);
         const norm = normalizeRows(b.embeddings, n, dim);
         renormalized += norm.renormalized;
         invalid += norm.invalidCount;
@@ -389,6 +415,7 @@ async function assignPass(a: {
       for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
         const n = b.rows.length;
         inflight.push(assignBatch(b.embeddings, row, n));
+        await onRefs(b.rows);
         row += n;
         if (inflight.length >= 2 * workers.size) await inflight.shift();
       }
