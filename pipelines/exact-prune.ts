@@ -222,7 +222,8 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
     kept: join(opts.out, 'kept.txt'),
     stats: join(opts.out, 'stats.json'),
   } as ExactPruneResult['files'];
-  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  // Parquet is encoded on a worker thread: pass 2's main thread reads, decides and builds the columns.
+  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS, encodeOnWorker: true });
   const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const uidsPath = join(opts.out, 'kept_uids.npy');
   const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
