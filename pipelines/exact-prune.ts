@@ -9,6 +9,7 @@
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
 import { joinLocation as join } from '../src/io/storage/index.js';
+import { interClusterDistance } from '../src/core/complexity.js';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
 import { choiceOption, integerOption } from '../src/core/validate.js';
@@ -137,13 +138,13 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   keyCheck.catch(() => undefined); // awaited below; pass 1's own failure comes first
   let pass1: Awaited<ReturnType<typeof assignPass>>;
   try {
-    pass1 = await assignPass({ source, c, k, dim, total, batchRows, opts, onRefs: (refs) => refTap.push(refs) });
+    pass1 = await assignPass({ source, c, k, dim, total, batchRows, opts, numNNs: resolved.numNNs, onRefs: (refs) => refTap.push(refs) });
     refTap.end();
   } catch (e) {
     refTap.fail(e);
     throw e;
   }
-  const { cluster, distance, centroids, renormalized, invalid } = pass1;
+  const { cluster, distance, centroids, dInter, renormalized, invalid } = pass1;
   const keyProblems = await keyCheck;
   throwIfAborted(signal);
   const keyFlags = keyProblems.flags;
@@ -168,7 +169,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   }
   const pass1End = performance.now();
   if (opts.target !== undefined) params = { ...resolved, keepRatio: targetRatio(opts.target, cluster) };
-  const plan = planDbp({ cluster, distance, n: total }, centroids, k, dim, params);
+  const plan = planDbp({ cluster, distance, n: total }, centroids, k, dim, params, dInter);
   const planEnd = performance.now();
   if (plan.n === 0) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, 'no valid embedding rows: every row holds NaN/Inf or zeros');
 
@@ -363,11 +364,14 @@ async function assignPass(a: {
   total: number;
   batchRows: number;
   opts: ExactPruneOptions;
+  /** numNNs of d_inter, computed here while the assign workers start. */
+  numNNs: number;
   /** Each batch's SampleRefs, in row order (pass 1 waits on the returned promise). */
   onRefs: (refs: SampleRef[]) => Promise<void>;
-}): Promise<{ cluster: Int32Array; distance: Float32Array; centroids: Float32Array; renormalized: number; invalid: number }> {
+}): Promise<{ cluster: Int32Array; distance: Float32Array; centroids: Float32Array; dInter: Float64Array; renormalized: number; invalid: number }> {
   const { source, c, k, dim, total, batchRows, opts, onRefs } = a;
   const centroids = normalizedCopy(c.data, k, dim);
+  let dInter: Float64Array;
   const cluster = new Int32Array(total);
   const distance = new Float32Array(total);
   let row = 0;
@@ -378,6 +382,7 @@ async function assignPass(a: {
   const pool = new Float32ArrayPool(6);
   if ((opts.backend ?? 'auto') === 'js' || k < 2 || k * dim < ORT_MIN_WORK) {
     // Small problems (and the js backend): one in-thread NearestCentroid, no workers to start.
+    dInter = interClusterDistance(centroids, k, dim, a.numNNs);
     const nearest = await NearestCentroid.create(c.data, k, dim, { backend: opts.backend ?? 'auto', threads: opts.threads, batchRows });
     try {
       for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
@@ -402,7 +407,15 @@ async function assignPass(a: {
     }
   } else {
     // The main thread reads; the workers normalise and assign (two batches queued per worker).
-    const workers = await AssignPool.create(c.data, k, dim, { threads: opts.threads === undefined ? undefined : Math.max(1, Math.floor(opts.threads / 2)) });
+    const starting = AssignPool.create(c.data, k, dim, { threads: opts.threads === undefined ? undefined : Math.max(1, Math.floor(opts.threads / 2)) });
+    // d_inter needs only the centroids: computed while the workers start (it was serial in the plan).
+    try {
+      dInter = interClusterDistance(centroids, k, dim, a.numNNs);
+    } catch (e) {
+      await starting.then((w) => w.dispose(), () => undefined);
+      throw e;
+    }
+    const workers = await starting;
     const inflight: Promise<void>[] = [];
     const assignBatch = async (x: Float32Array, start: number, n: number): Promise<void> => {
       const r = await workers.assign(x, n, { normalize: 1e-4 });
@@ -429,5 +442,5 @@ async function assignPass(a: {
     }
   }
   if (row !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 1 read ${row} rows, expected ${total}`);
-  return { cluster, distance, centroids, renormalized, invalid };
+  return { cluster, distance, centroids, dInter, renormalized, invalid };
 }
