@@ -2,8 +2,8 @@
  * The Parquet manifest encoder on a worker thread. The main thread still turns rows into columns
  * and each row group into an Arrow IPC message; the worker turns those into Parquet bytes with
  * parquet-wasm (the same `transformParquetStream`, writer properties and row groups as
- * {@link ParquetWriter}, so the file is byte-identical) and hands the bytes back, which the main
- * thread writes to the sink in order. Measured in exact mode (`prune`, 1M rows): the wasm encoder
+ * `ParquetWriter` in parquet-writer.ts, so the file is byte-identical) and hands the bytes back,
+ * which the main thread writes to the sink in order. Measured in exact mode (`prune`, 1M rows): the wasm encoder
  * was ~0.7 s of pass 2's main thread while the second core idled.
  *
  * Up to two row groups are in flight (one being encoded, one queued). The worker is started from
