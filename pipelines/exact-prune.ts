@@ -9,12 +9,13 @@
  * Memory beyond constants is the records: an Int32Array and a Float32Array of N.
  */
 import { joinLocation as join } from '../src/io/storage/index.js';
+import { interClusterDistance } from '../src/core/complexity.js';
 import { createDecider, planDbp, resolveDbpParams, type DbpParams, type DbpPlan } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted, UsageError } from '../src/core/errors.js';
 import { choiceOption, integerOption } from '../src/core/validate.js';
 import { AssignPool } from '../src/kernels/assign-pool.js';
 import { NearestCentroid, ORT_MIN_WORK } from '../src/kernels/nearest-centroid.js';
-import { decisionRow, errorRow, type ManifestRow } from '../src/core/sample.js';
+import { decisionRow, errorRow, type ManifestRow, type SampleRef } from '../src/core/sample.js';
 import { normalizedCopy, normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
 import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, MANIFEST_FORMATS, type ManifestFormat } from '../src/io/manifest.js';
@@ -26,6 +27,7 @@ import { ReportCollector } from '../src/report/report-data.js';
 import { findKeyProblems, keyProblemRow, KEY_OK } from '../src/io/key-problems.js';
 import { writeReport } from '../src/report/report-html.js';
 import type { EmbeddingSourceInput as SourceOptions } from '../src/io/embeddings-source.js';
+import { BatchTap } from './batch-tap.js';
 import { exactStats } from './exact-stats.js';
 import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 
@@ -36,10 +38,12 @@ import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterR
 const MANIFEST_ROW_GROUP_ROWS = 32_768;
 
 /**
- * Pass 2 batch size: keys/metadata only. 16,384 rather than 65,536: the ManifestRow objects of a
- * batch are the JS heap peak of pass 2 (1M×512, k = 500: peak RSS 389 → 355 MB, pass 2 no slower).
+ * Pass 2 batch size: keys/metadata only. The ManifestRow objects of a batch are the JS heap peak of
+ * pass 2, and with the Parquet encoder on a worker a batch lives across more waits: 4,096 rows die
+ * young where 16,384 were promoted to the old generation (1M×512, k = 500, same-run medians: peak
+ * RSS 372 → 334 MB, 7.6 → 7.3 CPU-s; 65,536 → 16,384 had taken it from 389 to 355 MB before).
  */
-const PASS2_BATCH_ROWS = 16_384;
+const PASS2_BATCH_ROWS = 4_096;
 
 export { exactStats };
 
@@ -117,10 +121,32 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
 
   // Pass 1 in its own function: its buffers (read pool, ORT worker and its pool) are unreachable
   // once it returns, so pass 2 does not stack on top of them.
-  const { cluster, distance, centroids, renormalized, invalid } = await assignPass({ source, c, k, dim, total, batchRows, opts });
-  throwIfAborted(signal);
   // Repeated (shard, key) pairs and keys kept.txt cannot hold: error rows, outside the statistics.
-  const keyProblems = await findKeyProblems(() => sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS }), total, signal);
+  // The check hashes the SampleRefs pass 1 reads anyway, while the workers assign (its rare second
+  // read, when hashes repeat, reads the keys again).
+  const refTap = new BatchTap<SampleRef[]>();
+  let tapped = false;
+  const keyCheck = findKeyProblems(
+    () => {
+      if (tapped) return sampleRefBatches({ ...source, batchRows: PASS2_BATCH_ROWS });
+      tapped = true;
+      return refTap;
+    },
+    total,
+    signal,
+  );
+  keyCheck.catch(() => undefined); // awaited below; pass 1's own failure comes first
+  let pass1: Awaited<ReturnType<typeof assignPass>>;
+  try {
+    pass1 = await assignPass({ source, c, k, dim, total, batchRows, opts, numNNs: resolved.numNNs, onRefs: (refs) => refTap.push(refs) });
+    refTap.end();
+  } catch (e) {
+    refTap.fail(e);
+    throw e;
+  }
+  const { cluster, distance, centroids, dInter, renormalized, invalid } = pass1;
+  const keyProblems = await keyCheck;
+  throwIfAborted(signal);
   const keyFlags = keyProblems.flags;
   if (keyFlags) for (let r = 0; r < total; r++) if (keyFlags[r] !== KEY_OK) cluster[r] = -1;
   // DataComp filters (basic → CLIP score), before SemDeDup and DBP: filtered rows leave the records.
@@ -143,7 +169,7 @@ export async function pruneExact(opts: ExactPruneOptions): Promise<ExactPruneRes
   }
   const pass1End = performance.now();
   if (opts.target !== undefined) params = { ...resolved, keepRatio: targetRatio(opts.target, cluster) };
-  const plan = planDbp({ cluster, distance, n: total }, centroids, k, dim, params);
+  const plan = planDbp({ cluster, distance, n: total }, centroids, k, dim, params, dInter);
   const planEnd = performance.now();
   if (plan.n === 0) throw new DbpruneError(ErrorCodes.INPUT_FORMAT, 'no valid embedding rows: every row holds NaN/Inf or zeros');
 
@@ -199,7 +225,8 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
     kept: join(opts.out, 'kept.txt'),
     stats: join(opts.out, 'stats.json'),
   } as ExactPruneResult['files'];
-  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  // Parquet is encoded on a worker thread: pass 2's main thread reads, decides and builds the columns.
+  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS, encodeOnWorker: true });
   const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const uidsPath = join(opts.out, 'kept_uids.npy');
   const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(uidsPath)) : undefined;
@@ -337,9 +364,14 @@ async function assignPass(a: {
   total: number;
   batchRows: number;
   opts: ExactPruneOptions;
-}): Promise<{ cluster: Int32Array; distance: Float32Array; centroids: Float32Array; renormalized: number; invalid: number }> {
-  const { source, c, k, dim, total, batchRows, opts } = a;
+  /** numNNs of d_inter, computed here while the assign workers start. */
+  numNNs: number;
+  /** Each batch's SampleRefs, in row order (pass 1 waits on the returned promise). */
+  onRefs: (refs: SampleRef[]) => Promise<void>;
+}): Promise<{ cluster: Int32Array; distance: Float32Array; centroids: Float32Array; dInter: Float64Array; renormalized: number; invalid: number }> {
+  const { source, c, k, dim, total, batchRows, opts, onRefs } = a;
   const centroids = normalizedCopy(c.data, k, dim);
+  let dInter: Float64Array;
   const cluster = new Int32Array(total);
   const distance = new Float32Array(total);
   let row = 0;
@@ -350,10 +382,12 @@ async function assignPass(a: {
   const pool = new Float32ArrayPool(6);
   if ((opts.backend ?? 'auto') === 'js' || k < 2 || k * dim < ORT_MIN_WORK) {
     // Small problems (and the js backend): one in-thread NearestCentroid, no workers to start.
+    dInter = interClusterDistance(centroids, k, dim, a.numNNs);
     const nearest = await NearestCentroid.create(c.data, k, dim, { backend: opts.backend ?? 'auto', threads: opts.threads, batchRows });
     try {
       for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
         const n = b.rows.length;
+        await onRefs(b.rows);
         const norm = normalizeRows(b.embeddings, n, dim);
         renormalized += norm.renormalized;
         invalid += norm.invalidCount;
@@ -373,7 +407,15 @@ async function assignPass(a: {
     }
   } else {
     // The main thread reads; the workers normalise and assign (two batches queued per worker).
-    const workers = await AssignPool.create(c.data, k, dim, { threads: opts.threads === undefined ? undefined : Math.max(1, Math.floor(opts.threads / 2)) });
+    const starting = AssignPool.create(c.data, k, dim, { threads: opts.threads === undefined ? undefined : Math.max(1, Math.floor(opts.threads / 2)) });
+    // d_inter needs only the centroids: computed while the workers start (it was serial in the plan).
+    try {
+      dInter = interClusterDistance(centroids, k, dim, a.numNNs);
+    } catch (e) {
+      await starting.then((w) => w.dispose(), () => undefined);
+      throw e;
+    }
+    const workers = await starting;
     const inflight: Promise<void>[] = [];
     const assignBatch = async (x: Float32Array, start: number, n: number): Promise<void> => {
       const r = await workers.assign(x, n, { normalize: 1e-4 });
@@ -389,6 +431,7 @@ async function assignPass(a: {
       for await (const b of embeddingBatches({ ...source, batchRows, pool })) {
         const n = b.rows.length;
         inflight.push(assignBatch(b.embeddings, row, n));
+        await onRefs(b.rows);
         row += n;
         if (inflight.length >= 2 * workers.size) await inflight.shift();
       }
@@ -399,5 +442,5 @@ async function assignPass(a: {
     }
   }
   if (row !== total) throw new DbpruneError(ErrorCodes.INTERNAL, `pass 1 read ${row} rows, expected ${total}`);
-  return { cluster, distance, centroids, renormalized, invalid };
+  return { cluster, distance, centroids, dInter, renormalized, invalid };
 }

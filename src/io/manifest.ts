@@ -13,11 +13,12 @@
  * one row group.
  */
 import type { Writable } from 'node:stream';
-import { choiceOption, integerOption } from '../core/validate.js';
+import { booleanOption, choiceOption, integerOption } from '../core/validate.js';
 import { ArrowWriter } from './manifest/arrow-writer.js';
 import { fileSink, writableSink, type ByteSink } from './manifest/byte-sink.js';
 import { JSONL_FLUSH_ROWS, JsonlWriter } from './manifest/jsonl-writer.js';
 import { ParquetWriter } from './manifest/parquet-writer.js';
+import { ParquetWorkerWriter } from './manifest/parquet-worker-writer.js';
 import { MANIFEST_FORMATS, type ManifestFormat, type ManifestWriter, type ManifestWriterOptions } from './manifest/types.js';
 
 export { MANIFEST_COLUMNS, MANIFEST_FORMATS, manifestFormatFromPath } from './manifest/types.js';
@@ -32,10 +33,10 @@ function rowGroupRowsOption(options: ManifestWriterOptions): number {
 }
 
 /** The encoder of `format` over `sink`; `arrowStream`: the Arrow IPC stream format (pipes) rather than the file format. */
-function encoder(format: ManifestFormat, sink: ByteSink, rowGroupRows: number, arrowStream: boolean): ManifestWriter {
+function encoder(format: ManifestFormat, sink: ByteSink, rowGroupRows: number, arrowStream: boolean, onWorker = false): ManifestWriter {
   if (format === 'jsonl') return new JsonlWriter(sink, Math.min(rowGroupRows, JSONL_FLUSH_ROWS));
   if (format === 'arrow') return new ArrowWriter(sink, rowGroupRows, arrowStream);
-  return new ParquetWriter(sink, rowGroupRows);
+  return onWorker ? new ParquetWorkerWriter(sink, rowGroupRows) : new ParquetWriter(sink, rowGroupRows);
 }
 
 /**
@@ -48,7 +49,8 @@ function encoder(format: ManifestFormat, sink: ByteSink, rowGroupRows: number, a
  * - `jsonl`: one JSON object per line, keys in column order.
  *
  * Memory stays at about `rowGroupRows` rows whatever the manifest length.
- * Options: `rowGroupRows` (default 65536, 1 … 2^20).
+ * Options: `rowGroupRows` (default 65536, 1 … 2^20); `encodeOnWorker` (Parquet: encode on a worker
+ * thread, same bytes; the writer must then always be closed).
  *
  * @throws ERR_DBPRUNE_INVALID_OPTION for an unknown format or bad option.
  * @throws ERR_DBPRUNE_OUTPUT (from write/close, context.file) when the file cannot be written or
@@ -57,7 +59,8 @@ function encoder(format: ManifestFormat, sink: ByteSink, rowGroupRows: number, a
 export function createManifestWriter(path: string, format: ManifestFormat, options: ManifestWriterOptions = {}): ManifestWriter {
   const checked = choiceOption(format, 'format', MANIFEST_FORMATS);
   const rowGroupRows = rowGroupRowsOption(options);
-  return encoder(checked, fileSink(path), rowGroupRows, false);
+  const onWorker = booleanOption(options.encodeOnWorker, 'encodeOnWorker', false);
+  return encoder(checked, fileSink(path), rowGroupRows, false, onWorker);
 }
 
 /**

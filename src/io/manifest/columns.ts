@@ -21,6 +21,24 @@ export const MANIFEST_SCHEMA = new Schema([
   new Field('status', new Utf8(), false),
 ]);
 
+/** Strings up to this length are copied byte by byte when ASCII (keys, decisions, reasons). */
+const SHORT_STRING = 48;
+
+/**
+ * Writes `s` as UTF-8 at `at` (room for 3 bytes a UTF-16 unit is there) and returns the bytes
+ * written: a loop over char codes for ASCII, which for the short strings of a manifest costs less
+ * than a `Buffer.write` call per string; anything else goes to `Buffer.write` (same bytes).
+ */
+function writeShort(bytes: Buffer, at: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return bytes.write(s, at, 'utf8');
+    bytes[at + i] = c;
+  }
+  return n;
+}
+
 class StringColumn {
   private bytes: Buffer = Buffer.allocUnsafe(1 << 16);
   private len = 0;
@@ -49,7 +67,7 @@ class StringColumn {
           this.bytes.copy(nb, 0, 0, this.len);
           this.bytes = nb;
         }
-        this.len += this.bytes.write(s, this.len, 'utf8');
+        this.len += s.length <= SHORT_STRING ? writeShort(this.bytes, this.len, s) : this.bytes.write(s, this.len, 'utf8');
       }
     }
     this.offsets[i + 1] = this.len;

@@ -23,6 +23,12 @@ export interface ManifestWriter {
 export interface ManifestWriterOptions {
   /** Rows buffered before a record batch / row group is flushed. Default 65536; 1 … 2^20. */
   rowGroupRows?: number;
+  /**
+   * Parquet only: encode on a worker thread (the main thread keeps building the columns), for
+   * callers whose main thread is the bottleneck. Same bytes. Default false. The writer must then be
+   * closed (`close()`) on every path, or the worker keeps the process alive.
+   */
+  encodeOnWorker?: boolean;
 }
 
 /** Column order of every manifest format. */
