@@ -113,6 +113,11 @@ export interface DecisionTailOptions extends DbpParams {
   dedupEps?: readonly number[];
   /** Write report.html (and thumbnails.json) into `out` at the end. Default true when `out` is set. */
   report?: boolean;
+  /**
+   * Called with each batch's vectors once nothing reads them any more (past assign and dedup),
+   * exactly once per batch: the source's buffer pool takes them back (embeddings-to-manifest.ts).
+   */
+  releaseVectors?: (vectors: Float32Array) => void;
 }
 
 export interface RunCounters {
@@ -252,10 +257,13 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     decision.assign,
     ...(dedupStage ? [dedupStage] : []),
     // Past assign (and dedup) nothing reads the vectors: let them go now rather than when the
-    // batch leaves decide (up to ~8 batches, 4 MB each at d = 512, wait in the queues between).
+    // batch leaves decide (up to ~8 batches, 4 MB each at d = 512, wait in the queues between),
+    // back to the source's pool when it recycles them.
     tap(
       (b: EmbeddingBatch) => {
+        const vectors = b.embeddings;
         b.embeddings = NO_EMBEDDINGS;
+        opts.releaseVectors?.(vectors);
       },
       { highWaterMark: BATCH_HIGH_WATER_MARK },
     ),

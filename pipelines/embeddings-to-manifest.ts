@@ -15,6 +15,7 @@ import { tap } from '../src/stages/tap.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
 import { join } from 'node:path';
 import { createUidSubsetWriter } from '../src/io/manifest.js';
+import { Float32ArrayPool } from '../src/io/npy.js';
 import { dataCompFilterStages } from './datacomp-stages.js';
 import type { DataCompFilterOptions } from './datacomp-filters.js';
 import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type StreamingResult } from './decision-tail.js';
@@ -25,6 +26,14 @@ import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type Str
  * 100k / 1M; 8,192 → 184k/s and 370 / 393 MB (bigger batches wait in queues and lag the GC).
  */
 export const DEFAULT_EMBEDDING_BATCH_ROWS = 2048;
+
+/**
+ * Embedding batches read and not yet past assign, beyond the two per worker the assign stage
+ * holds (the read-ahead included): the source waits for a free buffer past that. Before (no bound,
+ * buffers left to the GC) 25–35 batches of 4 MB were alive at once and peak RSS passed 400 MB at
+ * 1M rows (bench/RESULTS.md, issue 16).
+ */
+export const READ_AHEAD_BATCHES = 2;
 
 /** Options of {@link embeddingsToManifest}: the embedding source (`.npy` / clip-retrieval folder / DataComp shards) plus the decision tail's options. */
 export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
@@ -56,7 +65,23 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   // One worker per core beside the main thread (which reads, decides and writes): on 2 cores the
   // two sides cost about the same (≈ 3.5 CPU-s per million rows each at d = 512, k = 500), and a
   // second worker only competed with the main thread and added ~50 MB of peak RSS.
-  const tail = await openDecisionTail({ assignWorkers: Math.max(1, Math.min(3, cpus().length - 1)), ...opts, normalize: true });
+  // .npy batches come from a pool the tail gives them back to past assign, which also bounds how
+  // far the reader runs ahead (see READ_AHEAD_BATCHES). DataComp's npz reader allocates.
+  const assignWorkers = opts.assignWorkers ?? Math.max(1, Math.min(3, cpus().length - 1));
+  let pool: Float32ArrayPool | undefined;
+  const tail = await openDecisionTail({
+    ...opts,
+    assignWorkers,
+    normalize: true,
+    releaseVectors: opts.datacomp === undefined ? (v) => pool?.release(v) : undefined,
+  });
+  if (opts.datacomp === undefined) {
+    const inFlight = 2 * Math.max(1, assignWorkers) + READ_AHEAD_BATCHES; // assignWorkers is valid now
+    const batches = new Float32ArrayPool(Math.min(64, inFlight), inFlight);
+    // A torn-down pipeline (error, abort) must not leave the reader waiting for a buffer.
+    for (const s of [...tail.stages, tail.sink]) s.once('close', () => batches.close());
+    pool = batches;
+  }
   opts.onTail?.(tail);
   const uids = opts.datacomp !== undefined && opts.out !== undefined ? keptUidSubset(tail, join(opts.out, 'kept_uids.npy')) : undefined;
   let rowsIn = 0;
@@ -64,7 +89,7 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
     const filters = dataCompFilterStages(opts);
     await pipeline(
       Readable.from(
-        embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, signal }),
+        embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, pool, signal }),
         { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK },
       ),
       tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),

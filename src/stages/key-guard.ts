@@ -21,7 +21,7 @@
 import { Transform } from 'node:stream';
 import { ErrorCodes } from '../core/errors.js';
 import { integerOption } from '../core/validate.js';
-import { FingerprintSet } from '../core/fingerprint-set.js';
+import { FingerprintSet, fingerprint96 } from '../core/fingerprint-set.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
 
 /** Options of {@link keyGuard}: keys remembered per shard (default 2^22; 1..2^26), a warning callback, and whether a shard name that comes back is flagged (default true). */
@@ -44,6 +44,39 @@ export type KeyGuardStream = Transform & {
 
 const inShard = (shard: string): string => (shard === '' ? '' : ` in shard ${shard}`);
 
+/** Sub-sets of one shard's keys (a power of two). */
+const KEY_SUBSETS = 16;
+
+/**
+ * One shard's keys as {@link KEY_SUBSETS} fingerprint sets, picked by a fingerprint word the set
+ * does not index its slots with: the same members and answers as one set (equal fingerprints
+ * always meet in one sub-set), but each table grows to 1/16 of the size. One table of a million
+ * keys is 24 MB and replaced by a fresh one at each doubling: freeing those large blocks raised
+ * glibc's dynamic mmap/trim thresholds to 12–24 MB, after which every thread's malloc arena kept
+ * that much freed memory, and peak RSS of `run --embeddings` at 1M rows rose by ~25 MB (issue 16).
+ */
+class ShardKeys {
+  private readonly sets = Array.from({ length: KEY_SUBSETS }, () => new FingerprintSet());
+  private readonly fp = new Uint32Array(3);
+  size = 0;
+
+  private setOf(key: string): FingerprintSet {
+    fingerprint96(key, this.fp);
+    return this.sets[this.fp[1] & (KEY_SUBSETS - 1)];
+  }
+
+  /** Adds `key`; false when it (its fingerprint) was already a member. */
+  add(key: string): boolean {
+    if (!this.setOf(key).add(key)) return false;
+    this.size++;
+    return true;
+  }
+
+  has(key: string): boolean {
+    return this.setOf(key).has(key);
+  }
+}
+
 /** True when a key can be written as one line of `kept.txt`. */
 export function isWritableKey(key: string): boolean {
   return !/[\r\n]/.test(key);
@@ -61,7 +94,7 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
   const flagRepeated = opts.repeatedShards ?? true;
   const done = new Set<string>();
   let shard: string | undefined;
-  let keys = new FingerprintSet();
+  let keys = new ShardKeys();
   let repeated = false;
   let warned = false;
   let duplicates = 0;
@@ -72,7 +105,7 @@ export function keyGuard(opts: KeyGuardOptions = {}): KeyGuardStream {
     if (s !== shard) {
       if (shard !== undefined) done.add(shard);
       shard = s;
-      keys = new FingerprintSet();
+      keys = new ShardKeys();
       repeated = flagRepeated && done.has(s);
       warned = false;
     }

@@ -46,3 +46,22 @@ describe('keyGuard', () => {
     expect([isWritableKey('a b'), isWritableKey('a\nb'), isWritableKey('a\rb')]).toEqual([true, false, false]);
   });
 });
+
+describe('keyGuard with many keys in one shard', () => {
+  it('finds exactly the repeated keys among 120,000 (keys spread over its sub-sets), and forgets them at the next shard', async () => {
+    const keys: string[] = [];
+    for (let i = 0; i < 100_000; i++) keys.push(`img-${i}.jpg`);
+    for (let i = 0; i < 20_000; i++) keys.push(`img-${(i * 4999) % 100_000}.jpg`); // 20,000 repeats, all distinct
+    const rows = keys.map((key): [string, string] => ['big.tar', key]);
+    const batches: EmbeddingBatch[] = [];
+    for (let s = 0; s < rows.length; s += 4096) batches.push(batch(rows.slice(s, s + 4096)));
+    batches.push(batch([['next.tar', 'img-1.jpg'], ['next.tar', 'img-1.jpg']]));
+    const g = keyGuard();
+    const out = await runThrough<EmbeddingBatch>(batches, g);
+    const r = reasons(out);
+    expect(r.slice(0, 100_000).every((x) => x === 'ok')).toBe(true);
+    expect(r.slice(100_000, 120_000).every((x) => x === 'error:duplicate-key')).toBe(true);
+    expect(r.slice(120_000)).toEqual(['ok', 'error:duplicate-key']);
+    expect(g.duplicates).toBe(20_001);
+  });
+});

@@ -22,22 +22,84 @@ export interface NpyRowBatch {
  * Recycles equal-sized Float32Arrays between a reader and a consumer that knows when it is done
  * with a batch, so a long pass keeps a few buffers instead of leaving one per batch to the GC
  * (at 4096 × 512 floats, 8 MB each). Holds at most `maxFree` idle buffers (default 4, 1..64).
+ *
+ * With `maxLive` (1..4096; default unbounded) it also bounds the buffers handed out and not yet
+ * released: {@link acquireWhenFree} waits while `maxLive` are out, so a reader cannot run further
+ * ahead of its consumer than that (the streaming path's peak RSS, issue 16). Every buffer acquired
+ * must then be released exactly once, and {@link close} ends all waiting (a torn-down pipeline).
  */
 export class Float32ArrayPool {
   private readonly free: Float32Array[] = [];
-  constructor(private readonly maxFree = 4) {
+  private readonly waiting = new Set<() => void>();
+  private out = 0;
+  private closed = false;
+  private readonly maxLive: number;
+  constructor(
+    private readonly maxFree = 4,
+    maxLive?: number,
+  ) {
     integerOption(maxFree, 'maxFree', { min: 1, max: 64 });
+    this.maxLive = maxLive === undefined ? Infinity : integerOption(maxLive, 'maxLive', { min: 1, max: 4096 });
   }
 
-  /** An idle buffer of exactly `length` floats (contents unspecified), or a new one. */
+  /** Buffers acquired and not yet released. */
+  get live(): number {
+    return this.out;
+  }
+
+  /** An idle buffer of exactly `length` floats (contents unspecified), or a new one. Never waits. */
   acquire(length: number): Float32Array {
+    this.out++;
     const i = this.free.findIndex((a) => a.length === length);
-    return i >= 0 ? (this.free.splice(i, 1)[0]) : new Float32Array(length);
+    return i >= 0 ? this.free.splice(i, 1)[0] : new Float32Array(length);
   }
 
-  /** Hands a buffer back; the caller must not touch it afterwards. */
+  /**
+   * As {@link acquire}, after waiting while `maxLive` buffers are out (no wait without `maxLive`
+   * or once the pool is closed). Throws ERR_DBPRUNE_ABORTED when `signal` fires.
+   */
+  async acquireWhenFree(length: number, signal?: AbortSignal): Promise<Float32Array> {
+    while (this.out >= this.maxLive && !this.closed) {
+      throwIfAborted(signal);
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          this.waiting.delete(wake);
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiting.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+    throwIfAborted(signal);
+    return this.acquire(length);
+  }
+
+  /**
+   * Hands a buffer back; the caller must not touch it afterwards. A full pool makes room by
+   * dropping an idle buffer of another length (a file's shorter last batch), else drops `a`.
+   */
   release(a: Float32Array): void {
-    if (this.free.length < this.maxFree && a.byteOffset === 0 && a.length * 4 === a.buffer.byteLength) this.free.push(a);
+    if (this.out > 0) this.out--;
+    this.wakeOne();
+    if (a.byteOffset !== 0 || a.length * 4 !== a.buffer.byteLength || a.length === 0) return;
+    if (this.free.length >= this.maxFree) {
+      const other = this.free.findIndex((b) => b.length !== a.length);
+      if (other < 0) return;
+      this.free.splice(other, 1);
+    }
+    this.free.push(a);
+  }
+
+  /** Ends every wait in {@link acquireWhenFree}, now and later (idempotent). */
+  close(): void {
+    this.closed = true;
+    for (const wake of [...this.waiting]) wake();
+  }
+
+  private wakeOne(): void {
+    const first = this.waiting.values().next();
+    if (!first.done) first.value();
   }
 }
 
@@ -45,7 +107,10 @@ export class Float32ArrayPool {
 export interface ReadNpyRowsOptions {
   /** Rows per yielded batch. Default 8192; 1 … 2^24. */
   batchRows?: number;
-  /** Recycle batch buffers (see {@link Float32ArrayPool}); the consumer releases each batch's `data`. */
+  /**
+   * Recycle batch buffers (see {@link Float32ArrayPool}); the consumer releases each batch's `data`
+   * exactly once. A pool with `maxLive` also bounds how far the reader runs ahead.
+   */
   pool?: Float32ArrayPool;
   signal?: AbortSignal;
 }
@@ -57,9 +122,11 @@ function readFully(fh: RandomAccessReader, buf: Uint8Array, pos: number, signal?
 
 /**
  * Streams the rows of a C-ordered `.npy` file as float32 batches (float16/float64/int inputs are
- * converted). Reads one batch ahead, so at most two batches are in memory at a time.
+ * converted). Reads one batch ahead, so at most two batches are in memory at a time (plus those the
+ * consumer keeps). With a `pool`, batch buffers come from it, and a pool with `maxLive` makes the
+ * read-ahead wait until the consumer has released a buffer.
  *
- * Options: `batchRows` (default 8192, 1 … 2^24), `signal`.
+ * Options: `batchRows` (default 8192, 1 … 2^24), `pool`, `signal`.
  *
  * @throws ERR_DBPRUNE_NPY_FORMAT (context.file) for Fortran order or an unsupported dtype/header.
  * @throws ERR_DBPRUNE_NPY_TRUNCATED (context.file, context.row = first missing row) when the file
@@ -89,15 +156,16 @@ export async function* readNpyRows(path: string, options: ReadNpyRowsOptions = {
       const wanted = Math.min(batchRows, total - start);
       const bytes = wanted * rowBytes;
       if (h.dtype === 'float32') {
-        const data = options.pool ? options.pool.acquire(wanted * cols) : new Float32Array(wanted * cols);
+        const data = options.pool ? await options.pool.acquireWhenFree(wanted * cols, signal) : new Float32Array(wanted * cols);
         const got = await readFully(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h.headerBytes + start * rowBytes, signal);
         const rows = Math.floor(got / rowBytes);
         return { start, wanted, rows, data: rows === wanted ? data : data.slice(0, rows * cols) };
       }
       const raw = new Uint8Array(bytes);
+      const out = options.pool ? await options.pool.acquireWhenFree(wanted * cols, signal) : new Float32Array(wanted * cols);
       const got = await readFully(fh, raw, h.headerBytes + start * rowBytes, signal);
       const rows = Math.floor(got / rowBytes);
-      const data = new Float32Array(rows * cols);
+      const data = rows === wanted ? out : new Float32Array(rows * cols);
       toFloat32(h.dtype, raw, rows * cols, data);
       return { start, wanted, rows, data };
     };
