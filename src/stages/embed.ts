@@ -2,22 +2,31 @@
  * `embed`: decoded samples → micro-batches of L2-normalised embeddings (onnxruntime-node).
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
 import { integerOption, numberOption } from '../core/validate.js';
 import { isS3Uri, readLocation } from '../io/storage/index.js';
 import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
 import { checkDevice, deviceError, executionProviders, parseDevice, type Device } from '../io/devices.js';
 import { resolveModel } from '../io/model-config.js';
+import { InThreadEncoder, WorkerEncoder, type EncoderOutput, type EncoderSession, type EncoderSessionOptions } from '../kernels/encoder-worker.js';
 
 /** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), batch delay (default 50 ms), device, threads, a signal. */
 export interface EmbedOptions {
   /** An `.onnx` file, a transformers.js/optimum model directory (`onnx/vision_model.onnx`), or an
    *  already created `InferenceSession` (shared, not released by the stage). Required. */
   model: string | InferenceSession;
-  /** Rows per inference call and per emitted batch, at most. Default 32, 1..4096. */
+  /** Rows per emitted batch, at most. Default 32, 1..4096. */
   batchSize?: number;
-  /** A partial batch is run this long after its first row arrived, ms. Default 50, 0..60_000. */
+  /**
+   * Rows per inference call (session run), at most: a batch runs in ⌈batchSize / rowsPerRun⌉ calls,
+   * handed to the model's thread together. Default 16, 1..4096. ORT's working memory grows with it
+   * (MobileNetV2 at 224 px, model alone: peak RSS ≈ 270 MB at 16 rows, ≈ 450 MB at 32, ≈ 800 MB at
+   * 64) while CPU per image does not fall beyond ~8–16 rows. Embeddings do not depend on it.
+   */
+  rowsPerRun?: number;
+  /** A partial batch is run this long after its first row arrived, ms, or when the batches before it
+   *  are done if that is later (it keeps taking rows meanwhile). Default 50, 0..60_000. */
   maxDelayMs?: number;
   /** onnxruntime intra-op threads. Default 2, 1..64. */
   threads?: number;
@@ -40,8 +49,9 @@ export interface EmbedOptions {
 }
 
 interface ModelInfo {
-  session: InferenceSession;
-  owned: boolean;
+  session: EncoderSession;
+  /** Rows per session run (the stage's `rowsPerRun`). */
+  rowsPerRun: number;
   inputName: string;
   outputName: string;
   height: number;
@@ -60,36 +70,49 @@ function toRef(s: DecodedSample): SampleRef {
   return r;
 }
 
-async function loadModel(o: EmbedOptions, threads: number, device: Device): Promise<ModelInfo> {
-  let session: InferenceSession;
-  let owned = false;
-  let configured: number | undefined;
-  if (typeof o.model === 'string') {
-    const loc = await resolveModel(o.model);
-    configured = loc.preprocessing?.size;
-    await checkDevice(device);
-    try {
-      // ORT needs the whole model: an s3:// model is read into memory, a local one by path.
-      const sessionOptions: InferenceSession.SessionOptions = {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionProviders: executionProviders(device),
-        // No busy-waiting between runs (as the nearest-centroid sessions): decode and the rest of the
-        // pipeline share the cores with ORT's pool, whose spinning threads otherwise steal their time.
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
-      };
-      session = isS3Uri(loc.onnxPath)
-        ? await InferenceSession.create(new Uint8Array(await readLocation(loc.onnxPath)), sessionOptions)
-        : await InferenceSession.create(loc.onnxPath, sessionOptions);
-    } catch (e) {
-      if (device.name !== 'cpu') throw deviceError(device, loc.onnxPath, e);
-      throw new DbpruneError(ErrorCodes.MODEL, `cannot load ONNX model ${loc.onnxPath}: ${(e as Error).message}`, { file: loc.onnxPath }, { cause: e });
-    }
-    owned = true;
-  } else {
-    session = o.model;
+/**
+ * The image encoder's ORT session options (the model-only benchmark uses the same): `threads`
+ * intra-op threads, no busy-waiting between runs (as the nearest-centroid sessions: decode and the
+ * rest of the pipeline share the cores with ORT's pool, whose spinning threads otherwise steal
+ * their time), full graph optimisation, the device's execution providers.
+ */
+export function encoderSessionOptions(threads: number, device: Device = { name: 'cpu', deviceId: 0 }): EncoderSessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionProviders: executionProviders(device),
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
+}
+
+/** Opens the model named by `o.model` on a worker thread (see kernels/encoder-worker.ts), or wraps a given session. */
+async function openSession(o: EmbedOptions, threads: number, device: Device): Promise<{ session: EncoderSession; configured?: number }> {
+  if (typeof o.model !== 'string') return { session: new InThreadEncoder(o.model) };
+  const loc = await resolveModel(o.model);
+  await checkDevice(device);
+  try {
+    // ORT needs the whole model: an s3:// model is read into memory, a local one by path.
+    const source = isS3Uri(loc.onnxPath) ? new Uint8Array(await readLocation(loc.onnxPath)) : loc.onnxPath;
+    return { session: await WorkerEncoder.create(source, encoderSessionOptions(threads, device)), configured: loc.preprocessing?.size };
+  } catch (e) {
+    if (device.name !== 'cpu') throw deviceError(device, loc.onnxPath, e);
+    throw new DbpruneError(ErrorCodes.MODEL, `cannot load ONNX model ${loc.onnxPath}: ${(e as Error).message}`, { file: loc.onnxPath }, { cause: e });
   }
+}
+
+async function loadModel(o: EmbedOptions, settings: EmbedSettings): Promise<ModelInfo> {
+  const { session, configured } = await openSession(o, settings.threads, settings.device);
+  try {
+    return { ...(await checkModel(o, session, configured)), rowsPerRun: settings.rowsPerRun };
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+}
+
+/** Picks the model's input/output, checks the input shape against `imageSize` and runs one warm-up row. */
+async function checkModel(o: EmbedOptions, session: EncoderSession, configured: number | undefined): Promise<Omit<ModelInfo, 'rowsPerRun'>> {
   const file = typeof o.model === 'string' ? o.model : undefined;
   const pick = (names: readonly string[], wanted: string | undefined, prefs: string[], what: string): string => {
     if (wanted !== undefined) {
@@ -102,7 +125,7 @@ async function loadModel(o: EmbedOptions, threads: number, device: Device): Prom
   };
   const inputName = pick(session.inputNames, o.inputName, ['pixel_values'], 'input');
   const outputName = pick(session.outputNames, o.outputName, ['image_embeds', 'pooler_output'], 'output');
-  const meta = session.inputMetadata?.[session.inputNames.indexOf(inputName)];
+  const meta = session.inputs.find((i) => i.name === inputName);
   const shape = meta && meta.isTensor ? meta.shape : [];
   if (shape.length !== 0 && shape.length !== 4) {
     throw new DbpruneError(ErrorCodes.MODEL, `model input ${inputName} has rank ${shape.length}, expected 4 (N, 3, H, W)`, { file });
@@ -121,63 +144,75 @@ async function loadModel(o: EmbedOptions, threads: number, device: Device): Prom
   const fixedBatch = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : 0;
   const height = dimOf(shape[2], fallback);
   const width = dimOf(shape[3], fallback);
-  const info: ModelInfo = { session, owned, inputName, outputName, height, width, fixedBatch, dim: 0 };
+  const info: Omit<ModelInfo, 'rowsPerRun'> = { session, inputName, outputName, height, width, fixedBatch, dim: 0 };
   // One warm-up row: finds the embedding width and checks that the model runs at this size.
   const n = fixedBatch || 1;
-  let out;
+  let t;
   try {
-    out = await session.run({ [inputName]: new Tensor('float32', new Float32Array(n * 3 * height * width), [n, 3, height, width]) });
+    t = await session.run(inputName, new Float32Array(n * 3 * height * width), [n, 3, height, width], outputName);
   } catch (e) {
     throw new DbpruneError(ErrorCodes.MODEL, `model does not run on [${n}, 3, ${height}, ${width}] input: ${(e as Error).message}`, { file }, { cause: e });
   }
-  const t = out[outputName];
-  if (!t || (t.dims.length !== 2 && t.dims.length !== 3)) {
+  if (t.dims.length !== 2 && t.dims.length !== 3) {
     throw new DbpruneError(ErrorCodes.MODEL, `model output ${outputName} has dims [${t?.dims.join(', ')}], expected [N, D] or [N, T, D]`, { file });
   }
   info.dim = t.dims[t.dims.length - 1];
   return info;
 }
 
+/** Writes `data`'s rows (`part`, one per output row) L2-normalised into `matrix`; a zero or non-finite one becomes `error:embedding`. */
+function normaliseRows(m: ModelInfo, samples: DecodedSample[], part: number[], out: EncoderOutput, matrix: Float32Array, errors: (RowError | undefined)[]): void {
+  const { data, dims } = out;
+  const d = m.dim;
+  const rowStride = dims.length === 3 ? Number(dims[1]) * d : d; // [N, T, D]: token 0
+  part.forEach((r, i) => {
+    const src = i * rowStride;
+    let ss = 0;
+    for (let k = 0; k < d; k++) ss += data[src + k] * data[src + k];
+    const norm = Math.sqrt(ss);
+    if (!Number.isFinite(norm) || norm === 0) {
+      errors[r] = {
+        reason: 'error:embedding',
+        message: `model gave a ${Number.isFinite(norm) ? 'zero' : 'non-finite'} embedding for ${samples[r].key}`,
+        code: ErrorCodes.EMBEDDING,
+      };
+      return;
+    }
+    const inv = 1 / norm;
+    const dst = r * d;
+    for (let k = 0; k < d; k++) matrix[dst + k] = data[src + k] * inv;
+  });
+}
+
 /**
- * Runs the model on `rows` (indices into `samples`) and writes L2-normalised embeddings into
- * `matrix`; rows whose embedding is not finite or has zero norm get `error:embedding`.
+ * Runs the model on `rows` (indices into `samples`) in calls of at most `rowsPerRun` rows (the
+ * static batch of a fixed-batch model), all handed to the session at once, and writes
+ * L2-normalised embeddings into `matrix`; rows whose embedding is not finite or has zero norm get
+ * `error:embedding`.
  */
 async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], matrix: Float32Array, errors: (RowError | undefined)[]): Promise<void> {
   const per = 3 * m.height * m.width;
-  const chunk = m.fixedBatch || rows.length;
+  const chunk = m.fixedBatch || m.rowsPerRun;
+  const runs: Promise<void>[] = [];
   for (let start = 0; start < rows.length; start += chunk) {
     const part = rows.slice(start, start + chunk);
     const n = m.fixedBatch || part.length;
-    const input = new Float32Array(n * per);
+    const input = m.session.buffer(n * per);
     part.forEach((r, i) => input.set(samples[r].pixels as Float32Array, i * per));
-    let out;
-    try {
-      out = await m.session.run({ [m.inputName]: new Tensor('float32', input, [n, 3, m.height, m.width]) });
-    } catch (e) {
-      throw new DbpruneError(ErrorCodes.MODEL, `inference failed on a batch of ${n}: ${(e as Error).message}`, { key: samples[part[0]].key }, { cause: e });
-    }
-    const t = out[m.outputName];
-    const data = t.data as Float32Array;
-    const d = m.dim;
-    const rowStride = t.dims.length === 3 ? Number(t.dims[1]) * d : d; // [N, T, D]: token 0
-    part.forEach((r, i) => {
-      const src = i * rowStride;
-      let ss = 0;
-      for (let k = 0; k < d; k++) ss += data[src + k] * data[src + k];
-      const norm = Math.sqrt(ss);
-      if (!Number.isFinite(norm) || norm === 0) {
-        errors[r] = {
-          reason: 'error:embedding',
-          message: `model gave a ${Number.isFinite(norm) ? 'zero' : 'non-finite'} embedding for ${samples[r].key}`,
-          code: ErrorCodes.EMBEDDING,
-        };
-        return;
-      }
-      const inv = 1 / norm;
-      const dst = r * d;
-      for (let k = 0; k < d; k++) matrix[dst + k] = data[src + k] * inv;
-    });
+    // a static batch model gets zeros in the rows past the last sample (the buffer may be recycled)
+    if (part.length < n) input.fill(0, part.length * per);
+    runs.push(
+      m.session.run(m.inputName, input, [n, 3, m.height, m.width], m.outputName).then(
+        (out) => normaliseRows(m, samples, part, out, matrix, errors),
+        (e: unknown) => {
+          throw new DbpruneError(ErrorCodes.MODEL, `inference failed on a batch of ${n}: ${(e as Error).message}`, { key: samples[part[0]].key }, { cause: e });
+        },
+      ),
+    );
   }
+  const settled = await Promise.allSettled(runs);
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** The embed stage, with `ready`: settles once the model is loaded and checked (rejects with the
@@ -187,6 +222,7 @@ export type EmbedStage = Transform & { readonly ready: Promise<void> };
 /** Validated options of {@link embed}. */
 interface EmbedSettings {
   batchSize: number;
+  rowsPerRun: number;
   maxDelayMs: number;
   threads: number;
   device: Device;
@@ -200,6 +236,7 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
     typeof opts?.model === 'string' ? opts.model : typeof opts?.model,
   );
   const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 32, min: 1, max: 4096 });
+  const rowsPerRun = integerOption(opts.rowsPerRun, 'rowsPerRun', { default: 16, min: 1, max: 4096 });
   const maxDelayMs = numberOption(opts.maxDelayMs, 'maxDelayMs', { default: 50, min: 0, max: 60_000 });
   const threads = integerOption(opts.threads, 'threads', { default: 2, min: 1, max: 64 });
   let device: Device;
@@ -209,7 +246,7 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
     throw new DbpruneError(ErrorCodes.INVALID_OPTION, `invalid option device: ${(e as Error).message}`, { option: 'device' });
   }
   if (opts.imageSize !== undefined) integerOption(opts.imageSize, 'imageSize', { min: 1, max: 8192 });
-  return { batchSize, maxDelayMs, threads, device };
+  return { batchSize, rowsPerRun, maxDelayMs, threads, device };
 }
 
 /**
@@ -248,8 +285,9 @@ async function embedBatch(m: ModelInfo, samples: DecodedSample[]): Promise<Embed
  * Stage: consumes {@link DecodedSample}s, emits {@link EmbeddingBatch}es (objectMode).
  *
  * Samples are collected into micro-batches of up to `batchSize` rows; a partial batch is run when
- * `maxDelayMs` has passed since its first row, and at the end of input. One batch is in inference
- * at a time (backpressure). Rows keep input order across and within batches. Each emitted batch
+ * `maxDelayMs` has passed since its first row and the model has finished the batches before it,
+ * and at the end of input. One batch is in inference at a time, one more full batch waits, and the
+ * next one fills meanwhile (backpressure beyond that). Rows keep input order across and within batches. Each emitted batch
  * holds every row it received: `embeddings` is rows × dim, L2-normalised; rows that arrived with
  * an error, or whose embedding is zero/non-finite (`error:embedding`), have `errors[i]` set and
  * zeros in the matrix. `thumbnails` are carried when any row has one. The model's output may be
@@ -261,12 +299,15 @@ async function embedBatch(m: ModelInfo, samples: DecodedSample[]): Promise<Embed
  * decode size disagrees with the model), `ERR_DBPRUNE_ABORTED` on `signal`.
  */
 export function embed(opts: EmbedOptions): EmbedStage {
-  const { batchSize, maxDelayMs, threads, device } = validateEmbed(opts);
+  const settings = validateEmbed(opts);
+  const { batchSize, maxDelayMs } = settings;
   const { signal } = opts;
 
   let model: ModelInfo | undefined;
   let pending: DecodedSample[] = [];
   let timer: NodeJS.Timeout | undefined;
+  /** The pending partial batch has waited `maxDelayMs`: it runs as soon as the model is free. */
+  let due = false;
   let chain: Promise<void> = Promise.resolve();
   /** Completion of the most recently scheduled full batch (see `transform`). */
   let lastScheduled: Promise<void> = Promise.resolve();
@@ -281,6 +322,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
       clearTimeout(timer);
       timer = undefined;
     }
+    due = false;
     const samples = pending;
     pending = [];
     if (samples.length === 0) return chain;
@@ -290,6 +332,19 @@ export function embed(opts: EmbedOptions): EmbedStage {
       stream.destroy(e as Error);
     });
     return chain;
+  };
+
+  // A partial batch whose delay has passed runs when the batches before it are done, not behind
+  // them: while the model is busy it keeps taking rows (up to batchSize), so a decoder slower than
+  // 50 ms per batch cannot cut the stream into many tiny batches queued behind a running one
+  // (smaller batches cost more CPU per image, and the queue held their pixels in memory).
+  const runWhenFree = (s: Transform): void => {
+    timer = undefined;
+    due = true;
+    const idle = chain;
+    void idle.then(() => {
+      if (due && chain === idle) void schedule(s);
+    });
   };
 
   let markReady!: () => void;
@@ -309,7 +364,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
     construct(cb: (err?: Error | null) => void): void {
       if (signal?.aborted) return cb(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
-      loadModel(opts, threads, device).then(
+      loadModel(opts, settings).then(
         (m) => {
           model = m;
           markReady();
@@ -332,12 +387,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
         previous.then(() => cb(), cb);
         return;
       }
-      if (!timer) {
-        timer = setTimeout(() => {
-          timer = undefined;
-          void schedule(stream);
-        }, maxDelayMs);
-      }
+      if (!timer && !due) timer = setTimeout(() => runWhenFree(stream), maxDelayMs);
       cb();
     },
     flush(cb: TransformCallback): void {
@@ -351,7 +401,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
       signal?.removeEventListener('abort', onAbort);
       const m = model;
       model = undefined;
-      const release = m?.owned ? chain.then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
+      const release = m ? chain.then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
       release.then(() => cb(err), () => cb(err));
     },
   });
