@@ -5,12 +5,15 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { InferenceSession } from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
 import { integerOption, numberOption } from '../core/validate.js';
-import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
+import type { DecodedSample } from '../core/sample.js';
 import { parseDevice, type Device } from '../io/devices.js';
-import type { EncoderOutput } from '../kernels/encoder-worker.js';
+import { EmbedBatcher, type BatcherSink } from './embed-batcher.js';
 import { loadModel, type ModelInfo } from './embed-model.js';
 
 export { encoderSessionOptions } from './embed-model.js';
+
+/** Runs handed to the model at once: one running and one queued, so the model never waits for the main thread. */
+const RUNS_IN_FLIGHT = 2;
 
 /** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), batch delay (default 50 ms), device, threads, a signal. */
 export interface EmbedOptions {
@@ -21,13 +24,13 @@ export interface EmbedOptions {
   batchSize?: number;
   /**
    * Rows per inference call (session run), at most: a batch runs in ⌈batchSize / rowsPerRun⌉ calls,
-   * handed to the model's thread together. Default 16, 1..4096. ORT's working memory grows with it
+   * each started as soon as its rows are there. Default 16, 1..4096. ORT's working memory grows with it
    * (MobileNetV2 at 224 px, model alone: peak RSS ≈ 270 MB at 16 rows, ≈ 450 MB at 32, ≈ 800 MB at
    * 64) while CPU per image does not fall beyond ~8–16 rows. Embeddings do not depend on it.
    */
   rowsPerRun?: number;
-  /** A partial batch is run this long after its first row arrived, ms, or when the batches before it
-   *  are done if that is later (it keeps taking rows meanwhile). Default 50, 0..60_000. */
+  /** A partial batch is closed this long after its first row arrived, ms, or once the model has no
+   *  run in flight if that is later (it keeps taking rows meanwhile). Default 50, 0..60_000. */
   maxDelayMs?: number;
   /** onnxruntime intra-op threads. Default 2, 1..64. */
   threads?: number;
@@ -47,70 +50,6 @@ export interface EmbedOptions {
    *  preprocessor config, else 224. */
   imageSize?: number;
   signal?: AbortSignal;
-}
-
-function toRef(s: DecodedSample): SampleRef {
-  const r: SampleRef = { key: s.key };
-  if (s.shard !== undefined) r.shard = s.shard;
-  if (s.url !== undefined) r.url = s.url;
-  if (s.caption !== undefined) r.caption = s.caption;
-  if (s.uid !== undefined) r.uid = s.uid;
-  return r;
-}
-
-/** Writes `data`'s rows (`part`, one per output row) L2-normalised into `matrix`; a zero or non-finite one becomes `error:embedding`. */
-function normaliseRows(m: ModelInfo, samples: DecodedSample[], part: number[], out: EncoderOutput, matrix: Float32Array, errors: (RowError | undefined)[]): void {
-  const { data, dims } = out;
-  const d = m.dim;
-  const rowStride = dims.length === 3 ? Number(dims[1]) * d : d; // [N, T, D]: token 0
-  part.forEach((r, i) => {
-    const src = i * rowStride;
-    let ss = 0;
-    for (let k = 0; k < d; k++) ss += data[src + k] * data[src + k];
-    const norm = Math.sqrt(ss);
-    if (!Number.isFinite(norm) || norm === 0) {
-      errors[r] = {
-        reason: 'error:embedding',
-        message: `model gave a ${Number.isFinite(norm) ? 'zero' : 'non-finite'} embedding for ${samples[r].key}`,
-        code: ErrorCodes.EMBEDDING,
-      };
-      return;
-    }
-    const inv = 1 / norm;
-    const dst = r * d;
-    for (let k = 0; k < d; k++) matrix[dst + k] = data[src + k] * inv;
-  });
-}
-
-/**
- * Runs the model on `rows` (indices into `samples`) in calls of at most `rowsPerRun` rows (the
- * static batch of a fixed-batch model), all handed to the session at once, and writes
- * L2-normalised embeddings into `matrix`; rows whose embedding is not finite or has zero norm get
- * `error:embedding`.
- */
-async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], matrix: Float32Array, errors: (RowError | undefined)[]): Promise<void> {
-  const per = 3 * m.height * m.width;
-  const chunk = m.fixedBatch || m.rowsPerRun;
-  const runs: Promise<void>[] = [];
-  for (let start = 0; start < rows.length; start += chunk) {
-    const part = rows.slice(start, start + chunk);
-    const n = m.fixedBatch || part.length;
-    const input = m.session.buffer(n * per);
-    part.forEach((r, i) => input.set(samples[r].pixels as Float32Array, i * per));
-    // a static batch model gets zeros in the rows past the last sample (the buffer may be recycled)
-    if (part.length < n) input.fill(0, part.length * per);
-    runs.push(
-      m.session.run(m.inputName, input, [n, 3, m.height, m.width], m.outputName).then(
-        (out) => normaliseRows(m, samples, part, out, matrix, errors),
-        (e: unknown) => {
-          throw new DbpruneError(ErrorCodes.MODEL, `inference failed on a batch of ${n}: ${(e as Error).message}`, { key: samples[part[0]].key }, { cause: e });
-        },
-      ),
-    );
-  }
-  const settled = await Promise.allSettled(runs);
-  const failed = settled.find((r) => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /** The embed stage, with `ready`: settles once the model is loaded and checked (rejects with the
@@ -148,44 +87,13 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
 }
 
 /**
- * One micro-batch: checks each sample's pixels against the model input, runs the model on the
- * valid rows and builds the {@link EmbeddingBatch} (rows in order; error rows keep zeros).
- * Throws ERR_DBPRUNE_DIM_MISMATCH when a sample's pixel count is not 3·H·W.
- */
-async function embedBatch(m: ModelInfo, samples: DecodedSample[]): Promise<EmbeddingBatch> {
-  const n = samples.length;
-  const embeddings = new Float32Array(n * m.dim);
-  const errors = new Array<RowError | undefined>(n).fill(undefined);
-  const ok: number[] = [];
-  const per = 3 * m.height * m.width;
-  let anyThumb = false;
-  samples.forEach((s, i) => {
-    if (s.thumbnail) anyThumb = true;
-    if (s.error) errors[i] = s.error;
-    else if (!s.pixels) {
-      errors[i] = { reason: 'error:decode', message: `sample ${s.key} reached embed without pixels`, code: ErrorCodes.DECODE };
-    } else if (s.pixels.length !== per) {
-      throw new DbpruneError(
-        ErrorCodes.DIM_MISMATCH,
-        `sample ${s.key} has ${s.pixels.length} pixel values, the model takes 3×${m.height}×${m.width} = ${per}; decode size must match the model`,
-        { key: s.key, shard: s.shard },
-      );
-    } else ok.push(i);
-  });
-  if (ok.length > 0) await infer(m, samples, ok, embeddings, errors);
-  const batch: EmbeddingBatch = { rows: samples.map(toRef), dim: m.dim, embeddings };
-  if (errors.some((e) => e !== undefined)) batch.errors = errors;
-  if (anyThumb) batch.thumbnails = samples.map((s) => s.thumbnail);
-  return batch;
-}
-
-/**
  * Stage: consumes {@link DecodedSample}s, emits {@link EmbeddingBatch}es (objectMode).
  *
- * Samples are collected into micro-batches of up to `batchSize` rows; a partial batch is run when
- * `maxDelayMs` has passed since its first row and the model has finished the batches before it,
- * and at the end of input. One batch is in inference at a time, one more full batch waits, and the
- * next one fills meanwhile (backpressure beyond that). Rows keep input order across and within batches. Each emitted batch
+ * Samples are collected into micro-batches of up to `batchSize` rows; their valid rows go to the
+ * model (on a worker thread) in runs of `rowsPerRun` as soon as that many are there. A partial batch
+ * is closed when `maxDelayMs` has passed since its first row and the model has no run in flight, and
+ * at the end of input. Two runs are in flight at most (one running, one queued); input waits beyond
+ * that (backpressure). Rows keep input order across and within batches. Each emitted batch
  * holds every row it received: `embeddings` is rows × dim, L2-normalised; rows that arrived with
  * an error, or whose embedding is zero/non-finite (`error:embedding`), have `errors[i]` set and
  * zeros in the matrix. `thumbnails` are carried when any row has one. The model's output may be
@@ -202,47 +110,32 @@ export function embed(opts: EmbedOptions): EmbedStage {
   const { signal } = opts;
 
   let model: ModelInfo | undefined;
-  let pending: DecodedSample[] = [];
+  let batcher: EmbedBatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
-  /** The pending partial batch has waited `maxDelayMs`: it runs as soon as the model is free. */
+  /** The open partial batch has waited `maxDelayMs`: it is closed once the model is idle. */
   let due = false;
-  let chain: Promise<void> = Promise.resolve();
-  /** Completion of the most recently scheduled full batch (see `transform`). */
-  let lastScheduled: Promise<void> = Promise.resolve();
-  let failed = false;
+  /** A transform callback held back while {@link RUNS_IN_FLIGHT} runs are in flight. */
+  let held: TransformCallback | undefined;
 
-  const runBatch = async (stream: Transform, samples: DecodedSample[]): Promise<void> => {
-    stream.push(await embedBatch(model as ModelInfo, samples));
-  };
-
-  const schedule = (stream: Transform): Promise<void> => {
-    if (timer) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
+  // A partial batch whose delay has passed is closed when the model has no run in flight, not
+  // queued behind the running ones: while the model is busy it keeps taking rows (up to batchSize),
+  // so a decoder slower than the delay cannot cut the stream into tiny batches.
+  const closeIfDue = (): void => {
+    if (!due || !batcher || batcher.runsInFlight > 0) return;
     due = false;
-    const samples = pending;
-    pending = [];
-    if (samples.length === 0) return chain;
-    chain = chain.then(() => (failed ? undefined : runBatch(stream, samples)));
-    chain = chain.catch((e: unknown) => {
-      failed = true;
-      stream.destroy(e as Error);
-    });
-    return chain;
+    batcher.close();
   };
-
-  // A partial batch whose delay has passed runs when the batches before it are done, not behind
-  // them: while the model is busy it keeps taking rows (up to batchSize), so a decoder slower than
-  // 50 ms per batch cannot cut the stream into many tiny batches queued behind a running one
-  // (smaller batches cost more CPU per image, and the queue held their pixels in memory).
-  const runWhenFree = (s: Transform): void => {
-    timer = undefined;
-    due = true;
-    const idle = chain;
-    void idle.then(() => {
-      if (due && chain === idle) void schedule(s);
-    });
+  const sink: BatcherSink = {
+    push: (b) => stream.push(b),
+    fail: (e) => stream.destroy(e as Error),
+    runSettled: () => {
+      if (held && batcher && batcher.runsInFlight < RUNS_IN_FLIGHT) {
+        const cb = held;
+        held = undefined;
+        cb();
+      }
+      closeIfDue();
+    },
   };
 
   let markReady!: () => void;
@@ -265,6 +158,7 @@ export function embed(opts: EmbedOptions): EmbedStage {
       loadModel(opts, settings).then(
         (m) => {
           model = m;
+          batcher = new EmbedBatcher(m, batchSize, sink);
           markReady();
           cb();
         },
@@ -275,31 +169,43 @@ export function embed(opts: EmbedOptions): EmbedStage {
       );
     },
     transform(s: DecodedSample, _enc: BufferEncoding, cb: TransformCallback): void {
-      pending.push(s);
-      if (pending.length >= batchSize) {
-        // Double buffering: while this batch runs, accept the samples of the next one, so decode
-        // keeps working during inference. At most two batches are outstanding: wait only for the
-        // one scheduled before this.
-        const previous = lastScheduled;
-        lastScheduled = schedule(stream);
-        previous.then(() => cb(), cb);
+      const b = batcher as EmbedBatcher;
+      try {
+        b.add(s);
+      } catch (e) {
+        cb(e as Error);
         return;
       }
-      if (!timer && !due) timer = setTimeout(() => runWhenFree(stream), maxDelayMs);
-      cb();
+      if (b.size === 0) {
+        // the batch was full and closed
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        due = false;
+      } else if (!timer && !due) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          due = true;
+          closeIfDue();
+        }, maxDelayMs);
+      }
+      if (b.runsInFlight >= RUNS_IN_FLIGHT) held = cb;
+      else cb();
     },
     flush(cb: TransformCallback): void {
-      schedule(stream).then(() => cb(), cb);
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const b = batcher as EmbedBatcher;
+      b.close();
+      b.drained().then(() => cb(), cb);
     },
     destroy(err: Error | null, cb: (error: Error | null) => void): void {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      pending = [];
-      failed = true;
+      held = undefined;
       signal?.removeEventListener('abort', onAbort);
       const m = model;
       model = undefined;
-      const release = m ? chain.then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
+      const release = m ? (batcher as EmbedBatcher).drained().then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
       release.then(() => cb(err), () => cb(err));
     },
   });

@@ -59,10 +59,10 @@ describe('embed with the real encoder', () => {
     const sizes: number[] = [];
     stage.on('data', (b: EmbeddingBatch) => sizes.push(b.rows.length));
     await stage.ready;
-    for (const s of samples(24)) stage.write(s); // runs after 5 ms, for well over 100 ms
+    for (const s of samples(24)) stage.write(s); // 16 rows run at once, for well over 100 ms
     await sleep(30);
-    // Rows trickle in while that batch runs, one every 4 ms: each would have become a batch of one
-    // or two queued behind the running one; now they wait together.
+    // Rows trickle in while the model is busy, one every 4 ms: each would have become a batch of one
+    // or two queued behind the running one; now the open batch keeps taking them.
     for (const s of samples(24, 24)) {
       stage.write(s);
       await sleep(4);
@@ -70,7 +70,6 @@ describe('embed with the real encoder', () => {
     stage.end();
     await new Promise((resolve) => stage.on('end', resolve));
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(48);
-    expect(sizes[0]).toBe(24);
     expect(sizes.length).toBeLessThanOrEqual(4);
   });
 
