@@ -21,7 +21,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { encoderSessionOptions } from '../src/stages/embed.js';
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const shards = readdirSync(join(real, 'shards')).filter((f) => f.endsWith('.tar')).map((f) => join(real, 'shards', f));
   const rows: Record<string, unknown>[] = [];
   for (let i = 0; i < rounds; i++) {
-    const row = round(i, shards, values['baseline-cli']);
+    const row = round(i, shards, values['baseline-cli'] === undefined ? undefined : resolve(values['baseline-cli']));
     rows.push(row);
     process.stderr.write(`${JSON.stringify(row)}\n`);
   }
