@@ -15,7 +15,7 @@ export { encoderSessionOptions } from './embed-model.js';
 /** Runs handed to the model at once: one running and one queued, so the model never waits for the main thread. */
 const RUNS_IN_FLIGHT = 2;
 
-/** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), batch delay (default 50 ms), device, threads, a signal. */
+/** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), rows per run (default 16), batch delay (default 50 ms), device, threads, a signal. */
 export interface EmbedOptions {
   /** An `.onnx` file, a transformers.js/optimum model directory (`onnx/vision_model.onnx`), or an
    *  already created `InferenceSession` (shared, not released by the stage). Required. */
