@@ -2,22 +2,35 @@
  * `embed`: decoded samples → micro-batches of L2-normalised embeddings (onnxruntime-node).
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes, checkOption } from '../core/errors.js';
 import { integerOption, numberOption } from '../core/validate.js';
-import { isS3Uri, readLocation } from '../io/storage/index.js';
-import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
-import { checkDevice, deviceError, executionProviders, parseDevice, type Device } from '../io/devices.js';
-import { resolveModel } from '../io/model-config.js';
+import type { DecodedSample } from '../core/sample.js';
+import { parseDevice, type Device } from '../io/devices.js';
+import { EmbedBatcher, type BatcherSink } from './embed-batcher.js';
+import { loadModel, type ModelInfo } from './embed-model.js';
 
-/** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), batch delay (default 50 ms), device, threads, a signal. */
+export { encoderSessionOptions } from './embed-model.js';
+
+/** Runs handed to the model at once: one running and one queued, so the model never waits for the main thread. */
+const RUNS_IN_FLIGHT = 2;
+
+/** Options of {@link embed}: the ONNX model (file, folder or session; required), batch size (default 32; 1..4096), rows per run (default 16), batch delay (default 50 ms), device, threads, a signal. */
 export interface EmbedOptions {
   /** An `.onnx` file, a transformers.js/optimum model directory (`onnx/vision_model.onnx`), or an
    *  already created `InferenceSession` (shared, not released by the stage). Required. */
   model: string | InferenceSession;
-  /** Rows per inference call and per emitted batch, at most. Default 32, 1..4096. */
+  /** Rows per emitted batch, at most. Default 32, 1..4096. */
   batchSize?: number;
-  /** A partial batch is run this long after its first row arrived, ms. Default 50, 0..60_000. */
+  /**
+   * Rows per inference call (session run), at most: a batch runs in ⌈batchSize / rowsPerRun⌉ calls,
+   * each started as soon as its rows are there. Default 16, 1..4096. ORT's working memory grows with it
+   * (MobileNetV2 at 224 px, model alone: peak RSS ≈ 270 MB at 16 rows, ≈ 450 MB at 32, ≈ 800 MB at
+   * 64) while CPU per image does not fall beyond ~8–16 rows. Embeddings do not depend on it.
+   */
+  rowsPerRun?: number;
+  /** A partial batch is closed this long after its first row arrived, ms, or once the model has no
+   *  run in flight if that is later (it keeps taking rows meanwhile). Default 50, 0..60_000. */
   maxDelayMs?: number;
   /** onnxruntime intra-op threads. Default 2, 1..64. */
   threads?: number;
@@ -39,147 +52,6 @@ export interface EmbedOptions {
   signal?: AbortSignal;
 }
 
-interface ModelInfo {
-  session: InferenceSession;
-  owned: boolean;
-  inputName: string;
-  outputName: string;
-  height: number;
-  width: number;
-  /** Static batch dimension, or 0 when dynamic. */
-  fixedBatch: number;
-  dim: number;
-}
-
-function toRef(s: DecodedSample): SampleRef {
-  const r: SampleRef = { key: s.key };
-  if (s.shard !== undefined) r.shard = s.shard;
-  if (s.url !== undefined) r.url = s.url;
-  if (s.caption !== undefined) r.caption = s.caption;
-  if (s.uid !== undefined) r.uid = s.uid;
-  return r;
-}
-
-async function loadModel(o: EmbedOptions, threads: number, device: Device): Promise<ModelInfo> {
-  let session: InferenceSession;
-  let owned = false;
-  let configured: number | undefined;
-  if (typeof o.model === 'string') {
-    const loc = await resolveModel(o.model);
-    configured = loc.preprocessing?.size;
-    await checkDevice(device);
-    try {
-      // ORT needs the whole model: an s3:// model is read into memory, a local one by path.
-      const sessionOptions: InferenceSession.SessionOptions = {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionProviders: executionProviders(device),
-        // No busy-waiting between runs (as the nearest-centroid sessions): decode and the rest of the
-        // pipeline share the cores with ORT's pool, whose spinning threads otherwise steal their time.
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
-      };
-      session = isS3Uri(loc.onnxPath)
-        ? await InferenceSession.create(new Uint8Array(await readLocation(loc.onnxPath)), sessionOptions)
-        : await InferenceSession.create(loc.onnxPath, sessionOptions);
-    } catch (e) {
-      if (device.name !== 'cpu') throw deviceError(device, loc.onnxPath, e);
-      throw new DbpruneError(ErrorCodes.MODEL, `cannot load ONNX model ${loc.onnxPath}: ${(e as Error).message}`, { file: loc.onnxPath }, { cause: e });
-    }
-    owned = true;
-  } else {
-    session = o.model;
-  }
-  const file = typeof o.model === 'string' ? o.model : undefined;
-  const pick = (names: readonly string[], wanted: string | undefined, prefs: string[], what: string): string => {
-    if (wanted !== undefined) {
-      if (!names.includes(wanted)) {
-        throw new DbpruneError(ErrorCodes.MODEL, `model has no ${what} ${wanted} (has ${names.join(', ')})`, { file });
-      }
-      return wanted;
-    }
-    return prefs.find((p) => names.includes(p)) ?? names[0];
-  };
-  const inputName = pick(session.inputNames, o.inputName, ['pixel_values'], 'input');
-  const outputName = pick(session.outputNames, o.outputName, ['image_embeds', 'pooler_output'], 'output');
-  const meta = session.inputMetadata?.[session.inputNames.indexOf(inputName)];
-  const shape = meta && meta.isTensor ? meta.shape : [];
-  if (shape.length !== 0 && shape.length !== 4) {
-    throw new DbpruneError(ErrorCodes.MODEL, `model input ${inputName} has rank ${shape.length}, expected 4 (N, 3, H, W)`, { file });
-  }
-  const fixedSide = (v: number | string | undefined): number | undefined => (typeof v === 'number' && v > 0 ? v : undefined);
-  const [fixedH, fixedW] = [fixedSide(shape[2]), fixedSide(shape[3])];
-  if (o.imageSize !== undefined && ((fixedH !== undefined && fixedH !== o.imageSize) || (fixedW !== undefined && fixedW !== o.imageSize))) {
-    throw new DbpruneError(
-      ErrorCodes.USAGE,
-      `image size ${o.imageSize} (--image-size, or the model's preprocessor config) does not match the model input ${fixedH ?? 'any'}×${fixedW ?? 'any'} of ${file ?? 'the model'}; give --image-size ${fixedH ?? fixedW} or leave it out`,
-      { file },
-    );
-  }
-  const fallback = o.imageSize ?? configured ?? 224;
-  const dimOf = (v: number | string | undefined, d: number): number => (typeof v === 'number' && v > 0 ? v : d);
-  const fixedBatch = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : 0;
-  const height = dimOf(shape[2], fallback);
-  const width = dimOf(shape[3], fallback);
-  const info: ModelInfo = { session, owned, inputName, outputName, height, width, fixedBatch, dim: 0 };
-  // One warm-up row: finds the embedding width and checks that the model runs at this size.
-  const n = fixedBatch || 1;
-  let out;
-  try {
-    out = await session.run({ [inputName]: new Tensor('float32', new Float32Array(n * 3 * height * width), [n, 3, height, width]) });
-  } catch (e) {
-    throw new DbpruneError(ErrorCodes.MODEL, `model does not run on [${n}, 3, ${height}, ${width}] input: ${(e as Error).message}`, { file }, { cause: e });
-  }
-  const t = out[outputName];
-  if (!t || (t.dims.length !== 2 && t.dims.length !== 3)) {
-    throw new DbpruneError(ErrorCodes.MODEL, `model output ${outputName} has dims [${t?.dims.join(', ')}], expected [N, D] or [N, T, D]`, { file });
-  }
-  info.dim = t.dims[t.dims.length - 1];
-  return info;
-}
-
-/**
- * Runs the model on `rows` (indices into `samples`) and writes L2-normalised embeddings into
- * `matrix`; rows whose embedding is not finite or has zero norm get `error:embedding`.
- */
-async function infer(m: ModelInfo, samples: DecodedSample[], rows: number[], matrix: Float32Array, errors: (RowError | undefined)[]): Promise<void> {
-  const per = 3 * m.height * m.width;
-  const chunk = m.fixedBatch || rows.length;
-  for (let start = 0; start < rows.length; start += chunk) {
-    const part = rows.slice(start, start + chunk);
-    const n = m.fixedBatch || part.length;
-    const input = new Float32Array(n * per);
-    part.forEach((r, i) => input.set(samples[r].pixels as Float32Array, i * per));
-    let out;
-    try {
-      out = await m.session.run({ [m.inputName]: new Tensor('float32', input, [n, 3, m.height, m.width]) });
-    } catch (e) {
-      throw new DbpruneError(ErrorCodes.MODEL, `inference failed on a batch of ${n}: ${(e as Error).message}`, { key: samples[part[0]].key }, { cause: e });
-    }
-    const t = out[m.outputName];
-    const data = t.data as Float32Array;
-    const d = m.dim;
-    const rowStride = t.dims.length === 3 ? Number(t.dims[1]) * d : d; // [N, T, D]: token 0
-    part.forEach((r, i) => {
-      const src = i * rowStride;
-      let ss = 0;
-      for (let k = 0; k < d; k++) ss += data[src + k] * data[src + k];
-      const norm = Math.sqrt(ss);
-      if (!Number.isFinite(norm) || norm === 0) {
-        errors[r] = {
-          reason: 'error:embedding',
-          message: `model gave a ${Number.isFinite(norm) ? 'zero' : 'non-finite'} embedding for ${samples[r].key}`,
-          code: ErrorCodes.EMBEDDING,
-        };
-        return;
-      }
-      const inv = 1 / norm;
-      const dst = r * d;
-      for (let k = 0; k < d; k++) matrix[dst + k] = data[src + k] * inv;
-    });
-  }
-}
-
 /** The embed stage, with `ready`: settles once the model is loaded and checked (rejects with the
  *  stage's construction error). Hand it to `decode({ startAfter })` so nothing is decoded first. */
 export type EmbedStage = Transform & { readonly ready: Promise<void> };
@@ -187,6 +59,7 @@ export type EmbedStage = Transform & { readonly ready: Promise<void> };
 /** Validated options of {@link embed}. */
 interface EmbedSettings {
   batchSize: number;
+  rowsPerRun: number;
   maxDelayMs: number;
   threads: number;
   device: Device;
@@ -200,6 +73,7 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
     typeof opts?.model === 'string' ? opts.model : typeof opts?.model,
   );
   const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 32, min: 1, max: 4096 });
+  const rowsPerRun = integerOption(opts.rowsPerRun, 'rowsPerRun', { default: 16, min: 1, max: 4096 });
   const maxDelayMs = numberOption(opts.maxDelayMs, 'maxDelayMs', { default: 50, min: 0, max: 60_000 });
   const threads = integerOption(opts.threads, 'threads', { default: 2, min: 1, max: 64 });
   let device: Device;
@@ -209,47 +83,17 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
     throw new DbpruneError(ErrorCodes.INVALID_OPTION, `invalid option device: ${(e as Error).message}`, { option: 'device' });
   }
   if (opts.imageSize !== undefined) integerOption(opts.imageSize, 'imageSize', { min: 1, max: 8192 });
-  return { batchSize, maxDelayMs, threads, device };
-}
-
-/**
- * One micro-batch: checks each sample's pixels against the model input, runs the model on the
- * valid rows and builds the {@link EmbeddingBatch} (rows in order; error rows keep zeros).
- * Throws ERR_DBPRUNE_DIM_MISMATCH when a sample's pixel count is not 3·H·W.
- */
-async function embedBatch(m: ModelInfo, samples: DecodedSample[]): Promise<EmbeddingBatch> {
-  const n = samples.length;
-  const embeddings = new Float32Array(n * m.dim);
-  const errors = new Array<RowError | undefined>(n).fill(undefined);
-  const ok: number[] = [];
-  const per = 3 * m.height * m.width;
-  let anyThumb = false;
-  samples.forEach((s, i) => {
-    if (s.thumbnail) anyThumb = true;
-    if (s.error) errors[i] = s.error;
-    else if (!s.pixels) {
-      errors[i] = { reason: 'error:decode', message: `sample ${s.key} reached embed without pixels`, code: ErrorCodes.DECODE };
-    } else if (s.pixels.length !== per) {
-      throw new DbpruneError(
-        ErrorCodes.DIM_MISMATCH,
-        `sample ${s.key} has ${s.pixels.length} pixel values, the model takes 3×${m.height}×${m.width} = ${per}; decode size must match the model`,
-        { key: s.key, shard: s.shard },
-      );
-    } else ok.push(i);
-  });
-  if (ok.length > 0) await infer(m, samples, ok, embeddings, errors);
-  const batch: EmbeddingBatch = { rows: samples.map(toRef), dim: m.dim, embeddings };
-  if (errors.some((e) => e !== undefined)) batch.errors = errors;
-  if (anyThumb) batch.thumbnails = samples.map((s) => s.thumbnail);
-  return batch;
+  return { batchSize, rowsPerRun, maxDelayMs, threads, device };
 }
 
 /**
  * Stage: consumes {@link DecodedSample}s, emits {@link EmbeddingBatch}es (objectMode).
  *
- * Samples are collected into micro-batches of up to `batchSize` rows; a partial batch is run when
- * `maxDelayMs` has passed since its first row, and at the end of input. One batch is in inference
- * at a time (backpressure). Rows keep input order across and within batches. Each emitted batch
+ * Samples are collected into micro-batches of up to `batchSize` rows; their valid rows go to the
+ * model (on a worker thread) in runs of `rowsPerRun` as soon as that many are there. A partial batch
+ * is closed when `maxDelayMs` has passed since its first row and the model has no run in flight, and
+ * at the end of input. Two runs are in flight at most (one running, one queued); input waits beyond
+ * that (backpressure). Rows keep input order across and within batches. Each emitted batch
  * holds every row it received: `embeddings` is rows × dim, L2-normalised; rows that arrived with
  * an error, or whose embedding is zero/non-finite (`error:embedding`), have `errors[i]` set and
  * zeros in the matrix. `thumbnails` are carried when any row has one. The model's output may be
@@ -261,35 +105,37 @@ async function embedBatch(m: ModelInfo, samples: DecodedSample[]): Promise<Embed
  * decode size disagrees with the model), `ERR_DBPRUNE_ABORTED` on `signal`.
  */
 export function embed(opts: EmbedOptions): EmbedStage {
-  const { batchSize, maxDelayMs, threads, device } = validateEmbed(opts);
+  const settings = validateEmbed(opts);
+  const { batchSize, maxDelayMs } = settings;
   const { signal } = opts;
 
   let model: ModelInfo | undefined;
-  let pending: DecodedSample[] = [];
+  let batcher: EmbedBatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let chain: Promise<void> = Promise.resolve();
-  /** Completion of the most recently scheduled full batch (see `transform`). */
-  let lastScheduled: Promise<void> = Promise.resolve();
-  let failed = false;
+  /** The open partial batch has waited `maxDelayMs`: it is closed once the model is idle. */
+  let due = false;
+  /** A transform callback held back while {@link RUNS_IN_FLIGHT} runs are in flight. */
+  let held: TransformCallback | undefined;
 
-  const runBatch = async (stream: Transform, samples: DecodedSample[]): Promise<void> => {
-    stream.push(await embedBatch(model as ModelInfo, samples));
+  // A partial batch whose delay has passed is closed when the model has no run in flight, not
+  // queued behind the running ones: while the model is busy it keeps taking rows (up to batchSize),
+  // so a decoder slower than the delay cannot cut the stream into tiny batches.
+  const closeIfDue = (): void => {
+    if (!due || !batcher || batcher.runsInFlight > 0) return;
+    due = false;
+    batcher.close();
   };
-
-  const schedule = (stream: Transform): Promise<void> => {
-    if (timer) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
-    const samples = pending;
-    pending = [];
-    if (samples.length === 0) return chain;
-    chain = chain.then(() => (failed ? undefined : runBatch(stream, samples)));
-    chain = chain.catch((e: unknown) => {
-      failed = true;
-      stream.destroy(e as Error);
-    });
-    return chain;
+  const sink: BatcherSink = {
+    push: (b) => stream.push(b),
+    fail: (e) => stream.destroy(e as Error),
+    runSettled: () => {
+      if (held && batcher && batcher.runsInFlight < RUNS_IN_FLIGHT) {
+        const cb = held;
+        held = undefined;
+        cb();
+      }
+      closeIfDue();
+    },
   };
 
   let markReady!: () => void;
@@ -309,9 +155,10 @@ export function embed(opts: EmbedOptions): EmbedStage {
     construct(cb: (err?: Error | null) => void): void {
       if (signal?.aborted) return cb(new DbpruneError(ErrorCodes.ABORTED, 'aborted', {}, { cause: signal.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
-      loadModel(opts, threads, device).then(
+      loadModel(opts, settings).then(
         (m) => {
           model = m;
+          batcher = new EmbedBatcher(m, batchSize, sink);
           markReady();
           cb();
         },
@@ -322,36 +169,43 @@ export function embed(opts: EmbedOptions): EmbedStage {
       );
     },
     transform(s: DecodedSample, _enc: BufferEncoding, cb: TransformCallback): void {
-      pending.push(s);
-      if (pending.length >= batchSize) {
-        // Double buffering: while this batch runs, accept the samples of the next one, so decode
-        // keeps working during inference. At most two batches are outstanding: wait only for the
-        // one scheduled before this.
-        const previous = lastScheduled;
-        lastScheduled = schedule(stream);
-        previous.then(() => cb(), cb);
+      const b = batcher as EmbedBatcher;
+      try {
+        b.add(s);
+      } catch (e) {
+        cb(e as Error);
         return;
       }
-      if (!timer) {
+      if (b.size === 0) {
+        // the batch was full and closed
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        due = false;
+      } else if (!timer && !due) {
         timer = setTimeout(() => {
           timer = undefined;
-          void schedule(stream);
+          due = true;
+          closeIfDue();
         }, maxDelayMs);
       }
-      cb();
+      if (b.runsInFlight >= RUNS_IN_FLIGHT) held = cb;
+      else cb();
     },
     flush(cb: TransformCallback): void {
-      schedule(stream).then(() => cb(), cb);
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const b = batcher as EmbedBatcher;
+      b.close();
+      b.drained().then(() => cb(), cb);
     },
     destroy(err: Error | null, cb: (error: Error | null) => void): void {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      pending = [];
-      failed = true;
+      held = undefined;
       signal?.removeEventListener('abort', onAbort);
       const m = model;
       model = undefined;
-      const release = m?.owned ? chain.then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
+      const release = m ? (batcher as EmbedBatcher).drained().then(() => m.session.release()).catch(() => undefined) : Promise.resolve();
       release.then(() => cb(err), () => cb(err));
     },
   });

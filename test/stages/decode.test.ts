@@ -92,6 +92,24 @@ describe('decode', () => {
     expect(e1.pixels).toBeUndefined();
   });
 
+  it('report thumbnails keep the picture: left half red, right half blue at 224 → 40 px', async () => {
+    const raw = Buffer.alloc(100 * 60 * 3);
+    for (let y = 0; y < 60; y++) for (let x = 0; x < 100; x++) raw.set(x < 50 ? [255, 0, 0] : [0, 0, 255], (y * 100 + x) * 3);
+    const img = await sharp(raw, { raw: { width: 100, height: 60, channels: 3 } }).png().toBuffer();
+    const [s] = await runThrough<DecodedSample>([{ key: 'rb', image: img }], decode({ size: 224, mode: 'squash', thumbnail: 40 }));
+    const { data, info } = await sharp(s.thumbnail).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height, info.channels]).toEqual([40, 40, 3]);
+    const at = (x: number, y: number): number[] => Array.from(data.subarray((y * 40 + x) * 3, (y * 40 + x) * 3 + 3));
+    for (const y of [2, 20, 37]) {
+      const [r1, , b1] = at(8, y);
+      const [r2, , b2] = at(31, y);
+      expect(r1).toBeGreaterThan(200);
+      expect(b1).toBeLessThan(60);
+      expect(b2).toBeGreaterThan(200);
+      expect(r2).toBeLessThan(60);
+    }
+  });
+
   it('rejects bad options and fails with ERR_DBPRUNE_ABORTED on signal', async () => {
     expect(() => decode({ size: 0 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
     expect(() => decode({ std: [1, 0, 1] })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
