@@ -20,7 +20,7 @@ import { tap } from '../src/stages/tap.js';
 import type { StreamingDbp, StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { CALIBRATION_MISMATCH } from '../src/core/streaming-guard.js';
 import type { Calibration } from '../src/io/calibration.js';
-import { createKeptKeysWriter, createManifestWriter, writeManifestStream, type KeyListWriter, type ManifestFormat, type ManifestWriter } from '../src/io/manifest.js';
+import { createKeptKeysWriter, createManifestWriter, OUTPUT_ROW_GROUP_ROWS, writeManifestStream, type KeyListWriter, type ManifestFormat, type ManifestWriter } from '../src/io/manifest.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
 import { shardFilesIn } from '../src/io/shard-writer.js';
@@ -192,7 +192,7 @@ async function openTailOutputs(opts: DecisionTailOptions): Promise<TailOutputs> 
     files.kept = join(opts.out, 'kept.txt');
     files.stats = join(opts.out, 'stats.json');
     for (const name of RUN_OUTPUT_FILES) outputs.replaces(join(opts.out, name));
-    return { outputs, files, manifest: createManifestWriter(outputs.file(files.manifest), format), kept: createKeptKeysWriter(outputs.file(files.kept)) };
+    return { outputs, files, manifest: createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: OUTPUT_ROW_GROUP_ROWS }), kept: createKeptKeysWriter(outputs.file(files.kept)) };
   }
   // Rows go out batch by batch as they are decided (a reader like `head` or `jq` sees them at once,
   // and a stopped run has written exactly the rows it counts), not at the end.

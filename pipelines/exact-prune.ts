@@ -18,7 +18,7 @@ import { NearestCentroid, ORT_MIN_WORK } from '../src/kernels/nearest-centroid.j
 import { decisionRow, errorRow, type ManifestRow, type SampleRef } from '../src/core/sample.js';
 import { normalizedCopy, normalizeRows } from '../src/core/vector.js';
 import { embeddingBatches, planEmbeddingSource, sampleRefBatches } from '../src/io/embeddings-source.js';
-import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, MANIFEST_FORMATS, type ManifestFormat } from '../src/io/manifest.js';
+import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, MANIFEST_FORMATS, OUTPUT_ROW_GROUP_ROWS, type ManifestFormat } from '../src/io/manifest.js';
 import { Float32ArrayPool, readNpyFloat32 } from '../src/io/npy.js';
 import { RUN_OUTPUT_FILES, writeJsonAtomic, type RunStats } from '../src/io/stats.js';
 import { OutputSet, prepareOutputDir } from '../src/io/output-set.js';
@@ -31,11 +31,6 @@ import { BatchTap } from './batch-tap.js';
 import { exactStats } from './exact-stats.js';
 import { addTargetAndFilterStats, checkFilterOptions, checkKeepOrTarget, filterRows, targetRatio, type DataCompFilterResult, type KeepAndDataCompOptions } from './datacomp-filters.js';
 
-/**
- * Manifest row group (Parquet) / record batch (Arrow): 32,768 rows keeps the writer's buffer small
- * (peak RSS) while readers still get large row groups.
- */
-const MANIFEST_ROW_GROUP_ROWS = 32_768;
 
 /**
  * Pass 2 batch size: keys/metadata only. The ManifestRow objects of a batch are the JS heap peak of
@@ -226,7 +221,7 @@ async function writeDecisions(input: Pass2Input, outputs: OutputSet): Promise<Ex
     stats: join(opts.out, 'stats.json'),
   } as ExactPruneResult['files'];
   // Parquet is encoded on a worker thread: pass 2's main thread reads, decides and builds the columns.
-  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS, encodeOnWorker: true });
+  const manifest = createManifestWriter(outputs.file(files.manifest), format, { rowGroupRows: OUTPUT_ROW_GROUP_ROWS, encodeOnWorker: true });
   const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const uidsPath = join(opts.out, 'kept_uids.npy');
   const uidWriter = plan0.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(uidsPath)) : undefined;

@@ -7,7 +7,7 @@
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import type { SelectionThresholds } from '../core/select.js';
 import type { EmbeddingSourcePlan } from '../io/embeddings-source.js';
-import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, type ManifestFormat } from '../io/manifest.js';
+import { createKeptKeysWriter, createManifestWriter, createUidSubsetWriter, OUTPUT_ROW_GROUP_ROWS, type ManifestFormat } from '../io/manifest.js';
 import { ReportCollector } from '../report/report-data.js';
 import { writeReport } from '../report/report-html.js';
 import { OutputSet, prepareOutputDir } from '../io/output-set.js';
@@ -20,8 +20,6 @@ import type { PruneRunSpec } from './run-spec.js';
 import { quotaPlanOf, type PlanFile } from './select-job.js';
 import type { WorkStore } from './work-store.js';
 
-/** As single-machine exact mode (pipelines/exact-prune.ts). */
-const MANIFEST_ROW_GROUP_ROWS = 32_768;
 
 /** What a distributed run returns: exact mode's result, plus the shards of `--write-shards`. */
 export type ClusterPruneResult = ExactPruneResult & { files: ExactPruneResult['files'] & { shards?: string[] } };
@@ -71,7 +69,7 @@ async function writeOutputs(a: AssembleInput, outputs: OutputSet): Promise<Clust
     kept: joinLocation(a.out, 'kept.txt'),
     stats: joinLocation(a.out, 'stats.json'),
   };
-  const manifest = createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: MANIFEST_ROW_GROUP_ROWS });
+  const manifest = createManifestWriter(outputs.file(files.manifest), a.format, { rowGroupRows: OUTPUT_ROW_GROUP_ROWS });
   const keptWriter = createKeptKeysWriter(outputs.file(files.kept));
   const total = plan.rows.reduce((x, y) => x + y, 0);
   const uidWriter = a.source?.parts.some((p) => p.metadata?.columns.uid) ? createUidSubsetWriter(outputs.file(joinLocation(a.out, 'kept_uids.npy'))) : undefined;

@@ -21,7 +21,7 @@ import { ParquetWriter } from './manifest/parquet-writer.js';
 import { ParquetWorkerWriter } from './manifest/parquet-worker-writer.js';
 import { MANIFEST_FORMATS, type ManifestFormat, type ManifestWriter, type ManifestWriterOptions } from './manifest/types.js';
 
-export { MANIFEST_COLUMNS, MANIFEST_FORMATS, manifestFormatFromPath } from './manifest/types.js';
+export { MANIFEST_COLUMNS, MANIFEST_FORMATS, OUTPUT_ROW_GROUP_ROWS, manifestFormatFromPath } from './manifest/types.js';
 export type { ManifestFormat, ManifestRecord, ManifestWriter, ManifestWriterOptions } from './manifest/types.js';
 export { MANIFEST_SCHEMA } from './manifest/columns.js';
 export { jsonLine } from './manifest/jsonl-writer.js';

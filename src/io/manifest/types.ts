@@ -19,6 +19,13 @@ export interface ManifestWriter {
   readonly rows: number;
 }
 
+/**
+ * Row group (Parquet) / record batch (Arrow) of the manifests the commands write (`prune`, `run
+ * --out`, the cluster's assembly): 32,768 rows keeps the writer's buffer small (peak RSS; issue 16)
+ * while readers still get large row groups. One value, so that every command writes the same layout.
+ */
+export const OUTPUT_ROW_GROUP_ROWS = 32_768;
+
 /** Options of {@link createManifestWriter}: rows per record batch / row group (default 65536; 1 … 2^20). */
 export interface ManifestWriterOptions {
   /** Rows buffered before a record batch / row group is flushed. Default 65536; 1 … 2^20. */
