@@ -67,6 +67,14 @@ export interface EmbeddingSourcePlan {
   keys?: string;
 }
 
+/**
+ * True when every key of `plan` is its global row index (no keys file, no metadata, no DataComp
+ * uids): such keys are distinct digit strings, so no key check can find a problem in them.
+ */
+export function keysAreRowIndices(plan: EmbeddingSourcePlan): boolean {
+  return plan.keys === undefined && plan.parts.every((p) => p.metadata === undefined && p.npzMember === undefined);
+}
+
 /** A local folder or an s3:// prefix with objects under it. */
 async function isDirectory(p: string): Promise<boolean> {
   return (await statLocation(p))?.kind === 'directory';

@@ -5,7 +5,7 @@ import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import * as parquet from 'parquet-wasm';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EmbeddingBatch } from '../../src/core/sample.js';
-import { countEmbeddingRows, embeddingBatches, sampleRefBatches } from '../../src/io/embeddings-source.js';
+import { countEmbeddingRows, embeddingBatches, keysAreRowIndices, planEmbeddingSource, sampleRefBatches } from '../../src/io/embeddings-source.js';
 import { readNpyHeader, writeNpy } from '../../src/io/npy.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-emb-'));
@@ -88,6 +88,23 @@ describe('embeddingBatches', () => {
     const batches = await all(embeddingBatches({ embeddings: [a, b], keys, batchRows: 2 }));
     expect(batches.flatMap((x) => x.rows.map((r) => r.key))).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
     expect(batches.flatMap((x) => x.rows.map((r) => r.shard))).toEqual(['simple_a', 'simple_a', 'simple_a', 'simple_b', 'simple_b', 'simple_b', 'simple_b']);
+  });
+
+  it('keysAreRowIndices: only without keys.txt and metadata, where the keys are distinct global row indices', async () => {
+    const a = join(dir, 'rowidx_a.npy');
+    const b = join(dir, 'rowidx_b.npy');
+    await writeEmb(a, 1, 3, 2);
+    await writeEmb(b, 2, 4, 2);
+    const bare = await planEmbeddingSource({ embeddings: [a, b] });
+    expect(keysAreRowIndices(bare)).toBe(true);
+    const keys = (await all(embeddingBatches({ embeddings: [a, b], batchRows: 2 }))).flatMap((x) => x.rows.map((r) => r.key));
+    expect(new Set(keys).size).toBe(7); // what the flag promises: no repeated key across the files
+    const keysFile = join(dir, 'rowidx_keys.txt');
+    writeFileSync(keysFile, 'a\nb\nc\nd\ne\nf\ng\n');
+    expect(keysAreRowIndices(await planEmbeddingSource({ embeddings: [a, b], keys: keysFile }))).toBe(false);
+    const root = join(dir, 'rowidx_cr');
+    await clipRetrieval(root, { 0: 2 });
+    expect(keysAreRowIndices(await planEmbeddingSource({ embeddings: root }))).toBe(false);
   });
 
   it('row-count mismatches (metadata or keys) → ROW_COUNT_MISMATCH naming both counts and files, before any batch', async () => {
