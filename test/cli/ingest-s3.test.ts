@@ -14,7 +14,7 @@ import { Rng } from '../../src/core/rng.js';
 import { readManifest, type ManifestRecord } from '../../src/io/manifest.js';
 import { listLocation, readLocation, writeLocation } from '../../src/io/storage/index.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { committedRows, serveShardsSlowly, spawnIngest, type IngestProc } from '../helpers/ingest.js';
+import { committedRows, decisionsById, serveShardsSlowly, spawnIngest, type IngestProc } from '../helpers/ingest.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3.js';
 
 const SHARDS = join(repoRoot, 'data-samples', 'shards');
@@ -108,7 +108,7 @@ describe('dbprune ingest --out s3:// (s3rver on loopback)', () => {
       const ref = spawnIngest(args(join(tmp, 'crash-ref-state'), join(tmp, 'crash-ref-out')), list);
       expect(await exitOf(ref), ref.out.stderr).toBe(0);
       const refRows = await committedRows(join(tmp, 'crash-ref-out'));
-      const refMap = new Map(refRows.map((r) => [`${r.shard}|${r.key}`, `${r.decision}|${r.reason}|${r.cluster}`]));
+      const refMap = decisionsById(refRows).byId;
       expect(refMap.size).toBe(shardNames.length * 200);
 
       const out = 's3://bucket/crash';
@@ -154,13 +154,7 @@ describe('dbprune ingest --out s3:// (s3rver on loopback)', () => {
       const last = spawnIngest(args(state, out), list);
       expect(await exitOf(last), last.out.stderr).toBe(0);
       const rows = await committedRowsS3(out);
-      const seen = new Map<string, string>();
-      const twice: string[] = [];
-      for (const r of rows) {
-        const id = `${r.shard}|${r.key}`;
-        if (seen.has(id)) twice.push(id);
-        seen.set(id, `${r.decision}|${r.reason}|${r.cluster}`);
-      }
+      const { byId: seen, repeated: twice } = decisionsById(rows);
       expect(twice).toEqual([]);
       expect(rows.length).toBe(refRows.length);
       expect([...refMap].filter(([id, d]) => seen.get(id) !== d)).toEqual([]);

@@ -50,6 +50,21 @@ export async function committedRows(out: string): Promise<ManifestRecord[]> {
 }
 
 /**
+ * Each row's decision (`decision|reason|cluster`) by its identity (`shard|key`), and the identities
+ * that occur on more than one row (the crash tests' "exactly once" check).
+ */
+export function decisionsById(rows: readonly ManifestRecord[]): { byId: Map<string, string>; repeated: string[] } {
+  const byId = new Map<string, string>();
+  const repeated: string[] = [];
+  for (const r of rows) {
+    const id = `${r.shard}|${r.key}`;
+    if (byId.has(id)) repeated.push(id);
+    byId.set(id, `${r.decision}|${r.reason}|${r.cluster}`);
+  }
+  return { byId, repeated };
+}
+
+/**
  * Serves the bundled data-samples shards (`/00000.tar` …) on 127.0.0.1, slowly: `chunkBytes` every
  * `delayMs`, so kills and SIGTERMs land mid-download. Other paths answer 404.
  */

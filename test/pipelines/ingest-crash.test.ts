@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/rng.js';
 import { repoRoot } from '../helpers/fixture.js';
-import { committedRows, serveShardsSlowly, spawnIngest } from '../helpers/ingest.js';
+import { committedRows, decisionsById, serveShardsSlowly, spawnIngest } from '../helpers/ingest.js';
 
 const SHARDS = join(repoRoot, 'data-samples', 'shards');
 
@@ -54,7 +54,7 @@ describe('dbprune ingest under SIGKILL', () => {
     const refExit = await ref.exited;
     expect(refExit.code, ref.out.stderr).toBe(0);
     const refRows = await committedRows(join(dir, 'ref', 'out'));
-    const refMap = new Map(refRows.map((r) => [`${r.shard}|${r.key}`, `${r.decision}|${r.reason}|${r.cluster}`]));
+    const refMap = decisionsById(refRows).byId;
     expect(refRows.length).toBe(names.length * 200);
     expect(refMap.size).toBe(refRows.length);
 
@@ -105,13 +105,7 @@ describe('dbprune ingest under SIGKILL', () => {
     expect(final?.code, lastErr).toBe(0);
 
     const rows = await committedRows(join(dir, 'crash', 'out'));
-    const seen = new Map<string, string>();
-    const twice: string[] = [];
-    for (const r of rows) {
-      const id = `${r.shard}|${r.key}`;
-      if (seen.has(id)) twice.push(id);
-      seen.set(id, `${r.decision}|${r.reason}|${r.cluster}`);
-    }
+    const { byId: seen, repeated: twice } = decisionsById(rows);
     expect(twice).toEqual([]);
     expect(rows.length).toBe(refRows.length);
     const differ = [...refMap].filter(([id, d]) => seen.get(id) !== d);
