@@ -28,6 +28,7 @@ import * as parquet from 'parquet-wasm';
 import tar from 'tar-stream';
 import { readNpyRows, writeNpy } from '../src/io/npy.js';
 import { synthEmbeddings } from './synth.js';
+import { median, parseTimeV } from './time-v.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -37,10 +38,6 @@ const only = process.argv[3];
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-bench-cluster-'));
 let seed = 100;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 /** Runs the CLI under /usr/bin/time -v (asynchronously: this process also serves the shards); wall seconds and peak RSS (MB). */
 async function timed(args: string[], cliPath = cli): Promise<{ wall: number; rssMB: number }> {
@@ -49,10 +46,8 @@ async function timed(args: string[], cliPath = cli): Promise<{ wall: number; rss
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code !== 0) throw new Error(`dbprune ${args.join(' ')} exited ${code}: ${stderr}`);
-  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(stderr);
-  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-  if (!wall || !rss) throw new Error(`no /usr/bin/time output: ${stderr}`);
-  return { wall: Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]), rssMB: Number(rss[1]) / 1024 };
+  const t = parseTimeV(stderr);
+  return { wall: t.wallS, rssMB: t.maxRssMB };
 }
 
 /** The map phase's wall time of a cluster run (its stats.json `timings.map_s`). */

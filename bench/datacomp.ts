@@ -15,6 +15,7 @@ import * as parquet from 'parquet-wasm/node';
 import { Rng } from '../src/core/rng.js';
 import { NpyWriter, writeNpy } from '../src/io/npy.js';
 import { dataDir } from './synth.js';
+import { median, parseTimeV } from './time-v.js';
 
 const n = Number(process.argv[2] ?? 1_000_000);
 const rounds = Number(process.argv[3] ?? 3);
@@ -92,13 +93,10 @@ function timed(args: string[]): Run {
   const cli = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
   const r = spawnSync('/usr/bin/time', ['-v', process.execPath, cli, ...args, '--out', out, '--no-report', '-q', '--json'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`);
-  const get = (re: RegExp): number => Number(re.exec(r.stderr)?.[1] ?? NaN);
-  const wallStr = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/.exec(r.stderr)?.[1] ?? '0';
-  const wall = wallStr.split(':').reduce((a, p) => a * 60 + Number(p), 0);
-  return { wall, cpu: get(/User time \(seconds\): ([\d.]+)/) + get(/System time \(seconds\): ([\d.]+)/), rssMb: Math.round(get(/Maximum resident set size \(kbytes\): (\d+)/) / 1024) };
+  const t = parseTimeV(r.stderr);
+  return { wall: t.wallS, cpu: t.cpuS, rssMb: Math.round(t.maxRssMB) };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 await build();
 const variants: Record<string, string[]> = {

@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { nearestBruteForceJs } from '../src/core/nearest.js';
 import { readNpyFloat32, readNpyRows } from '../src/io/npy.js';
 import { dataDir, synthEmbeddings } from './synth.js';
+import { median } from './time-v.js';
 
 const dim = 512;
 const k = 500;
@@ -50,7 +51,6 @@ console.log(JSON.stringify({ seconds, samplesPerSec: Number(n) / seconds, peakRs
   phaseSamplesPerSec: { pass1: rate(t.pass1_assign_s), plan: rate(t.plan_s), pass2: rate(t.pass2_write_s) }, memoryMB: mem, kept: result.stats.totals.kept }));
 `;
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 {
   const n = Number(process.argv[2] ?? 1_000_000);

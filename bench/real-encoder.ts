@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { encoderSessionOptions } from '../src/stages/embed.js';
+import { median, parseTimeV } from './time-v.js';
 
 const root = join(import.meta.dirname, '..');
 const real = join(root, 'data-samples', 'openclipart');
@@ -43,10 +44,8 @@ interface Timed {
 function timed(args: string[], cwd: string): Timed {
   const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...args], { cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr.slice(-2000)}`);
-  const num = (re: RegExp): number => Number(re.exec(r.stderr)?.[1] ?? NaN);
-  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr);
-  const wallS = wall ? Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]) : NaN;
-  return { wallS, userS: num(/User time \(seconds\): ([\d.]+)/), sysS: num(/System time \(seconds\): ([\d.]+)/), maxRssMb: num(/Maximum resident set size \(kbytes\): (\d+)/) / 1024, stdout: r.stdout };
+  const t = parseTimeV(r.stderr);
+  return { wallS: t.wallS, userS: t.userS, sysS: t.sysS, maxRssMb: t.maxRssMB, stdout: r.stdout };
 }
 
 /** Model-only figures of one run size. */
@@ -85,7 +84,6 @@ async function modelOnlyChild(n: number, round: number): Promise<void> {
   process.stdout.write(`${JSON.stringify({ images: n, perSec: best.perSec, seconds: best.seconds, byRows: results })}\n`);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** One whole-process figure set: wall, CPU (user + system), peak RSS and images/s over wall. */
 interface Figures {

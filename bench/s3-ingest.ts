@@ -14,10 +14,10 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startS3Server } from '../test/helpers/s3.js';
 import { dataDir, synthEmbeddings } from './synth.js';
+import { parseTimeV, summarizeRuns } from './time-v.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 interface Timed {
   wallS: number;
@@ -27,29 +27,9 @@ interface Timed {
 
 function timed(args: string[], stdin: string, env: NodeJS.ProcessEnv): Timed {
   const r = spawnSync('/usr/bin/time', ['-v', process.execPath, cli, ...args], { env, input: stdin, encoding: 'utf8', stdio: ['pipe', 'ignore', 'pipe'] });
-  const err = r.stderr;
-  if (r.status !== 0) throw new Error(`dbprune ${args.join(' ')} failed: ${err.slice(-2000)}`);
-  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(err);
-  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(err);
-  const user = /User time \(seconds\): ([\d.]+)/.exec(err);
-  const sys = /System time \(seconds\): ([\d.]+)/.exec(err);
-  if (!wall || !rss || !user || !sys) throw new Error(`cannot parse /usr/bin/time output: ${err.slice(-1000)}`);
-  return {
-    wallS: Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]),
-    maxRssMB: Math.round(Number(rss[1]) / 1024),
-    cpuS: Math.round((Number(user[1]) + Number(sys[1])) * 100) / 100,
-  };
-}
-
-function summary(xs: Timed[], n: number): Record<string, unknown> {
-  const wall = xs.map((x) => x.wallS);
-  return {
-    wallSMedian: median(wall),
-    wallSRange: [Math.min(...wall), Math.max(...wall)],
-    samplesPerSecMedian: Math.round(n / median(wall)),
-    cpuSMedian: median(xs.map((x) => x.cpuS)),
-    maxRssMBMedian: median(xs.map((x) => x.maxRssMB)),
-  };
+  if (r.status !== 0) throw new Error(`dbprune ${args.join(' ')} failed: ${r.stderr.slice(-2000)}`);
+  const t = parseTimeV(r.stderr);
+  return { wallS: t.wallS, maxRssMB: Math.round(t.maxRssMB), cpuS: Math.round(t.cpuS * 100) / 100 };
 }
 
 {
@@ -84,8 +64,8 @@ function summary(xs: Timed[], n: number): Record<string, unknown> {
         n,
         runs,
         loadavg1: load.map((l) => Math.round(l[0] * 10) / 10),
-        embeddings: { local: summary(emb.local, n), s3: summary(emb.s3, n), raw: emb },
-        images: { local: summary(img.local, 1200), s3: summary(img.s3, 1200), raw: img },
+        embeddings: { local: summarizeRuns(emb.local, n), s3: summarizeRuns(emb.s3, n), raw: emb },
+        images: { local: summarizeRuns(img.local, 1200), s3: summarizeRuns(img.s3, 1200), raw: img },
       }),
     );
   } finally {

@@ -15,10 +15,10 @@ import { pipeline } from 'node:stream/promises';
 import { openWrite } from '../src/io/storage/index.js';
 import { startS3Server } from '../test/helpers/s3.js';
 import { dataDir, synthEmbeddings } from './synth.js';
+import { parseTimeV, summarizeRuns } from './time-v.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function upload(file: string, uri: string): Promise<void> {
   const out = await openWrite(uri);
@@ -34,29 +34,9 @@ interface Timed {
 
 function timed(args: string[], env: NodeJS.ProcessEnv): Timed {
   const r = spawnSync('/usr/bin/time', ['-v', process.execPath, cli, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  const err = r.stderr;
-  if (r.status !== 0) throw new Error(`dbprune ${args.join(' ')} failed: ${err.slice(-2000)}`);
-  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(err);
-  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(err);
-  const user = /User time \(seconds\): ([\d.]+)/.exec(err);
-  const sys = /System time \(seconds\): ([\d.]+)/.exec(err);
-  if (!wall || !rss || !user || !sys) throw new Error(`cannot parse /usr/bin/time output: ${err.slice(-1000)}`);
-  return {
-    wallS: Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]),
-    maxRssMB: Math.round(Number(rss[1]) / 1024),
-    cpuS: Number(user[1]) + Number(sys[1]),
-  };
-}
-
-function summary(xs: Timed[], n: number): Record<string, unknown> {
-  const wall = xs.map((x) => x.wallS);
-  return {
-    wallSMedian: median(wall),
-    wallSRange: [Math.min(...wall), Math.max(...wall)],
-    samplesPerSecMedian: Math.round(n / median(wall)),
-    cpuSMedian: median(xs.map((x) => x.cpuS)),
-    maxRssMBMedian: median(xs.map((x) => x.maxRssMB)),
-  };
+  if (r.status !== 0) throw new Error(`dbprune ${args.join(' ')} failed: ${r.stderr.slice(-2000)}`);
+  const t = parseTimeV(r.stderr);
+  return { wallS: t.wallS, maxRssMB: Math.round(t.maxRssMB), cpuS: t.cpuS };
 }
 
 {
@@ -96,8 +76,8 @@ function summary(xs: Timed[], n: number): Record<string, unknown> {
         n,
         runs,
         uploadEmbeddingsS: uploadS,
-        exact: { local: summary(exact.local, n), s3: summary(exact.s3, n), raw: exact },
-        shards: { local: summary(shards.local, 1200), s3: summary(shards.s3, 1200), raw: shards },
+        exact: { local: summarizeRuns(exact.local, n), s3: summarizeRuns(exact.s3, n), raw: exact },
+        shards: { local: summarizeRuns(shards.local, 1200), s3: summarizeRuns(shards.s3, 1200), raw: shards },
       }),
     );
   } finally {

@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, r
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dataDir, synthEmbeddings } from './synth.js';
+import { median, parseTimeV } from './time-v.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -64,19 +65,12 @@ function timed(argv: string[], stdoutFile?: string): Promise<Measured> {
       if (typeof out === 'number') closeSync(out);
       if (code !== 0) return reject(new Error(`${argv.join(' ')} exited ${code}: ${err.slice(-2000)}`));
       if (!haveTime) return resolvePromise({ wallS: wall, cpuS: null, peakRssMB: null });
-      const num = (re: RegExp): number => Number(re.exec(err)?.[1] ?? NaN);
-      const el = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(err);
-      const wallS = el ? Number(el[1] ?? 0) * 3600 + Number(el[2]) * 60 + Number(el[3]) : wall;
-      resolvePromise({
-        wallS,
-        cpuS: num(/User time \(seconds\): ([\d.]+)/) + num(/System time \(seconds\): ([\d.]+)/),
-        peakRssMB: num(/Maximum resident set size \(kbytes\): (\d+)/) / 1024,
-      });
+      const t = parseTimeV(err);
+      resolvePromise({ wallS: t.wallS, cpuS: t.cpuS, peakRssMB: t.maxRssMB });
     });
   });
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function prepare(): Promise<{ x: string; c: string; keys: string; cal: string }> {
   const set = await synthEmbeddings(n, 512, 500, 1);
