@@ -8,18 +8,14 @@
 import { interClusterDistance } from '../src/core/complexity.js';
 import type { AssignMode } from '../src/core/nearest.js';
 import { resolveDbpParams, type DbpParams, type ResolvedDbpParams } from '../src/core/dbp.js';
-import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
+import { DbpruneError, ErrorCodes } from '../src/core/errors.js';
 import { StreamingDbp, type StreamingDbpSnapshot, type StreamingDbpTuning } from '../src/core/streaming-dbp.js';
 import { normalizedCopy } from '../src/core/vector.js';
 import { CALIBRATION_FILE, loadCalibration, type Calibration } from '../src/io/calibration.js';
 import { readNpyFloat32 } from '../src/io/npy.js';
 import { joinLocation as join, locationExists, parentLocation as dirname } from '../src/io/storage/index.js';
 import { assign, type AssignStream } from '../src/stages/assign.js';
-import { Transform } from 'node:stream';
-import { decideBatchRows } from '../src/stages/decide.js';
-import { destroyOnAbort } from '../src/stages/generator-stage.js';
-import type { DecidedRows } from '../src/stages/manifest-sink.js';
-import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch } from '../src/core/sample.js';
+import { decide, type DecideStream } from '../src/stages/decide.js';
 import { dedup, type DedupStream } from '../src/stages/dedup.js';
 
 export interface DeciderOptions extends DbpParams {
@@ -64,8 +60,8 @@ export interface DecisionStagesOptions {
 export interface DecisionStages {
   assign: AssignStream;
   dedup?: DedupStream;
-  /** Emits one {@link DecidedRows} per batch (a `ManifestRow[]`, thumbnails carried along). */
-  decide: Transform;
+  /** Emits one `DecidedRows` per batch (a `ManifestRow[]`, thumbnails carried along). */
+  decide: DecideStream;
 }
 
 /**
@@ -117,7 +113,7 @@ export function decisionStages(d: Decider, o: DecisionStagesOptions): DecisionSt
       signal: o.signal,
     }),
     dedup: withDedup ? dedup({ eps, dim: d.dim, k: d.k, restoreFrom: o.dedupRestoreFrom, signal: o.signal }) : undefined,
-    decide: decideCarrying(d.dbp, o.signal),
+    decide: decide({ dbp: d.dbp, signal: o.signal }),
   };
 }
 
@@ -138,27 +134,4 @@ function coarseSketchWarning(c: Calibration, calDir: string): string | undefined
     `dbprune: warning: the calibration in ${calDir} has linear δ bins of width ${width.toPrecision(2)} but a median cluster δ of ` +
     `${median.toPrecision(2)}: streaming thresholds cannot resolve such tight clusters; refit it with \`dbprune fit\` (log-spaced bins)`
   );
-}
-
-/**
- * The decide stage, carrying each batch's thumbnails on the {@link DecidedRows} it emits (rows in
- * input order, one array per input batch), so the report's thumbnails travel with their rows.
- * Errors as {@link decide}'s.
- */
-export function decideCarrying(dbp: StreamingDbp, signal?: AbortSignal): Transform {
-  const stream = new Transform({
-    objectMode: true,
-    highWaterMark: BATCH_HIGH_WATER_MARK,
-    transform(batch: EmbeddingBatch, _enc, cb) {
-      try {
-        throwIfAborted(signal);
-        const rows: DecidedRows = decideBatchRows(dbp, batch);
-        if (batch.thumbnails) rows.thumbnails = batch.thumbnails;
-        cb(null, rows);
-      } catch (e) {
-        cb(e as Error);
-      }
-    },
-  });
-  return destroyOnAbort(stream, signal);
 }

@@ -8,6 +8,7 @@ import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/e
 import { BATCH_HIGH_WATER_MARK, decisionRow, errorRow, type EmbeddingBatch, type ManifestRow } from '../core/sample.js';
 import { StreamingDbp, type StreamingDbpOptions } from '../core/streaming-dbp.js';
 import { destroyOnAbort } from './generator-stage.js';
+import type { DecidedRows } from './manifest-sink.js';
 
 /** Options of {@link decide}: the StreamingDbp decider (or the options to build one; required), and a signal. */
 export interface DecideOptions {
@@ -26,7 +27,8 @@ export type DecideStream = Transform & { readonly dbp: StreamingDbp };
 
 /**
  * Stage: consumes {@link EmbeddingBatch}es and emits one `ManifestRow[]` per batch (same length,
- * same order; an empty batch gives an empty array). Per row:
+ * same order; an empty batch gives an empty array), a {@link DecidedRows} carrying the batch's
+ * `thumbnails` when it has them. Per row:
  * - `errors[i]` set → the error row (`errorRow`: drop, its `error:*`/`filter:*` reason);
  * - `duplicateOf[i]` set → drop, reason `duplicate`, not counted in the DBP statistics;
  * - otherwise the streaming DBP decision (irrevocable, in arrival order): keep or drop, reason `dbp`.
@@ -46,7 +48,9 @@ export function decide(opts: DecideOptions): DecideStream {
     transform(batch: EmbeddingBatch, _enc, cb) {
       try {
         throwIfAborted(signal);
-        cb(null, decideBatchRows(dbp, batch));
+        const rows: DecidedRows = decideBatchRows(dbp, batch);
+        if (batch.thumbnails) rows.thumbnails = batch.thumbnails; // the report's thumbnails travel with their rows
+        cb(null, rows);
       } catch (e) {
         cb(e as Error);
       }

@@ -6,6 +6,7 @@ import { Rng } from '../../src/core/rng.js';
 import type { EmbeddingBatch, ManifestRow } from '../../src/core/sample.js';
 import { StreamingDbp, type StreamingDbpOptions } from '../../src/core/streaming-dbp.js';
 import { decide, decideBatchRows } from '../../src/stages/decide.js';
+import type { DecidedRows } from '../../src/stages/manifest-sink.js';
 
 const K = 6;
 const DBP: StreamingDbpOptions = {
@@ -88,6 +89,15 @@ describe('decide stage', () => {
     expect(kept / dbpRows.length).toBeGreaterThan(0.3);
     expect(kept / dbpRows.length).toBeLessThan(0.5);
     expect(dbpRows[0]).toMatchObject({ shard: '00000', caption: 'c0', url: null, duplicate_of: null, error: null });
+  });
+
+  it("carries each batch's thumbnails on the rows it emits (DecidedRows), and none where the batch had none", async () => {
+    const [withThumbs, without] = makeBatches(20, 10, 3);
+    const thumbs = Array.from({ length: 10 }, (_, i) => (i % 3 === 0 ? undefined : Buffer.from([i])));
+    const got = (await runStage([{ ...withThumbs, thumbnails: thumbs }, without])) as DecidedRows[];
+    expect(got[0].thumbnails).toBe(thumbs);
+    expect(got[0].length).toBe(10);
+    expect(got[1].thumbnails).toBeUndefined();
   });
 
   it('is deterministic for the same input, whatever the batching', async () => {
