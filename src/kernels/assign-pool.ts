@@ -37,17 +37,6 @@ export interface AssignPoolRequest {
   screen?: boolean;
 }
 
-/** @internal Worker protocol: one batch's result. */
-export interface AssignPoolReply {
-  id: number;
-  x: Float32Array;
-  cluster: Int32Array;
-  distance: Float32Array;
-  renormalized: number;
-  invalid: Uint8Array | null;
-  screen: Uint8Array | null;
-}
-
 /** Result of {@link AssignPool.assign}. */
 export interface PooledAssignment {
   /** The input buffer, handed back (normalised in place when asked). */
@@ -62,6 +51,11 @@ export interface PooledAssignment {
   invalid: Uint8Array | null;
   /** screen requests: 1 = NaN/Inf, 2 = zero vector; null when none. */
   screen: Uint8Array | null;
+}
+
+/** @internal Worker protocol: one batch's result, the {@link PooledAssignment} of request `id`. */
+export interface AssignPoolReply extends PooledAssignment {
+  id: number;
 }
 
 /** Options of {@link AssignPool.create}. */

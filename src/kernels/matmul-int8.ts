@@ -35,7 +35,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { OrtWorkerSessionOptions } from './ort-worker.js';
-import { intAttr, onnx, valueInfo } from './onnx-graph.js';
+import { encodeModel, intAttr, onnx, valueInfo } from './onnx-graph.js';
 
 const T = onnx.TensorProto.DataType;
 
@@ -127,19 +127,13 @@ export function buildInt8Model(qc: QuantizedCentroids, k: number, dim: number): 
     node('TopK', ['S', 'K'], ['values', 'indices64'], [intAttr('axis', 1), intAttr('largest', 1), intAttr('sorted', 1)]),
     node('Cast', ['indices64'], ['indices'], [intAttr('to', T.INT32)]),
   ];
-  const model = onnx.ModelProto.create({
-    irVersion: 7,
-    producerName: 'dbprune',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
-    graph: onnx.GraphProto.create({
-      name: 'nearest_centroid_int8',
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo('x', T.FLOAT, ['N', dim])],
-      output: [valueInfo('m', T.FLOAT, ['N', 1]), valueInfo('nx', T.FLOAT, ['N', 1]), valueInfo('values', T.INT32, ['N', 2]), valueInfo('indices', T.INT32, ['N', 2])],
-    }),
+  return encodeModel({
+    name: 'nearest_centroid_int8',
+    node: nodes,
+    initializer: initializers,
+    input: [valueInfo('x', T.FLOAT, ['N', dim])],
+    output: [valueInfo('m', T.FLOAT, ['N', 1]), valueInfo('nx', T.FLOAT, ['N', 1]), valueInfo('values', T.INT32, ['N', 2]), valueInfo('indices', T.INT32, ['N', 2])],
   });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 /** The ORT session options of the nearest-centroid sessions (no spinning: the box is shared). */
@@ -162,18 +156,14 @@ export async function probeExactInt8Kernel(threads: number): Promise<boolean> {
   const dim = 64;
   const k = 16;
   const b = new Int8Array(dim * k).fill(127);
-  const model = onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
-    graph: onnx.GraphProto.create({
-      name: 'probe',
-      node: [onnx.NodeProto.create({ opType: 'MatMulInteger', input: ['a', 'B', 'AZ', 'BZ'], output: ['y'] })],
-      initializer: [tensor('B', [dim, k], T.INT8, b), tensor('AZ', [], T.UINT8, Uint8Array.of(0)), tensor('BZ', [], T.INT8, Int8Array.of(0))],
-      input: [valueInfo('a', T.UINT8, ['N', dim])],
-      output: [valueInfo('y', T.INT32, ['N', k])],
-    }),
+  const model = encodeModel({
+    name: 'probe',
+    node: [onnx.NodeProto.create({ opType: 'MatMulInteger', input: ['a', 'B', 'AZ', 'BZ'], output: ['y'] })],
+    initializer: [tensor('B', [dim, k], T.INT8, b), tensor('AZ', [], T.UINT8, Uint8Array.of(0)), tensor('BZ', [], T.INT8, Int8Array.of(0))],
+    input: [valueInfo('a', T.UINT8, ['N', dim])],
+    output: [valueInfo('y', T.INT32, ['N', k])],
   });
-  const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), nearestSessionOptions(threads) as ort.InferenceSession.SessionOptions);
+  const session = await ort.InferenceSession.create(model, nearestSessionOptions(threads) as ort.InferenceSession.SessionOptions);
   try {
     const rows = 32;
     const res = await session.run({ a: new ort.Tensor('uint8', new Uint8Array(rows * dim).fill(255), [rows, dim]) });

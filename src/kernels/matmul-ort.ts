@@ -14,7 +14,7 @@
 import * as ort from 'onnxruntime-node';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
 import type { Top2 } from '../core/nearest.js';
-import { intAttr, onnx, valueInfo } from './onnx-graph.js';
+import { encodeModel, intAttr, onnx, valueInfo } from './onnx-graph.js';
 
 /** Which reduction follows the MatMul. */
 export type OrtHead = 'topk' | 'argmax';
@@ -79,19 +79,7 @@ export function buildNearestModel(centroids: Float32Array, k: number, dim: numbe
     );
     outputs = [valueInfo('best', F, ['N']), valueInfo('index', I32, ['N'])];
   }
-  const model = onnx.ModelProto.create({
-    irVersion: 7,
-    producerName: 'dbprune',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
-    graph: onnx.GraphProto.create({
-      name: 'nearest_centroid',
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo('x', F, ['N', dim])],
-      output: outputs,
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
+  return encodeModel({ name: 'nearest_centroid', node: nodes, initializer: initializers, input: [valueInfo('x', F, ['N', dim])], output: outputs });
 }
 
 /** Options of {@link OrtScorer.create}. */

@@ -29,3 +29,23 @@ export function valueInfo(name: string, elemType: number, dims: (number | string
 export function intAttr(name: string, i: number): InstanceType<typeof onnx.AttributeProto> {
   return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
 }
+
+/** The parts of a graph {@link encodeModel} wraps. */
+export interface GraphParts {
+  name: string;
+  node: InstanceType<typeof onnx.NodeProto>[];
+  initializer: InstanceType<typeof onnx.TensorProto>[];
+  input: InstanceType<typeof onnx.ValueInfoProto>[];
+  output: InstanceType<typeof onnx.ValueInfoProto>[];
+}
+
+/** The serialised model (IR 7, default opset 13, producer `dbprune`) of one graph, for `InferenceSession.create`. */
+export function encodeModel(graph: GraphParts): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 7,
+    producerName: 'dbprune',
+    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
+    graph: onnx.GraphProto.create(graph),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
