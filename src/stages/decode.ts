@@ -3,7 +3,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { generatorStage } from './generator-stage.js';
-import sharp from 'sharp';
+import { loadSharp, type Sharp } from '../io/sharp.js';
 import { checkOption, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { choiceOption, integerOption, numberListOption, numberOption } from '../core/validate.js';
 import type { DecodedSample, ImageSample, RowError } from '../core/sample.js';
@@ -133,7 +133,7 @@ function boxShrink(data: Buffer, size: number, ch: number, side: number): Buffer
   return out;
 }
 
-async function decodeOne(s: ImageSample, r: Resolved): Promise<DecodedSample> {
+async function decodeOne(s: ImageSample, r: Resolved, sharp: Sharp): Promise<DecodedSample> {
   const out = ref(s);
   if (s.error) {
     out.error = s.error;
@@ -164,12 +164,12 @@ async function decodeOne(s: ImageSample, r: Resolved): Promise<DecodedSample> {
     }
     return out;
   } catch (e) {
-    out.error = await decodeError(s, e, r);
+    out.error = await decodeError(s, e, r, sharp);
     return out;
   }
 }
 
-async function decodeError(s: ImageSample, e: unknown, r: Resolved): Promise<RowError> {
+async function decodeError(s: ImageSample, e: unknown, r: Resolved, sharp: Sharp): Promise<RowError> {
   const msg = (e as Error)?.message ?? String(e);
   const where = `${s.key}${s.shard ? ` (shard ${s.shard})` : ''}`;
   if (/pixel limit/i.test(msg)) {
@@ -205,6 +205,7 @@ export function decode(opts: DecodeOptions = {}): Duplex {
   const { signal, startAfter } = opts;
   return generatorStage(async function* (source: AsyncIterable<ImageSample>): AsyncGenerator<DecodedSample> {
     if (startAfter && !(await startAfter.then(() => true, () => false))) return;
+    const sharp = await loadSharp();
     // Up to `concurrency` decodes in flight, emitted in input order. A finished head is emitted
     // as soon as it is ready, without waiting for more input: a continuous stream that pauses
     // must not hold its last samples back.
@@ -228,7 +229,7 @@ export function decode(opts: DecodeOptions = {}): Duplex {
         }
         next = undefined;
         if (first.r.done) ended = true;
-        else inflight.push(decodeOne(first.r.value, r));
+        else inflight.push(decodeOne(first.r.value, r, sharp));
       }
     } finally {
       // decodeOne never rejects; nothing to clean up beyond dropping the references.

@@ -3,31 +3,18 @@
  * no `@aws-sdk/*` module; an s3:// path does (checked with a module-resolution hook). Flags that
  * must stay local (ingest's --state and --watch) refuse s3:// up front; ingest's --out may be s3://.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dbpSmallDir, repoRoot } from '../helpers/fixture.js';
+import { dbpSmallDir } from '../helpers/fixture.js';
+import { cliImports, type ResolvedImports } from '../helpers/imports.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dbprune-s3-lazy-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function importsOf(name: string, args: string[]): { code: number | null; specifiers: string[]; stderr: string } {
-  const file = join(tmp, `${name}.txt`);
-  const r = spawnSync(
-    process.execPath,
-    ['--import', import.meta.resolve('tsx'), '--import', join(repoRoot, 'test', 'helpers', 'record-imports.mjs'), join(repoRoot, 'src', 'cli', 'main.ts'), ...args],
-    { env: { ...process.env, DBPRUNE_RECORD_IMPORTS: file, AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' }, encoding: 'utf8', timeout: 60_000 },
-  );
-  let specifiers: string[] = [];
-  try {
-    specifiers = readFileSync(file, 'utf8').split('\n');
-  } catch {
-    /* nothing resolved */
-  }
-  return { code: r.status, specifiers, stderr: r.stderr };
-}
+const AWS_ENV = { AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' };
+const importsOf = (name: string, args: string[]): ResolvedImports => cliImports(join(tmp, `${name}.txt`), args, AWS_ENV);
 
 describe('the AWS SDK loads lazily', { timeout: 120_000 }, () => {
   it('ingest refuses s3:// for --state and --watch (usage error, exit 2), loading no SDK; --out s3:// loads it', () => {

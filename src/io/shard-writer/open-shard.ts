@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Float32, Int32, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import * as parquet from 'parquet-wasm';
-import sharp from 'sharp';
+import { loadSharp } from '../sharp.js';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { DbpruneError, ErrorCodes } from '../../core/errors.js';
 import { statusOfReason, type DownloadStatus, type ImageSample, type ManifestRow } from '../../core/sample.js';
@@ -251,6 +251,7 @@ function extraString(v: unknown): string | null {
 
 /** Width and height from the image's header (sharp metadata, no decode); nulls when unreadable. */
 export async function imageSizeOf(image: Buffer): Promise<ImageSize> {
+  const sharp = await loadSharp();
   try {
     const m = await sharp(image, { limitInputPixels: false }).metadata();
     return { width: m.width ?? null, height: m.height ?? null };
