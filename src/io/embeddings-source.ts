@@ -348,7 +348,8 @@ async function refsFor(
     }
   } else {
     rows = new Array<SampleRef>(n);
-    for (let i = 0; i < n; i++) rows[i] = { key: indexKey(part.offset + start + i), shard };
+    // keys.txt names the rows below; without it a row's key is its index
+    if (!keyTaker) for (let i = 0; i < n; i++) rows[i] = { key: indexKey(part.offset + start + i), shard };
   }
   if (keyTaker) {
     const keys = await keyTaker.take(n);

@@ -4,7 +4,7 @@
  */
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { integerOption, type NumberSpec } from '../core/validate.js';
-import { textLines } from './lines.js';
+import { textLineBatches } from './lines.js';
 import { openRead } from './storage/index.js';
 
 /** Rows per batch of the row readers (keys, metadata, embeddings): default 8192, 1..2^24. */
@@ -34,20 +34,21 @@ export async function* readKeyBatches(path: string, options: ReadKeysOptions = {
   let batch: string[] = [];
   let row = 0;
   try {
-    // textLines splits in linear time and bounds a line (a key file with no newline cannot grow
-    // memory without end); it drops the BOM, the CR of CRLF and a final empty line.
-    for await (const line of textLines(stream as AsyncIterable<Buffer>, { file: path })) {
+    // textLineBatches splits in linear time and bounds a line (a key file with no newline cannot
+    // grow memory without end); it drops the BOM, the CR of CRLF and a final empty line.
+    for await (const lines of textLineBatches(stream as AsyncIterable<Buffer>, { file: path })) {
       throwIfAborted(signal);
-      if (line.length === 0) {
-        throw new DbpruneError(ErrorCodes.INPUT_FORMAT, `${path}: empty key on line ${row + 1}`, { file: path, row });
-      }
-      batch.push(line);
-      row++;
-      if (batch.length === batchRows) {
-        const out = batch;
-        batch = [];
-        yield out;
-        throwIfAborted(signal);
+      for (const line of lines) {
+        if (line.length === 0) {
+          throw new DbpruneError(ErrorCodes.INPUT_FORMAT, `${path}: empty key on line ${row + 1}`, { file: path, row });
+        }
+        batch.push(line);
+        row++;
+        if (batch.length === batchRows) {
+          yield batch;
+          batch = [];
+          throwIfAborted(signal);
+        }
       }
     }
   } finally {

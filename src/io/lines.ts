@@ -32,6 +32,16 @@ function tooLong(file: string, line: number, max: number): DbpruneError {
  * once a line exceeds the bound, without buffering more of it.
  */
 export async function* textLines(bytes: AsyncIterable<Buffer | string>, opts: TextLinesOptions): AsyncGenerator<string> {
+  for await (const lines of textLineBatches(bytes, opts)) yield* lines;
+}
+
+/**
+ * {@link textLines} a chunk at a time: the lines completed by each chunk of `bytes`, as one array
+ * (never empty). For readers of many short lines (a keys.txt of a million keys): one async step per
+ * chunk instead of one per line, which cost ~0.3 s and ~700 MB of garbage per million lines. A
+ * line over the bound throws after the lines before it have been yielded, as with `textLines`.
+ */
+export async function* textLineBatches(bytes: AsyncIterable<Buffer | string>, opts: TextLinesOptions): AsyncGenerator<string[]> {
   const max = integerOption(opts.maxLineChars, 'maxLineChars', { default: MAX_LINE_CHARS, min: 1 });
   const dec = new TextDecoder('utf-8');
   let pieces: string[] = []; // the current partial line
@@ -45,7 +55,8 @@ export async function* textLines(bytes: AsyncIterable<Buffer | string>, opts: Te
     if (line.endsWith('\r')) line = line.slice(0, -1);
     return line;
   };
-  const feed = function* (chunk: string): Generator<string> {
+  /** Appends the lines `chunk` completes to `out`; returns the error of a line over the bound. */
+  const feed = (chunk: string, out: string[]): DbpruneError | undefined => {
     let s = chunk;
     if (first && s.length > 0) {
       if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
@@ -57,24 +68,31 @@ export async function* textLines(bytes: AsyncIterable<Buffer | string>, opts: Te
       if (nl < 0) break;
       lineNo++;
       // a CR before the newline is not part of the line, so it does not count against the bound
-      if (pieceChars + (nl - start) > max + 1) throw tooLong(opts.file, lineNo, max);
+      if (pieceChars + (nl - start) > max + 1) return tooLong(opts.file, lineNo, max);
       const line = finish(s.slice(start, nl));
-      if (line.length > max) throw tooLong(opts.file, lineNo, max);
-      yield line;
+      if (line.length > max) return tooLong(opts.file, lineNo, max);
+      out.push(line);
       start = nl + 1;
     }
     if (start < s.length) {
       pieceChars += s.length - start;
-      if (pieceChars > max + 1) throw tooLong(opts.file, lineNo + 1, max);
+      if (pieceChars > max + 1) return tooLong(opts.file, lineNo + 1, max);
       pieces.push(s.slice(start));
     }
+    return undefined;
   };
-  for await (const b of bytes) yield* feed(typeof b === 'string' ? b : dec.decode(b, { stream: true }));
-  yield* feed(dec.decode());
+  const step = function* (chunk: string): Generator<string[]> {
+    const out: string[] = [];
+    const error = feed(chunk, out);
+    if (out.length > 0) yield out;
+    if (error) throw error;
+  };
+  for await (const b of bytes) yield* step(typeof b === 'string' ? b : dec.decode(b, { stream: true }));
+  yield* step(dec.decode());
   if (pieceChars > 0) {
     lineNo++;
     const line = finish('');
     if (line.length > max) throw tooLong(opts.file, lineNo, max);
-    if (line.length > 0) yield line;
+    if (line.length > 0) yield [line];
   }
 }

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
-import { MAX_LINE_CHARS, textLines } from '../../src/io/lines.js';
+import { MAX_LINE_CHARS, textLineBatches, textLines } from '../../src/io/lines.js';
 import { urlListBatches } from '../../src/io/url-list.js';
 import { shardSource } from '../../src/stages/shard-source.js';
 import { rejectionOf } from '../helpers/errors.js';
@@ -26,6 +26,20 @@ describe('textLines', () => {
     const euro = Buffer.from('€\n', 'utf8'); // a multi-byte character split between chunks
     expect(await lines([euro.subarray(0, 1), euro.subarray(1), 'z'])).toEqual(['€', 'z']);
     expect(await lines(['abc\r\n', 'abcd\n'], 4)).toEqual(['abc', 'abcd']);
+  });
+
+  it('textLineBatches gives the same lines a chunk at a time, and the lines before a line over the bound', async () => {
+    const batches: string[][] = [];
+    for await (const b of textLineBatches(Readable.from(['\ufeffa\r', '\nb', 'c\n\nd\ne']), { file: 'x' })) batches.push(b);
+    expect(batches).toEqual([['a'], ['bc', '', 'd'], ['e']]);
+    const before: string[] = [];
+    const err = await rejectionOf(
+      (async () => {
+        for await (const b of textLineBatches(Readable.from(['ok\nfine\n' + 'x'.repeat(9) + '\nlater\n']), { file: 'y', maxLineChars: 5 })) before.push(...b);
+      })(),
+    );
+    expect(before).toEqual(['ok', 'fine']);
+    expect(err).toMatchObject({ code: ErrorCodes.INPUT_FORMAT, context: { file: 'y', row: 3 } });
   });
 
   it('validates maxLineChars', async () => {
