@@ -56,10 +56,22 @@ export class FingerprintSet {
     return this.insert(this.fp[0], this.fp[1], this.fp[2]);
   }
 
+  /** Adds the member whose {@link fingerprint96} is `fp` (for a caller that already hashed it); false when present. */
+  addFingerprint(fp: Uint32Array): boolean {
+    return this.insert(fp[0], fp[1], fp[2]);
+  }
+
   /** Whether `s` (its fingerprint) is a member. */
   has(s: string): boolean {
     fingerprint96(s, this.fp);
-    const [a, b, c] = this.fp;
+    return this.hasFingerprint(this.fp);
+  }
+
+  /** Whether the member whose {@link fingerprint96} is `fp` is present. */
+  hasFingerprint(fp: Uint32Array): boolean {
+    const a = fp[0];
+    const b = fp[1];
+    const c = fp[2];
     const t = this.table;
     for (let i = a & this.mask; ; i = (i + 1) & this.mask) {
       const o = i * 3;

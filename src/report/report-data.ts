@@ -208,16 +208,19 @@ export class ReportCollector {
   observe(rows: readonly ManifestRow[], thumbnails?: readonly (Buffer | undefined)[]): void {
     const fb = this.fineBins;
     const scale = fb / DELTA_MAX;
+    // Reasons come in long runs (dbp, dbp, …): count a run, then add it to the tallies once.
+    let runReason: string | undefined;
+    let runLength = 0;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
-      this.samples++;
       const keep = r.decision === 'keep';
       if (keep) this.kept++;
-      const reason = r.reason;
-      this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
-      if (reason.startsWith('error:')) this.errors++;
-      else if (reason === 'duplicate') this.duplicates++;
-      else if (reason.startsWith('filter:')) this.filtered++;
+      if (r.reason !== runReason) {
+        if (runReason !== undefined) this.countReason(runReason, runLength);
+        runReason = r.reason;
+        runLength = 0;
+      }
+      runLength++;
       const j = r.cluster;
       if (!(Number.isInteger(j) && j >= 0 && j < this.k)) continue;
       const d = r.distance;
@@ -238,6 +241,16 @@ export class ReportCollector {
       const th = thumbnails?.[i];
       if (th && th.length > 0 && th.length <= this.maxThumbBytes && this.thumbsPerCluster > 0) this.offerThumb(r, j, keep, th);
     }
+    if (runReason !== undefined) this.countReason(runReason, runLength);
+  }
+
+  /** Adds `n` rows with manifest reason `reason` to the totals. */
+  private countReason(reason: string, n: number): void {
+    this.samples += n;
+    this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + n);
+    if (reason.startsWith('error:')) this.errors += n;
+    else if (reason === 'duplicate') this.duplicates += n;
+    else if (reason.startsWith('filter:')) this.filtered += n;
   }
 
   private offerThumb(r: ManifestRow, j: number, keep: boolean, jpeg: Buffer): void {

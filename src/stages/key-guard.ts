@@ -60,6 +60,7 @@ class ShardKeys {
   private readonly fp = new Uint32Array(3);
   size = 0;
 
+  /** Hashes `key` once (into `fp`) and picks its sub-set. */
   private setOf(key: string): FingerprintSet {
     fingerprint96(key, this.fp);
     return this.sets[this.fp[1] & (KEY_SUBSETS - 1)];
@@ -67,13 +68,13 @@ class ShardKeys {
 
   /** Adds `key`; false when it (its fingerprint) was already a member. */
   add(key: string): boolean {
-    if (!this.setOf(key).add(key)) return false;
+    if (!this.setOf(key).addFingerprint(this.fp)) return false;
     this.size++;
     return true;
   }
 
   has(key: string): boolean {
-    return this.setOf(key).has(key);
+    return this.setOf(key).hasFingerprint(this.fp);
   }
 }
 
