@@ -100,6 +100,13 @@ export class NearestCentroid implements NearestAssigner {
   }
 
   private readonly i8: Int8Stats;
+  /**
+   * Buffers for the int8 path's undecided rows, gathered for the float32 pass: taken for one
+   * gather and given back, so there are as many as calls run at once (the assign worker runs
+   * several). A new array per batch (up to 4 MB at d = 512) raised glibc's mmap threshold, after
+   * which freed gathers stayed in the thread's malloc arena (tens of MB of peak RSS).
+   */
+  private readonly gathers: Float32Array[] = [];
 
   /** Counters of the int8 pre-filter (all zero and inactive unless created with `int8: true`). */
   get int8Stats(): Int8Stats {
@@ -261,14 +268,20 @@ export class NearestCentroid implements NearestAssigner {
       }
       if (uncertain > 0) {
         // Gather the undecided rows and decide them exactly as the float32 path does.
-        const xs = new Float32Array(uncertain * dim);
+        let gather = this.gathers.pop();
+        if (!gather || gather.length < uncertain * dim) gather = new Float32Array(cap * dim); // uncertain ≤ cap
+        const xs = gather.subarray(0, uncertain * dim);
         for (let u = 0; u < uncertain; u++) {
           const o = (start + rowsOf[u]) * dim;
           xs.set(x.subarray(o, o + dim), u * dim);
         }
         const cl = new Int32Array(uncertain);
         const di = new Float32Array(uncertain);
-        await this.assignF32(f32, xs, uncertain, cl, di);
+        try {
+          await this.assignF32(f32, xs, uncertain, cl, di);
+        } finally {
+          this.gathers.push(gather);
+        }
         for (let u = 0; u < uncertain; u++) {
           cluster[start + rowsOf[u]] = cl[u];
           distance[start + rowsOf[u]] = di[u];

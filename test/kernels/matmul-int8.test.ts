@@ -58,6 +58,36 @@ describe('int8 pre-filter', () => {
     expect(Array.from(b.distance)).toEqual(Array.from(ref.distance));
   });
 
+  it('reuses buffers of undecided rows across calls of growing size, and calls at once, and stays exact', async () => {
+    const rng = new Rng(22);
+    const dim = 64;
+    const k = 24;
+    const c = unitRows(rng, k, dim);
+    const n = 2500;
+    const x = mixedRows(rng, c, k, dim, n);
+    const ref = nearestBruteForceJs(x, n, c, k, dim);
+    const i8 = await NearestCentroid.create(c, k, dim, { backend: 'ort', batchRows: 1024, int8: true });
+    try {
+      // 40 rows (a small gather buffer), then 1,024-row batches: the buffer must grow, not truncate
+      for (const [start, rows] of [[0, 40], [40, n - 40], [0, 700]]) {
+        const r = await i8.assign(x.subarray(start * dim, (start + rows) * dim), rows);
+        expect(Array.from(r.cluster)).toEqual(Array.from(ref.cluster.subarray(start, start + rows)));
+        expect(Array.from(r.distance)).toEqual(Array.from(ref.distance.subarray(start, start + rows)));
+      }
+      // calls at once (the assign worker runs several): each gather has a buffer of its own
+      const parts = [[0, 900], [900, 800], [1700, 800]];
+      const results = await Promise.all(parts.map(([start, rows]) => i8.assign(x.subarray(start * dim, (start + rows) * dim), rows)));
+      results.forEach((r, p) => {
+        const [start, rows] = parts[p];
+        expect(Array.from(r.cluster)).toEqual(Array.from(ref.cluster.subarray(start, start + rows)));
+        expect(Array.from(r.distance)).toEqual(Array.from(ref.distance.subarray(start, start + rows)));
+      });
+      if (await probeExactInt8Kernel(1)) expect(i8.int8Stats.fallback).toBeGreaterThan(n / 4); // the gather path ran
+    } finally {
+      await i8.dispose();
+    }
+  });
+
   it('the error bound holds for every centroid (quantisation emulated in float64)', () => {
     const rng = new Rng(8);
     const dim = 64;
