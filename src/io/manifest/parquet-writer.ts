@@ -11,7 +11,7 @@ import * as parquet from 'parquet-wasm';
 import { DbpruneError, ErrorCodes } from '../../core/errors.js';
 import { BufferedWriter } from './buffered-writer.js';
 import type { ByteSink } from './byte-sink.js';
-import { emptyBatch } from './columns.js';
+import { emptyBatch, PLAIN_PARQUET_COLUMNS } from './columns.js';
 
 export class ParquetWriter extends BufferedWriter {
   private handoff: { batch: parquet.RecordBatch; taken: () => void; fail: (e: unknown) => void } | undefined;
@@ -48,11 +48,9 @@ export class ParquetWriter extends BufferedWriter {
       },
       { highWaterMark: 0 },
     );
-    const props = new parquet.WriterPropertiesBuilder()
-      .setCompression(parquet.Compression.SNAPPY)
-      .setMaxRowGroupSize(rowGroupRows)
-      .setCreatedBy('dbprune')
-      .build();
+    let builder = new parquet.WriterPropertiesBuilder().setCompression(parquet.Compression.SNAPPY).setMaxRowGroupSize(rowGroupRows).setCreatedBy('dbprune');
+    for (const c of PLAIN_PARQUET_COLUMNS) builder = builder.setColumnDictionaryEnabled(c, false);
+    const props = builder.build();
     this.pump = (async () => {
       const bytes = (await parquet.transformParquetStream(source, props)) as ReadableStream<Uint8Array>;
       const reader = bytes.getReader();
