@@ -53,6 +53,11 @@ export interface DecisionStagesOptions {
   dedupEps?: number | string | readonly number[];
   /** Restore SemDeDup's index from this folder (a `DedupStream.snapshot()`). */
   dedupRestoreFrom?: string;
+  /**
+   * The assign stage's `releaseVectors` (each batch's vectors, handed over once assigned). Not
+   * used with dedup, which reads the vectors after assign: the caller releases them after it.
+   */
+  releaseVectors?: (vectors: Float32Array) => void;
   signal?: AbortSignal;
 }
 
@@ -110,6 +115,7 @@ export function decisionStages(d: Decider, o: DecisionStagesOptions): DecisionSt
       threads: o.threads,
       workers: o.assignWorkers,
       normalize: o.normalize,
+      releaseVectors: withDedup ? undefined : o.releaseVectors,
       signal: o.signal,
     }),
     dedup: withDedup ? dedup({ eps, dim: d.dim, k: d.k, restoreFrom: o.dedupRestoreFrom, signal: o.signal }) : undefined,

@@ -250,25 +250,21 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
         }
       : undefined,
   });
-  const decision = decisionStages(decider, { ...opts, dedupEps: opts.dedupEps, signal: opts.signal });
+  // Past assign (and dedup) nothing reads the vectors: they go back to the source's pool (when it
+  // recycles them) at once rather than when the batch leaves decide: assign hands them over as it
+  // finishes a batch, or a stage after dedup does.
+  const release = (vectors: Float32Array): void => opts.releaseVectors?.(vectors);
+  const decision = decisionStages(decider, { ...opts, dedupEps: opts.dedupEps, releaseVectors: release, signal: opts.signal });
   const dedupStage = decision.dedup;
-  const stages: Duplex[] = [
-    keyGuard({ onWarning: opts.warn }),
-    decision.assign,
-    ...(dedupStage ? [dedupStage] : []),
-    // Past assign (and dedup) nothing reads the vectors: let them go now rather than when the
-    // batch leaves decide (up to ~8 batches, 4 MB each at d = 512, wait in the queues between),
-    // back to the source's pool when it recycles them.
-    tap(
-      (b: EmbeddingBatch) => {
-        const vectors = b.embeddings;
-        b.embeddings = NO_EMBEDDINGS;
-        opts.releaseVectors?.(vectors);
-      },
-      { highWaterMark: BATCH_HIGH_WATER_MARK },
-    ),
-    decision.decide,
-  ];
+  const releaseAfterDedup = tap(
+    (b: EmbeddingBatch) => {
+      const vectors = b.embeddings;
+      b.embeddings = NO_EMBEDDINGS;
+      release(vectors);
+    },
+    { highWaterMark: BATCH_HIGH_WATER_MARK },
+  );
+  const stages: Duplex[] = [keyGuard({ onWarning: opts.warn }), decision.assign, ...(dedupStage ? [dedupStage, releaseAfterDedup] : []), decision.decide];
   const finish: DecisionTail['finish'] = async (rowsIn, extra = {}) => {
     if (sink.rows !== rowsIn) {
       throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { embeddingBatches } from '../src/io/embeddings-source.js';
 import { cpus } from 'node:os';
 import { tap } from '../src/stages/tap.js';
+import { ASSIGN_QUEUE_PER_WORKER } from '../src/stages/assign.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
 import { join } from 'node:path';
 import { createUidSubsetWriter } from '../src/io/manifest.js';
@@ -28,10 +29,10 @@ import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type Str
 export const DEFAULT_EMBEDDING_BATCH_ROWS = 2048;
 
 /**
- * Embedding batches read and not yet past assign, beyond the two per worker the assign stage
- * holds (the read-ahead included): the source waits for a free buffer past that. Before (no bound,
- * buffers left to the GC) 25–35 batches of 4 MB were alive at once and peak RSS passed 400 MB at
- * 1M rows (bench/RESULTS.md, issue 16).
+ * Embedding batches read and not yet assigned, beyond the {@link ASSIGN_QUEUE_PER_WORKER} per
+ * worker the assign stage holds (the read-ahead included): the source waits for a free buffer past
+ * that. Before (no bound, buffers left to the GC) 25–35 batches of 4 MB were alive at once and peak
+ * RSS passed 400 MB at 1M rows (bench/RESULTS.md, issue 16).
  */
 export const READ_AHEAD_BATCHES = 2;
 
@@ -76,7 +77,7 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
     releaseVectors: opts.datacomp === undefined ? (v) => pool?.release(v) : undefined,
   });
   if (opts.datacomp === undefined) {
-    const inFlight = 2 * Math.max(1, assignWorkers) + READ_AHEAD_BATCHES; // assignWorkers is valid now
+    const inFlight = ASSIGN_QUEUE_PER_WORKER * Math.max(1, assignWorkers) + READ_AHEAD_BATCHES; // assignWorkers is valid now
     const batches = new Float32ArrayPool(Math.min(64, inFlight), inFlight);
     // A torn-down pipeline (error, abort) must not leave the reader waiting for a buffer.
     for (const s of [...tail.stages, tail.sink]) s.once('close', () => batches.close());

@@ -66,8 +66,8 @@ export interface AssignOptions {
   /** Exact-path ORT threads; default min(2, cpus), 1..cpus (per worker with `workers`: default 1). */
   threads?: number;
   /**
-   * Exact path: assign on this many worker threads ({@link AssignPool}; up to two batches queued per
-   * worker, output order kept) instead of the calling thread. Default 0 (in-thread). Pays where the
+   * Exact path: assign on this many worker threads ({@link AssignPool}; up to
+   * {@link ASSIGN_QUEUE_PER_WORKER} batches queued per worker, output order kept) instead of the calling thread. Default 0 (in-thread). Pays where the
    * main thread is the bottleneck (precomputed embeddings); an image pipeline's encoder already
    * fills the cores. 0..cpus.
    */
@@ -78,8 +78,25 @@ export interface AssignOptions {
    * the workers when `workers` > 0. Counts: the stream's `renormalized` and `invalid`. Default false.
    */
   normalize?: boolean;
+  /**
+   * Called with each batch's vectors as soon as the batch is assigned; the batch goes on with empty
+   * `embeddings`. For pipelines where nothing after assign reads the vectors: a buffer pool gets
+   * them back at once instead of when the batch has passed the queues downstream, so a reader that
+   * waits for a free buffer keeps the workers fed while the end of the pipeline is busy.
+   */
+  releaseVectors?: (vectors: Float32Array) => void;
   signal?: AbortSignal;
 }
+
+const NO_VECTORS = new Float32Array(0);
+
+/**
+ * Batches queued per assign worker. The main thread's work comes in bursts (a Parquet row group is
+ * ~10 ms of encoding at once): with 2 queued, one worker at d = 512, k = 500 waited 0.67 s per
+ * million rows for its next batch and `run --embeddings` took 4.4 s; with 6 it waits 0.16 s and
+ * the run takes 3.8 s (bench/RESULTS.md, issue 16). About 24 MB of batches at 2,048 × 512.
+ */
+export const ASSIGN_QUEUE_PER_WORKER = 6;
 
 interface Validated {
   centroids: Float32Array;
@@ -305,14 +322,21 @@ export function assign(opts: AssignOptions): AssignStream {
     return batch;
   };
 
-  // Batches in flight: one in-thread; two per worker with a pool. Output order = input order.
-  const depth = pooled ? 2 * v.workers : 1;
+  const release = opts.releaseVectors;
+  const releaseVectors = (batch: EmbeddingBatch): EmbeddingBatch => {
+    const vectors = batch.embeddings;
+    batch.embeddings = NO_VECTORS;
+    release?.(vectors);
+    return batch;
+  };
+  // Batches in flight: one in-thread; ASSIGN_QUEUE_PER_WORKER per worker with a pool. Output order = input order.
+  const depth = pooled ? ASSIGN_QUEUE_PER_WORKER * v.workers : 1;
   const queue: Promise<EmbeddingBatch>[] = [];
   const stream = new Transform({
     objectMode: true,
     highWaterMark: BATCH_HIGH_WATER_MARK,
     transform(batch: EmbeddingBatch, _enc, cb) {
-      const p = assignBatch(batch);
+      const p = release ? assignBatch(batch).then(releaseVectors) : assignBatch(batch);
       p.catch(() => undefined); // surfaced when its turn comes
       queue.push(p);
       if (queue.length < depth) return cb();

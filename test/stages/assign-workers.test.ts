@@ -91,6 +91,26 @@ describe('assign on worker threads', () => {
     expect(pooled[0].errors?.[5]?.message).toBe('embedding is a zero vector');
   });
 
+  it('releaseVectors hands each batch\'s vectors back once, as it is assigned, and the batch goes on without them', async () => {
+    const input = toBatches(x.slice(), n, 256);
+    const lengths = input.map((b) => b.embeddings.length); // read now: the buffers are transferred to the worker
+    const released: Float32Array[] = [];
+    const reference = await collect([assign({ centroids: c, k, dim, mode: 'exact', workers: 1, normalize: true })], toBatches(x.slice(), n, 256));
+    const stage = assign({ centroids: c, k, dim, mode: 'exact', workers: 1, normalize: true, releaseVectors: (v) => released.push(v) });
+    const got = await collect([stage], input);
+    expect(released.length).toBe(input.length);
+    expect(new Set(released).size).toBe(input.length); // each buffer once (transferred to the worker and back: same memory, new views)
+    expect(released.map((v) => v.length)).toEqual(lengths);
+    for (let b = 0; b < got.length; b++) {
+      expect(got[b].embeddings.length).toBe(0);
+      expect(Array.from(got[b].cluster ?? [])).toEqual(Array.from(reference[b].cluster ?? []));
+    }
+    // the released vectors are the normalised rows the reference carries on (in the order the
+    // worker finished them, which need not be the batch order)
+    const bytesOf = (v: Float32Array): string => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+    expect(released.map(bytesOf).sort()).toEqual(reference.map((b) => bytesOf(b.embeddings)).sort());
+  });
+
   it('rejects a bad worker count at construction, and a batch after dispose', async () => {
     expect(() => assign({ centroids: c, k, dim, workers: -1 })).toThrow(expect.objectContaining({ code: 'ERR_DBPRUNE_INVALID_OPTION' }));
     const pool = await AssignPool.create(c, k, dim, { workers: 1 });
