@@ -48,33 +48,72 @@ const inShard = (shard: string): string => (shard === '' ? '' : ` in shard ${sha
 const KEY_SUBSETS = 16;
 
 /**
- * One shard's keys as {@link KEY_SUBSETS} fingerprint sets, picked by a fingerprint word the set
- * does not index its slots with: the same members and answers as one set (equal fingerprints
- * always meet in one sub-set), but each table grows to 1/16 of the size. One table of a million
- * keys is 24 MB and replaced by a fresh one at each doubling: freeing those large blocks raised
- * glibc's dynamic mmap/trim thresholds to 12–24 MB, after which every thread's malloc arena kept
- * that much freed memory, and peak RSS of `run --embeddings` at 1M rows rose by ~25 MB (issue 16).
+ * One shard's keys. While they arrive in increasing order (img2dataset's `%09d` keys, most
+ * keys.txt files) they are distinct by construction: each is checked with one string comparison
+ * and its fingerprint appended to a flat list (12 bytes a key, no hashing into a table). The first
+ * key out of order moves the list into {@link KEY_SUBSETS} fingerprint sets, picked by a
+ * fingerprint word the sets do not index their slots with (the same members and answers as one
+ * set: equal fingerprints always meet in one sub-set), and every later key is checked there. The
+ * sorted path took the key check of `run --embeddings` over a million keys from ~0.37 to ~0.05
+ * CPU-s (issue 16). Sub-sets rather than one table: one table of a million keys is 24 MB and
+ * replaced by a fresh one at each doubling, and freeing those blocks raised glibc's mmap/trim
+ * thresholds, after which every thread's malloc arena kept that much freed memory (~25 MB of peak
+ * RSS at 1M rows).
  */
 class ShardKeys {
-  private readonly sets = Array.from({ length: KEY_SUBSETS }, () => new FingerprintSet());
+  /** Fingerprints of the keys so far (3 words each) while they are in increasing order; null after. */
+  private inOrder: Uint32Array | null = new Uint32Array(3 * 1024);
+  private last: string | undefined;
+  private sets: FingerprintSet[] | null = null;
   private readonly fp = new Uint32Array(3);
   size = 0;
 
-  /** Hashes `key` once (into `fp`) and picks its sub-set. */
-  private setOf(key: string): FingerprintSet {
-    fingerprint96(key, this.fp);
-    return this.sets[this.fp[1] & (KEY_SUBSETS - 1)];
-  }
-
   /** Adds `key`; false when it (its fingerprint) was already a member. */
   add(key: string): boolean {
-    if (!this.setOf(key).addFingerprint(this.fp)) return false;
+    fingerprint96(key, this.fp);
+    const list = this.inOrder;
+    if (list !== null && (this.last === undefined || key > this.last)) {
+      const at = 3 * this.size;
+      const room = at + 3 <= list.length ? list : this.grown(list);
+      room[at] = this.fp[0];
+      room[at + 1] = this.fp[1];
+      room[at + 2] = this.fp[2];
+      this.last = key;
+      this.size++;
+      return true;
+    }
+    if (!this.setOf().addFingerprint(this.fp)) return false;
     this.size++;
     return true;
   }
 
   has(key: string): boolean {
-    return this.setOf(key).hasFingerprint(this.fp);
+    if (this.inOrder !== null && (this.last === undefined || key > this.last)) return false; // every member is ≤ last
+    fingerprint96(key, this.fp);
+    return this.setOf().hasFingerprint(this.fp);
+  }
+
+  private grown(list: Uint32Array): Uint32Array {
+    const next = new Uint32Array(list.length * 2);
+    next.set(list);
+    this.inOrder = next;
+    return next;
+  }
+
+  /** The sub-set of the fingerprint in `fp`; moves the in-order list into the sets first. */
+  private setOf(): FingerprintSet {
+    let sets = this.sets;
+    if (sets === null) {
+      sets = this.sets = Array.from({ length: KEY_SUBSETS }, () => new FingerprintSet());
+      const list = this.inOrder as Uint32Array;
+      const one = new Uint32Array(3);
+      for (let o = 0; o < 3 * this.size; o += 3) {
+        one.set(list.subarray(o, o + 3));
+        sets[one[1] & (KEY_SUBSETS - 1)].addFingerprint(one);
+      }
+      this.inOrder = null;
+    }
+    return sets[this.fp[1] & (KEY_SUBSETS - 1)];
   }
 }
 

@@ -47,6 +47,32 @@ describe('keyGuard', () => {
   });
 });
 
+describe('keyGuard on keys in increasing order (the list before the fingerprint sets)', () => {
+  it('passes 100,000 ordered keys, then finds a repeat that breaks the order, and keeps checking after it', async () => {
+    const keys: string[] = [];
+    for (let i = 0; i < 100_000; i++) keys.push(String(i).padStart(9, '0'));
+    keys.push('000000005', '000100000', '000099999', '000100000', '000000006');
+    const rows = keys.map((key): [string, string] => ['keys.txt', key]);
+    const batches: EmbeddingBatch[] = [];
+    for (let s = 0; s < rows.length; s += 2048) batches.push(batch(rows.slice(s, s + 2048)));
+    const g = keyGuard();
+    const r = reasons(await runThrough<EmbeddingBatch>(batches, g));
+    expect(r.slice(0, 100_000).every((x) => x === 'ok')).toBe(true);
+    expect(r.slice(100_000)).toEqual(['error:duplicate-key', 'ok', 'error:duplicate-key', 'error:duplicate-key', 'error:duplicate-key']);
+    expect(g.duplicates).toBe(4);
+  });
+
+  it('past maxKeysPerShard: a later key is not a member, an earlier one is found; remember() counts for order', async () => {
+    const out = await runThrough<EmbeddingBatch>([batch([['s', 'a'], ['s', 'b'], ['s', 'c'], ['s', 'd'], ['s', 'b'], ['s', 'd']])], keyGuard({ maxKeysPerShard: 3 }));
+    // a b c remembered · d past the bound (not remembered) · b found among the three · d undetected
+    expect(reasons(out)).toEqual(['ok', 'ok', 'ok', 'ok', 'error:duplicate-key', 'ok']);
+    const g = keyGuard();
+    g.remember('k2', 's');
+    const again = await runThrough<EmbeddingBatch>([batch([['s', 'k3'], ['s', 'k2'], ['s', 'k1']])], g);
+    expect(reasons(again)).toEqual(['ok', 'error:duplicate-key', 'ok']);
+  });
+});
+
 describe('keyGuard with many keys in one shard', () => {
   it('finds exactly the repeated keys among 120,000 (keys spread over its sub-sets), and forgets them at the next shard', async () => {
     const keys: string[] = [];
