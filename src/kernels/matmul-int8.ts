@@ -5,8 +5,8 @@
  * the two best integer scores. Together with a proven error bound this decides most rows exactly;
  * the rest go to the float32 path (see {@link certainWinners}).
  *
- *     x [N, d] ─Abs─ReduceMax─► m [N]        (per-row scale s_x = m / 127)
- *     x · (127/m) ─Round─+128─Cast─► q [N, d] uint8   (q − 128 ∈ [−127, 127])
+ *     x [N, d] ─max(ReduceMax, −ReduceMin)─► m [N]        (per-row scale s_x = m / 127)
+ *     QuantizeLinear(x, fl(m/127), 128, axis 0) ─► q [N, d] uint8   (q − 128 ∈ [−127, 127])
  *     MatMulInteger(q, Q_Cᵀ, 128, 0) ─► I [N, k] int32 ─TopK(2)─► values, indices
  *
  * Centroids are quantised once in JS with one global scale s_c = max|c| / 127 (so the integer
@@ -17,7 +17,7 @@
  *
  *     |⟨x, c_j⟩ − s_x s_c I_j| ≤ ‖e_x‖₂ · max_j ‖c_j‖₂ + ‖x̂‖₂ · max_j ‖e_c,j‖₂ =: B(x)
  *
- * for every centroid j. The graph computes y = fl(x · fl(127/m)) with float32 operations, so
+ * for every centroid j. The graph rounds fl(x / fl(m/127)) to the nearest integer (QuantizeLinear), so
  * |x_t·127/m − q_t + 128| ≤ 1/2 + 127·(relative error of two roundings) ≤ {@link Q_HALF} (a margin far
  * above the 2·2⁻²⁴ of IEEE arithmetic), hence ‖e_x‖₂ ≤ √d · (m/127) · Q_HALF, and
  * ‖x̂‖₂ ≤ ‖x‖₂ + ‖e_x‖₂, with ‖x‖₂ from the graph's float32 ReduceL2 enlarged by a relative 1e-3
@@ -109,20 +109,29 @@ export function buildInt8Model(qc: QuantizedCentroids, k: number, dim: number): 
     tensor('AZ', [], T.UINT8, Uint8Array.of(128)),
     tensor('BZ', [], T.INT8, Int8Array.of(0)),
     tensor('C127', [], T.FLOAT, f(127)),
-    tensor('C128', [], T.FLOAT, f(128)),
     tensor('K', [1], T.INT64, BigInt64Array.of(2n)),
+    tensor('FLAT', [1], T.INT64, BigInt64Array.of(-1n)),
   ];
   const node = (opType: string, input: string[], output: string[], attribute: InstanceType<typeof onnx.AttributeProto>[] = []): InstanceType<typeof onnx.NodeProto> =>
     onnx.NodeProto.create({ opType, input, output, name: output[0], attribute });
+  const rows = (): InstanceType<typeof onnx.AttributeProto>[] => [
+    onnx.AttributeProto.create({ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1] }),
+    intAttr('keepdims', 1),
+  ];
+  // m = max(max x, −min x) reads x twice where Abs → ReduceMax also wrote |x|; one QuantizeLinear
+  // (per row: axis 0) replaces Mul, Round, Add and Cast, each a pass over the batch: 2.92 → 2.53 ms
+  // per 2,048 × 512 batch at k = 500 on the 2-core box.
   const nodes = [
-    node('Abs', ['x'], ['ax']),
-    node('ReduceL2', ['x'], ['nx'], [onnx.AttributeProto.create({ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1] }), intAttr('keepdims', 1)]),
-    node('ReduceMax', ['ax'], ['m'], [onnx.AttributeProto.create({ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1] }), intAttr('keepdims', 1)]),
-    node('Div', ['C127', 'm'], ['inv']),
-    node('Mul', ['x', 'inv'], ['y']),
-    node('Round', ['y'], ['yr']),
-    node('Add', ['yr', 'C128'], ['yz']),
-    node('Cast', ['yz'], ['q'], [intAttr('to', T.UINT8)]),
+    node('ReduceL2', ['x'], ['nx'], rows()),
+    node('ReduceMax', ['x'], ['hi'], rows()),
+    node('ReduceMin', ['x'], ['lo'], rows()),
+    node('Neg', ['lo'], ['nlo']),
+    node('Max', ['hi', 'nlo'], ['m']),
+    node('Div', ['m', 'C127'], ['sx']),
+    node('Reshape', ['sx', 'FLAT'], ['s']),
+    node('Shape', ['s'], ['sn']),
+    node('Expand', ['AZ', 'sn'], ['zp']),
+    node('QuantizeLinear', ['x', 's', 'zp'], ['q'], [intAttr('axis', 0)]),
     node('MatMulInteger', ['q', 'QCT', 'AZ', 'BZ'], ['S']),
     node('TopK', ['S', 'K'], ['values', 'indices64'], [intAttr('axis', 1), intAttr('largest', 1), intAttr('sorted', 1)]),
     node('Cast', ['indices64'], ['indices'], [intAttr('to', T.INT32)]),
