@@ -24,30 +24,62 @@ export interface NormalizeResult {
  * inputs (as the reference method assumes) give exactly the reference distances.
  */
 export function normalizeRows(x: Float32Array, n: number, dim: number, tolerance = 1e-4): NormalizeResult {
-  let renormalized = 0;
-  let invalidCount = 0;
-  let invalid: Uint8Array | null = null;
-  for (let i = 0; i < n; i++) {
+  const r: NormalizeResult = { renormalized: 0, invalidCount: 0, invalid: null };
+  // Squared norms four rows at a time: each row summed left to right as before (bit-identical),
+  // as four independent chains the CPU overlaps (one chain waits on the adder's latency).
+  const n4 = n - (n % 4);
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const o0 = i * dim;
+    const o1 = o0 + dim;
+    const o2 = o1 + dim;
+    const o3 = o2 + dim;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let t = 0; t < dim; t++) {
+      const a = x[o0 + t];
+      const b = x[o1 + t];
+      const c = x[o2 + t];
+      const d = x[o3 + t];
+      s0 += a * a;
+      s1 += b * b;
+      s2 += c * c;
+      s3 += d * d;
+    }
+    scaleRow(x, i, dim, s0, n, tolerance, r);
+    scaleRow(x, i + 1, dim, s1, n, tolerance, r);
+    scaleRow(x, i + 2, dim, s2, n, tolerance, r);
+    scaleRow(x, i + 3, dim, s3, n, tolerance, r);
+  }
+  for (; i < n; i++) {
     const o = i * dim;
     let s = 0;
     for (let t = 0; t < dim; t++) {
       const v = x[o + t];
       s += v * v;
     }
-    if (!Number.isFinite(s) || s === 0) {
-      invalid ??= new Uint8Array(n);
-      invalid[i] = 1;
-      invalidCount++;
-      continue;
-    }
-    const norm = Math.sqrt(s);
-    if (Math.abs(norm - 1) > tolerance) {
-      const inv = 1 / norm;
-      for (let t = 0; t < dim; t++) x[o + t] *= inv;
-      renormalized++;
-    }
+    scaleRow(x, i, dim, s, n, tolerance, r);
   }
-  return { renormalized, invalidCount, invalid };
+  return r;
+}
+
+/** Row `i` of `x` with squared norm `s`: marked invalid (NaN/Inf/zero), left as it is, or scaled to unit length. */
+function scaleRow(x: Float32Array, i: number, dim: number, s: number, n: number, tolerance: number, r: NormalizeResult): void {
+  if (!Number.isFinite(s) || s === 0) {
+    r.invalid ??= new Uint8Array(n);
+    r.invalid[i] = 1;
+    r.invalidCount++;
+    return;
+  }
+  const norm = Math.sqrt(s);
+  if (Math.abs(norm - 1) > tolerance) {
+    const inv = 1 / norm;
+    const o = i * dim;
+    for (let t = 0; t < dim; t++) x[o + t] *= inv;
+    r.renormalized++;
+  }
 }
 
 /** Returns a copy of `c` (k×dim) with every row scaled to unit length (float64 arithmetic). */
