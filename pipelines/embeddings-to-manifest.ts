@@ -1,7 +1,7 @@
 /**
  * Streaming mode over precomputed embeddings (clip-retrieval layout or .npy + keys.txt):
  *
- *   embeddingBatches → assign (normalising, on worker threads) → decide → manifestSink
+ *   embeddingBatches → normalize → assign (on worker threads) → decide → manifestSink
  *
  * Decisions are made once per sample, in arrival order, from running statistics seeded by the
  * calibration that `dbprune fit` saved beside the centroids. For the paper's exact two-pass
@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { embeddingBatches } from '../src/io/embeddings-source.js';
 import { cpus } from 'node:os';
+import { normalize } from '../src/stages/normalize.js';
 import { tap } from '../src/stages/tap.js';
 import { ASSIGN_QUEUE_PER_WORKER } from '../src/stages/assign.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
@@ -61,11 +62,13 @@ export interface EmbeddingsToManifestOptions extends DecisionTailOptions {
  */
 export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): Promise<StreamingResult> {
   const { signal } = opts;
-  // Normalising and assigning run on worker threads (the assign stage's pool): on the main thread
-  // they left the second core idle while reading, decisions and the manifest waited (issue 16).
-  // One worker per core beside the main thread (which reads, decides and writes): on 2 cores the
-  // two sides cost about the same (≈ 3.5 CPU-s per million rows each at d = 512, k = 500), and a
-  // second worker only competed with the main thread and added ~50 MB of peak RSS.
+  // Assigning runs on worker threads (the assign stage's pool): on the main thread it left the
+  // second core idle while reading, decisions and the manifest waited (issue 16). One worker per
+  // core beside the main thread (which reads, normalises, decides and writes); a second worker on
+  // 2 cores only competed with the main thread and added ~50 MB of peak RSS. Normalising is the
+  // normalize stage's, on the main thread: the one worker is the longer side (int8 scoring and the
+  // float64 δ), and moving the norm pass off it took `run --embeddings --out` at 1M rows from
+  // 3.19–3.25 to 2.98–3.07 s with the same output bytes.
   // .npy batches come from a pool the tail gives them back to past assign, which also bounds how
   // far the reader runs ahead (see READ_AHEAD_BATCHES). DataComp's npz reader allocates.
   const assignWorkers = opts.assignWorkers ?? Math.max(1, Math.min(3, cpus().length - 1));
@@ -73,7 +76,6 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   const tail = await openDecisionTail({
     ...opts,
     assignWorkers,
-    normalize: true,
     releaseVectors: opts.datacomp === undefined ? (v) => pool?.release(v) : undefined,
   });
   if (opts.datacomp === undefined) {
@@ -88,6 +90,7 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   let rowsIn = 0;
   try {
     const filters = dataCompFilterStages(opts);
+    const norm = normalize(); // a batch of another dim than the centroids' fails in assign, naming both
     await pipeline(
       Readable.from(
         embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, pool, signal }),
@@ -95,12 +98,13 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
       ),
       tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),
       ...filters.stages,
+      norm,
       ...tail.stages,
       tail.sink,
       { signal },
     );
     const uidsPath = uids ? await uids.close() : undefined; // before finish: it commits every output at once
-    const result = await tail.finish(rowsIn, { renormalized: tail.assign.renormalized, sections: filters.stats() });
+    const result = await tail.finish(rowsIn, { renormalized: norm.renormalized, sections: filters.stats() });
     if (uidsPath) result.files.uids = uidsPath;
     return result;
   } catch (e) {

@@ -68,6 +68,11 @@ export interface EmbeddingBatch {
   embeddings: Float32Array;
   /** Sparse per-row errors; `undefined` (or missing array) means the row is fine. */
   errors?: (RowError | undefined)[];
+  /**
+   * Set by `normalize`: every row without an error is finite, non-zero and of unit length (within
+   * its tolerance), so `assign` skips its own screen of the rows.
+   */
+  unit?: boolean;
   /** Set by `assign`: nearest centroid per row, -1 for error rows. */
   cluster?: Int32Array;
   /** Set by `assign`: cosine distance 1 − ⟨x, c⟩ to that centroid, NaN for error rows. */

@@ -171,7 +171,8 @@ function searchHnsw(index: Hnsw, unit: Float32Array, k: number, dim: number, x: 
 
 /**
  * Marks rows that cannot be assigned: returns skip[i] = 1 for rows with `errors[i]` and for
- * non-finite or zero embeddings, to which it attaches an `error:embedding` RowError.
+ * non-finite or zero embeddings, to which it attaches an `error:embedding` RowError. The rows of a
+ * `unit` batch (past the normalize stage) are not summed again.
  */
 function screenRows(batch: EmbeddingBatch, n: number, dim: number): Uint8Array | null {
   let skip: Uint8Array | null = null;
@@ -182,6 +183,7 @@ function screenRows(batch: EmbeddingBatch, n: number, dim: number): Uint8Array |
       skip[i] = 1;
       continue;
     }
+    if (batch.unit) continue; // checked by the normalize stage
     const o = i * dim;
     let s = 0;
     for (let t = 0; t < dim; t++) s += x[o + t] * x[o + t];
@@ -276,8 +278,9 @@ export function assign(opts: AssignOptions): AssignStream {
       });
     }
     if (state.pool) {
-      // Worker: normalise (or screen) and assign; rows errored upstream are blanked below.
-      const r = await state.pool.assign(batch.embeddings, n, v.normalize ? { normalize: 1e-4 } : { screen: true });
+      // Worker: normalise (or screen, unless the normalize stage did) and assign; rows errored
+      // upstream are blanked below.
+      const r = await state.pool.assign(batch.embeddings, n, v.normalize ? { normalize: 1e-4 } : batch.unit ? {} : { screen: true });
       batch.embeddings = r.x;
       if (v.normalize) {
         counts.renormalized += r.renormalized;

@@ -57,6 +57,7 @@ export function normalize(opts: NormalizeOptions = {}): NormalizeStream {
         }
         batch.errors = errors;
       }
+      batch.unit = true;
       cb(null, batch);
     },
   });

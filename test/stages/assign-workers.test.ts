@@ -73,6 +73,14 @@ describe('assign on worker threads', () => {
       expect(Buffer.from(pooled[b].embeddings.buffer, pooled[b].embeddings.byteOffset, pooled[b].embeddings.byteLength).equals(Buffer.from(inThread[b].embeddings.buffer, inThread[b].embeddings.byteOffset, inThread[b].embeddings.byteLength))).toBe(true);
       expect(pooled[b].errors ?? []).toEqual(inThread[b].errors ?? []);
     }
+    // normalize (main thread, marks the batch `unit`) → assign on workers, which then skip their screen
+    const staged = await collect([normalize({ expectedDim: dim }), assign({ centroids: c, k, dim, mode: 'exact', workers: 2 })], toBatches(x, n, 256));
+    for (let b = 0; b < staged.length; b++) {
+      expect(staged[b].unit).toBe(true);
+      expect(Array.from(staged[b].cluster ?? [])).toEqual(Array.from(inThread[b].cluster ?? []));
+      expect(Array.from(staged[b].distance ?? [])).toEqual(Array.from(inThread[b].distance ?? []));
+      expect(staged[b].errors ?? []).toEqual(inThread[b].errors ?? []);
+    }
     const errored = pooled.flatMap((b) => (b.errors ?? []).map((e, i) => (e ? b.rows[i].key : undefined)).filter(Boolean));
     expect(errored).toEqual(['k5', 'k17', 'k400']);
     expect(pooledStage.invalid).toBe(3);
