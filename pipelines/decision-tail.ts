@@ -11,6 +11,7 @@ import type { AssignMode } from '../src/core/nearest.js';
 import type { Duplex, Writable } from 'node:stream';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
+import { booleanOption } from '../src/core/validate.js';
 import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
 import { ReportCollector, writeReportThumbnails } from '../src/report/report-data.js';
 import { writeReport } from '../src/report/report-html.js';
@@ -111,6 +112,11 @@ export interface DecisionTailOptions extends DbpParams {
   writeShards?: { dir: string; samplesPerShard?: number; additionalColumns?: readonly string[] };
   /** SemDeDup ε values before DBP (the first decides; the others are reported). Off when absent. */
   dedupEps?: readonly number[];
+  /**
+   * Flag repeated keys and keys holding line breaks as error rows (the keyGuard stage; README
+   * "Keys"). Default true; off where keys are distinct by construction (row indices).
+   */
+  checkKeys?: boolean;
   /** Write report.html (and thumbnails.json) into `out` at the end. Default true when `out` is set. */
   report?: boolean;
   /**
@@ -264,7 +270,8 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
     },
     { highWaterMark: BATCH_HIGH_WATER_MARK },
   );
-  const stages: Duplex[] = [keyGuard({ onWarning: opts.warn }), decision.assign, ...(dedupStage ? [dedupStage, releaseAfterDedup] : []), decision.decide];
+  const checkKeys = booleanOption(opts.checkKeys, 'checkKeys', true);
+  const stages: Duplex[] = [...(checkKeys ? [keyGuard({ onWarning: opts.warn })] : []), decision.assign, ...(dedupStage ? [dedupStage, releaseAfterDedup] : []), decision.decide];
   const finish: DecisionTail['finish'] = async (rowsIn, extra = {}) => {
     if (sink.rows !== rowsIn) {
       throw new DbpruneError(ErrorCodes.INTERNAL, `rows in (${rowsIn}) != rows out (${sink.rows}): a sample was lost or duplicated`, { rowsIn, rowsOut: sink.rows });

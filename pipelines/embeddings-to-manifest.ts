@@ -9,7 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { embeddingBatches } from '../src/io/embeddings-source.js';
+import { embeddingBatches, keysAreRowIndices, planEmbeddingSource } from '../src/io/embeddings-source.js';
 import { cpus } from 'node:os';
 import { normalize } from '../src/stages/normalize.js';
 import { tap } from '../src/stages/tap.js';
@@ -73,8 +73,12 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
   // far the reader runs ahead (see READ_AHEAD_BATCHES). DataComp's npz reader allocates.
   const assignWorkers = opts.assignWorkers ?? Math.max(1, Math.min(3, cpus().length - 1));
   let pool: Float32ArrayPool | undefined;
+  const source = { embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, signal };
+  const plan = await planEmbeddingSource(source);
   const tail = await openDecisionTail({
     ...opts,
+    // keys that are global row indices are distinct: no key check (as in exact mode)
+    checkKeys: opts.checkKeys ?? !keysAreRowIndices(plan),
     assignWorkers,
     releaseVectors: opts.datacomp === undefined ? (v) => pool?.release(v) : undefined,
   });
@@ -93,7 +97,7 @@ export async function embeddingsToManifest(opts: EmbeddingsToManifestOptions): P
     const norm = normalize(); // a batch of another dim than the centroids' fails in assign, naming both
     await pipeline(
       Readable.from(
-        embeddingBatches({ embeddings: opts.embeddings, keys: opts.keys, metadata: opts.metadata, datacomp: opts.datacomp, embeddingKey: opts.embeddingKey, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, pool, signal }),
+        embeddingBatches({ ...source, plan, batchRows: opts.batchRows ?? DEFAULT_EMBEDDING_BATCH_ROWS, pool }),
         { objectMode: true, highWaterMark: BATCH_HIGH_WATER_MARK },
       ),
       tap((b: EmbeddingBatch) => (rowsIn += b.rows.length), { highWaterMark: BATCH_HIGH_WATER_MARK }),

@@ -40,6 +40,8 @@ export interface EmbeddingSourceOptions {
   batchRows?: number;
   /** Recycle embedding buffers: the consumer releases each batch's `embeddings` (see `Float32ArrayPool`). */
   pool?: Float32ArrayPool;
+  /** What {@link planEmbeddingSource} returned for these options, when the caller planned already. */
+  plan?: EmbeddingSourcePlan;
   signal?: AbortSignal;
 }
 
@@ -308,7 +310,7 @@ async function* walkParts<T>(
 ): AsyncGenerator<T> {
   const batchRows = integerOption(options.batchRows, 'batchRows', READ_BATCH_ROWS);
   const { signal } = options;
-  const plan = await planEmbeddingSource(options);
+  const plan = options.plan ?? (await planEmbeddingSource(options));
   const keyTaker = plan.keys !== undefined ? new BatchTaker(readKeyBatches(plan.keys, { batchRows, signal })) : undefined;
   try {
     for (const part of plan.parts) {

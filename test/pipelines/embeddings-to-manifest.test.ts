@@ -1,7 +1,7 @@
 // The streaming embeddings pipeline reads its .npy batches into a bounded buffer pool that the tail
 // gives back past assign (issue 16, peak RSS). These check that a reader waiting for a free buffer
 // never hangs a run that fails or is stopped, and that every row still comes out exactly once.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -95,5 +95,25 @@ describe('embeddingsToManifest with pooled, bounded batches', () => {
       onTail: (tail) => tail.onRows(() => ac.abort(new Error('enough'))),
     });
     await expect(settlesWithin(run, 20_000)).rejects.toMatchObject({ code: 'ERR_DBPRUNE_ABORTED' });
+  });
+});
+describe('embeddingsToManifest key check', () => {
+  it('flags repeated keys of a keys file by default; checkKeys: false lets them through; row-index keys need none', async () => {
+    const rng = new Rng(8);
+    const m = 40;
+    await writeNpy(join(dir, 'kx.npy'), unitRows(rng, m, dim), [m, dim], 'float32');
+    await writeNpy(join(dir, 'kc.npy'), unitRows(rng, k, dim), [k, dim], 'float32');
+    const keys = Array.from({ length: m }, (_, i) => `key-${i % 30}`); // the last 10 repeat the first 10
+    writeFileSync(join(dir, 'keys.txt'), `${keys.join('\n')}\n`);
+    const common = { embeddings: join(dir, 'kx.npy'), centroids: join(dir, 'kc.npy'), keepRatio: 0.5, batchRows: 8 };
+    const checked = await embeddingsToManifest({ ...common, keys: join(dir, 'keys.txt'), stdout: lines().sink });
+    expect(checked.stats.totals.errors).toEqual({ 'error:duplicate-key': 10 });
+    const unchecked = await embeddingsToManifest({ ...common, keys: join(dir, 'keys.txt'), checkKeys: false, stdout: lines().sink });
+    expect(unchecked.stats.totals.errors).toEqual({});
+    const byIndex = lines();
+    const rows = await embeddingsToManifest({ ...common, stdout: byIndex.sink });
+    const seen = byIndex.text().trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key);
+    expect(rows.stats.totals.samples).toBe(m);
+    expect(new Set(seen).size).toBe(m); // row indices: distinct by construction
   });
 });
