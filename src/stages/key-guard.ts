@@ -47,10 +47,13 @@ const inShard = (shard: string): string => (shard === '' ? '' : ` in shard ${sha
 /** Sub-sets of one shard's keys (a power of two). */
 const KEY_SUBSETS = 16;
 
+/** Keys per page of the in-order list: 96 KB, under glibc's initial mmap threshold. */
+const IN_ORDER_PAGE_KEYS = 8192;
+
 /**
  * One shard's keys. While they arrive in increasing order (img2dataset's `%09d` keys, most
  * keys.txt files) they are distinct by construction: each is checked with one string comparison
- * and its fingerprint appended to a flat list (12 bytes a key, no hashing into a table). The first
+ * and its fingerprint appended to a list (12 bytes a key, no hashing into a table). The first
  * key out of order moves the list into {@link KEY_SUBSETS} fingerprint sets, picked by a
  * fingerprint word the sets do not index their slots with (the same members and answers as one
  * set: equal fingerprints always meet in one sub-set), and every later key is checked there. The
@@ -61,8 +64,12 @@ const KEY_SUBSETS = 16;
  * RSS at 1M rows).
  */
 class ShardKeys {
-  /** Fingerprints of the keys so far (3 words each) while they are in increasing order; null after. */
-  private inOrder: Uint32Array | null = new Uint32Array(3 * 1024);
+  /**
+   * Fingerprints of the keys so far (3 words each) while they are in increasing order, in pages
+   * of {@link IN_ORDER_PAGE_KEYS} keys; null after. Pages, not one array grown by doubling: freeing
+   * a 6 MB array raised glibc's mmap threshold just as the old single table did (see above).
+   */
+  private inOrder: Uint32Array[] | null = [];
   private last: string | undefined;
   private sets: FingerprintSet[] | null = null;
   private readonly fp = new Uint32Array(3);
@@ -71,13 +78,11 @@ class ShardKeys {
   /** Adds `key`; false when it (its fingerprint) was already a member. */
   add(key: string): boolean {
     fingerprint96(key, this.fp);
-    const list = this.inOrder;
-    if (list !== null && (this.last === undefined || key > this.last)) {
-      const at = 3 * this.size;
-      const room = at + 3 <= list.length ? list : this.grown(list);
-      room[at] = this.fp[0];
-      room[at + 1] = this.fp[1];
-      room[at + 2] = this.fp[2];
+    const pages = this.inOrder;
+    if (pages !== null && (this.last === undefined || key > this.last)) {
+      const at = this.size % IN_ORDER_PAGE_KEYS;
+      if (at === 0) pages.push(new Uint32Array(3 * IN_ORDER_PAGE_KEYS));
+      pages[pages.length - 1].set(this.fp, 3 * at);
       this.last = key;
       this.size++;
       return true;
@@ -93,22 +98,14 @@ class ShardKeys {
     return this.setOf().hasFingerprint(this.fp);
   }
 
-  private grown(list: Uint32Array): Uint32Array {
-    const next = new Uint32Array(list.length * 2);
-    next.set(list);
-    this.inOrder = next;
-    return next;
-  }
-
-  /** The sub-set of the fingerprint in `fp`; moves the in-order list into the sets first. */
+  /** The sub-set of the fingerprint in `fp`; moves the in-order pages into the sets first. */
   private setOf(): FingerprintSet {
     let sets = this.sets;
     if (sets === null) {
       sets = this.sets = Array.from({ length: KEY_SUBSETS }, () => new FingerprintSet());
-      const list = this.inOrder as Uint32Array;
-      const one = new Uint32Array(3);
-      for (let o = 0; o < 3 * this.size; o += 3) {
-        one.set(list.subarray(o, o + 3));
+      const pages = this.inOrder as Uint32Array[];
+      for (let i = 0; i < this.size; i++) {
+        const one = pages[Math.floor(i / IN_ORDER_PAGE_KEYS)].subarray(3 * (i % IN_ORDER_PAGE_KEYS), 3 * (i % IN_ORDER_PAGE_KEYS) + 3);
         sets[one[1] & (KEY_SUBSETS - 1)].addFingerprint(one);
       }
       this.inOrder = null;
