@@ -30,7 +30,7 @@ import { openDecisionTail, type DecisionTail, type DecisionTailOptions, type Str
 export const DEFAULT_EMBEDDING_BATCH_ROWS = 2048;
 
 /**
- * Embedding batches read and not yet assigned, beyond the {@link ASSIGN_QUEUE_PER_WORKER} per
+ * Embedding batches read and not yet assigned, beyond the `ASSIGN_QUEUE_PER_WORKER` per
  * worker the assign stage holds (the read-ahead included): the source waits for a free buffer past
  * that. Before (no bound, buffers left to the GC) 25–35 batches of 4 MB were alive at once and peak
  * RSS passed 400 MB at 1M rows (bench/RESULTS.md, issue 16).

@@ -66,10 +66,10 @@ export interface AssignOptions {
   /** Exact-path ORT threads; default min(2, cpus), 1..cpus (per worker with `workers`: default 1). */
   threads?: number;
   /**
-   * Exact path: assign on this many worker threads ({@link AssignPool}; up to
-   * {@link ASSIGN_QUEUE_PER_WORKER} batches queued per worker, output order kept) instead of the calling thread. Default 0 (in-thread). Pays where the
-   * main thread is the bottleneck (precomputed embeddings); an image pipeline's encoder already
-   * fills the cores. 0..cpus.
+   * Exact path: assign on this many worker threads ({@link AssignPool}; up to 6 batches queued per
+   * worker, `ASSIGN_QUEUE_PER_WORKER`, output order kept) instead of the calling thread. Default 0
+   * (in-thread). Pays where the main thread is the bottleneck (precomputed embeddings); an image
+   * pipeline's encoder already fills the cores. 0..cpus.
    */
   workers?: number;
   /**
