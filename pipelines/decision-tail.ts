@@ -12,7 +12,7 @@ import type { Duplex, Writable } from 'node:stream';
 import { resolveDbpParams, type DbpParams } from '../src/core/dbp.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../src/core/errors.js';
 import { booleanOption } from '../src/core/validate.js';
-import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
+import { BATCH_HIGH_WATER_MARK, takeVectors, type EmbeddingBatch, type ManifestRow } from '../src/core/sample.js';
 import { ReportCollector, writeReportThumbnails } from '../src/report/report-data.js';
 import { writeReport } from '../src/report/report-html.js';
 import { keyGuard } from '../src/stages/key-guard.js';
@@ -34,8 +34,6 @@ import { clipScoreFilter } from '../src/stages/clip-score-filter.js';
 import { manifestSink, type ManifestSink } from '../src/stages/manifest-sink.js';
 import { decisionStages, openDecider } from './decider.js';
 import { HeldImages } from './held-images.js';
-
-const NO_EMBEDDINGS = new Float32Array(0);
 
 /** Side of the JPEG thumbnails collected for the report (a bounded reservoir; see ReportCollector). */
 export const REPORT_THUMBNAIL_PX = 40;
@@ -262,14 +260,7 @@ export async function openDecisionTail(opts: DecisionTailOptions): Promise<Decis
   const release = (vectors: Float32Array): void => opts.releaseVectors?.(vectors);
   const decision = decisionStages(decider, { ...opts, dedupEps: opts.dedupEps, releaseVectors: release, signal: opts.signal });
   const dedupStage = decision.dedup;
-  const releaseAfterDedup = tap(
-    (b: EmbeddingBatch) => {
-      const vectors = b.embeddings;
-      b.embeddings = NO_EMBEDDINGS;
-      release(vectors);
-    },
-    { highWaterMark: BATCH_HIGH_WATER_MARK },
-  );
+  const releaseAfterDedup = tap((b: EmbeddingBatch) => release(takeVectors(b)), { highWaterMark: BATCH_HIGH_WATER_MARK });
   const checkKeys = booleanOption(opts.checkKeys, 'checkKeys', true);
   const stages: Duplex[] = [...(checkKeys ? [keyGuard({ onWarning: opts.warn })] : []), decision.assign, ...(dedupStage ? [dedupStage, releaseAfterDedup] : []), decision.decide];
   const finish: DecisionTail['finish'] = async (rowsIn, extra = {}) => {

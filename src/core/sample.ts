@@ -88,6 +88,18 @@ export interface EmbeddingBatch {
   thumbnails?: (Buffer | undefined)[];
 }
 
+const NO_VECTORS = new Float32Array(0);
+
+/**
+ * Takes a batch's vectors off it (the batch goes on with empty `embeddings`) and returns them: for
+ * stages past which nothing reads the vectors, to hand them back to a buffer pool.
+ */
+export function takeVectors(batch: EmbeddingBatch): Float32Array {
+  const vectors = batch.embeddings;
+  batch.embeddings = NO_VECTORS;
+  return vectors;
+}
+
 /** Columnar per-row metadata of a batch (see {@link EmbeddingBatch.fields}). */
 export interface BatchFields {
   text?: readonly (string | null)[];

@@ -14,7 +14,7 @@ import { checkOption, DbpruneError, ErrorCodes, throwIfAborted } from '../core/e
 import { AssignPool } from '../kernels/assign-pool.js';
 import { NearestCentroid, ORT_MIN_WORK } from '../kernels/nearest-centroid.js';
 import { dot64 } from '../core/nearest.js';
-import { BATCH_HIGH_WATER_MARK, type EmbeddingBatch, type RowError } from '../core/sample.js';
+import { BATCH_HIGH_WATER_MARK, takeVectors, type EmbeddingBatch, type RowError } from '../core/sample.js';
 import { booleanOption, choiceOption, integerOption } from '../core/validate.js';
 import { normalizedCopy, normalizeRows } from '../core/vector.js';
 import { destroyOnAbort } from './generator-stage.js';
@@ -87,8 +87,6 @@ export interface AssignOptions {
   releaseVectors?: (vectors: Float32Array) => void;
   signal?: AbortSignal;
 }
-
-const NO_VECTORS = new Float32Array(0);
 
 /**
  * Batches queued per assign worker. The main thread's work comes in bursts (a Parquet row group is
@@ -327,9 +325,7 @@ export function assign(opts: AssignOptions): AssignStream {
 
   const release = opts.releaseVectors;
   const releaseVectors = (batch: EmbeddingBatch): EmbeddingBatch => {
-    const vectors = batch.embeddings;
-    batch.embeddings = NO_VECTORS;
-    release?.(vectors);
+    release?.(takeVectors(batch));
     return batch;
   };
   // Batches in flight: one in-thread; ASSIGN_QUEUE_PER_WORKER per worker with a pool. Output order = input order.
