@@ -45,10 +45,11 @@ export interface ImageEncoderOptions {
   /** Decode overrides; the defaults come from the model's preprocessor_config.json. */
   decode?: Omit<DecodeOptions, 'signal'>;
   /**
-   * Embedding micro-batch size (default 64), ORT threads (default 2), the model's input/output names
-   * when not the defaults, and the execution provider (`device`: cpu | cuda | cuda:1 | …, see embed).
+   * Embedding micro-batch size (default 64), rows per inference call (`rowsPerRun`, see embed), ORT
+   * threads (default 2), the model's input/output names when not the defaults, and the execution
+   * provider (`device`: cpu | cuda | cuda:1 | …, see embed).
    */
-  embed?: { batchSize?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string; device?: string };
+  embed?: { batchSize?: number; rowsPerRun?: number; maxDelayMs?: number; threads?: number; inputName?: string; outputName?: string; device?: string };
   /**
    * Image–text alignment from the images: a CLIP text tower scores cosine(image, caption) per sample
    * (`clipScore`), then `clipScoreFilter` drops `score < min` (or outside the running top fraction).

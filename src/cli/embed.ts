@@ -8,7 +8,7 @@ import type { UrlListFormat } from '../io/url-list.js';
 import type { ImageInputOptions } from '../../pipelines/images-to-embeddings.js';
 import type { ImageEncoderOptions } from '../../pipelines/decision-tail.js';
 import { addConcurrencyOptions, parseChoice, parseList, parseNumber } from './options.js';
-import { addEncoderFlags } from './encoder-flags.js';
+import { addEncoderFlags, embedOptionsFrom } from './encoder-flags.js';
 import { Progress, fmtInt } from './progress.js';
 import type { CommandContext } from './context.js';
 import { URL_LIST_FORMATS } from './choices.js';
@@ -23,6 +23,8 @@ export interface ImageFlags {
   inputName?: string;
   outputName?: string;
   batchSize: number;
+  rowsPerRun?: number;
+  device?: string;
   concurrency: number;
   urls?: string[];
   inputFormat?: UrlListFormat;
@@ -64,7 +66,7 @@ export function imageOptionsFrom(shards: string[], o: ImageFlags): ImageInputOpt
   if (shards.length > 0 && o.urls) throw new UsageError('give one input: shards or --urls');
   if (shards.length === 0 && !o.urls) throw new UsageError('give shards (paths, URLs, brace ranges, folders, or - for stdin) or --urls');
   if (!o.model) throw new UsageError('--model is required with image input (an .onnx file or a transformers.js/optimum folder)');
-  const encoder: ImageEncoderOptions = { model: o.model, decode: decodeOverrides(o), embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName } };
+  const encoder: ImageEncoderOptions = { model: o.model, decode: decodeOverrides(o), embed: embedOptionsFrom(o) };
   if (o.urls) {
     const stdin = o.urls.length === 1 && o.urls[0] === '-';
     if (stdin && !o.inputFormat) throw new UsageError('--urls - (stdin) needs --input-format');

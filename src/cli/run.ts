@@ -2,14 +2,13 @@
 import type { Command } from 'commander';
 import type { DecisionTail, DecisionTailOptions, StreamingResult } from '../../pipelines/decision-tail.js';
 import { UsageError } from '../core/errors.js';
-import { DEVICES, parseDevice } from '../io/devices.js';
 import { ASSIGN_MODES, URL_LIST_FORMATS } from './choices.js';
 import { addClusterSubmitOptions, runOnCluster } from './cluster.js';
 import type { CommandContext } from './context.js';
 import { dataCompFrom } from './datacomp-options.js';
 import { addDecisionFlags, type DecisionFlags } from './decision-flags.js';
 import { decodeOverrides, type ImageFlags } from './embed.js';
-import { addEncoderFlags } from './encoder-flags.js';
+import { addEncoderFlags, embedOptionsFrom } from './encoder-flags.js';
 import { addConcurrencyOptions, dbpParamsFrom, parseChoice, parseList, parseNumber, refuseFlags, type ClusterSubmitFlags } from './options.js';
 import { bundled, DEFAULT_RUN_KEEP, synthetic } from './paths.js';
 import { Progress } from './progress.js';
@@ -22,7 +21,6 @@ export interface RunFlags extends Omit<ImageFlags, 'captionCol'>, DecisionFlags 
   embeddings?: string[];
   keys?: string;
   metadata?: string[];
-  device?: string;
   centroids?: string;
   calibration?: string;
   out?: string;
@@ -38,7 +36,6 @@ function addRunInputFlags(cmd: Command): Command {
     .option('--keys <txt>', 'keys.txt for --embeddings')
     .option('--metadata <parquet...>', 'parquet metadata for --embeddings')
     .option('--model <dir>', 'ONNX image encoder (.onnx or transformers.js/optimum folder); default: the bundled real MobileNetV2 with no input, else the tiny synthetic encoder')
-    .option('--device <device>', `where the image encoder runs: ${DEVICES.join(' | ')} (cuda:1 = a device id); GPU providers need onnxruntime-node's GPU binaries (README: GPU)`, (v: string) => (parseDevice(v), v.trim().toLowerCase()))
     .option('--urls <list...>', 'URL list(s) to download: parquet/csv/tsv/json/jsonl/txt (also .gz), a folder, or - for stdin')
     .option('--input-format <fmt>', `URL list format (required for stdin): ${URL_LIST_FORMATS.join(' | ')}`, parseChoice('--input-format', URL_LIST_FORMATS))
     .option('--url-col <name>', 'URL column', 'url')
@@ -154,7 +151,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       download: { concurrency: o.downloadConcurrency, userAgentToken: o.userAgentToken, allowPrivate: Boolean(o.allowPrivate) },
       model,
       decode: decodeOverrides(o),
-      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
+      embed: embedOptionsFrom(o),
       alignment,
       onTail,
     });
@@ -167,7 +164,7 @@ export async function runStreaming(shards: string[], o: RunFlags, ctx: CommandCo
       model,
       fetch: { concurrency: o.concurrency, allowPrivate: Boolean(o.allowPrivate), allowPrivateHosts: hostsOfShardArguments(shards) },
       decode: decodeOverrides(o),
-      embed: { batchSize: o.batchSize, inputName: o.inputName, outputName: o.outputName, device: o.device },
+      embed: embedOptionsFrom(o),
       alignment,
       onTail,
     });

@@ -24,9 +24,11 @@ export interface EmbedOptions {
   batchSize?: number;
   /**
    * Rows per inference call (session run), at most: a batch runs in ⌈batchSize / rowsPerRun⌉ calls,
-   * each started as soon as its rows are there. Default 16, 1..4096. ORT's working memory grows with it
-   * (MobileNetV2 at 224 px, model alone: peak RSS ≈ 270 MB at 16 rows, ≈ 450 MB at 32, ≈ 800 MB at
-   * 64) while CPU per image does not fall beyond ~8–16 rows. Embeddings do not depend on it.
+   * each started as soon as its rows are there. Default 16 on the CPU, `batchSize` on other devices
+   * (a GPU wants large calls; not measured: no GPU here),
+   * 1..4096. On the CPU, ORT's working memory grows with it (MobileNetV2 at 224 px, model alone: peak
+   * RSS ≈ 270 MB at 16 rows, ≈ 450 MB at 32, ≈ 800 MB at 64) while CPU per image does not fall beyond
+   * ~8–16 rows. Embeddings do not depend on it.
    */
   rowsPerRun?: number;
   /** A partial batch is closed this long after its first row arrived, ms, or once the model has no
@@ -57,7 +59,8 @@ export interface EmbedOptions {
 export type EmbedStage = Transform & { readonly ready: Promise<void> };
 
 /** Validated options of {@link embed}. */
-interface EmbedSettings {
+/** {@link embedSettings}' result. @internal */
+export interface EmbedSettings {
   batchSize: number;
   rowsPerRun: number;
   maxDelayMs: number;
@@ -65,7 +68,8 @@ interface EmbedSettings {
   device: Device;
 }
 
-function validateEmbed(opts: EmbedOptions): EmbedSettings {
+/** The stage's settings from its options, validated (defaults and limits: {@link EmbedOptions}). @internal */
+export function embedSettings(opts: EmbedOptions): EmbedSettings {
   checkOption(
     typeof opts?.model === 'string' ? opts.model.length > 0 : opts?.model instanceof Object && typeof opts.model.run === 'function',
     'model',
@@ -73,15 +77,15 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
     typeof opts?.model === 'string' ? opts.model : typeof opts?.model,
   );
   const batchSize = integerOption(opts.batchSize, 'batchSize', { default: 32, min: 1, max: 4096 });
-  const rowsPerRun = integerOption(opts.rowsPerRun, 'rowsPerRun', { default: 16, min: 1, max: 4096 });
-  const maxDelayMs = numberOption(opts.maxDelayMs, 'maxDelayMs', { default: 50, min: 0, max: 60_000 });
-  const threads = integerOption(opts.threads, 'threads', { default: 2, min: 1, max: 64 });
   let device: Device;
   try {
     device = parseDevice(opts.device ?? 'cpu');
   } catch (e) {
     throw new DbpruneError(ErrorCodes.INVALID_OPTION, `invalid option device: ${(e as Error).message}`, { option: 'device' });
   }
+  const rowsPerRun = integerOption(opts.rowsPerRun, 'rowsPerRun', { default: device.name === 'cpu' ? 16 : batchSize, min: 1, max: 4096 });
+  const maxDelayMs = numberOption(opts.maxDelayMs, 'maxDelayMs', { default: 50, min: 0, max: 60_000 });
+  const threads = integerOption(opts.threads, 'threads', { default: 2, min: 1, max: 64 });
   if (opts.imageSize !== undefined) integerOption(opts.imageSize, 'imageSize', { min: 1, max: 8192 });
   return { batchSize, rowsPerRun, maxDelayMs, threads, device };
 }
@@ -105,7 +109,7 @@ function validateEmbed(opts: EmbedOptions): EmbedSettings {
  * decode size disagrees with the model), `ERR_DBPRUNE_ABORTED` on `signal`.
  */
 export function embed(opts: EmbedOptions): EmbedStage {
-  const settings = validateEmbed(opts);
+  const settings = embedSettings(opts);
   const { batchSize, maxDelayMs } = settings;
   const { signal } = opts;
 

@@ -9,7 +9,7 @@ import { ErrorCodes } from '../../src/core/errors.js';
 import { Rng } from '../../src/core/rng.js';
 import type { DecodedSample, EmbeddingBatch } from '../../src/core/sample.js';
 import { executionProviders, parseDevice } from '../../src/io/devices.js';
-import { embed } from '../../src/stages/embed.js';
+import { embed, embedSettings } from '../../src/stages/embed.js';
 import { writeTinyModel } from '../../scripts/make-model.js';
 import { runCli } from '../helpers/cli.js';
 import { runThrough, tempDir } from './image-fixtures.js';
@@ -73,5 +73,21 @@ describe('execution providers', () => {
     const bad = await runCli(['run', '--device', 'gpu', '--out', out, '-q']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('ERR_DBPRUNE_USAGE');
+    // embed (images → embeddings, the long job a GPU is for) takes the same flag
+    const embedded = await runCli(['embed', 'data-samples/shards', '--model', 'data-samples/model', '--device', 'cuda', '--out', join(tmp.dir, 'emb'), '-q']);
+    expect(embedded.code).toBe(1);
+    expect(embedded.stderr.trim().split('\n')).toHaveLength(1);
+    expect(embedded.stderr).toContain('[ERR_DBPRUNE_DEVICE]');
+    const rows = await runCli(['embed', 'data-samples/shards', '--model', 'data-samples/model', '--rows-per-run', '0', '--out', join(tmp.dir, 'emb'), '-q']);
+    expect(rows.code).toBe(2);
+    expect(rows.stderr).toContain('--rows-per-run');
   }, 120_000);
+
+  it('rowsPerRun: 16 on the CPU by default, the batch size on another device, and any value given', () => {
+    const rows = (o: { device?: string; rowsPerRun?: number }): number => embedSettings({ model: modelDir, batchSize: 48, ...o }).rowsPerRun;
+    expect(rows({})).toBe(16);
+    expect(rows({ device: 'cuda' })).toBe(48);
+    expect(rows({ device: 'cuda', rowsPerRun: 8 })).toBe(8);
+    expect(() => rows({ rowsPerRun: 0 })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_OPTION }));
+  });
 });
