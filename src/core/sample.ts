@@ -40,6 +40,16 @@ export interface SampleRef {
   uid?: string;
 }
 
+/** A copy of `s`'s identity (key, and shard, url, caption, uid where set), for the next stage's sample. */
+export function sampleRef(s: SampleRef): SampleRef {
+  const r: SampleRef = { key: s.key };
+  if (s.shard !== undefined) r.shard = s.shard;
+  if (s.url !== undefined) r.url = s.url;
+  if (s.caption !== undefined) r.caption = s.caption;
+  if (s.uid !== undefined) r.uid = s.uid;
+  return r;
+}
+
 /** One sample as it comes out of `untar` (or the download stage): raw image bytes and sidecars. */
 export interface ImageSample extends SampleRef {
   image?: Buffer;

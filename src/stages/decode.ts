@@ -6,7 +6,7 @@ import { generatorStage } from './generator-stage.js';
 import { loadSharp, type Sharp } from '../io/sharp.js';
 import { checkOption, ErrorCodes, throwIfAborted } from '../core/errors.js';
 import { choiceOption, integerOption, numberListOption, numberOption } from '../core/validate.js';
-import type { DecodedSample, ImageSample, RowError } from '../core/sample.js';
+import { sampleRef, type DecodedSample, type ImageSample, type RowError } from '../core/sample.js';
 import { DEFAULT_PREPROCESSING, IMAGE_SIZE, RESIZE_KERNELS, RESIZE_MODES, type ResizeKernel, type ResizeMode } from '../io/model-config.js';
 
 /** Options of {@link decode}: output side (default 224; 1..8192), resize mode (default shortest-center-crop), mean/std (default CLIP's), concurrency and a signal. */
@@ -75,15 +75,6 @@ function resolve(o: DecodeOptions): Resolved {
   return { size, mode, kernel, maxPixels, thumbnail, background, lut };
 }
 
-function ref(s: ImageSample): DecodedSample {
-  const d: DecodedSample = { key: s.key };
-  if (s.shard !== undefined) d.shard = s.shard;
-  if (s.url !== undefined) d.url = s.url;
-  if (s.caption !== undefined) d.caption = s.caption;
-  if (s.uid !== undefined) d.uid = s.uid;
-  return d;
-}
-
 /** Interleaved 0..255 pixels (`ch` channels; grey → RGB) → normalised C×H×W float32, in one pass through a lookup table. */
 function toPlanes(data: Buffer, hw: number, ch: number, lut: Float32Array): Float32Array {
   const px = new Float32Array(3 * hw);
@@ -134,7 +125,7 @@ function boxShrink(data: Buffer, size: number, ch: number, side: number): Buffer
 }
 
 async function decodeOne(s: ImageSample, r: Resolved, sharp: Sharp): Promise<DecodedSample> {
-  const out = ref(s);
+  const out: DecodedSample = sampleRef(s);
   if (s.error) {
     out.error = s.error;
     return out;

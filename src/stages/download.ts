@@ -14,7 +14,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Agent } from 'undici';
 import { ByteBudget } from '../core/byte-budget.js';
 import { DbpruneError, ErrorCodes, throwIfAborted } from '../core/errors.js';
-import type { ImageSample, RowError, SampleRef } from '../core/sample.js';
+import { sampleRef, type ImageSample, type RowError, type SampleRef } from '../core/sample.js';
 import { booleanOption, checkOption, integerOption, numberOption, optionalOption, signalOption } from '../core/validate.js';
 import type { JsonValue, UrlRef } from '../io/url-list.js';
 import { CODE_OF_FAILURE, FetchFailure } from '../net/fetch-failure.js';
@@ -263,11 +263,7 @@ class Downloader {
 
   /** Exactly one sample for `ref`: the image and its sidecar, or the failure as a row. Rejects only when aborted. */
   async fetchSample(ref: UrlRef, seq: number): Promise<ImageSample> {
-    const out: ImageSample = { key: ref.key };
-    if (ref.shard !== undefined) out.shard = ref.shard;
-    if (ref.url !== undefined) out.url = ref.url;
-    if (ref.caption !== undefined) out.caption = ref.caption;
-    if (ref.uid !== undefined) out.uid = ref.uid;
+    const out: ImageSample = sampleRef(ref);
     const json: Record<string, JsonValue> = { ...(ref.extra ?? {}), key: ref.key, url: ref.url ?? null };
     if (ref.caption !== undefined) json.caption = ref.caption;
     const fail = (err: RowError, status?: number): ImageSample => {

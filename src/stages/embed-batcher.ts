@@ -6,18 +6,9 @@
  * of 224 px pixels (~115 MB) were alive at once.
  */
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
-import type { DecodedSample, EmbeddingBatch, RowError, SampleRef } from '../core/sample.js';
+import { sampleRef, type DecodedSample, type EmbeddingBatch, type RowError, type SampleRef } from '../core/sample.js';
 import type { EncoderOutput } from '../kernels/encoder-worker.js';
 import type { ModelInfo } from './embed-model.js';
-
-function toRef(s: DecodedSample): SampleRef {
-  const r: SampleRef = { key: s.key };
-  if (s.shard !== undefined) r.shard = s.shard;
-  if (s.url !== undefined) r.url = s.url;
-  if (s.caption !== undefined) r.caption = s.caption;
-  if (s.uid !== undefined) r.uid = s.uid;
-  return r;
-}
 
 /** One run's rows (indices in its batch) and the model's output for them. */
 interface RunResult {
@@ -110,7 +101,7 @@ export class EmbedBatcher {
     }
     const b = this.open;
     const row = b.rows.length;
-    b.rows.push(toRef(s));
+    b.rows.push(sampleRef(s));
     b.thumbnails.push(s.thumbnail);
     if (s.thumbnail) b.anyThumbnail = true;
     if (s.error) b.errors.push(s.error);
