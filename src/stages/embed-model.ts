@@ -100,6 +100,7 @@ async function checkModel(o: ModelRequest, session: EncoderSession, configured: 
   if (shape.length !== 0 && shape.length !== 4) {
     throw new DbpruneError(ErrorCodes.MODEL, `model input ${inputName} has rank ${shape.length}, expected 4 (N, 3, H, W)`, { file });
   }
+  /** A fixed (positive numeric) dimension of the input shape, else undefined (symbolic or absent). */
   const fixedSide = (v: number | string | undefined): number | undefined => (typeof v === 'number' && v > 0 ? v : undefined);
   const [fixedH, fixedW] = [fixedSide(shape[2]), fixedSide(shape[3])];
   if (o.imageSize !== undefined && ((fixedH !== undefined && fixedH !== o.imageSize) || (fixedW !== undefined && fixedW !== o.imageSize))) {
@@ -110,10 +111,9 @@ async function checkModel(o: ModelRequest, session: EncoderSession, configured: 
     );
   }
   const fallback = o.imageSize ?? configured ?? 224;
-  const dimOf = (v: number | string | undefined, d: number): number => (typeof v === 'number' && v > 0 ? v : d);
-  const fixedBatch = typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : 0;
-  const height = dimOf(shape[2], fallback);
-  const width = dimOf(shape[3], fallback);
+  const fixedBatch = fixedSide(shape[0]) ?? 0;
+  const height = fixedH ?? fallback;
+  const width = fixedW ?? fallback;
   const info: Omit<ModelInfo, 'rowsPerRun'> = { session, inputName, outputName, height, width, fixedBatch, dim: 0 };
   // One warm-up row: finds the embedding width and checks that the model runs at this size.
   const n = fixedBatch || 1;
