@@ -14,6 +14,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
+import { BufferPool } from './buffer-pool.js';
 
 /** An encoder output: the chosen output tensor's data and dims. */
 export interface EncoderOutput {
@@ -52,23 +53,6 @@ function inputsOf(s: Pick<InferenceSession, 'inputNames' | 'inputMetadata'>): En
     const m = s.inputMetadata?.[i];
     return { name, isTensor: Boolean(m?.isTensor), shape: m && m.isTensor ? [...m.shape] : [] };
   });
-}
-
-/** Buffers handed back by runs, reused so each batch does not allocate (and the GC keep) ~40 MB. */
-class BufferPool {
-  private readonly free: ArrayBuffer[] = [];
-  constructor(private readonly max: number) {}
-  take(length: number): Float32Array {
-    const i = this.free.findIndex((b) => b.byteLength >= length * 4);
-    const buf = i >= 0 ? this.free.splice(i, 1)[0] : new ArrayBuffer(length * 4);
-    return new Float32Array(buf, 0, length);
-  }
-  give(b: ArrayBuffer): void {
-    if (b.byteLength > 0 && this.free.length < this.max) this.free.push(b);
-  }
-  clear(): void {
-    this.free.length = 0;
-  }
 }
 
 /** A session on this thread: for a caller-owned `InferenceSession` (not released here). */

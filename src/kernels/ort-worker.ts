@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { DbpruneError, ErrorCodes } from '../core/errors.js';
+import { BufferPool } from './buffer-pool.js';
 
 /** Output arrays of one run, by output name. */
 export type OrtOutputs = Record<string, Float32Array | Int32Array>;
@@ -118,11 +119,11 @@ export class OrtWorker implements OrtRunner {
   private failure: Error | undefined;
   private closed = false;
   /** Input buffers handed back by the worker, reused so pass 1 does not churn 2 GB of garbage. */
-  private readonly pool: ArrayBuffer[] = [];
+  private readonly pool = new BufferPool(4);
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: { id: number; out?: OrtOutputs; error?: string; x?: Float32Array }) => {
-      if (m.x && this.pool.length < 4) this.pool.push(m.x.buffer as ArrayBuffer);
+      if (m.x) this.pool.give(m.x.buffer as ArrayBuffer);
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
@@ -180,16 +181,11 @@ export class OrtWorker implements OrtRunner {
     if (this.closed) return Promise.reject(new DbpruneError(ErrorCodes.INTERNAL, 'ORT worker used after dispose()'));
     const id = this.nextId++;
     const len = rows * dim;
-    let buf: ArrayBuffer | undefined;
-    while (this.pool.length > 0 && !buf) {
-      const b = this.pool.pop() as ArrayBuffer;
-      if (b.byteLength >= len * 4) buf = b;
-    }
-    const copy = new Float32Array(buf ?? new ArrayBuffer(len * 4), 0, len);
+    const copy = this.pool.take(len);
     copy.set(x.subarray(0, len));
     return new Promise<OrtOutputs>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, model, x: copy, rows, dim }, [copy.buffer]);
+      this.worker.postMessage({ id, model, x: copy, rows, dim }, [copy.buffer as ArrayBuffer]);
     });
   }
 
@@ -204,6 +200,6 @@ export class OrtWorker implements OrtRunner {
     clearTimeout(timer);
     for (const p of this.pending.values()) p.reject(new DbpruneError(ErrorCodes.INTERNAL, 'ORT worker disposed'));
     this.pending.clear();
-    this.pool.length = 0; // release the pooled input buffers with the worker
+    this.pool.clear(); // release the pooled input buffers with the worker
   }
 }
